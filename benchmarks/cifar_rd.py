@@ -1,0 +1,123 @@
+"""Rate-distortion and speed benchmark on CIFAR-10 test images (not a test: it prints figures).
+
+    python benchmarks/cifar_rd.py --data ../shared/data/images/cifar10/test.npz -n 100 --out bench_out/cifar.md
+
+For every installed 3-channel image prior (or the --bpp list) it encodes the images as one batch, writes each
+file's bytes, decodes every file from its bytes alone, and reports mean bpp from the real file size and mean
+PSNR of the decoded 8-bit image. JPEG and WebP (Pillow) are measured in the same run at the quality whose
+file size is nearest each .cmb file's size.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from engine.codec import decode, encode_batch, run  # noqa: E402
+from engine.config import FitConfig  # noqa: E402
+from engine.prior import available  # noqa: E402
+from engine.signals import psnr_uint8  # noqa: E402
+
+ANCHORS = {
+    "RECOMBINER": [(0.297, 23.59), (0.719, 27.22), (0.938, 28.51), (1.531, 30.91), (1.922, 32.17), (3.344, 35.73)],
+    "COMBINER (approx.)": [(0.91, 25.5), (1.39, 28.2), (2.28, 31.1)],
+    "BPG": [(1.0, 27.11), (1.875, 31.97)],
+}
+
+
+def classic_at_size(img: np.ndarray, fmt: str, target_bytes: int) -> tuple[int, float]:
+    """Encode at every quality; return (bytes, PSNR) of the file whose size is nearest target_bytes."""
+    best = None
+    for q in range(1, 101):
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format=fmt, quality=q)
+        n = buf.tell()
+        if best is None or abs(n - target_bytes) < abs(best[0] - target_bytes):
+            dec = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+            best = (n, psnr_uint8(img, dec))
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", required=True)
+    ap.add_argument("-n", type=int, default=100)
+    ap.add_argument("--bpp", type=float, nargs="*", help="target rates (default: each prior's own rate)")
+    ap.add_argument("--preset", choices=["fast", "default", "best"], default="default")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the networks")
+    ap.add_argument("--timing", action="store_true", help="also time 1 and 64 images at about 1 bpp")
+    ap.add_argument("--out", default=None, help="write a markdown report here")
+    a = ap.parse_args()
+
+    from engine.cli import _fit_config
+    fit = _fit_config(a)
+    with np.load(a.data) as z:
+        allimg = z["images"]
+    pick = np.linspace(0, len(allimg) - 1, a.n).round().astype(int)  # the file is sorted by class
+    imgs = allimg[pick]
+    priors = sorted([p for p in available() if p.modality == "image" and p.inr.out_dim == 3], key=lambda p: p.rate)
+    rates = a.bpp or [p.rate for p in priors]
+    rows, lines = [], []
+    for r in rates:
+        t0 = time.time()
+        res = run(encode_batch(list(imgs), r, fit=fit, device=a.device, compile=a.compile))
+        enc_s = time.time() - t0
+        sizes = np.array([len(e.data) for e in res])
+        t1 = time.time()
+        decs = [decode(e.data) for e in res]
+        dec_ms = (time.time() - t1) / len(res) * 1000
+        assert all(np.array_equal(d, e.reconstruction) for d, e in zip(decs, res))
+        psnr = np.array([psnr_uint8(i, d) for i, d in zip(imgs, decs)])
+        bpp = sizes * 8 / (32 * 32)
+        row = {"target_bpp": r, "prior": res[0].prior.name, "blocks": res[0].header.n_blocks,
+               "bpp": float(bpp.mean()), "psnr": float(psnr.mean()), "encode_s_per_image": enc_s / len(imgs),
+               "decode_ms_per_image": dec_ms}
+        for fmt in ("JPEG", "WEBP"):
+            got = [classic_at_size(i, fmt, int(s)) for i, s in zip(imgs, sizes)]
+            row[fmt] = {"bpp": float(np.mean([g[0] for g in got]) * 8 / 1024),
+                        "psnr": float(np.mean([g[1] for g in got]))}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    timing = {}
+    if a.timing:
+        pr = min(priors, key=lambda p: abs(np.log(p.rate)))
+        for n in (1, 64):
+            t0 = time.time()
+            run(encode_batch(list(imgs[:n]), 1.0, prior=pr, fit=fit, device=a.device, compile=a.compile and n > 1))
+            timing[n] = (time.time() - t0) / n
+            print(f"encode at ~1 bpp, batch {n}: {timing[n]:.2f} s/image", flush=True)
+
+    lines.append(f"CIFAR-10 test, {len(imgs)} images (evenly spaced over the class-sorted file), preset "
+                 f"{a.preset}, device {a.device}, torch {torch.__version__}, {platform.processor() or platform.machine()}"
+                 f", {torch.get_num_threads()} threads.\n")
+    lines.append("| target bpp | prior | blocks | COMBINER bpp (file bytes) | PSNR dB | JPEG bpp | JPEG PSNR | "
+                 "WebP bpp | WebP PSNR | encode s/img (batch) | decode ms/img |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        lines.append(f"| {r['target_bpp']:g} | {r['prior']} | {r['blocks']} | {r['bpp']:.3f} | {r['psnr']:.2f} | "
+                     f"{r['JPEG']['bpp']:.3f} | {r['JPEG']['psnr']:.2f} | {r['WEBP']['bpp']:.3f} | "
+                     f"{r['WEBP']['psnr']:.2f} | {r['encode_s_per_image']:.2f} | {r['decode_ms_per_image']:.1f} |")
+    for k, v in timing.items():
+        lines.append(f"\nEncode at about 1 bpp, batch of {k}: {v:.2f} s per image.")
+    lines.append("\nPublished anchors (bpp, dB): " + "; ".join(
+        f"{k} " + " ".join(f"({b}, {p})" for b, p in v) for k, v in ANCHORS.items()))
+    text = "\n".join(lines)
+    print(text)
+    if a.out:
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

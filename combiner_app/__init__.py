@@ -1,0 +1,1 @@
+"""COMBINER Studio desktop front end (PySide6 + pyqtgraph). It imports the engine; the engine never imports it."""

@@ -1,0 +1,307 @@
+"""`combiner`: the command-line interface (encode, decode, info, learn-prior, priors).
+
+Every error caused by input (bad files, missing priors, impossible rates) ends with a one-line message on
+stderr and exit status 1; usage errors exit with 2 (argparse). Outputs are written atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+from .errors import CombinerError
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise CombinerError("--device cuda: no CUDA device is available")
+    return torch.device(name)
+
+
+def _fail(msg: str) -> int:
+    print(f"combiner: error: {msg}", file=sys.stderr)
+    return 1
+
+
+def cmd_learn_prior(a) -> int:
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from .config import InrConfig, LearnConfig
+    from .learn import learn_prior
+    from .media import load_training_images
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    data = load_training_images(a.data)
+    data = data[a.skip:]
+    if a.items:
+        data = data[: a.items]
+    n, h, w, c = data.shape
+    inr = InrConfig(in_dim=2, out_dim=c, width=a.width, depth=a.depth, n_freqs=a.freqs, max_freq=a.max_freq)
+    cfg = LearnConfig(rate_bpp=a.rate, n_items=n, batch=a.batch or n, first_steps=a.first_steps,
+                      round_steps=a.round_steps, rounds=a.rounds, seed=a.seed, inr=inr,
+                      beta_init=3e-6 / a.rate)  # beta's scale falls roughly as 1/rate
+    digest = hashlib.sha256(Path(a.data).read_bytes()).hexdigest()[:16] if Path(a.data).is_file() else None
+    info = {"name": a.name, "data": Path(a.data).name, "data_sha256_16": digest,
+            "data_items": f"items {a.skip}..{a.skip + n - 1}"}
+    dev = _device(a.device)
+    out = Path(a.out)
+    ck = Path(a.checkpoint) if a.checkpoint else out.with_name(out.name + ".ckpt")
+    if ck.exists() and not a.resume:
+        ck.unlink()
+    init = None
+    if a.init_prior:
+        from .prior import Prior
+
+        init = Prior.load(a.init_prior)
+        if init.inr != inr:
+            raise CombinerError(f"--init-prior {a.init_prior} has another architecture than the options given")
+    gen = learn_prior(data, cfg, dev, checkpoint=ck, data_info=info, compile=a.compile, init=init)
+    t0 = time.time()
+    bar = tqdm(total=cfg.first_steps + cfg.rounds * cfg.round_steps, unit="step", disable=a.quiet)
+    try:
+        while True:
+            ev = next(gen)
+            bar.n = ev.step
+            bar.set_postfix_str(f"round {ev.round} psnr {ev.psnr:.2f} dB rate {ev.rate:.3f} bpp beta {ev.beta:.2e}")
+            bar.refresh()
+    except StopIteration as stop:
+        prior = stop.value
+    bar.close()
+    prior.info["train_seconds"] = round(time.time() - t0, 1)
+    prior.info["device"] = str(dev)
+    prior.save(out)
+    ck.unlink(missing_ok=True)
+    print(f"wrote {out}: prior {prior.id[:12]} ({prior.n_params} weights, {prior.default_blocks} blocks at "
+          f"{prior.rate:g} bpp, mean-weight PSNR on training items {prior.info['train_psnr_mean_weights']} dB)")
+    return 0
+
+
+def _fit_config(a):
+    from .config import FitConfig
+
+    presets = {"fast": FitConfig(steps=600, refine_first=30, refine_last=5, refine_groups=16),
+               "default": FitConfig(),
+               "best": FitConfig(steps=3000, refine_first=100, refine_last=20, refine_groups=48)}
+    return presets[a.preset]
+
+
+def cmd_encode(a) -> int:
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from .codec import encode_batch
+    from .media import read_image, write_atomic
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    if a.bpp <= 0:
+        raise CombinerError("--bpp must be positive")
+    inputs = [Path(p) for p in a.inputs]
+    out = Path(a.output) if a.output else None
+    if len(inputs) > 1 and (out is None or not out.is_dir()):
+        raise CombinerError("several inputs need -o to name an existing folder")
+    dests = []
+    for p in inputs:
+        d = (out / (p.stem + ".cmb")) if out is not None and out.is_dir() else (out or p.with_suffix(".cmb"))
+        if d.resolve() in {q.resolve() for q in inputs}:
+            raise CombinerError(f"output {d} would overwrite an input")
+        dests.append(d)
+    if len(set(dests)) != len(dests):
+        raise CombinerError("two inputs would be written to the same output file")
+    imgs = []
+    for p in inputs:
+        img, warns = read_image(p)
+        for wmsg in warns:
+            print(f"combiner: warning: {wmsg}", file=sys.stderr)
+        imgs.append(img)
+    groups: dict = {}
+    for i, img in enumerate(imgs):
+        groups.setdefault(img.shape, []).append(i)
+    dev = _device(a.device)
+    fit = _fit_config(a)
+    forced = None
+    if a.prior:
+        from .prior import Prior
+
+        forced = Prior.load(a.prior)
+    t0 = time.time()
+    for shape, ids in groups.items():
+        gen = encode_batch([imgs[i] for i in ids], a.bpp, prior=forced, fit=fit, device=dev, seed=a.seed,
+                           prior_dirs=a.prior_dir, compile=a.compile)
+        bar = tqdm(unit="step", disable=a.quiet, desc=f"{len(ids)}x{shape[1]}x{shape[0]}")
+        try:
+            while True:
+                ev = next(gen)
+                bar.total = ev.total_steps
+                bar.n = ev.step
+                bar.set_postfix_str(f"{ev.phase} blocks {ev.blocks_done}/{ev.n_blocks} psnr {ev.psnr:.2f} dB")
+                bar.refresh()
+        except StopIteration as stop:
+            results = stop.value
+        bar.close()
+        for i, r in zip(ids, results):
+            write_atomic(dests[i], r.data, protect=inputs)
+            print(f"{inputs[i]} -> {dests[i]}: {len(r.data)} bytes, {r.bpp:.4f} bpp, PSNR {r.psnr:.2f} dB "
+                  f"(prior {r.prior.name}, {r.header.n_blocks} blocks)")
+    if not a.quiet:
+        print(f"encoded {len(imgs)} image(s) in {time.time() - t0:.1f} s on {dev}")
+    return 0
+
+
+def _read_cmb(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise CombinerError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CombinerError(f"{path}: is a folder") from None
+    except OSError as e:
+        raise CombinerError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def cmd_decode(a) -> int:
+    from .codec import decode_full
+    from .errors import CmbFormatError
+    from .media import encode_image_file, write_atomic
+
+    src = Path(a.input)
+    data = _read_cmb(src)
+    try:
+        img, hdr, prior = decode_full(data, a.prior_dir, _device(a.device))
+    except CmbFormatError as e:
+        raise CombinerError(f"{src}: {e}") from None
+    out = Path(a.output) if a.output else src.with_suffix(".png")
+    write_atomic(out, encode_image_file(img, out.suffix), protect=[src])
+    print(f"{src} -> {out}: {hdr.shape[1]}x{hdr.shape[0]} image")
+    return 0
+
+
+def cmd_info(a) -> int:
+    from . import container
+    from .errors import CmbFormatError, PriorError
+    from .prior import find_by_short_id
+
+    src = Path(a.input)
+    data = _read_cmb(src)
+    try:
+        hdr, _ = container.read(data)
+    except CmbFormatError as e:
+        raise CombinerError(f"{src}: {e}") from None
+    try:
+        prior = find_by_short_id(hdr.prior_id, a.prior_dir)
+        pname = f"{prior.name} (id {prior.id[:12]}, trained at {prior.rate:g} bpp)"
+    except PriorError:
+        pname = f"{hdr.prior_id.hex()} (NOT INSTALLED: this file cannot be decoded here)"
+    h, w, c = hdr.shape
+    rows = [("file", str(src)), ("modality", hdr.modality), ("shape", f"{w}x{h}, {c} channel(s)"),
+            ("bytes", str(len(data))), ("bpp", f"{8 * len(data) / (h * w):.4f}"),
+            ("header bytes", str(len(container.header_bytes(hdr)) + container.CRC_BYTES)),
+            ("prior", pname), ("seed", str(hdr.seed)), ("kappa", f"{hdr.kappa} bits"),
+            ("blocks", str(hdr.n_blocks))]
+    for k, v in rows:
+        print(f"{k + ':':<14}{v}")
+    return 0
+
+
+def cmd_priors(a) -> int:
+    from .prior import available
+
+    for p in sorted(available(a.prior_dir), key=lambda p: (p.modality, p.rate)):
+        print(f"{p.id[:12]}  {p.modality:<6} {p.rate:>5g} bpp  {p.n_params:>6} weights  "
+              f"{p.default_blocks:>4} blocks  width {p.inr.width} depth {p.inr.depth}  {p.name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="combiner", description="COMBINER: compression with Bayesian implicit "
+                                "neural representations.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    lp = sub.add_parser("learn-prior", help="learn a prior on a training set (coordinate descent)")
+    lp.add_argument("--data", required=True, help=".npz with an 'images' array, or a folder of same-size images")
+    lp.add_argument("--rate", type=float, required=True, help="target rate in bits per pixel")
+    lp.add_argument("-o", "--out", required=True, help="prior file to write (.safetensors)")
+    lp.add_argument("--items", type=int, default=512, help="training items (from the start; 0 = all)")
+    lp.add_argument("--skip", type=int, default=0, help="skip this many items at the start of the data")
+    lp.add_argument("--init-prior", help="continue from this prior (same architecture) instead of from scratch")
+    lp.add_argument("--batch", type=int, default=0, help="items per batched step (0 = all at once)")
+    lp.add_argument("--width", type=int, default=32)
+    lp.add_argument("--depth", type=int, default=3)
+    lp.add_argument("--freqs", type=int, default=5)
+    lp.add_argument("--max-freq", type=float, default=16.0)
+    lp.add_argument("--first-steps", type=int, default=400)
+    lp.add_argument("--round-steps", type=int, default=200)
+    lp.add_argument("--rounds", type=int, default=12)
+    lp.add_argument("--seed", type=int, default=0)
+    lp.add_argument("--name", default=None, help="a name stored in the manifest")
+    lp.add_argument("--checkpoint", default=None, help="checkpoint file (default: OUT.ckpt)")
+    lp.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    lp.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                    help="torch.compile the network (about 2x faster; falls back to eager)")
+    lp.add_argument("--threads", type=int, default=0)
+    lp.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
+    lp.add_argument("-q", "--quiet", action="store_true")
+    lp.set_defaults(func=cmd_learn_prior)
+
+    def common(sp):
+        sp.add_argument("--prior-dir", action="append", default=None, metavar="PATH",
+                        help="extra folder (or file) of priors; may repeat. Also $COMBINER_PRIORS")
+
+    en = sub.add_parser("encode", help="compress images to .cmb files (several inputs: one batch)")
+    en.add_argument("inputs", nargs="+", metavar="IN")
+    en.add_argument("--bpp", type=float, required=True, help="target rate in bits per pixel (file bytes)")
+    en.add_argument("-o", "--output", help="output file, or a folder for several inputs (default IN.cmb)")
+    en.add_argument("--preset", choices=["fast", "default", "best"], default="default")
+    en.add_argument("--seed", type=int, default=0, help="shared candidate seed written to the file")
+    en.add_argument("--compile", action="store_true",
+                    help="torch.compile the network: slower start, faster steps (large batches)")
+    en.add_argument("--prior", help="use this prior file instead of the installed prior nearest in rate")
+    en.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
+    en.add_argument("--threads", type=int, default=0)
+    en.add_argument("-q", "--quiet", action="store_true")
+    common(en)
+    en.set_defaults(func=cmd_encode)
+
+    de = sub.add_parser("decode", help="decompress a .cmb file to an image")
+    de.add_argument("input", metavar="IN.cmb")
+    de.add_argument("-o", "--output", help="output image (default IN.png); format from the suffix")
+    de.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    common(de)
+    de.set_defaults(func=cmd_decode)
+
+    info = sub.add_parser("info", help="show the header of a .cmb file")
+    info.add_argument("input", metavar="IN.cmb")
+    common(info)
+    info.set_defaults(func=cmd_info)
+
+    pr = sub.add_parser("priors", help="list the installed priors")
+    common(pr)
+    pr.set_defaults(func=cmd_priors)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    try:
+        return a.func(a)
+    except CombinerError as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        return _fail("interrupted")
+    except MemoryError:
+        return _fail("out of memory")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""The image codec: batched posterior fitting, progressive A* block coding, and decoding.
+
+Sender/receiver contract. The receiver needs only the `.cmb` bytes and the prior they name. Both sides
+derive from the header (prior id, seed, kappa, block count) and the prior (order, KL profile, mu_p,
+sigma_p) the same partition of weights into blocks, and the weights of block b are
+    mu_p[J_b] + sigma_p[J_b] * rng.candidates(seed, b, [index_b], |J_b|).
+The network is then evaluated on the row-major pixel grid, and values are rounded to 8 bits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Generator, Sequence
+
+import numpy as np
+import torch
+
+from . import container, partition, rec, siren
+from .config import FitConfig
+from .container import CmbHeader
+from .errors import CmbFormatError, CombinerError, MediaError, PriorError
+from .fitting import Objective, adjust_beta, make_distortion, new_state
+from .prior import Prior, find_by_short_id, nearest
+from .signals import image_targets, psnr_uint8, to_uint8
+
+MAX_PIXELS = 1 << 16   # one INR per image until patch coding lands; bounds memory
+
+
+@dataclass
+class EncodeEvent:
+    """Progress of a batch encode, one per few steps (the GUI and the CLI progress bar read these)."""
+
+    phase: str                      # "fit" | "code"
+    step: int                       # optimisation steps done so far
+    total_steps: int
+    blocks_done: int
+    n_blocks: int
+    psnr: float                     # mean PSNR (dB) of the batch's current posterior-mean reconstruction
+    kl_bits: np.ndarray | None = None   # (B, n_blocks) current KL per block (bits); coded blocks hold the
+                                        # KL they had when coded
+    preview: np.ndarray | None = None   # (B, H, W, C) uint8 reconstruction, sent when blocks are coded
+
+
+@dataclass
+class Encoded:
+    data: bytes
+    reconstruction: np.ndarray      # (H, W, C) uint8, exactly what `decode(data)` returns
+    header: CmbHeader
+    prior: Prior
+    psnr: float
+    block_kl_bits: np.ndarray = field(repr=False, default=None)  # (n_blocks,) KL of each block when coded
+
+    @property
+    def bpp(self) -> float:
+        h, w, _ = self.header.shape
+        return 8.0 * len(self.data) / (h * w)
+
+
+def blocks_for_rate(rate_bpp: float, shape: tuple[int, int, int], prior: Prior, seed: int = 0) -> int:
+    """Block count whose file size (header and checksum included) is nearest rate_bpp * H * W / 8 bytes."""
+    h, w, c = shape
+    target_bytes = rate_bpp * h * w / 8.0
+    probe = CmbHeader("image", (h, w, c), prior.short_id, seed, prior.kappa, 1)
+    overhead = len(container.header_bytes(probe)) + container.CRC_BYTES
+    n = int(round((target_bytes - overhead) * 8.0 / prior.kappa))
+    for _ in range(3):  # the block-count varint may grow by a byte
+        probe = CmbHeader("image", (h, w, c), prior.short_id, seed, prior.kappa, max(n, 1))
+        overhead = len(container.header_bytes(probe)) + container.CRC_BYTES
+        n = int(round((target_bytes - overhead) * 8.0 / prior.kappa))
+    if n < 1:
+        min_bpp = 8.0 * (overhead + container.payload_bytes(1, prior.kappa)) / (h * w)
+        raise CombinerError(f"{rate_bpp:g} bpp is below what a {w}x{h} image can be coded at "
+                            f"(the smallest file is {min_bpp:.3g} bpp)")
+    return min(n, prior.n_params)
+
+
+def _weights(prior: Prior, members: list[np.ndarray], seed: int, indices: np.ndarray,
+             device) -> torch.Tensor:
+    """Receiver side: coded indices (B, n_blocks) -> weights (B, P)."""
+    mu_p, ls_p = prior.tensors(device)
+    idx = torch.as_tensor(np.asarray(indices), dtype=torch.int64, device=device)
+    w = torch.empty(idx.shape[0], prior.n_params, device=device)
+    for b, j in enumerate(members):
+        jt = torch.from_numpy(j).to(device)
+        w[:, jt] = rec.sample_of(seed, b, idx[:, b], mu_p[jt], ls_p[jt])
+    return w
+
+
+@torch.no_grad()
+def _render(prior: Prior, weights: torch.Tensor, h: int, w: int) -> np.ndarray:
+    """(B, P) weights -> (B, H, W, C) uint8, evaluated one network at a time so results don't depend on B."""
+    emb = siren.fourier_embed(siren.grid_coords((h, w), device=weights.device), prior.inr)
+    return np.concatenate([to_uint8(siren.forward(weights[i:i + 1], emb, prior.inr), h, w)
+                           for i in range(weights.shape[0])])
+
+
+def _members(prior: Prior, n_blocks: int) -> list[np.ndarray]:
+    bo = partition.block_of(prior.order, prior.kl_profile, n_blocks, prior.kappa)
+    return partition.block_members(bo, n_blocks)
+
+
+def encode_batch(images: Sequence[np.ndarray], rate_bpp: float | None = None, *, prior: Prior | None = None,
+                 n_blocks: int | None = None, fit: FitConfig = FitConfig(), device: str | torch.device = "cpu",
+                 seed: int = 0, prior_dirs=None, preview_every: int = 1, compile: bool = False
+                 ) -> Generator[EncodeEvent, None, list[Encoded]]:
+    """Encode same-size (H, W, 3) uint8 images as one batch. Yields EncodeEvents; returns one Encoded each.
+
+    Give `rate_bpp` (the prior nearest in rate and the block count are chosen so the file lands on it), or
+    an explicit `prior` and `n_blocks`.
+    """
+    device = torch.device(device)
+    imgs = np.stack([np.asarray(i) for i in images])
+    if imgs.ndim != 4 or imgs.dtype != np.uint8:
+        raise MediaError("images must be (H, W, C) uint8 arrays of one size")
+    bsz, h, w, c = imgs.shape
+    if h * w > MAX_PIXELS:
+        raise MediaError(f"{w}x{h} is larger than this version codes in one piece "
+                         f"({MAX_PIXELS} pixels); patch coding is not available yet")
+    if prior is None:
+        if rate_bpp is None:
+            raise ValueError("give rate_bpp or prior")
+        prior = nearest("image", c, rate_bpp, prior_dirs)
+    if prior.inr.out_dim != c:
+        raise PriorError(f"prior {prior.name} codes {prior.inr.out_dim}-channel images, not {c}")
+    if n_blocks is None:
+        n_blocks = blocks_for_rate(rate_bpp if rate_bpp is not None else prior.rate, (h, w, c), prior, seed)
+    kappa, P = prior.kappa, prior.n_params
+    members = _members(prior, n_blocks)
+    block_of = torch.from_numpy(partition.block_of(prior.order, prior.kl_profile, n_blocks, kappa)).to(device)
+    mu_p, ls_p = prior.tensors(device)
+    ls0 = torch.from_numpy(prior.post_logstd).to(device) if prior.post_logstd is not None else ls_p - 2.0
+
+    emb = siren.fourier_embed(siren.grid_coords((h, w), device=device), prior.inr)
+    obj = Objective(prior.inr, emb, image_targets(imgs, device), mu_p, ls_p, block_of, n_blocks)
+    obj.distortion = make_distortion(prior.inr, compile)
+    st = new_state(mu_p.expand(bsz, P), ls0.expand(bsz, P),
+                   torch.full((bsz, n_blocks), prior.beta, device=device), fit.lr)
+    gen = torch.Generator(device=device).manual_seed(fit.seed)
+    target_kl = kappa - fit.kl_margin_bits
+
+    groups = np.array_split(np.arange(n_blocks), min(fit.refine_groups, n_blocks))
+    refine = [int(round(fit.refine_first + (fit.refine_last - fit.refine_first) * g / max(1, len(groups) - 1)))
+              for g in range(len(groups))]
+    refine[-1] = 0  # nothing left to refine after the last group
+    total = fit.steps + sum(refine)
+    done = 0
+    klb = torch.zeros(bsz, n_blocks, device=device)
+
+    def psnr_now() -> float:
+        return float((-10 * torch.log10(obj.mean_mse(st).clamp_min(1e-10))).mean())
+
+    for it in range(fit.steps):
+        _, klb = obj.step(st, gen)
+        st.beta = adjust_beta(st.beta, klb, target_kl, fit.beta_step)
+        done += 1
+        if it % 25 == 0 or it == fit.steps - 1:
+            yield EncodeEvent("fit", done, total, 0, n_blocks, psnr_now(), klb.cpu().numpy())
+
+    indices = torch.zeros(bsz, n_blocks, dtype=torch.int64, device=device)
+    coded_kl = np.zeros((bsz, n_blocks))
+    ndone = 0
+    for gi, grp in enumerate(groups):
+        with torch.no_grad():
+            klw = obj.kl_bits(st)
+            for b in grp:
+                jt = torch.from_numpy(members[b]).to(device)
+                coded_kl[:, b] = klw[:, jt].sum(1).cpu().numpy()
+                idx = rec.select(seed, int(b), kappa, st.mu[:, jt], st.logstd[:, jt], mu_p[jt], ls_p[jt], gen)
+                indices[:, b] = idx
+                st.fixed[:, jt] = rec.sample_of(seed, int(b), idx, mu_p[jt], ls_p[jt])
+                st.frozen[jt] = True
+        ndone += len(grp)
+        kl_view = klb.cpu().numpy().copy()
+        kl_view[:, :ndone] = coded_kl[:, :ndone]
+        preview = None
+        if preview_every and (gi % preview_every == 0 or gi == len(groups) - 1):
+            preview = to_uint8(siren.forward(torch.where(st.frozen, st.fixed, st.mu).detach(), emb, prior.inr),
+                               h, w)
+        yield EncodeEvent("code", done, total, ndone, n_blocks, psnr_now(), kl_view, preview)
+        for _ in range(refine[gi]):
+            _, klb = obj.step(st, gen)
+            st.beta = adjust_beta(st.beta, klb, target_kl, fit.beta_step)
+            done += 1
+
+    # The sender's final reconstruction goes through the receiver's own path.
+    idx_np = indices.cpu().numpy()
+    recon = _render(prior, _weights(prior, members, seed, idx_np, "cpu"), h, w)
+    out = []
+    for i in range(bsz):
+        hdr = CmbHeader("image", (h, w, c), prior.short_id, seed, kappa, n_blocks)
+        out.append(Encoded(container.write(hdr, idx_np[i]), recon[i], hdr, prior, psnr_uint8(imgs[i], recon[i]),
+                           coded_kl[i]))
+    return out
+
+
+def run(gen: Generator):
+    """Drive an event generator to the end and return its value."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def encode(image: np.ndarray, rate_bpp: float, **kw) -> bytes:
+    """One image -> `.cmb` bytes."""
+    return run(encode_batch([image], rate_bpp, **kw))[0].data
+
+
+def decode_full(data: bytes, prior_dirs=None, device="cpu") -> tuple[np.ndarray, CmbHeader, Prior]:
+    """`.cmb` bytes -> ((H, W, C) uint8 image, header, prior). Raises CmbFormatError on any defect."""
+    hdr, idx = container.read(bytes(data))
+    if hdr.modality != "image":
+        raise CmbFormatError(f"this is a {hdr.modality} file; this decoder handles images")
+    prior = find_by_short_id(hdr.prior_id, prior_dirs)
+    if prior.kappa != hdr.kappa or prior.modality != "image" or prior.inr.out_dim != hdr.shape[2]:
+        raise PriorError(f"prior {hdr.prior_id.hex()} does not match this file (kappa/channels differ)")
+    if not 1 <= hdr.n_blocks <= prior.n_params:
+        raise CmbFormatError(f"corrupt .cmb header: {hdr.n_blocks} blocks for a {prior.n_params}-weight prior")
+    h, w, _ = hdr.shape
+    if h * w > MAX_PIXELS:
+        raise CmbFormatError(f"corrupt .cmb header: image size {w}x{h} is larger than this version codes")
+    members = _members(prior, hdr.n_blocks)
+    img = _render(prior, _weights(prior, members, hdr.seed, idx[None], device), h, w)[0]
+    return img, hdr, prior
+
+
+def decode(data: bytes, prior_dirs=None) -> np.ndarray:
+    """`.cmb` bytes -> (H, W, C) uint8 image."""
+    return decode_full(data, prior_dirs)[0]

@@ -1,0 +1,72 @@
+"""Frozen configuration records shared by the encoder, the decoder and prior learning.
+
+Everything in :class:`InrConfig` is part of a prior's identity: a file decodes only
+with a prior whose architecture is exactly the one it was encoded with.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class InrConfig:
+    """Architecture of one SIREN: Fourier features -> `depth` sine layers of `width` -> linear."""
+
+    in_dim: int = 2            # coordinate dimensions (2 for images, 1 for audio)
+    out_dim: int = 3           # signal channels
+    width: int = 32            # hidden units per layer
+    depth: int = 3             # number of sine (hidden) layers
+    n_freqs: int = 5           # Fourier-feature frequencies per coordinate
+    max_freq: float = 16.0     # highest frequency, in multiples of pi (geometric spacing from 1)
+    w0: float = 30.0           # SIREN frequency factor of the first sine layer
+    w0_hidden: float = 1.0     # frequency factor of later sine layers
+
+    @property
+    def embed_dim(self) -> int:
+        return self.in_dim * (1 + 2 * self.n_freqs)
+
+    def layer_shapes(self) -> list[tuple[int, int]]:
+        dims = [self.embed_dim] + [self.width] * self.depth + [self.out_dim]
+        return list(zip(dims[:-1], dims[1:]))
+
+    @property
+    def n_params(self) -> int:
+        return sum(i * o + o for i, o in self.layer_shapes())
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How the encoder fits and codes posteriors. Only the encoder reads it: none of it is in the file."""
+
+    steps: int = 1500              # beta-ELBO steps before coding starts
+    lr: float = 2e-3               # Adam learning rate for posterior means and log-stds
+    beta_step: float = 0.05        # multiplicative step of the per-block beta controller
+    refine_first: int = 60         # fine-tuning steps after the first coded group of blocks
+    refine_last: int = 10          # ... after the last group (linear in between)
+    refine_groups: int = 24        # blocks are coded in this many groups, refined in between
+    kl_margin_bits: float = 0.0    # aim each block's KL this far below kappa
+    seed: int = 0                  # encoder-side randomness (init noise, arrival times)
+
+
+@dataclass(frozen=True)
+class LearnConfig:
+    """Prior learning by coordinate descent (fit all posteriors, then closed-form prior update)."""
+
+    rate_bpp: float = 1.0          # average KL the training posteriors are held to (bits per pixel)
+    n_items: int = 1024            # training items (taken from the start of the data set)
+    batch: int = 1024              # items fitted together in one batched step
+    first_steps: int = 400         # posterior steps before the first prior update
+    round_steps: int = 200         # steps between later prior updates
+    rounds: int = 12               # prior updates after the first
+    lr: float = 2e-3
+    lr_std: float = 3e-2
+    beta_step: float = 0.02
+    beta_init: float = 3e-6
+    warmup: int = 150                  # steps at beta_init before the beta controller starts
+    init_logstd_offset: float = -5.0   # posteriors start at sigma_p * e**offset
+    kappa: int = 16
+    seed: int = 0
+    inr: InrConfig = field(default_factory=InrConfig)

@@ -1,0 +1,99 @@
+"""Batched beta-ELBO fitting of factorised Gaussian posteriors over B SIRENs at once.
+
+loss = sum_items [ MSE_item + sum_blocks beta[item, block] * KL[item, block] (bits) ].
+Items never interact (Adam is elementwise and the loss is a sum), so fitting a batch equals fitting
+each item alone. Weights that are already coded are frozen to their sample and carry no KL.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import siren
+from .config import InrConfig
+from .posterior import LN2, block_sums, kl_gauss
+
+
+@dataclass
+class FitState:
+    """Mutable fitting state of B posteriors (all tensors on one device)."""
+
+    mu: torch.Tensor          # (B, P) posterior means (leaf, requires grad)
+    logstd: torch.Tensor      # (B, P) posterior log-stds (leaf, requires grad)
+    beta: torch.Tensor        # (B, nb) or (1, 1) rate weights
+    frozen: torch.Tensor      # (P,) bool: coded weights
+    fixed: torch.Tensor       # (B, P) values of coded weights
+    opt: torch.optim.Optimizer
+
+
+def new_state(mu0: torch.Tensor, logstd0: torch.Tensor, beta0: torch.Tensor, lr: float,
+              lr_std: float | None = None) -> FitState:
+    mu = mu0.detach().clone().requires_grad_(True)
+    logstd = logstd0.detach().clone().requires_grad_(True)
+    frozen = torch.zeros(mu.shape[1], dtype=torch.bool, device=mu.device)
+    return FitState(mu, logstd, beta0.clone(), frozen, torch.zeros_like(mu0),
+                    torch.optim.Adam([{"params": [mu], "lr": lr},
+                                     {"params": [logstd], "lr": lr_std or 5 * lr}]))
+
+
+class Objective:
+    """Data, prior and block layout a FitState is fitted against."""
+
+    def __init__(self, cfg: InrConfig, emb: torch.Tensor, target: torch.Tensor,
+                 mu_p: torch.Tensor, logstd_p: torch.Tensor,
+                 block_of: torch.Tensor | None = None, n_blocks: int = 1):
+        self.cfg, self.emb, self.target = cfg, emb, target  # (N, E), (B, N, C)
+        self.mu_p, self.logstd_p = mu_p, logstd_p           # (P,)
+        dev = mu_p.device
+        self.block_of = (block_of if block_of is not None
+                         else torch.zeros(mu_p.shape[0], dtype=torch.int64, device=dev))
+        self.n_blocks = n_blocks
+        self.distortion = make_distortion(cfg, compile=False)
+
+    def kl_bits(self, st: FitState) -> torch.Tensor:
+        """Per-weight KL in bits, zero for frozen weights -> (B, P)."""
+        kl = kl_gauss(st.mu, st.logstd, self.mu_p, self.logstd_p) / LN2
+        return kl.masked_fill(st.frozen, 0.0)
+
+    def sample(self, st: FitState, gen: torch.Generator | None) -> torch.Tensor:
+        eps = torch.randn(st.mu.shape, generator=gen, device=st.mu.device)
+        w = st.mu + torch.exp(st.logstd) * eps
+        return torch.where(st.frozen, st.fixed, w)
+
+    def step(self, st: FitState, gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One Adam step on all items -> (mse (B,), block KL (B, nb)), both detached."""
+        w = self.sample(st, gen)
+        mse = self.distortion(w, self.emb, self.target)  # (B,)
+        klb = block_sums(self.kl_bits(st), self.block_of, self.n_blocks)  # (B, nb)
+        loss = mse.sum() + (st.beta * klb).sum()
+        st.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        st.opt.step()
+        return mse.detach(), klb.detach()
+
+    @torch.no_grad()
+    def mean_mse(self, st: FitState) -> torch.Tensor:
+        """Distortion of the posterior means (coded weights at their samples) -> (B,)."""
+        w = torch.where(st.frozen, st.fixed, st.mu)
+        pred = siren.forward(w, self.emb, self.cfg)
+        return ((pred - self.target) ** 2).mean(dim=(1, 2))
+
+
+def make_distortion(cfg: InrConfig, compile: bool):
+    """(w (B, P), emb (N, E), target (B, N, C)) -> per-item MSE (B,); optionally torch.compile'd."""
+    def distortion(w: torch.Tensor, emb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        pred = siren.forward(w, emb, cfg)  # (B, N, C)
+        return ((pred - target) ** 2).mean(dim=(1, 2))
+    if compile:
+        try:  # about 2x faster on CPU; needs a C++ compiler, so fall back to eager when it cannot build
+            return torch.compile(distortion, dynamic=False)
+        except Exception:
+            return distortion
+    return distortion
+
+
+def adjust_beta(beta: torch.Tensor, kl: torch.Tensor, target: float, step: float) -> torch.Tensor:
+    """Multiplicative controller: log beta moves by step * clip(log(KL / target), -1, 1)."""
+    ratio = torch.log(kl.clamp_min(1e-3) / target).clamp(-1.0, 1.0)
+    return beta * torch.exp(step * ratio)

@@ -1,0 +1,150 @@
+"""Learned priors: storage (safetensors + JSON manifest), content id, and the shipped-prior registry.
+
+A prior is everything the decoder needs besides the file: the INR architecture, the per-weight Gaussian
+prior (mu_p, log sigma_p), the random weight order and average per-weight KL from which block partitions
+are derived, and kappa. Its id is the SHA-256 of exactly those contents; a `.cmb` file names its prior
+by the first 3 bytes of that id.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+from safetensors import safe_open
+
+from .config import InrConfig
+from .errors import PriorError
+
+ID_BYTES = 3
+PRIOR_SUFFIX = ".safetensors"
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "priors"
+
+
+@dataclass
+class Prior:
+    inr: InrConfig
+    modality: str                 # "image" or "audio"
+    mu: np.ndarray                # (P,) float32
+    logstd: np.ndarray            # (P,) float32
+    order: np.ndarray             # (P,) int64 permutation: packing order of weights into blocks
+    kl_profile: np.ndarray        # (P,) float32 average per-weight KL (bits) over training posteriors
+    kappa: int = 16
+    rate: float = 1.0             # bits per pixel (images) the prior was trained at
+    beta: float = 1e-6            # beta that held training posteriors at that rate
+    info: dict = field(default_factory=dict)   # provenance: data, items, steps, seed, psnr...
+    post_logstd: np.ndarray | None = None  # (P,) mean posterior log-std: the encoder's starting point
+
+    @property
+    def n_params(self) -> int:
+        return int(self.mu.shape[0])
+
+    @property
+    def default_blocks(self) -> int:
+        return max(1, int(round(float(self.kl_profile.astype(np.float64).sum()) / self.kappa)))
+
+    def _identity(self) -> dict:
+        return {"inr": self.inr.to_dict(), "modality": self.modality, "kappa": self.kappa}
+
+    @property
+    def id(self) -> str:
+        h = hashlib.sha256(json.dumps(self._identity(), sort_keys=True).encode())
+        for a in (self.mu, self.logstd, self.order, self.kl_profile, self.post_logstd):
+            if a is not None:
+                h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()
+
+    @property
+    def short_id(self) -> bytes:
+        return bytes.fromhex(self.id)[:ID_BYTES]
+
+    @property
+    def name(self) -> str:
+        return self.info.get("name") or f"{self.modality}-{self.rate:g}-{self.id[:8]}"
+
+    def tensors(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+        return (torch.from_numpy(self.mu).to(device), torch.from_numpy(self.logstd).to(device))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write atomically (temporary file in the same folder, then rename)."""
+        manifest = dict(self._identity(), rate=self.rate, beta=self.beta, info=self.info, id=self.id)
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tensors = {"mu": self.mu, "logstd": self.logstd, "order": self.order, "kl_profile": self.kl_profile}
+        if self.post_logstd is not None:
+            tensors["post_logstd"] = self.post_logstd
+        save_file(tensors, str(tmp), metadata={"manifest": json.dumps(manifest)})
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Prior":
+        try:
+            with safe_open(str(path), framework="numpy") as f:
+                meta = f.metadata() or {}
+            t = load_file(str(path))
+            m = json.loads(meta["manifest"])
+            p = cls(inr=InrConfig(**m["inr"]), modality=m["modality"], mu=t["mu"], logstd=t["logstd"],
+                    order=t["order"], kl_profile=t["kl_profile"], kappa=int(m["kappa"]),
+                    rate=float(m["rate"]), beta=float(m["beta"]), info=m.get("info", {}),
+                    post_logstd=t.get("post_logstd"))
+        except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError, Exception) as e:
+            if isinstance(e, PriorError):
+                raise
+            raise PriorError(f"{path}: not a readable prior file ({e})") from None
+        if m.get("id") and m["id"] != p.id:
+            raise PriorError(f"{path}: content does not match its id (file damaged?)")
+        return p
+
+
+def search_dirs(extra: list[str | os.PathLike] | None = None) -> list[Path]:
+    """Where priors are looked up: explicit folders, $COMBINER_PRIORS (os.pathsep-separated), shipped."""
+    dirs = [Path(d) for d in (extra or [])]
+    env = os.environ.get("COMBINER_PRIORS")
+    if env:
+        dirs += [Path(d) for d in env.split(os.pathsep) if d]
+    dirs.append(SHIPPED_DIR)
+    return dirs
+
+
+_cache: dict[Path, Prior] = {}
+
+
+def available(extra: list[str | os.PathLike] | None = None) -> list[Prior]:
+    """All readable priors in the search folders (files given directly are accepted too)."""
+    out, seen = [], set()
+    for d in search_dirs(extra):
+        files = [d] if d.is_file() else sorted(d.glob("*" + PRIOR_SUFFIX)) if d.is_dir() else []
+        for f in files:
+            f = f.resolve()
+            if f not in _cache:
+                try:
+                    _cache[f] = Prior.load(f)
+                except PriorError:
+                    continue
+            p = _cache[f]
+            if p.id not in seen:
+                seen.add(p.id)
+                out.append(p)
+    return out
+
+
+def find_by_short_id(short: bytes, extra=None) -> Prior:
+    for p in available(extra):
+        if p.short_id == short:
+            return p
+    raise PriorError(f"this file needs prior {short.hex()}, which is not installed "
+                     f"(looked in: {', '.join(str(d) for d in search_dirs(extra))})")
+
+
+def nearest(modality: str, channels: int, rate: float, extra=None) -> Prior:
+    """Shipped/available prior of this modality and channel count whose training rate is nearest (in log)."""
+    cands = [p for p in available(extra) if p.modality == modality and p.inr.out_dim == channels]
+    if not cands:
+        raise PriorError(f"no {modality} prior for {channels} channel(s) is installed "
+                         f"(looked in: {', '.join(str(d) for d in search_dirs(extra))})")
+    return min(cands, key=lambda p: abs(np.log(p.rate / rate)))

@@ -1,0 +1,45 @@
+"""Relative entropy coding of one block: depth-limited A* / Poisson functional representation.
+
+Sender and receiver share the prior p (mu_p, sigma_p for the block's weights) and the candidate stream of
+`rng.candidates`. The sender draws K = 2**kappa candidates w_k = mu_p + sigma_p * z_k and sends
+    k* = argmax_k  log q(w_k)/p(w_k) - log T_k,
+T_k the k-th arrival time of a unit-rate Poisson process (sender-private randomness). The receiver
+recomputes only candidate k*. For Gaussian q and p the log-ratio is a quadratic in z, so scoring all K
+candidates for B items at once is two (K, d) @ (d, B) matrix products.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import rng
+
+
+def log_ratio_coeffs(mu_q: torch.Tensor, logstd_q: torch.Tensor, mu_p: torch.Tensor,
+                     logstd_p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """log q(w)/p(w) at w = mu_p + sigma_p z equals sum_j (a_j z_j^2 + b_j z_j) + const.
+
+    mu_q, logstd_q: (B, d); mu_p, logstd_p: (d,) -> a, b: (B, d).
+    """
+    r = torch.exp(logstd_p - logstd_q)          # sigma_p / sigma_q
+    c = (mu_p - mu_q) * torch.exp(-logstd_q)    # (mu_p - mu_q) / sigma_q
+    return -0.5 * (r * r - 1.0), -r * c
+
+
+def select(seed: int, block: int, kappa: int, mu_q: torch.Tensor, logstd_q: torch.Tensor,
+           mu_p: torch.Tensor, logstd_p: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+    """Indices chosen for B items for one block -> (B,) int64. All tensors on one device."""
+    dev = mu_q.device
+    k = 1 << kappa
+    z = rng.candidates(seed, block, torch.arange(k, device=dev), mu_p.shape[0])  # (K, d)
+    a, b = log_ratio_coeffs(mu_q, logstd_q, mu_p, logstd_p)                   # (B, d)
+    score = (z * z) @ a.T + z @ b.T                                            # (K, B)
+    e = torch.empty(k, mu_q.shape[0], device=dev).exponential_(generator=gen)
+    arrivals = torch.cumsum(e, dim=0)                                          # (K, B)
+    return torch.argmax(score - torch.log(arrivals), dim=0)
+
+
+def sample_of(seed: int, block: int, index: torch.Tensor, mu_p: torch.Tensor,
+              logstd_p: torch.Tensor) -> torch.Tensor:
+    """Weights of the candidates `index` (B,) of one block -> (B, d). Used by sender and receiver alike."""
+    z = rng.candidates(seed, block, index, mu_p.shape[0])
+    return mu_p + torch.exp(logstd_p) * z

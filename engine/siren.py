@@ -1,0 +1,80 @@
+"""Batched SIREN: B independent networks, each given as one flat weight vector, evaluated in one call.
+
+A network's weights live in a flat vector of `cfg.n_params` floats (layer by layer, W then b, W row-major
+as (in, out)). Prior, posterior, block partition and coded samples all index this one layout.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .config import InrConfig
+
+
+def fourier_embed(coords: torch.Tensor, cfg: InrConfig) -> torch.Tensor:
+    """(N, in_dim) in [-1, 1] -> (N, embed_dim): [x, sin(pi f x), cos(pi f x)] for geometric f in [1, max_freq]."""
+    if cfg.n_freqs == 0:
+        return coords
+    freqs = torch.logspace(0.0, math.log2(cfg.max_freq), cfg.n_freqs, base=2.0,
+                           dtype=coords.dtype, device=coords.device) * math.pi
+    ang = coords[:, :, None] * freqs  # (N, in_dim, F)
+    return torch.cat([coords, ang.sin().flatten(1), ang.cos().flatten(1)], dim=1)
+
+
+def grid_coords(shape: tuple[int, ...], device=None, dtype=torch.float32) -> torch.Tensor:
+    """Row-major grid of coordinates in [-1, 1] for a signal of spatial `shape` -> (prod(shape), len(shape))."""
+    axes = [torch.linspace(-1.0, 1.0, n, dtype=dtype, device=device) if n > 1
+            else torch.zeros(1, dtype=dtype, device=device) for n in shape]
+    mesh = torch.meshgrid(*axes, indexing="ij")
+    return torch.stack([m.reshape(-1) for m in mesh], dim=1)
+
+
+def unflatten(flat: torch.Tensor, cfg: InrConfig) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(B, P) -> per layer (W (B, in, out), b (B, 1, out)) views."""
+    out, o = [], 0
+    for i, n in cfg.layer_shapes():
+        w = flat[:, o:o + i * n].reshape(-1, i, n)
+        o += i * n
+        b = flat[:, o:o + n].reshape(-1, 1, n)
+        o += n
+        out.append((w, b))
+    return out
+
+
+def forward(flat: torch.Tensor, emb: torch.Tensor, cfg: InrConfig) -> torch.Tensor:
+    """Evaluate B networks at the same N embedded coordinates: (B, P), (N, E) -> (B, N, out_dim)."""
+    layers = unflatten(flat, cfg)
+    w, b = layers[0]
+    h = torch.sin(cfg.w0 * (torch.matmul(emb, w) + b))  # (B, N, H)
+    for w, b in layers[1:-1]:
+        h = torch.sin(cfg.w0_hidden * torch.baddbmm(b, h, w))
+    w, b = layers[-1]
+    return torch.baddbmm(b, h, w)  # (B, N, out)
+
+
+def _init_bound(cfg: InrConfig, layer: int, fan_in: int) -> float:
+    # First layer: U(-1/fan_in, 1/fan_in) before the w0 factor; later layers keep w0*W*x at unit scale.
+    if layer == 0:
+        return 1.0 / fan_in
+    return math.sqrt(6.0 / fan_in) / cfg.w0_hidden
+
+
+def siren_init(cfg: InrConfig, seed: int) -> torch.Tensor:
+    """One SIREN initialisation (Sitzmann et al.) as a flat (P,) vector, from a CPU generator."""
+    g = torch.Generator().manual_seed(seed)
+    parts = []
+    for li, (i, n) in enumerate(cfg.layer_shapes()):
+        bound = _init_bound(cfg, li, i)
+        parts.append((torch.rand(i * n, generator=g) * 2 - 1) * bound)
+        parts.append((torch.rand(n, generator=g) * 2 - 1) * bound)
+    return torch.cat(parts)
+
+
+def init_std(cfg: InrConfig) -> torch.Tensor:
+    """Per-weight standard deviation of `siren_init` (uniform(-a, a) has std a/sqrt(3)) -> (P,)."""
+    parts = []
+    for li, (i, n) in enumerate(cfg.layer_shapes()):
+        bound = _init_bound(cfg, li, i)
+        parts.append(torch.full((i * n + n,), bound / math.sqrt(3.0)))
+    return torch.cat(parts)

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from engine import container
+from engine.container import CmbHeader
+from engine.errors import CmbFormatError
+
+
+@pytest.mark.parametrize("bits", [1, 3, 8, 13, 16, 20])
+def test_bit_packing_round_trip(bits):
+    rs = np.random.default_rng(bits)
+    for n in [1, 2, 7, 58, 301]:
+        idx = rs.integers(0, 1 << bits, n)
+        data = container.pack_indices(idx, bits)
+        assert len(data) == (n * bits + 7) // 8  # no per-index byte rounding
+        assert np.array_equal(container.unpack_indices(data, n, bits), idx)
+
+
+def _file(nb=58):
+    h = CmbHeader("image", (32, 32, 3), b"\x01\x02\x03", 0, 16, nb)
+    idx = np.random.default_rng(0).integers(0, 1 << 16, nb)
+    return h, idx, container.write(h, idx)
+
+
+def test_header_round_trip_and_size():
+    h, idx, data = _file()
+    assert len(data) == 128  # 1 bpp for a 32x32 image
+    assert len(container.header_bytes(h)) + container.CRC_BYTES <= 12
+    h2, idx2 = container.read(data)
+    assert h2 == h and np.array_equal(idx2, idx)
+    a = CmbHeader("audio", (48000, 2, 44100), b"abc", 300, 16, 1000)
+    assert container.read(container.write(a, np.arange(1000)))[0] == a
+
+
+def test_every_truncation_is_reported():
+    _, _, data = _file()
+    for n in range(len(data)):
+        with pytest.raises(CmbFormatError):
+            container.read(data[:n])
+
+
+def test_every_single_bit_flip_is_detected():
+    _, _, data = _file()
+    for pos in range(len(data)):
+        for bit in range(8):
+            bad = bytearray(data)
+            bad[pos] ^= 1 << bit
+            with pytest.raises(CmbFormatError):
+                container.read(bytes(bad))
+
+
+def test_messages_name_the_problem():
+    _, _, data = _file()
+    with pytest.raises(CmbFormatError, match="magic"):
+        container.read(b"PNG" + data[3:])
+    with pytest.raises(CmbFormatError, match="version"):
+        container.read(bytes([data[0], (7 << 4) | 3]) + data[2:])
+    with pytest.raises(CmbFormatError, match="truncated"):
+        container.read(data[:-5])
+    with pytest.raises(CmbFormatError, match="checksum"):
+        container.read(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    with pytest.raises(CmbFormatError, match="unexpected bytes"):
+        container.read(data + b"\0")
+
+
+def test_random_bytes_never_crash():
+    rs = np.random.default_rng(0)
+    for n in range(300):
+        blob = bytes(rs.integers(0, 256, rs.integers(0, 200)).astype(np.uint8))
+        if n % 2:
+            blob = bytes([container.MAGIC, 0x13]) + blob
+        with pytest.raises(CmbFormatError):
+            container.read(blob)

@@ -1,0 +1,45 @@
+import hashlib
+import subprocess
+import sys
+
+import numpy as np
+import torch
+
+from engine import rng
+
+SNIPPET = ("import hashlib, torch; from engine import rng; "
+           "z = rng.candidates(7, 3, torch.arange(65536), 5); "
+           "print(hashlib.sha256(z.numpy().tobytes()).hexdigest())")
+
+
+def test_all_candidates_equal_single_index():
+    allz = rng.candidates(7, 3, torch.arange(1 << 16), 5)
+    for i in [0, 1, 777, 40000, 65535]:
+        one = rng.candidates(7, 3, torch.tensor([i]), 5)
+        assert torch.equal(one[0], allz[i])
+    some = torch.tensor([65535, 5, 5, 123])
+    assert torch.equal(rng.candidates(7, 3, some, 5), allz[some])
+
+
+def test_candidates_identical_across_processes():
+    here = hashlib.sha256(rng.candidates(7, 3, torch.arange(65536), 5).numpy().tobytes()).hexdigest()
+    out = subprocess.run([sys.executable, "-c", SNIPPET], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == here
+
+
+def test_candidates_are_standard_normal_and_independent():
+    z = rng.candidates(0, 0, torch.arange(1 << 16), 8).double()
+    assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
+    assert abs(((z ** 4).mean() - 3)) < 0.06  # Gaussian kurtosis
+    c = torch.corrcoef(z.T)
+    assert (c - torch.eye(8)).abs().max() < 0.02
+    other = rng.candidates(0, 1, torch.arange(1 << 16), 8).double()  # another block
+    assert abs(torch.corrcoef(torch.stack([z[:, 0], other[:, 0]]))[0, 1]) < 0.02
+    seed2 = rng.candidates(1, 0, torch.arange(1 << 16), 8)
+    assert not torch.equal(seed2, z.float())
+
+
+def test_normal_table_is_symmetric_quantiles():
+    t = rng.normal_table().numpy()
+    assert t.shape == (65536,) and np.all(np.diff(t) > 0)
+    assert np.allclose(t, -t[::-1], atol=1e-6)
