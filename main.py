@@ -1,8 +1,9 @@
-"""Top-level entry point. Until the desktop app lands (combiner_app), this runs the `combiner` CLI:
-`python main.py encode photo.png --bpp 1 -o photo.cmb`."""
+"""Top-level entry point: `python main.py [FILE]` starts COMBINER Studio (the desktop app).
+
+The command-line tool is `combiner` (or `python -m engine.cli`)."""
 import sys
 
-from engine.cli import main
+from combiner_app.main import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -23,7 +23,6 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine.codec import decode, encode_batch, run  # noqa: E402
-from engine.config import FitConfig  # noqa: E402
 from engine.prior import available  # noqa: E402
 from engine.signals import psnr_uint8  # noqa: E402
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,6 @@ def _fail(msg: str) -> int:
 
 
 def cmd_learn_prior(a) -> int:
-    import numpy as np
     import torch
     from tqdm import tqdm
 
@@ -87,16 +85,12 @@ def cmd_learn_prior(a) -> int:
 
 
 def _fit_config(a):
-    from .config import FitConfig
+    from .config import PRESETS
 
-    presets = {"fast": FitConfig(steps=600, refine_first=30, refine_last=5, refine_groups=16),
-               "default": FitConfig(),
-               "best": FitConfig(steps=3000, refine_first=100, refine_last=20, refine_groups=48)}
-    return presets[a.preset]
+    return PRESETS[a.preset]
 
 
 def cmd_encode(a) -> int:
-    import numpy as np
     import torch
     from tqdm import tqdm
 

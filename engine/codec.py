@@ -55,6 +55,16 @@ class Encoded:
         return 8.0 * len(self.data) / (h * w)
 
 
+def check_image_shape(shape: tuple[int, ...]) -> None:
+    """Raise MediaError if this version cannot code an image of this (H, W, C) shape."""
+    if len(shape) != 3 or shape[2] != 3 or min(shape) < 1:
+        raise MediaError(f"expected an RGB image, got an array of shape {tuple(shape)}")
+    h, w, _ = shape
+    if h * w > MAX_PIXELS:
+        raise MediaError(f"{w}x{h} is larger than this version codes in one piece "
+                         f"({MAX_PIXELS} pixels); patch coding is not available yet")
+
+
 def blocks_for_rate(rate_bpp: float, shape: tuple[int, int, int], prior: Prior, seed: int = 0) -> int:
     """Block count whose file size (header and checksum included) is nearest rate_bpp * H * W / 8 bytes."""
     h, w, c = shape
@@ -112,9 +122,9 @@ def encode_batch(images: Sequence[np.ndarray], rate_bpp: float | None = None, *,
     if imgs.ndim != 4 or imgs.dtype != np.uint8:
         raise MediaError("images must be (H, W, C) uint8 arrays of one size")
     bsz, h, w, c = imgs.shape
-    if h * w > MAX_PIXELS:
-        raise MediaError(f"{w}x{h} is larger than this version codes in one piece "
-                         f"({MAX_PIXELS} pixels); patch coding is not available yet")
+    check_image_shape((h, w, c))
+    if rate_bpp is not None and not rate_bpp > 0:
+        raise CombinerError("the target rate must be positive")
     if prior is None:
         if rate_bpp is None:
             raise ValueError("give rate_bpp or prior")

@@ -70,3 +70,11 @@ class LearnConfig:
     kappa: int = 16
     seed: int = 0
     inr: InrConfig = field(default_factory=InrConfig)
+
+
+# Encoder effort presets, shared by the CLI and the app. All produce ordinary files.
+PRESETS: dict[str, FitConfig] = {
+    "fast": FitConfig(steps=600, refine_first=30, refine_last=5, refine_groups=16),
+    "default": FitConfig(),
+    "best": FitConfig(steps=3000, refine_first=100, refine_last=20, refine_groups=48),
+}

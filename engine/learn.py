@@ -10,7 +10,6 @@ and the prior mean becomes a useful starting point for the encoder.
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -108,6 +107,8 @@ def learn_prior(images: np.ndarray, cfg: LearnConfig, device: torch.device,
             beta = states[0].beta
             if done >= cfg.warmup or init is not None:
                 beta = adjust_beta(beta, torch.tensor(kl_mean, device=device), target_bits, cfg.beta_step)
+                # anti-windup: right after a prior update the KL can sit below target for a while
+                beta = beta.clamp(beta0 * 1e-3, beta0 * 1e3)
             for st in states:  # one global beta, shared by all chunks
                 st.beta = beta
             done += 1

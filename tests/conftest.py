@@ -1,6 +1,10 @@
 """Shared fixtures: real photo patches (scikit-image's bundled images) and a tiny prior learned on them."""
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # Qt tests never need a display
+
 import numpy as np
 import pytest
 import torch

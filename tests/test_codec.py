@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine import codec, container
+from engine import container
 from engine.codec import blocks_for_rate, decode_full, encode_batch, run
 from engine.errors import CmbFormatError, CombinerError, PriorError
 from engine.prior import Prior

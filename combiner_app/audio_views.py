@@ -1,0 +1,186 @@
+"""Audio comparison widgets: waveforms (stacked or overlaid, min/max peak downsampling for long signals) and
+spectrograms of the original, the decoded signal and their difference, with time (s) / frequency (Hz) axes
+and a shared dB colour bar. They take plain numpy arrays; the main window shows them only once the engine
+has an audio codec (`engine.codec.encode_audio`)."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
+
+from . import image_panels  # noqa: F401  (row-major image axis order)
+
+ORIG_PEN = pg.mkPen((90, 90, 90), width=1)
+DEC_PEN = pg.mkPen((30, 110, 220), width=1)
+DIFF_PEN = pg.mkPen((210, 60, 40), width=1)
+
+
+def mono(x: np.ndarray) -> np.ndarray:
+    """(N,) or (N, C) samples -> (N,) float64 (channels averaged; integers scaled to [-1, 1])."""
+    x = np.asarray(x)
+    if np.issubdtype(x.dtype, np.integer):
+        x = x.astype(np.float64) / float(np.iinfo(x.dtype).max)
+    x = x.astype(np.float64)
+    return x.mean(axis=1) if x.ndim == 2 else x
+
+
+def peak_envelope(x: np.ndarray, sample_rate: float, max_points: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    """Min/max downsampling: -> (t seconds, y) with at most ~max_points points whose envelope covers every
+    peak of x (each bin contributes its minimum then its maximum). Short signals come back unchanged."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[0]
+    if n <= max_points:
+        return np.arange(n) / sample_rate, x
+    bins = max_points // 2
+    size = int(np.ceil(n / bins))
+    pad = bins * size - n
+    xp = np.concatenate([x, np.full(pad, x[-1])]) if pad else x
+    blocks = xp.reshape(bins, size)
+    y = np.empty(2 * bins)
+    y[0::2], y[1::2] = blocks.min(1), blocks.max(1)
+    starts = np.arange(bins) * size
+    t = np.empty(2 * bins)
+    t[0::2], t[1::2] = starts, np.minimum(starts + size - 1, n - 1)
+    return t / sample_rate, y
+
+
+def stft_db(x: np.ndarray, sample_rate: float, n_fft: int = 512, hop: int | None = None,
+            floor_db: float = -120.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hann-window STFT magnitude in dB (re full scale 1.0) -> (S (freqs, frames), times s, freqs Hz)."""
+    x = np.asarray(x, dtype=np.float64)
+    hop = hop or n_fft // 4
+    if x.shape[0] < n_fft:
+        x = np.concatenate([x, np.zeros(n_fft - x.shape[0])])
+    frames = 1 + (x.shape[0] - n_fft) // hop
+    idx = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
+    win = np.hanning(n_fft)
+    spec = np.fft.rfft(x[idx] * win, axis=1)
+    mag = np.abs(spec) * 2.0 / win.sum()       # a full-scale sine peaks at 0 dB
+    s = 20.0 * np.log10(np.maximum(mag, 10 ** (floor_db / 20))).T
+    times = (np.arange(frames) * hop + n_fft / 2) / sample_rate
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    return s, times, freqs
+
+
+def snr_db(original: np.ndarray, decoded: np.ndarray) -> float:
+    o, d = mono(original), mono(decoded)
+    noise = float(np.sum((o - d) ** 2))
+    return float("inf") if noise == 0 else 10 * np.log10(float(np.sum(o ** 2)) / noise)
+
+
+class WaveformView(pg.GraphicsLayoutWidget):
+    """Original and decoded waveforms: overlaid in one plot or stacked (with the difference) in three
+    x-linked plots."""
+
+    def __init__(self, stacked: bool = True, max_points: int = 4000, parent=None):
+        super().__init__(parent)
+        self.stacked, self.max_points = stacked, max_points
+        self.plots: list[pg.PlotItem] = []
+        self.curves: dict[str, pg.PlotDataItem] = {}
+
+    def set_signals(self, original: np.ndarray, decoded: np.ndarray, sample_rate: float) -> None:
+        self.clear()
+        self.plots, self.curves = [], {}
+        o, d = mono(original), mono(decoded)
+        n = min(len(o), len(d))
+        o, d = o[:n], d[:n]
+        series = [("original", o, ORIG_PEN), ("decoded", d, DEC_PEN)]
+        if self.stacked:
+            series.append(("difference", d - o, DIFF_PEN))
+            for row, (name, x, pen) in enumerate(series):
+                p = self.addPlot(row=row, col=0, title=name)
+                self._curve(p, name, x, pen, sample_rate)
+                p.setLabel("left", "amplitude")
+                if self.plots:
+                    p.setXLink(self.plots[0])
+                self.plots.append(p)
+        else:
+            p = self.addPlot(row=0, col=0, title="original (grey) and decoded (blue)")
+            p.addLegend()
+            for name, x, pen in series:
+                self._curve(p, name, x, pen, sample_rate)
+            p.setLabel("left", "amplitude")
+            self.plots.append(p)
+        self.plots[-1].setLabel("bottom", "time", units="s")
+
+    def _curve(self, plot: pg.PlotItem, name: str, x: np.ndarray, pen, sr: float) -> None:
+        t, y = peak_envelope(x, sr, self.max_points)
+        self.curves[name] = plot.plot(t, y, pen=pen, name=name)
+
+
+class SpectrogramView(pg.GraphicsLayoutWidget):
+    """Spectrograms of original, decoded and difference, time/frequency axes, one dB colour bar."""
+
+    def __init__(self, n_fft: int = 512, db_range: float = 100.0, parent=None):
+        super().__init__(parent)
+        self.n_fft, self.db_range = n_fft, db_range
+        self.images: dict[str, pg.ImageItem] = {}
+        self.spectra: dict[str, np.ndarray] = {}
+        self.colorbar: pg.ColorBarItem | None = None
+
+    def set_signals(self, original: np.ndarray, decoded: np.ndarray, sample_rate: float) -> None:
+        self.clear()
+        self.images, self.spectra = {}, {}
+        o, d = mono(original), mono(decoded)
+        n = min(len(o), len(d))
+        cmap = pg.colormap.get("magma")
+        first = None
+        top = -np.inf
+        for row, (name, x) in enumerate((("original", o[:n]), ("decoded", d[:n]), ("difference", d[:n] - o[:n]))):
+            s, times, freqs = stft_db(x, sample_rate, self.n_fft)
+            self.spectra[name] = s
+            top = max(top, float(s.max()))
+            p = self.addPlot(row=row, col=0, title=name)
+            img = pg.ImageItem(s)      # row-major: rows are frequencies, columns are frames
+            img.setColorMap(cmap)
+            duration = n / sample_rate
+            img.setRect(QRectF(0.0, 0.0, duration, sample_rate / 2.0))
+            p.addItem(img)
+            p.setLabel("left", "frequency", units="Hz")
+            p.setLimits(xMin=0, xMax=duration, yMin=0, yMax=sample_rate / 2.0)
+            if first is not None:
+                p.setXLink(first)
+                p.setYLink(first)
+            else:
+                first = p
+            if row == 2:
+                p.setLabel("bottom", "time", units="s")
+            self.images[name] = img
+        hi = np.ceil(top / 10) * 10
+        levels = (hi - self.db_range, hi)
+        for img in self.images.values():
+            img.setLevels(levels)
+        self.colorbar = pg.ColorBarItem(values=levels, colorMap=cmap, label="level (dB FS)", interactive=False)
+        self.colorbar.setImageItem(list(self.images.values()))
+        self.addItem(self.colorbar, row=0, col=1, rowspan=3)
+
+
+class AudioResultView(QWidget):
+    """Waveforms and spectrograms of an audio result, with the numbers above them."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.stats = QLabel("")
+        self.stats.setObjectName("audioStats")
+        self.waveforms = WaveformView(stacked=True)
+        self.overlay = WaveformView(stacked=False)
+        self.spectrograms = SpectrogramView()
+        tabs = QTabWidget()
+        tabs.addTab(self.spectrograms, "Spectrograms")
+        tabs.addTab(self.waveforms, "Waveforms")
+        tabs.addTab(self.overlay, "Overlay")
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.stats)
+        lay.addWidget(tabs, 1)
+
+    def set_signals(self, original: np.ndarray, decoded: np.ndarray, sample_rate: float,
+                    nbytes: int | None = None) -> None:
+        self.waveforms.set_signals(original, decoded, sample_rate)
+        self.overlay.set_signals(original, decoded, sample_rate)
+        self.spectrograms.set_signals(original, decoded, sample_rate)
+        n = len(original)
+        parts = [f"{n / sample_rate:.2f} s at {sample_rate:g} Hz", f"SNR {snr_db(original, decoded):.2f} dB"]
+        if nbytes is not None:
+            parts += [f"{nbytes} bytes", f"{8 * nbytes * sample_rate / n / 1000:.2f} kbit/s"]
+        self.stats.setText("   ".join(parts))

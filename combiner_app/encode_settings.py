@@ -1,0 +1,101 @@
+"""The settings panel shown next to an opened image: target rate, encoder preset, device, Compress/Cancel."""
+from __future__ import annotations
+
+import torch
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QPushButton, QVBoxLayout)
+
+from engine.config import PRESETS, FitConfig
+from engine.errors import CombinerError
+
+from .worker import plan_encode
+
+__all__ = ["PRESETS", "SettingsPanel", "devices"]  # PRESETS: the same as `combiner encode --preset`
+
+
+def devices() -> list[str]:
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+class SettingsPanel(QGroupBox):
+    compress_clicked = Signal()
+    cancel_clicked = Signal()
+
+    def __init__(self, presets: dict[str, FitConfig] | None = None, prior_dirs=None, parent=None):
+        super().__init__("Compress", parent)
+        self.presets = dict(presets or PRESETS)
+        self.prior_dirs = prior_dirs
+        self.shape: tuple[int, int, int] | None = None
+
+        self.file_label = QLabel("")
+        self.file_label.setWordWrap(True)
+        self.bpp = QDoubleSpinBox()
+        self.bpp.setObjectName("bppSpin")
+        self.bpp.setRange(0.05, 12.0)
+        self.bpp.setSingleStep(0.1)
+        self.bpp.setDecimals(2)
+        self.bpp.setValue(1.0)
+        self.bpp.setSuffix(" bpp")
+        self.bpp.setAcceptDrops(False)            # a dropped file goes to the window, not into the text
+        self.bpp.lineEdit().setAcceptDrops(False)
+        self.preset = QComboBox()
+        self.preset.setObjectName("presetCombo")
+        self.preset.addItems(list(self.presets))
+        if "default" in self.presets:
+            self.preset.setCurrentText("default")
+        self.device = QComboBox()
+        self.device.setObjectName("deviceCombo")
+        self.device.addItems(devices())
+        self.plan_label = QLabel("")
+        self.plan_label.setWordWrap(True)
+        self.plan_label.setObjectName("planLabel")
+
+        self.compress_button = QPushButton("Compress")
+        self.compress_button.setObjectName("compressButton")
+        self.compress_button.setDefault(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("cancelButton")
+        self.cancel_button.setEnabled(False)
+        self.compress_button.clicked.connect(self.compress_clicked)
+        self.cancel_button.clicked.connect(self.cancel_clicked)
+
+        form = QFormLayout()
+        form.addRow("Target rate", self.bpp)
+        form.addRow("Encoder effort", self.preset)
+        form.addRow("Device", self.device)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.compress_button)
+        buttons.addWidget(self.cancel_button)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.file_label)
+        lay.addLayout(form)
+        lay.addWidget(self.plan_label)
+        lay.addLayout(buttons)
+        lay.addStretch(1)
+        self.bpp.valueChanged.connect(self._update_plan)
+
+    def set_image(self, name: str, shape: tuple[int, int, int], note: str = "") -> None:
+        self.shape = tuple(shape)
+        h, w, c = shape
+        self.file_label.setText(f"<b>{name}</b><br>{w}×{h}, {c} channels" + (f"<br>{note}" if note else ""))
+        self._update_plan()
+
+    def fit_config(self) -> FitConfig:
+        return self.presets[self.preset.currentText()]
+
+    def _update_plan(self) -> None:
+        if self.shape is None:
+            return
+        try:
+            p = plan_encode(self.shape, self.bpp.value(), self.prior_dirs)
+        except CombinerError as e:
+            self.plan_label.setText(f"<span style='color:#b00'>{e}</span>")
+            return
+        self.plan_label.setText(f"Prior <b>{p.prior.name}</b> (trained at {p.prior.rate:g} bpp)<br>"
+                                f"{p.n_blocks} blocks × κ={p.kappa} bits → {p.file_bits // 8} bytes")
+
+    def set_running(self, running: bool) -> None:
+        for w in (self.bpp, self.preset, self.device, self.compress_button):
+            w.setEnabled(not running)
+        self.cancel_button.setEnabled(running)

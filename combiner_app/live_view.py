@@ -1,0 +1,174 @@
+"""The live coding view: bit budget, per-block KL bars with the κ line, PSNR over steps, time/ETA and the
+reconstruction preview. Events are recorded as they arrive and drawn at most ~20 times a second, so a fast
+encoder can never flood the GUI thread."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+
+from engine.codec import EncodeEvent
+
+from .image_panels import show_rgb
+from .worker import EncodePlan
+
+CODED = pg.mkBrush(70, 130, 200)
+OPEN = pg.mkBrush(200, 200, 200)
+
+
+def _fmt_time(s: float) -> str:
+    s = max(0.0, s)
+    return f"{int(s // 60)}:{s % 60:04.1f}" if s >= 60 else f"{s:.1f} s"
+
+
+class LiveView(QWidget):
+    REDRAW_MS = 50
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plan: EncodePlan | None = None
+        self.t0 = 0.0
+        self.steps: list[int] = []
+        self.psnrs: list[float] = []
+        self.last: EncodeEvent | None = None
+        self._dirty = False
+
+        self.phase_label = QLabel("Waiting for an encode")
+        self.phase_label.setObjectName("phaseLabel")
+        self.time_label = QLabel("")
+        self.time_label.setObjectName("timeLabel")
+        self.bits_bar = QProgressBar()
+        self.bits_bar.setObjectName("bitsBar")
+        self.bits_bar.setTextVisible(True)
+        self.step_bar = QProgressBar()
+        self.step_bar.setObjectName("stepBar")
+
+        self.kl_plot = pg.PlotWidget(title="KL per block (bits)")
+        self.kl_plot.setLabel("bottom", "block")
+        self.kl_plot.setLabel("left", "KL", units="bits")
+        self.kl_plot.setMouseEnabled(x=False, y=False)
+        self.kl_plot.hideButtons()
+        self.bars = pg.BarGraphItem(x=np.zeros(0), height=np.zeros(0), width=0.8, brush=OPEN)
+        self.kl_plot.addItem(self.bars)
+        self.kappa_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen((220, 60, 40), width=2),
+                                          label="κ", labelOpts={"position": 0.97, "color": (220, 60, 40)})
+        self.kl_plot.addItem(self.kappa_line)
+
+        self.psnr_plot = pg.PlotWidget(title="PSNR of the posterior mean")
+        self.psnr_plot.setLabel("bottom", "step")
+        self.psnr_plot.setLabel("left", "PSNR", units="dB")
+        self.psnr_plot.hideButtons()
+        self.psnr_curve = self.psnr_plot.plot([], [], pen=pg.mkPen((40, 160, 90), width=2))
+        self.code_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((150, 150, 150), style=Qt.PenStyle.DashLine),
+                                         label="coding starts", labelOpts={"position": 0.1})
+        self.code_line.hide()
+        self.psnr_plot.addItem(self.code_line)
+
+        self.preview = pg.GraphicsLayoutWidget()
+        self.preview.addLabel("Reconstruction so far", row=0, col=0)
+        self.preview_box = self.preview.addViewBox(row=1, col=0, invertY=True, lockAspect=True, enableMenu=False)
+        self.preview_item = pg.ImageItem()
+        self.preview_box.addItem(self.preview_item)
+        self.preview_box.setMouseEnabled(False, False)
+
+        grid = QGridLayout()
+        grid.addWidget(self.kl_plot, 0, 0)
+        grid.addWidget(self.preview, 0, 1)
+        grid.addWidget(self.psnr_plot, 1, 0, 1, 2)
+        grid.setColumnStretch(0, 3)
+        grid.setColumnStretch(1, 2)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.phase_label)
+        lay.addWidget(QLabel("Bits spent (header + coded blocks) against the target"))
+        lay.addWidget(self.bits_bar)
+        lay.addWidget(self.step_bar)
+        lay.addWidget(self.time_label)
+        lay.addLayout(grid, 1)
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(self.REDRAW_MS)
+        self.timer.timeout.connect(self.redraw)
+
+    # -- feeding -------------------------------------------------------------------------------------
+    def start(self, original: np.ndarray | None = None) -> None:
+        """A new encode begins (its plan arrives with `set_plan`)."""
+        self.plan, self.t0, self.last = None, time.perf_counter(), None
+        self.steps, self.psnrs = [], []
+        self.code_line.hide()
+        self.psnr_curve.setData([], [])
+        self.phase_label.setText("Starting…")
+        self.time_label.setText("")
+        self.step_bar.setValue(0)
+        self.bits_bar.setValue(0)
+        self.bars.setOpts(x=np.zeros(0), height=np.zeros(0), brushes=None)
+        show_rgb(self.preview_item, None if original is None else np.zeros_like(original))
+        if original is not None:
+            self.preview_box.autoRange(padding=0)
+        self.timer.start()
+
+    def set_plan(self, plan: EncodePlan) -> None:
+        self.plan = plan
+        self.kappa_line.setValue(plan.kappa)
+        self.bars.setOpts(x=np.arange(plan.n_blocks), height=np.zeros(plan.n_blocks), brush=OPEN, brushes=None)
+        self.kl_plot.setYRange(0, plan.kappa * 1.6)
+        self.kl_plot.setXRange(-1, plan.n_blocks)
+        self._set_bits(0)
+
+    def add_event(self, ev: EncodeEvent) -> None:
+        if self.code_line.isVisible() is False and ev.phase == "code" and self.steps:
+            self.code_line.setValue(self.steps[-1])
+            self.code_line.show()
+        self.steps.append(ev.step)
+        self.psnrs.append(ev.psnr)
+        if ev.preview is None and self.last is not None:
+            ev.preview = self.last.preview   # keep showing the latest preview
+        self.last = ev
+        self._dirty = True
+
+    def stop(self) -> None:
+        self.redraw()
+        self.timer.stop()
+
+    # -- drawing -------------------------------------------------------------------------------------
+    def _set_bits(self, blocks_done: int) -> None:
+        p = self.plan
+        spent = p.overhead_bits + blocks_done * p.kappa
+        target = int(round(p.target_bits))
+        self.bits_bar.setMaximum(max(target, p.file_bits, 1))
+        self.bits_bar.setValue(min(spent, self.bits_bar.maximum()))
+        self.bits_bar.setFormat(f"{spent} / {target} bits  ({blocks_done}/{p.n_blocks} blocks)")
+
+    def redraw(self) -> None:
+        ev = self.last
+        elapsed = time.perf_counter() - self.t0
+        if ev is None:
+            self.time_label.setText(f"Elapsed {_fmt_time(elapsed)}")
+            return
+        if not self._dirty:
+            return
+        self._dirty = False
+        frac = ev.step / max(1, ev.total_steps)
+        eta = elapsed * (1 - frac) / frac if frac > 0 else float("nan")
+        self.time_label.setText(f"Elapsed {_fmt_time(elapsed)}   ETA {_fmt_time(eta) if eta == eta else '—'}"
+                                f"   PSNR {ev.psnr:.2f} dB")
+        self.phase_label.setText(("Fitting the posterior" if ev.phase == "fit" else "Coding blocks") +
+                                 f" — step {ev.step}/{ev.total_steps}")
+        self.step_bar.setMaximum(ev.total_steps)
+        self.step_bar.setValue(ev.step)
+        self.step_bar.setFormat("step %v / %m")
+        if self.plan is not None:
+            self._set_bits(ev.blocks_done)
+        if ev.kl_bits is not None:
+            kl = np.asarray(ev.kl_bits)[0]
+            brushes = [CODED if i < ev.blocks_done else OPEN for i in range(len(kl))]
+            self.bars.setOpts(x=np.arange(len(kl)), height=kl, brushes=brushes)
+        self.psnr_curve.setData(np.asarray(self.steps, float), np.asarray(self.psnrs, float))
+        self.psnr_plot.setXRange(0, ev.total_steps, padding=0.02)
+        if ev.preview is not None:
+            first = self.preview_item.image is None
+            show_rgb(self.preview_item, ev.preview[0])
+            if first:
+                self.preview_box.autoRange(padding=0)

@@ -1,0 +1,98 @@
+"""Result of an encode (original | reconstruction | error map, synced zoom/pan, numbers, Save/Export) or of
+an opened .cmb file (decoded image and header fields)."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QStackedWidget, QVBoxLayout, QWidget
+
+from .image_panels import image_box, link, show_rgb
+
+
+def error_map(original: np.ndarray, recon: np.ndarray) -> np.ndarray:
+    """Absolute difference per pixel, averaged over channels, in 8-bit levels."""
+    return np.abs(original.astype(np.float32) - recon.astype(np.float32)).mean(axis=2)
+
+
+class ResultView(QWidget):
+    save_requested = Signal()
+    export_requested = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setObjectName("resultGraphics")
+        self.orig_box, self.orig_item, self.orig_label = image_box(self.graphics, 0, 0, "Original")
+        self.rec_box, self.rec_item, self.rec_label = image_box(self.graphics, 0, 1, "Reconstruction")
+        self.err_box, self.err_item, self.err_label = image_box(self.graphics, 0, 2, "|error| (8-bit levels)")
+        self.cmap = pg.colormap.get("inferno")
+        self.err_item.setColorMap(self.cmap)
+        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=self.cmap, interactive=False, width=14)
+        self.colorbar.setImageItem(self.err_item)
+        self.graphics.addItem(self.colorbar, row=0, col=3)
+        link([self.rec_box, self.orig_box, self.err_box])
+        for col in range(3):   # equal panels, so linked views show the same region at the same scale
+            self.graphics.ci.layout.setColumnStretchFactor(col, 1)
+            self.graphics.ci.layout.setColumnPreferredWidth(col, 10)
+        self.single = pg.GraphicsLayoutWidget()
+        self.single.setObjectName("decodedGraphics")
+        self.dec_box, self.dec_item, self.dec_label = image_box(self.single, 0, 0, "Decoded")
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.graphics)
+        self.pages.addWidget(self.single)
+
+        self.stats = QLabel("")
+        self.stats.setObjectName("resultStats")
+        self.stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.stats.setWordWrap(True)
+        self.save_button = QPushButton("Save .cmb…")
+        self.save_button.setObjectName("saveButton")
+        self.export_button = QPushButton("Export decoded PNG…")
+        self.export_button.setObjectName("exportButton")
+        self.save_button.clicked.connect(self.save_requested)
+        self.export_button.clicked.connect(self.export_requested)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.save_button)
+        buttons.addWidget(self.export_button)
+        buttons.addStretch(1)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.pages, 1)
+        lay.addWidget(self.stats)
+        lay.addLayout(buttons)
+        self.fields: dict[str, str] = {}
+
+    def _show_fields(self, fields: dict[str, str]) -> None:
+        self.fields = fields
+        self.stats.setText("&nbsp;&nbsp;&nbsp;".join(f"{k}: <b>{v}</b>" for k, v in fields.items()))
+
+    def show_encoded(self, original: np.ndarray, result) -> None:
+        """`result` is a worker.EncodeResult."""
+        enc = result.encoded
+        self.pages.setCurrentWidget(self.graphics)
+        show_rgb(self.orig_item, original)
+        show_rgb(self.rec_item, enc.reconstruction)
+        err = error_map(original, enc.reconstruction)
+        vmax = max(1.0, float(np.ceil(err.max())))
+        self.err_item.setImage(err, autoLevels=False, levels=(0, vmax))
+        self.colorbar.setLevels((0, vmax))
+        self.rec_label.setText(f"Reconstruction ({enc.bpp:.3g} bpp)")
+        self.rec_box.autoRange(padding=0)
+        h, w, c = enc.header.shape
+        self._show_fields({"File size": f"{len(enc.data)} bytes", "Rate": f"{enc.bpp:.3f} bpp",
+                           "PSNR": f"{enc.psnr:.2f} dB", "Encode time": f"{result.seconds:.1f} s",
+                           "Prior": enc.prior.name, "Blocks": f"{enc.header.n_blocks} × κ={enc.header.kappa}",
+                           "Size": f"{w}×{h}×{c}"})
+        self.save_button.setVisible(True)
+
+    def show_decoded(self, image: np.ndarray, header, prior, nbytes: int, name: str) -> None:
+        self.pages.setCurrentWidget(self.single)
+        show_rgb(self.dec_item, image)
+        self.dec_label.setText(f"Decoded {name}")
+        self.dec_box.autoRange(padding=0)
+        h, w, c = header.shape
+        self._show_fields({"Modality": header.modality, "Shape": f"{w}×{h}×{c}", "Bytes": str(nbytes),
+                           "Rate": f"{8 * nbytes / (h * w):.3f} bpp", "Prior": prior.name,
+                           "Prior id": header.prior_id.hex(), "κ": str(header.kappa),
+                           "Blocks": str(header.n_blocks)})
+        self.save_button.setVisible(False)
