@@ -133,7 +133,7 @@ def cmd_encode(a) -> int:
     for shape, ids in groups.items():
         gen = encode_batch([imgs[i] for i in ids], a.bpp, prior=forced, fit=fit, device=dev, seed=a.seed,
                            prior_dirs=a.prior_dir, compile=a.compile)
-        bar = tqdm(unit="step", disable=a.quiet, desc=f"{len(ids)}x{shape[1]}x{shape[0]}")
+        bar = tqdm(unit="step", disable=a.quiet, desc=f"{len(ids)}x{shape[1]}x{shape[0]}", delay=1.0)
         try:
             while True:
                 ev = next(gen)

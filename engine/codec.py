@@ -163,7 +163,10 @@ def encode_batch(images: Sequence[np.ndarray], rate_bpp: float | None = None, *,
         st.beta = adjust_beta(st.beta, klb, target_kl, fit.beta_step)
         done += 1
         if it % 25 == 0 or it == fit.steps - 1:
-            yield EncodeEvent("fit", done, total, 0, n_blocks, psnr_now(), klb.cpu().numpy())
+            preview = None
+            if preview_every and it % 100 == 0:
+                preview = to_uint8(obj.mean_prediction(st), h, w)
+            yield EncodeEvent("fit", done, total, 0, n_blocks, psnr_now(), klb.cpu().numpy(), preview)
 
     indices = torch.zeros(bsz, n_blocks, dtype=torch.int64, device=device)
     coded_kl = np.zeros((bsz, n_blocks))
@@ -183,8 +186,7 @@ def encode_batch(images: Sequence[np.ndarray], rate_bpp: float | None = None, *,
         kl_view[:, :ndone] = coded_kl[:, :ndone]
         preview = None
         if preview_every and (gi % preview_every == 0 or gi == len(groups) - 1):
-            preview = to_uint8(siren.forward(torch.where(st.frozen, st.fixed, st.mu).detach(), emb, prior.inr),
-                               h, w)
+            preview = to_uint8(obj.mean_prediction(st), h, w)
         yield EncodeEvent("code", done, total, ndone, n_blocks, psnr_now(), kl_view, preview)
         for _ in range(refine[gi]):
             _, klb = obj.step(st, gen)

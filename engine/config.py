@@ -41,7 +41,7 @@ class InrConfig:
 class FitConfig:
     """How the encoder fits and codes posteriors. Only the encoder reads it: none of it is in the file."""
 
-    steps: int = 1500              # beta-ELBO steps before coding starts
+    steps: int = 800               # beta-ELBO steps before coding starts
     lr: float = 2e-3               # Adam learning rate for posterior means and log-stds
     beta_step: float = 0.05        # multiplicative step of the per-block beta controller
     refine_first: int = 60         # fine-tuning steps after the first coded group of blocks

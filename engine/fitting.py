@@ -73,11 +73,14 @@ class Objective:
         return mse.detach(), klb.detach()
 
     @torch.no_grad()
+    def mean_prediction(self, st: FitState) -> torch.Tensor:
+        """Network output at the posterior means, coded weights at their samples -> (B, N, C)."""
+        return siren.forward(torch.where(st.frozen, st.fixed, st.mu), self.emb, self.cfg)
+
+    @torch.no_grad()
     def mean_mse(self, st: FitState) -> torch.Tensor:
         """Distortion of the posterior means (coded weights at their samples) -> (B,)."""
-        w = torch.where(st.frozen, st.fixed, st.mu)
-        pred = siren.forward(w, self.emb, self.cfg)
-        return ((pred - self.target) ** 2).mean(dim=(1, 2))
+        return ((self.mean_prediction(st) - self.target) ** 2).mean(dim=(1, 2))
 
 
 def make_distortion(cfg: InrConfig, compile: bool):
