@@ -65,7 +65,7 @@ def cmd_learn_prior(a) -> int:
             raise CombinerError(f"--init-prior {a.init_prior} has another architecture than the options given")
     gen = learn_prior(data, cfg, dev, checkpoint=ck, data_info=info, compile=a.compile, init=init)
     t0 = time.time()
-    bar = tqdm(total=cfg.first_steps + cfg.rounds * cfg.round_steps, unit="step", disable=a.quiet)
+    bar = tqdm(total=cfg.first_steps + cfg.rounds * cfg.round_steps, unit="step", disable=True if a.quiet else None)
     try:
         while True:
             ev = next(gen)
@@ -133,7 +133,7 @@ def cmd_encode(a) -> int:
     for shape, ids in groups.items():
         gen = encode_batch([imgs[i] for i in ids], a.bpp, prior=forced, fit=fit, device=dev, seed=a.seed,
                            prior_dirs=a.prior_dir, compile=a.compile)
-        bar = tqdm(unit="step", disable=a.quiet, desc=f"{len(ids)}x{shape[1]}x{shape[0]}", delay=1.0)
+        bar = tqdm(unit="step", disable=True if a.quiet else None, desc=f"{len(ids)}x{shape[1]}x{shape[0]}", delay=1.0)
         try:
             while True:
                 ev = next(gen)
