@@ -134,8 +134,9 @@ def encode_batch(images: Sequence[np.ndarray], rate_bpp: float | None = None, *,
     if n_blocks is None:
         n_blocks = blocks_for_rate(rate_bpp if rate_bpp is not None else prior.rate, (h, w, c), prior, seed)
     kappa, P = prior.kappa, prior.n_params
-    members = _members(prior, n_blocks)
-    block_of = torch.from_numpy(partition.block_of(prior.order, prior.kl_profile, n_blocks, kappa)).to(device)
+    bo = partition.block_of(prior.order, prior.kl_profile, n_blocks, kappa)  # (P,) computed once
+    members = partition.block_members(bo, n_blocks)
+    block_of = torch.from_numpy(bo).to(device)
     mu_p, ls_p = prior.tensors(device)
     ls0 = torch.from_numpy(prior.post_logstd).to(device) if prior.post_logstd is not None else ls_p - 2.0
 
