@@ -22,3 +22,5 @@ run --rate 1.8 --width 32 --items 384 --skip 768 --first-steps 200 --rounds 4 --
 run --rate 3.6 --width 48 --items 384 --rounds 10 --name cifar10-3.6bpp -o priors/cifar10-3.6bpp.safetensors
 run --rate 3.6 --width 48 --items 384 --skip 384 --first-steps 200 --rounds 6 --name cifar10-3.6bpp --init-prior priors/cifar10-3.6bpp.safetensors -o priors/cifar10-3.6bpp.safetensors
 run --rate 3.6 --width 48 --items 384 --skip 768 --first-steps 200 --rounds 4 --name cifar10-3.6bpp --init-prior priors/cifar10-3.6bpp.safetensors -o priors/cifar10-3.6bpp.safetensors
+# a fourth stage for 1.8 bpp (two threads, the machine otherwise idle)
+combiner learn-prior --data "$D" --threads 2 -q --rate 1.8 --width 32 --items 768 --skip 1152 --first-steps 200 --rounds 6 --name cifar10-1.8bpp --init-prior priors/cifar10-1.8bpp.safetensors -o priors/cifar10-1.8bpp.safetensors
