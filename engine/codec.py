@@ -156,18 +156,20 @@ def encode_batch(images: Sequence[np.ndarray], rate_bpp: float | None = None, *,
     done = 0
     klb = torch.zeros(bsz, n_blocks, device=device)
 
-    def psnr_now() -> float:
-        return float((-10 * torch.log10(obj.mean_mse(st).clamp_min(1e-10))).mean())
+    def snapshot(with_preview: bool) -> tuple[float, np.ndarray | None]:
+        """Mean PSNR of the posterior-mean reconstruction and, if asked, that reconstruction: one forward pass."""
+        pred = obj.mean_prediction(st)  # (B, N, C)
+        mse = ((pred - obj.target) ** 2).mean(dim=(1, 2))
+        psnr = float((-10 * torch.log10(mse.clamp_min(1e-10))).mean())
+        return psnr, (to_uint8(pred, h, w) if with_preview else None)
 
     for it in range(fit.steps):
         _, klb = obj.step(st, gen)
         st.beta = adjust_beta(st.beta, klb, target_kl, fit.beta_step)
         done += 1
         if it % 25 == 0 or it == fit.steps - 1:
-            preview = None
-            if preview_every and it % 100 == 0:
-                preview = to_uint8(obj.mean_prediction(st), h, w)
-            yield EncodeEvent("fit", done, total, 0, n_blocks, psnr_now(), klb.cpu().numpy(), preview)
+            psnr, preview = snapshot(bool(preview_every) and it % 100 == 0)
+            yield EncodeEvent("fit", done, total, 0, n_blocks, psnr, klb.cpu().numpy(), preview)
 
     indices = torch.zeros(bsz, n_blocks, dtype=torch.int64, device=device)
     coded_kl = np.zeros((bsz, n_blocks))
@@ -185,10 +187,8 @@ def encode_batch(images: Sequence[np.ndarray], rate_bpp: float | None = None, *,
         ndone += len(grp)
         kl_view = klb.cpu().numpy().copy()
         kl_view[:, :ndone] = coded_kl[:, :ndone]
-        preview = None
-        if preview_every and (gi % preview_every == 0 or gi == len(groups) - 1):
-            preview = to_uint8(obj.mean_prediction(st), h, w)
-        yield EncodeEvent("code", done, total, ndone, n_blocks, psnr_now(), kl_view, preview)
+        psnr, preview = snapshot(bool(preview_every) and (gi % preview_every == 0 or gi == len(groups) - 1))
+        yield EncodeEvent("code", done, total, ndone, n_blocks, psnr, kl_view, preview)
         for _ in range(refine[gi]):
             _, klb = obj.step(st, gen)
             st.beta = adjust_beta(st.beta, klb, target_kl, fit.beta_step)

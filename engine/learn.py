@@ -65,6 +65,7 @@ def learn_prior(images: np.ndarray, cfg: LearnConfig, device: torch.device,
     mu_p, logstd_p = torch.zeros(P, device=device), torch.log(std0)
     chunks = [slice(i, min(n, i + cfg.batch)) for i in range(0, n, cfg.batch)]
     beta0 = torch.full((1, 1), cfg.beta_init, device=device)
+    beta_range = (cfg.beta_init * 1e-2, cfg.beta_init * 1e2)  # anti-windup bounds of the controller
     states = [new_state(w_init.expand(s.stop - s.start, P), (std0.log() + cfg.init_logstd_offset).expand(s.stop - s.start, P),
                         beta0, cfg.lr, cfg.lr_std) for s in chunks]
     if init is not None:
@@ -72,7 +73,7 @@ def learn_prior(images: np.ndarray, cfg: LearnConfig, device: torch.device,
             raise ValueError("the initial prior has another architecture")
         mu_p, logstd_p = (torch.from_numpy(a).to(device) for a in (init.mu, init.logstd))
         ls0 = torch.from_numpy(init.post_logstd).to(device) if init.post_logstd is not None else logstd_p - 2
-        beta0 = torch.full((1, 1), init.beta, device=device).clamp(cfg.beta_init * 1e-2, cfg.beta_init * 1e2)
+        beta0 = torch.full((1, 1), init.beta, device=device).clamp(*beta_range)
         states = [new_state(mu_p.expand(s.stop - s.start, P), ls0.expand(s.stop - s.start, P), beta0, cfg.lr,
                             cfg.lr_std) for s in chunks]
     start_round, done = 0, 0
@@ -108,7 +109,7 @@ def learn_prior(images: np.ndarray, cfg: LearnConfig, device: torch.device,
             if done >= cfg.warmup or init is not None:
                 beta = adjust_beta(beta, torch.tensor(kl_mean, device=device), target_bits, cfg.beta_step)
                 # anti-windup: right after a prior update the KL can sit below target for a while
-                beta = beta.clamp(cfg.beta_init * 1e-2, cfg.beta_init * 1e2)
+                beta = beta.clamp(*beta_range)
             for st in states:  # one global beta, shared by all chunks
                 st.beta = beta
             done += 1
