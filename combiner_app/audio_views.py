@@ -1,13 +1,13 @@
 """Audio comparison widgets: waveforms (stacked or overlaid, min/max peak downsampling for long signals) and
 spectrograms of the original, the decoded signal and their difference, with time (s) / frequency (Hz) axes
-and a shared dB colour bar. They take plain numpy arrays; the main window shows them only once the engine
-has an audio codec (`engine.codec.encode_audio`)."""
+and a shared dB colour bar. They take plain numpy arrays; `AudioResultView` is the main window's audio
+result page (an encode: original, decoded and difference; an opened .cmb: the decoded signal alone)."""
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
-from PySide6.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
 from . import image_panels  # noqa: F401  (row-major image axis order)
 
@@ -79,28 +79,37 @@ class WaveformView(pg.GraphicsLayoutWidget):
         self.plots: list[pg.PlotItem] = []
         self.curves: dict[str, pg.PlotDataItem] = {}
 
-    def set_signals(self, original: np.ndarray, decoded: np.ndarray, sample_rate: float) -> None:
+    def set_signals(self, original: np.ndarray | None, decoded: np.ndarray, sample_rate: float) -> None:
+        """`original` None: the decoded signal alone (an opened .cmb has no original)."""
         self.clear()
         self.plots, self.curves = [], {}
-        o, d = mono(original), mono(decoded)
-        n = min(len(o), len(d))
-        o, d = o[:n], d[:n]
-        series = [("original", o, ORIG_PEN), ("decoded", d, DEC_PEN)]
+        d = mono(decoded)
+        if original is None:
+            series = [("decoded", d, DEC_PEN)]
+        else:
+            o = mono(original)
+            n = min(len(o), len(d))
+            o, d = o[:n], d[:n]
+            series = [("original", o, ORIG_PEN), ("decoded", d, DEC_PEN)]
         if self.stacked:
-            series.append(("difference", d - o, DIFF_PEN))
+            if original is not None:
+                series.append(("difference", d - o, DIFF_PEN))
             for row, (name, x, pen) in enumerate(series):
                 p = self.addPlot(row=row, col=0, title=name)
                 self._curve(p, name, x, pen, sample_rate)
                 p.setLabel("left", "amplitude")
+                p.getAxis("left").enableAutoSIPrefix(False)   # full scale is 1: no "(x0.001)"
                 if self.plots:
                     p.setXLink(self.plots[0])
                 self.plots.append(p)
         else:
-            p = self.addPlot(row=0, col=0, title="original (grey) and decoded (blue)")
+            title = "original (grey) and decoded (blue)" if original is not None else "decoded"
+            p = self.addPlot(row=0, col=0, title=title)
             p.addLegend()
             for name, x, pen in series:
                 self._curve(p, name, x, pen, sample_rate)
             p.setLabel("left", "amplitude")
+            p.getAxis("left").enableAutoSIPrefix(False)
             self.plots.append(p)
         self.plots[-1].setLabel("bottom", "time", units="s")
 
@@ -112,23 +121,32 @@ class WaveformView(pg.GraphicsLayoutWidget):
 class SpectrogramView(pg.GraphicsLayoutWidget):
     """Spectrograms of original, decoded and difference, time/frequency axes, one dB colour bar."""
 
-    def __init__(self, n_fft: int = 512, db_range: float = 100.0, parent=None):
+    def __init__(self, n_fft: int = 512, db_range: float = 100.0, max_frames: int = 2000, parent=None):
         super().__init__(parent)
-        self.n_fft, self.db_range = n_fft, db_range
+        self.n_fft, self.db_range, self.max_frames = n_fft, db_range, max_frames
         self.images: dict[str, pg.ImageItem] = {}
         self.spectra: dict[str, np.ndarray] = {}
         self.colorbar: pg.ColorBarItem | None = None
 
-    def set_signals(self, original: np.ndarray, decoded: np.ndarray, sample_rate: float) -> None:
+    def set_signals(self, original: np.ndarray | None, decoded: np.ndarray, sample_rate: float) -> None:
+        """`original` None: the decoded signal alone."""
         self.clear()
         self.images, self.spectra = {}, {}
-        o, d = mono(original), mono(decoded)
-        n = min(len(o), len(d))
+        d = mono(decoded)
+        if original is None:
+            n = len(d)
+            series = [("decoded", d)]
+        else:
+            o = mono(original)
+            n = min(len(o), len(d))
+            series = [("original", o[:n]), ("decoded", d[:n]), ("difference", d[:n] - o[:n])]
+        # a long clip gets a longer hop, so the image stays ~max_frames wide whatever the duration
+        hop = max(self.n_fft // 4, -(-n // self.max_frames))
         cmap = pg.colormap.get("magma")
         first = None
         top = -np.inf
-        for row, (name, x) in enumerate((("original", o[:n]), ("decoded", d[:n]), ("difference", d[:n] - o[:n]))):
-            s, times, freqs = stft_db(x, sample_rate, self.n_fft)
+        for row, (name, x) in enumerate(series):
+            s, times, freqs = stft_db(x, sample_rate, self.n_fft, hop)
             self.spectra[name] = s
             top = max(top, float(s.max()))
             p = self.addPlot(row=row, col=0, title=name)
@@ -144,7 +162,7 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
                 p.setYLink(first)
             else:
                 first = p
-            if row == 2:
+            if row == len(series) - 1:
                 p.setLabel("bottom", "time", units="s")
             self.images[name] = img
         hi = np.ceil(top / 10) * 10
@@ -153,34 +171,100 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
             img.setLevels(levels)
         self.colorbar = pg.ColorBarItem(values=levels, colorMap=cmap, label="level (dB FS)", interactive=False)
         self.colorbar.setImageItem(list(self.images.values()))
-        self.addItem(self.colorbar, row=0, col=1, rowspan=3)
+        self.addItem(self.colorbar, row=0, col=1, rowspan=len(series))
 
 
 class AudioResultView(QWidget):
-    """Waveforms and spectrograms of an audio result, with the numbers above them."""
+    """Waveforms and spectrograms of an audio result, the numbers under them, Save/Export and, where this
+    machine can play sound, Play original / Play decoded."""
+
+    save_requested = Signal()
+    export_requested = Signal()
+    play_requested = Signal(str)     # "original" | "decoded"
+    stop_requested = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
+        self.title = QLabel("")
+        self.title.setObjectName("audioTitle")
         self.stats = QLabel("")
         self.stats.setObjectName("audioStats")
+        self.stats.setWordWrap(True)
+        self.stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.waveforms = WaveformView(stacked=True)
         self.overlay = WaveformView(stacked=False)
         self.spectrograms = SpectrogramView()
-        tabs = QTabWidget()
-        tabs.addTab(self.spectrograms, "Spectrograms")
-        tabs.addTab(self.waveforms, "Waveforms")
-        tabs.addTab(self.overlay, "Overlay")
+        self.views = QTabWidget()
+        self.views.setObjectName("audioViews")
+        self.views.addTab(self.spectrograms, "Spectrograms")
+        self.views.addTab(self.waveforms, "Waveforms")
+        self.views.addTab(self.overlay, "Overlay")
+        self.save_button = QPushButton("Save .cmb…")
+        self.save_button.setObjectName("audioSaveButton")
+        self.export_button = QPushButton("Export decoded WAV…")
+        self.export_button.setObjectName("audioExportButton")
+        self.play_original = QPushButton("▶ Play original")
+        self.play_original.setObjectName("playOriginal")
+        self.play_decoded = QPushButton("▶ Play decoded")
+        self.play_decoded.setObjectName("playDecoded")
+        self.stop_button = QPushButton("■ Stop")
+        self.stop_button.setObjectName("stopPlayback")
+        self.save_button.clicked.connect(self.save_requested)
+        self.export_button.clicked.connect(self.export_requested)
+        self.play_original.clicked.connect(lambda: self.play_requested.emit("original"))
+        self.play_decoded.clicked.connect(lambda: self.play_requested.emit("decoded"))
+        self.stop_button.clicked.connect(self.stop_requested)
+        self.can_play = False
+        self.has_original = False
+        buttons = QHBoxLayout()
+        for b in (self.save_button, self.export_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        for b in (self.play_original, self.play_decoded, self.stop_button):
+            buttons.addWidget(b)
         lay = QVBoxLayout(self)
+        lay.addWidget(self.title)
+        lay.addWidget(self.views, 1)
         lay.addWidget(self.stats)
-        lay.addWidget(tabs, 1)
+        lay.addLayout(buttons)
+        self.fields: dict[str, str] = {}
+        self._signals: tuple | None = None
+        self._stale: set = set()
+        self.views.currentChanged.connect(lambda _: self._draw_current())
+        self.set_playable(False)
 
-    def set_signals(self, original: np.ndarray, decoded: np.ndarray, sample_rate: float,
+    def _draw_current(self) -> None:
+        page = self.views.currentWidget()
+        if page in self._stale and self._signals is not None:
+            self._stale.discard(page)
+            page.set_signals(*self._signals)
+
+    def set_playable(self, can_play: bool) -> None:
+        """Play buttons only where a playback path exists (see combiner_app.playback)."""
+        self.can_play = can_play
+        self.play_original.setVisible(can_play and self.has_original)
+        self.play_decoded.setVisible(can_play)
+        self.stop_button.setVisible(can_play)
+
+    def show_fields(self, fields: dict[str, str]) -> None:
+        self.fields = dict(fields)
+        self.stats.setText("&nbsp;&nbsp;&nbsp;".join(f"{k}: <b>{v}</b>" for k, v in fields.items()))
+
+    def set_signals(self, original: np.ndarray | None, decoded: np.ndarray, sample_rate: float,
                     nbytes: int | None = None) -> None:
-        self.waveforms.set_signals(original, decoded, sample_rate)
-        self.overlay.set_signals(original, decoded, sample_rate)
-        self.spectrograms.set_signals(original, decoded, sample_rate)
-        n = len(original)
-        parts = [f"{n / sample_rate:.2f} s at {sample_rate:g} Hz", f"SNR {snr_db(original, decoded):.2f} dB"]
+        """Draw everything; `original` None for an opened .cmb. The stats line gets a default summary that
+        `show_fields` may replace."""
+        self.has_original = original is not None
+        # Only the visible page is drawn now; the others when first shown (a shorter GUI stall per result).
+        self._signals = (original, decoded, sample_rate)
+        self._stale = {self.spectrograms, self.waveforms, self.overlay}
+        self._draw_current()
+        self.set_playable(self.can_play)
+        n = len(decoded)
+        parts = [f"{n / sample_rate:.2f} s at {sample_rate:g} Hz"]
+        if original is not None:
+            parts.append(f"SNR {snr_db(original, decoded):.2f} dB")
         if nbytes is not None:
             parts += [f"{nbytes} bytes", f"{8 * nbytes * sample_rate / n / 1000:.2f} kbit/s"]
         self.stats.setText("   ".join(parts))
+        self.fields = {}

@@ -1,4 +1,5 @@
-"""The settings panel shown next to an opened image: target rate, encoder preset, device, Compress/Cancel."""
+"""The settings panel shown next to an opened image or audio clip: target rate (bpp for images, kbps for audio),
+encoder preset, device, Compress/Cancel."""
 from __future__ import annotations
 
 import torch
@@ -9,7 +10,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox
 from engine.config import PRESETS, FitConfig
 from engine.errors import CombinerError
 
-from .worker import plan_encode
+from .plans import AudioClip, plan_audio, plan_encode
 
 __all__ = ["PRESETS", "SettingsPanel", "devices"]  # PRESETS: the same as `combiner encode --preset`
 
@@ -27,6 +28,7 @@ class SettingsPanel(QGroupBox):
         self.presets = dict(presets or PRESETS)
         self.prior_dirs = prior_dirs
         self.shape: tuple[int, int, int] | None = None
+        self.clip: AudioClip | None = None      # set instead of `shape` for audio
 
         self.file_label = QLabel("")
         self.file_label.setWordWrap(True)
@@ -39,6 +41,15 @@ class SettingsPanel(QGroupBox):
         self.bpp.setSuffix(" bpp")
         self.bpp.setAcceptDrops(False)            # a dropped file goes to the window, not into the text
         self.bpp.lineEdit().setAcceptDrops(False)
+        self.kbps = QDoubleSpinBox()
+        self.kbps.setObjectName("kbpsSpin")
+        self.kbps.setRange(0.5, 512.0)
+        self.kbps.setSingleStep(1.0)
+        self.kbps.setDecimals(1)
+        self.kbps.setValue(10.0)
+        self.kbps.setSuffix(" kbps")
+        self.kbps.setAcceptDrops(False)
+        self.kbps.lineEdit().setAcceptDrops(False)
         self.preset = QComboBox()
         self.preset.setObjectName("presetCombo")
         self.preset.addItems(list(self.presets))
@@ -61,7 +72,10 @@ class SettingsPanel(QGroupBox):
         self.cancel_button.clicked.connect(self.cancel_clicked)
 
         form = QFormLayout()
+        self.form = form
         form.addRow("Target rate", self.bpp)
+        form.addRow("Target rate", self.kbps)
+        form.setRowVisible(self.kbps, False)
         form.addRow("Encoder effort", self.preset)
         form.addRow("Device", self.device)
         buttons = QHBoxLayout()
@@ -74,28 +88,56 @@ class SettingsPanel(QGroupBox):
         lay.addLayout(buttons)
         lay.addStretch(1)
         self.bpp.valueChanged.connect(self._update_plan)
+        self.kbps.valueChanged.connect(self._update_plan)
+
+    def _audio_mode(self, audio: bool) -> None:
+        self.form.setRowVisible(self.bpp, not audio)
+        self.form.setRowVisible(self.kbps, audio)
+
+    def rate(self) -> float:
+        """The target rate in the opened file's unit (kbps for audio, bpp for images)."""
+        return self.kbps.value() if self.clip is not None else self.bpp.value()
 
     def set_image(self, name: str, shape: tuple[int, int, int], note: str = "") -> None:
-        self.shape = tuple(shape)
+        self.shape, self.clip = tuple(shape), None
+        self._audio_mode(False)
         h, w, c = shape
         self.file_label.setText(f"<b>{name}</b><br>{w}×{h}, {c} channels" + (f"<br>{note}" if note else ""))
+        self._update_plan()
+
+    def set_audio(self, name: str, clip: AudioClip, note: str = "") -> None:
+        self.shape, self.clip = None, clip
+        self._audio_mode(True)
+        ch = "mono" if clip.channels == 1 else f"{clip.channels} channels"
+        self.file_label.setText(f"<b>{name}</b><br>{clip.seconds:.2f} s, {clip.sample_rate} Hz, {ch}"
+                                + (f"<br>{note}" if note else ""))
         self._update_plan()
 
     def fit_config(self) -> FitConfig:
         return self.presets[self.preset.currentText()]
 
     def _update_plan(self) -> None:
-        if self.shape is None:
+        if self.shape is None and self.clip is None:
             return
         try:
-            p = plan_encode(self.shape, self.bpp.value(), self.prior_dirs)
+            if self.clip is not None:
+                p = plan_audio(self.clip, self.kbps.value(), self.prior_dirs)
+            else:
+                p = plan_encode(self.shape, self.bpp.value(), self.prior_dirs)
         except CombinerError as e:
             self.plan_label.setText(f"<span style='color:#b00'>{e}</span>")
+            return
+        if p.modality == "audio":
+            kbps = p.file_bits / 1000.0 / self.clip.seconds
+            warn = "".join(f"<br><span style='color:#a60'>{w}</span>" for w in p.warnings)
+            self.plan_label.setText(f"Prior <b>{p.prior.name}</b> (trained at {p.prior.rate:g} kbps)<br>"
+                                    f"{p.units} units × {p.n_blocks} blocks × κ={p.kappa} bits<br>"
+                                    f"→ {p.file_bits // 8} bytes ({kbps:.2f} kbps)" + warn)
             return
         self.plan_label.setText(f"Prior <b>{p.prior.name}</b> (trained at {p.prior.rate:g} bpp)<br>"
                                 f"{p.n_blocks} blocks × κ={p.kappa} bits → {p.file_bits // 8} bytes")
 
     def set_running(self, running: bool) -> None:
-        for w in (self.bpp, self.preset, self.device, self.compress_button):
+        for w in (self.bpp, self.kbps, self.preset, self.device, self.compress_button):
             w.setEnabled(not running)
         self.cancel_button.setEnabled(running)

@@ -1,5 +1,5 @@
 """The live coding view: bit budget, per-block KL bars with the κ line, PSNR over steps, time/ETA and the
-reconstruction preview. Events are recorded as they arrive and drawn at most ~20 times a second, so a fast
+reconstruction preview (for audio, which has no preview, the original waveform instead). Events are recorded as they arrive and drawn at most ~20 times a second, so a fast
 encoder can never flood the GUI thread."""
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QStackedWidget, QVBoxLayout, QWidget
 
 from engine.codec import EncodeEvent
 
+from .audio_views import ORIG_PEN, mono, peak_envelope
 from .image_panels import show_rgb
-from .worker import EncodePlan
+from .plans import AudioClip, EncodePlan
 
 CODED = pg.mkBrush(70, 130, 200)
 OPEN = pg.mkBrush(200, 200, 200)
@@ -34,6 +35,7 @@ class LiveView(QWidget):
         self.steps: list[int] = []
         self.psnrs: list[float] = []
         self.last: EncodeEvent | None = None
+        self.units_before = 0      # units fully coded in earlier batches (a long clip is coded in batches)
         self._dirty = False
 
         self.phase_label = QLabel("Waiting for an encode")
@@ -73,10 +75,20 @@ class LiveView(QWidget):
         self.preview_item = pg.ImageItem()
         self.preview_box.addItem(self.preview_item)
         self.preview_box.setMouseEnabled(False, False)
+        self.wave_plot = pg.PlotWidget(title="Original clip")
+        self.wave_plot.setObjectName("liveWaveform")
+        self.wave_plot.setLabel("bottom", "time", units="s")
+        self.wave_plot.setLabel("left", "amplitude")
+        self.wave_plot.getAxis("left").enableAutoSIPrefix(False)
+        self.wave_plot.hideButtons()
+        self.wave_curve = self.wave_plot.plot([], [], pen=ORIG_PEN)
+        self.preview_stack = QStackedWidget()
+        self.preview_stack.addWidget(self.preview)
+        self.preview_stack.addWidget(self.wave_plot)
 
         grid = QGridLayout()
         grid.addWidget(self.kl_plot, 0, 0)
-        grid.addWidget(self.preview, 0, 1)
+        grid.addWidget(self.preview_stack, 0, 1)
         grid.addWidget(self.psnr_plot, 1, 0, 1, 2)
         grid.setColumnStretch(0, 3)
         grid.setColumnStretch(1, 2)
@@ -93,10 +105,32 @@ class LiveView(QWidget):
         self.timer.timeout.connect(self.redraw)
 
     # -- feeding -------------------------------------------------------------------------------------
-    def start(self, original: np.ndarray | None = None) -> None:
+    def start(self, original: np.ndarray | AudioClip | None = None) -> None:
         """A new encode begins (its plan arrives with `set_plan`)."""
         self.plan, self.t0, self.last = None, time.perf_counter(), None
-        self.steps, self.psnrs = [], []
+        self.steps, self.psnrs, self.units_before = [], [], 0
+        self.kl_plot.setTitle("KL per block (bits)")
+        self.psnr_plot.setTitle("PSNR of the posterior mean")
+        if isinstance(original, AudioClip):
+            self._start_audio(original)
+            return
+        self._reset_widgets()
+        self.preview_stack.setCurrentWidget(self.preview)
+        show_rgb(self.preview_item, None if original is None else np.zeros_like(original))
+        if original is not None:
+            self.preview_box.autoRange(padding=0)
+        self.timer.start()
+
+    def _start_audio(self, clip: AudioClip) -> None:
+        self._reset_widgets()
+        self.preview_stack.setCurrentWidget(self.wave_plot)
+        t, y = peak_envelope(mono(clip.samples), clip.sample_rate)
+        self.wave_curve.setData(t, y)
+        self.wave_plot.setXRange(0, clip.seconds, padding=0.01)
+        self.wave_plot.setYRange(-1, 1, padding=0.02)
+        self.timer.start()
+
+    def _reset_widgets(self) -> None:
         self.code_line.hide()
         self.psnr_curve.setData([], [])
         self.phase_label.setText("Starting…")
@@ -104,10 +138,6 @@ class LiveView(QWidget):
         self.step_bar.setValue(0)
         self.bits_bar.setValue(0)
         self.bars.setOpts(x=np.zeros(0), height=np.zeros(0), brushes=None)
-        show_rgb(self.preview_item, None if original is None else np.zeros_like(original))
-        if original is not None:
-            self.preview_box.autoRange(padding=0)
-        self.timer.start()
 
     def set_plan(self, plan: EncodePlan) -> None:
         self.plan = plan
@@ -115,12 +145,19 @@ class LiveView(QWidget):
         self.bars.setOpts(x=np.arange(plan.n_blocks), height=np.zeros(plan.n_blocks), brush=OPEN, brushes=None)
         self.kl_plot.setYRange(0, plan.kappa * 1.6)
         self.kl_plot.setXRange(-1, plan.n_blocks)
+        if plan.units > 1:
+            self.kl_plot.setTitle(f"KL per block (bits, mean over {plan.units} units)")
+            # the engine averages per-unit PSNRs, so this reads higher than the final whole-clip PSNR
+            self.psnr_plot.setTitle("PSNR of the posterior mean (mean over units)")
         self._set_bits(0)
 
     def add_event(self, ev: EncodeEvent) -> None:
         if self.code_line.isVisible() is False and ev.phase == "code" and self.steps:
             self.code_line.setValue(self.steps[-1])
             self.code_line.show()
+        prev = self.last
+        if prev is not None and prev.phase == "code" and ev.phase == "fit" and prev.kl_bits is not None:
+            self.units_before += np.asarray(prev.kl_bits).shape[0]   # the next batch of units began
         self.steps.append(ev.step)
         self.psnrs.append(ev.psnr)
         if ev.preview is None and self.last is not None:
@@ -133,13 +170,19 @@ class LiveView(QWidget):
         self.timer.stop()
 
     # -- drawing -------------------------------------------------------------------------------------
-    def _set_bits(self, blocks_done: int) -> None:
+    def _set_bits(self, blocks_done: int, units_in_batch: int = 0) -> None:
         p = self.plan
-        spent = p.overhead_bits + blocks_done * p.kappa
+        units_in_batch = units_in_batch or p.units
+        coded = self.units_before * p.n_blocks + blocks_done * units_in_batch
+        spent = p.overhead_bits + coded * p.kappa
         target = int(round(p.target_bits))
         self.bits_bar.setMaximum(max(target, p.file_bits, 1))
         self.bits_bar.setValue(min(spent, self.bits_bar.maximum()))
-        self.bits_bar.setFormat(f"{spent} / {target} bits  ({blocks_done}/{p.n_blocks} blocks)")
+        if p.modality == "audio":
+            self.bits_bar.setFormat(f"{spent / 1000:.1f} / {target / 1000:.1f} kbit  "
+                                    f"({coded}/{p.units * p.n_blocks} blocks of {p.units} units)")
+        else:
+            self.bits_bar.setFormat(f"{spent} / {target} bits  ({blocks_done}/{p.n_blocks} blocks)")
 
     def redraw(self) -> None:
         ev = self.last
@@ -159,10 +202,11 @@ class LiveView(QWidget):
         self.step_bar.setMaximum(ev.total_steps)
         self.step_bar.setValue(ev.step)
         self.step_bar.setFormat("step %v / %m")
+        kl_all = None if ev.kl_bits is None else np.asarray(ev.kl_bits)
         if self.plan is not None:
-            self._set_bits(ev.blocks_done)
-        if ev.kl_bits is not None:
-            kl = np.asarray(ev.kl_bits)[0]
+            self._set_bits(ev.blocks_done, 0 if kl_all is None else kl_all.shape[0])
+        if kl_all is not None:
+            kl = kl_all.mean(axis=0)   # one image: its own KL; audio: the mean over the batch's units
             brushes = [CODED if i < ev.blocks_done else OPEN for i in range(len(kl))]
             self.bars.setOpts(x=np.arange(len(kl)), height=kl, brushes=brushes)
         self.psnr_curve.setData(np.asarray(self.steps, float), np.asarray(self.psnrs, float))

@@ -7,7 +7,7 @@ import sys
 
 def parse_args(argv):
     ap = argparse.ArgumentParser(prog="combiner-studio", description="COMBINER Studio desktop app")
-    ap.add_argument("file", nargs="?", help="an image or a .cmb file to open")
+    ap.add_argument("file", nargs="?", help="an image, audio or .cmb file to open")
     ap.add_argument("--prior-dir", action="append", default=None, help="extra folder searched for priors")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads for torch (default: all but one)")
     return ap.parse_args(argv)

@@ -1,4 +1,7 @@
-"""The main window: file handling (open, drop, recent, command line), the settings panel and the views."""
+"""The main window: file handling (open, drop, recent, command line), the settings panel and the views.
+
+Images and audio share the settings panel, the worker and the live view; each has its own result page and
+rate explorer, and the tabs of the other modality are hidden."""
 from __future__ import annotations
 
 import os
@@ -10,25 +13,26 @@ from PySide6.QtCore import QSettings, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSplitter, QStackedWidget, QTabWidget
 
-from engine import codec, media
-from engine.errors import CombinerError, MediaError
+from engine import audio_codec, codec, container, media
+from engine.audio_io import AUDIO_SUFFIXES, audio_file_bytes, is_audio_path, read_audio
+from engine.errors import CombinerError
 
 from . import dialogs
+from .audio_explorer import AUDIO_LADDER, AudioRateExplorer
+from .audio_views import AudioResultView
 from .encode_settings import SettingsPanel
 from .live_view import LiveView
+from .playback import Player
 from .rate_explorer import LADDER, RateExplorer
 from .recent_files import RecentFiles
 from .result_view import ResultView
 from .welcome import Welcome
-from .worker import EncodePlan, EncodeResult, EncodeRunner
+from .worker import AudioClip, EncodePlan, EncodeResult, EncodeRunner
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
-IMAGE_FILTER = "Images and .cmb files (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm *.cmb);;All files (*)"
-
-
-def audio_engine_available() -> bool:
-    """The audio side is wired in only once the engine grows an audio codec."""
-    return hasattr(codec, "encode_audio")
+_IMAGE_GLOBS = "*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm"
+_AUDIO_GLOBS = " ".join(f"*{s}" for s in sorted(AUDIO_SUFFIXES))
+OPEN_FILTER = (f"Images, audio and .cmb files ({_IMAGE_GLOBS} {_AUDIO_GLOBS} *.cmb);;Images ({_IMAGE_GLOBS});;"
+               f"Audio ({_AUDIO_GLOBS});;COMBINER files (*.cmb);;All files (*)")
 
 
 class MainWindow(QMainWindow):
@@ -37,7 +41,8 @@ class MainWindow(QMainWindow):
     encode_finished = Signal(bool)      # cancelled?
     error_shown = Signal(str)
 
-    def __init__(self, prior_dirs=None, settings: QSettings | None = None, presets=None, ladder=LADDER):
+    def __init__(self, prior_dirs=None, settings: QSettings | None = None, presets=None, ladder=LADDER,
+                 audio_ladder=AUDIO_LADDER):
         super().__init__()
         self.setWindowTitle("COMBINER Studio")
         self.resize(1200, 780)
@@ -45,9 +50,11 @@ class MainWindow(QMainWindow):
         self.prior_dirs = prior_dirs
         self.recent = RecentFiles(settings)
         self.path: Path | None = None
-        self.image: np.ndarray | None = None       # the opened image (None for a .cmb)
+        self.image: np.ndarray | None = None       # the opened image (None for a .cmb or audio)
+        self.audio: AudioClip | None = None        # the opened audio clip (None for a .cmb or an image)
         self.result: EncodeResult | None = None
-        self.decoded: tuple | None = None          # (image, header, prior, nbytes) of an opened .cmb
+        self.decoded: tuple | None = None          # (image, header, prior, nbytes) of an opened image .cmb
+        self.decoded_audio: tuple | None = None    # (samples, sample_rate, header, prior, nbytes) of an audio .cmb
         self.error_box = None
         self._encode_t0 = 0.0
 
@@ -75,11 +82,18 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.live, "Live coding")
         self.tabs.addTab(self.result_view, "Result")
         self.tabs.addTab(self.explorer, "Explore rates")
-        self.audio_result = None
-        if audio_engine_available():   # pragma: no cover - no audio engine yet
-            from .audio_views import AudioResultView
-            self.audio_result = AudioResultView()
-            self.tabs.addTab(self.audio_result, "Audio result")
+        self.player = Player(self)
+        self.audio_result = AudioResultView()
+        self.audio_result.set_playable(self.player.available())
+        self.audio_result.save_requested.connect(self.save_dialog)
+        self.audio_result.export_requested.connect(self.export_dialog)
+        self.audio_result.play_requested.connect(self.play)
+        self.audio_result.stop_requested.connect(self.player.stop)
+        self.audio_explorer = AudioRateExplorer(self._current_settings, prior_dirs, audio_ladder)
+        self.audio_explorer.busy_changed.connect(self._on_explorer_busy)
+        self.audio_explorer.failed.connect(lambda m: self.show_error("Explore rates", m))
+        self.tabs.addTab(self.audio_result, "Result")
+        self.tabs.addTab(self.audio_explorer, "Explore rates")
 
         self.workspace = QSplitter()
         self.workspace.addWidget(self.settings_panel)
@@ -93,6 +107,7 @@ class MainWindow(QMainWindow):
         self.status_label = QLabel("Ready")
         self.statusBar().addWidget(self.status_label, 1)
         self._build_menus()
+        self._set_modality("image")
 
     # -- menus ----------------------------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -153,15 +168,15 @@ class MainWindow(QMainWindow):
 
     def open_dialog(self) -> None:
         start = str(self.path.parent) if self.path else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Open an image or a .cmb file", start, IMAGE_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open an image, audio or .cmb file", start, OPEN_FILTER)
         if path:
             self.open_path(path)
 
     def busy(self) -> bool:
-        return self.runner.is_running() or self.explorer.is_running()
+        return self.runner.is_running() or self.explorer.is_running() or self.audio_explorer.is_running()
 
     def open_path(self, path: str | os.PathLike) -> bool:
-        """Open an image or a .cmb file (menu, drop, recent list and command line all come here)."""
+        """Open an image, audio or .cmb file (menu, drop, recent list and command line all come here)."""
         path = Path(path)
         if self.busy():
             self.show_error("Busy", "An encode is running; cancel it before opening another file.")
@@ -169,9 +184,8 @@ class MainWindow(QMainWindow):
         try:
             if path.suffix.lower() == ".cmb" or self._looks_like_cmb(path):
                 self._open_cmb(path)
-            elif path.suffix.lower() in AUDIO_SUFFIXES and not audio_engine_available():
-                raise MediaError(f"{path.name}: audio compression is not available in this version of the "
-                                 "engine (images only for now)")
+            elif is_audio_path(path):
+                self._open_audio(path)
             else:
                 self._open_image(path)
         except CombinerError as e:
@@ -189,7 +203,8 @@ class MainWindow(QMainWindow):
     def _looks_like_cmb(path: Path) -> bool:
         try:
             with open(path, "rb") as f:
-                return f.read(1) == b"\xcb" and path.suffix.lower() not in media.IMAGE_SUFFIXES
+                return (f.read(1) == b"\xcb" and path.suffix.lower() not in media.IMAGE_SUFFIXES
+                        and not is_audio_path(path))
         except OSError:
             return False
 
@@ -201,7 +216,11 @@ class MainWindow(QMainWindow):
             codec.check_image_shape(img.shape)
         except CombinerError as e:
             too_large = str(e)
+        self.player.stop()
         self.path, self.image, self.result, self.decoded = path, img, None, None
+        self.audio, self.decoded_audio = None, None
+        self.audio_explorer.set_clip(None)
+        self._set_modality("image")
         self.settings_panel.setVisible(True)
         self._image_tabs(True)
         self.settings_panel.set_image(path.name, img.shape, "<br>".join(warnings))
@@ -219,9 +238,46 @@ class MainWindow(QMainWindow):
             self.show_error("Image too large", too_large)
 
     def _image_tabs(self, enabled: bool) -> None:
-        """Live coding and Explore rates belong to an opened image, not to an opened .cmb."""
-        for w in (self.live, self.explorer):
+        """Live coding and Explore rates belong to an opened image or clip, not to an opened .cmb."""
+        for w in (self.live, self.explorer, self.audio_explorer):
             self.tabs.setTabEnabled(self.tabs.indexOf(w), enabled)
+
+    def _set_modality(self, modality: str) -> None:
+        """Show the result and explorer tabs of one modality and hide the other's."""
+        audio = modality == "audio"
+        for w, show in ((self.result_view, not audio), (self.explorer, not audio),
+                        (self.audio_result, audio), (self.audio_explorer, audio)):
+            self.tabs.setTabVisible(self.tabs.indexOf(w), show)
+        self.export_action.setText("&Export decoded WAV…" if audio else "&Export decoded PNG…")
+
+    def _open_audio(self, path: Path) -> None:
+        x, sr, warnings = read_audio(path)
+        clip = AudioClip(x, sr, warnings)
+        self.player.stop()
+        self.path, self.image, self.audio, self.result = path, None, clip, None
+        self.decoded, self.decoded_audio = None, None
+        self.explorer.set_image(None)
+        self.audio_explorer.set_clip(clip)
+        self._set_modality("audio")
+        self.settings_panel.setVisible(True)
+        self._image_tabs(True)
+        self.settings_panel.set_audio(path.name, clip, "<br>".join(warnings))
+        self.settings_panel.compress_button.setEnabled(True)
+        self.live.start(clip)
+        self.live.timer.stop()
+        self.live.phase_label.setText("Waiting for an encode")
+        self.audio_result.set_signals(None, x, sr)
+        self.audio_result.title.setText(f"Original {path.name} — press Compress")
+        self.audio_result.show_fields({"Duration": f"{clip.seconds:.2f} s", "Sample rate": f"{sr} Hz",
+                                       "Channels": str(clip.channels)})
+        self.audio_result.save_button.setVisible(False)
+        self.audio_result.export_button.setVisible(False)
+        self.tabs.setCurrentWidget(self.audio_result)
+        self.pages.setCurrentWidget(self.workspace)
+        self.save_action.setEnabled(False)
+        self.export_action.setEnabled(False)
+        ch = "mono" if clip.channels == 1 else f"{clip.channels} channels"
+        self.status_label.setText(f"Opened {path.name} ({clip.seconds:.2f} s, {sr} Hz, {ch})")
 
     def _show_original(self, img: np.ndarray) -> None:
         """Before any encode, the result tab shows the opened image alone."""
@@ -237,10 +293,18 @@ class MainWindow(QMainWindow):
 
     def _open_cmb(self, path: Path) -> None:
         data = path.read_bytes()
+        header, _ = container.read(data)   # checks the checksum; says which decoder this file needs
+        if header.modality == "audio":
+            self._open_audio_cmb(path, data)
+            return
         img, header, prior = codec.decode_full(data, prior_dirs=self.prior_dirs)
+        self.player.stop()
         self.path, self.image, self.result = path, None, None
+        self.audio, self.decoded_audio = None, None
         self.decoded = (img, header, prior, len(data))
         self.explorer.set_image(None)
+        self.audio_explorer.set_clip(None)
+        self._set_modality("image")
         self.settings_panel.setVisible(False)
         self._image_tabs(False)
         self.result_view.show_decoded(img, header, prior, len(data), path.name)
@@ -251,24 +315,54 @@ class MainWindow(QMainWindow):
         self.export_action.setEnabled(True)
         self.status_label.setText(f"Decoded {path.name}: {len(data)} bytes")
 
+    def _open_audio_cmb(self, path: Path, data: bytes) -> None:
+        y, sr, header, prior = audio_codec.decode_audio_full(data, prior_dirs=self.prior_dirs)
+        self.player.stop()
+        self.path, self.image, self.audio, self.result, self.decoded = path, None, None, None, None
+        self.decoded_audio = (y, sr, header, prior, len(data))
+        self.explorer.set_image(None)
+        self.audio_explorer.set_clip(None)
+        self._set_modality("audio")
+        self.settings_panel.setVisible(False)
+        self._image_tabs(False)
+        n, c, _ = header.shape
+        seconds = n / sr
+        view = self.audio_result
+        view.set_signals(None, y, sr, len(data))
+        view.title.setText(f"Decoded {path.name}")
+        view.show_fields({"Modality": header.modality, "Samples": f"{n} ({seconds:.2f} s)", "Channels": str(c),
+                          "Sample rate": f"{sr} Hz", "Prior": prior.name, "Prior id": header.prior_id.hex(),
+                          "Units": str(header.units), "Blocks": f"{header.n_blocks} × κ={header.kappa}",
+                          "Bytes": str(len(data)), "Rate": f"{8 * len(data) / seconds / 1000:.2f} kbps"})
+        view.save_button.setVisible(False)
+        view.export_button.setVisible(True)
+        self.tabs.setCurrentWidget(view)
+        self.pages.setCurrentWidget(self.workspace)
+        self.save_action.setEnabled(False)
+        self.export_action.setEnabled(True)
+        self.status_label.setText(f"Decoded {path.name}: {len(data)} bytes, {seconds:.2f} s of audio")
+
     # -- encoding -------------------------------------------------------------------------------------
     def _current_settings(self):
         return self.settings_panel.fit_config(), self.settings_panel.device.currentText()
 
     def compress(self) -> None:
-        if self.image is None or self.busy():
+        source = self.audio if self.audio is not None else self.image
+        if source is None or self.busy():
             return
         fit, device = self._current_settings()
         self.result = None
         self.settings_panel.set_running(True)
         self.explorer.explore_button.setEnabled(False)
+        self.audio_explorer.explore_button.setEnabled(False)
         self.save_action.setEnabled(False)
         self.export_action.setEnabled(False)
-        self.live.start(self.image)
+        self.player.stop()
+        self.live.start(source)
         self.tabs.setCurrentWidget(self.live)
         self.status_label.setText("Compressing…")
         self._encode_t0 = time.perf_counter()
-        self.runner.start(self.image, [self.settings_panel.bpp.value()], fit, device, self.prior_dirs)
+        self.runner.start(source, [self.settings_panel.rate()], fit, device, self.prior_dirs)
 
     def cancel(self) -> None:
         self.runner.cancel()
@@ -282,6 +376,9 @@ class MainWindow(QMainWindow):
 
     def _on_encoded(self, i: int, res: EncodeResult) -> None:
         self.result = res
+        if self.audio is not None:
+            self._show_audio_result(res)
+            return
         self.result_view.show_encoded(self.image, res)
         self.result_view.export_button.setVisible(True)
         self.tabs.setCurrentWidget(self.result_view)
@@ -291,17 +388,48 @@ class MainWindow(QMainWindow):
         self.status_label.setText(f"Compressed to {len(enc.data)} bytes ({enc.bpp:.3f} bpp), "
                                   f"PSNR {enc.psnr:.2f} dB in {res.seconds:.1f} s — not saved yet")
 
+    def _show_audio_result(self, res: EncodeResult) -> None:
+        enc, clip = res.encoded, self.audio
+        view = self.audio_result
+        view.set_signals(clip.samples, enc.reconstruction, clip.sample_rate, len(enc.data))
+        view.title.setText(f"{self.path.name}: original, decoded and difference")
+        view.show_fields({"File size": f"{len(enc.data)} bytes", "Rate": f"{enc.kbps:.2f} kbps",
+                          "PSNR": f"{enc.psnr:.2f} dB", "SNR": f"{enc.snr:.2f} dB",
+                          "Encode time": f"{res.seconds:.1f} s", "Prior": enc.prior.name,
+                          "Units": f"{enc.header.units} × {enc.header.n_blocks} blocks × κ={enc.header.kappa}",
+                          "Duration": f"{enc.seconds:.2f} s", "Sample rate": f"{enc.sample_rate} Hz"})
+        view.save_button.setVisible(True)
+        view.export_button.setVisible(True)
+        self.tabs.setCurrentWidget(view)
+        self.save_action.setEnabled(True)
+        self.export_action.setEnabled(True)
+        note = f" ({'; '.join(enc.warnings)})" if enc.warnings else ""
+        self.status_label.setText(f"Compressed to {len(enc.data)} bytes ({enc.kbps:.2f} kbps), PSNR "
+                                  f"{enc.psnr:.2f} dB, SNR {enc.snr:.2f} dB in {res.seconds:.1f} s — not saved "
+                                  f"yet{note}")
+
+    def play(self, which: str) -> None:
+        """Play the original clip or the decoded signal (where a playback path exists)."""
+        if which == "original" and self.audio is not None:
+            self.player.play(self.audio.samples, self.audio.sample_rate)
+        elif which == "decoded":
+            y_sr = self.decoded_audio_signal()
+            if y_sr is not None:
+                self.player.play(*y_sr)
+
     def _on_encode_done(self, cancelled: bool) -> None:
         self.live.stop()
         self.settings_panel.set_running(False)
         self.explorer.explore_button.setEnabled(self.explorer.image is not None)
+        self.audio_explorer.explore_button.setEnabled(self.audio_explorer.clip is not None)
         if cancelled:
             self.live.phase_label.setText("Cancelled — nothing was written")
             self.status_label.setText("Cancelled; nothing was written")
         self.encode_finished.emit(cancelled)
 
     def _on_explorer_busy(self, busy: bool) -> None:
-        self.settings_panel.compress_button.setEnabled(not busy and self.image is not None)
+        self.settings_panel.compress_button.setEnabled(not busy and (self.image is not None or
+                                                                     self.audio is not None))
 
     # -- saving ---------------------------------------------------------------------------------------
     def _protected(self) -> list[str]:
@@ -331,11 +459,25 @@ class MainWindow(QMainWindow):
         return True
 
     def decoded_image(self) -> np.ndarray | None:
-        if self.result is not None:
+        if self.result is not None and self.audio is None:
             return self.result.encoded.reconstruction
         return self.decoded[0] if self.decoded else None
 
+    def decoded_audio_signal(self) -> tuple[np.ndarray, int] | None:
+        """(samples (N, C), sample rate) of the encode result or the opened audio .cmb."""
+        if self.result is not None and self.audio is not None:
+            return self.result.encoded.reconstruction, self.audio.sample_rate
+        return (self.decoded_audio[0], self.decoded_audio[1]) if self.decoded_audio else None
+
     def export_dialog(self) -> None:
+        if self.decoded_audio_signal() is not None:
+            stem = self.path.stem if self.path else "decoded"
+            start = (self.path.parent if self.path else Path.cwd()) / f"{stem}_decoded.wav"
+            path, _ = QFileDialog.getSaveFileName(self, "Export decoded audio", str(start),
+                                                  "WAV audio (*.wav);;FLAC audio (*.flac)")
+            if path:
+                self.export_audio(path)
+            return
         if self.decoded_image() is None:
             return
         stem = self.path.stem if self.path else "decoded"
@@ -356,8 +498,23 @@ class MainWindow(QMainWindow):
         self.status_label.setText(f"Exported {path}")
         return True
 
+    def export_audio(self, path: str | os.PathLike) -> bool:
+        """Decoded audio as 16-bit WAV (or FLAC by suffix), never over the input file."""
+        sig = self.decoded_audio_signal()
+        if sig is None:
+            return False
+        try:
+            media.write_atomic(path, audio_file_bytes(sig[0], sig[1], Path(path).suffix), protect=self._protected())
+        except CombinerError as e:
+            self.show_error("Cannot export", str(e))
+            return False
+        self.status_label.setText(f"Exported {path}")
+        return True
+
     # -- closing --------------------------------------------------------------------------------------
     def closeEvent(self, e) -> None:
         self.runner.shutdown()
         self.explorer.shutdown()
+        self.audio_explorer.shutdown()
+        self.player.close()
         super().closeEvent(e)

@@ -12,7 +12,7 @@ class Welcome(QWidget):
         super().__init__(parent)
         title = QLabel("<h1>COMBINER Studio</h1>")
         title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        invite = QLabel("Drop an image or a <b>.cmb</b> file anywhere in this window<br>"
+        invite = QLabel("Drop an image, an audio clip or a <b>.cmb</b> file anywhere in this window<br>"
                         "or open one with File → Open (Ctrl+O).")
         invite.setObjectName("dropInvite")
         invite.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -21,7 +21,8 @@ class Welcome(QWidget):
         button = QPushButton("Open…")
         button.setObjectName("welcomeOpen")
         button.clicked.connect(self.open_clicked)
-        note = QLabel("Images are coded with one neural network each (up to 65,536 pixels in this version).")
+        note = QLabel("Images are coded with one neural network each (up to 65,536 pixels in this version); "
+                      "audio with one small network per chunk (WAV, FLAC, Ogg, MP3…).")
         note.setAlignment(Qt.AlignmentFlag.AlignCenter)
         note.setStyleSheet("color: #667")
         lay = QVBoxLayout(self)

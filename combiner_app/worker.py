@@ -1,5 +1,6 @@
-"""Background encoding: a QObject worker moved to a QThread iterates `engine.codec.encode_batch` and
-re-emits every EncodeEvent as a Qt signal. `EncodeRunner` (GUI thread) owns the thread and worker.
+"""Background encoding: a QObject worker moved to a QThread iterates the engine's encode generator
+(`engine.codec.encode_batch` for an image, `engine.audio_codec.encode_audio` for an AudioClip) and re-emits
+every EncodeEvent as a Qt signal. `EncodeRunner` (GUI thread) owns the thread and worker.
 
 Ownership rule (segfaults were seen otherwise): nothing is connected to deleteLater; the runner keeps the
 Python references and drops them in a GUI-thread slot after the thread has quit.
@@ -9,52 +10,34 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from engine import codec, container, prior as prior_mod
+from engine import audio_codec, codec, reference_codecs
+from engine.audio_codec import EncodedAudio
 from engine.config import FitConfig
-from engine.container import CmbHeader
 from engine.errors import CombinerError
 
+from .plans import AudioClip, EncodePlan, plan_audio, plan_encode
 
-@dataclass
-class EncodePlan:
-    """What an encode at `rate` will do, known before it starts (for the live view's bit budget)."""
-
-    rate: float
-    prior: prior_mod.Prior
-    n_blocks: int
-    kappa: int
-    overhead_bits: int      # header + checksum
-    target_bits: float      # rate * pixels
-
-    @property
-    def file_bits(self) -> int:
-        return self.overhead_bits + 8 * container.payload_bytes(self.n_blocks, self.kappa)
+__all__ = ["AudioClip", "EncodePlan", "EncodeResult", "EncodeRunner", "EncodeWorker", "plan_audio", "plan_encode"]
+REFERENCE_CODECS = ("mp3", "opus")
 
 
 @dataclass
 class EncodeResult:
-    plan: EncodePlan
-    encoded: codec.Encoded
+    plan: EncodePlan | None
+    encoded: codec.Encoded | EncodedAudio
     seconds: float
-
-
-def plan_encode(shape: tuple[int, int, int], rate: float, prior_dirs=None, seed: int = 0) -> EncodePlan:
-    """Prior and block count the engine will use for this rate. Raises CombinerError like the engine does."""
-    h, w, c = shape
-    p = prior_mod.nearest("image", c, rate, prior_dirs)
-    n = codec.blocks_for_rate(rate, shape, p, seed)
-    hdr = CmbHeader("image", (h, w, c), p.short_id, seed, p.kappa, n)
-    overhead = 8 * (len(container.header_bytes(hdr)) + container.CRC_BYTES)
-    return EncodePlan(rate, p, n, p.kappa, overhead, rate * h * w)
+    references: list = field(default_factory=list)   # audio ladder: reference_codecs.ReferenceResult at equal size
 
 
 class EncodeWorker(QObject):
-    """Encodes one image at each rate of `rates` in turn (one rate for Compress, a ladder for Explore)."""
+    """Encodes one image or AudioClip at each rate of `rates` in turn (one rate for Compress, a ladder for
+    Explore). With `references`, an audio result also carries MP3/Opus at the same file size, made here so
+    the GUI thread never waits on those encoders."""
 
     planned = Signal(int, object)      # rate index, EncodePlan
     progress = Signal(int, object)     # rate index, EncodeEvent
@@ -63,11 +46,11 @@ class EncodeWorker(QObject):
     failed = Signal(str)               # the whole job stopped on an error
     done = Signal(bool)                # cancelled?
 
-    def __init__(self, image: np.ndarray, rates: list[float], fit: FitConfig, device: str = "cpu",
-                 prior_dirs=None, keep_going: bool = False):
+    def __init__(self, source: np.ndarray | AudioClip, rates: list[float], fit: FitConfig, device: str = "cpu",
+                 prior_dirs=None, keep_going: bool = False, references: bool = False):
         super().__init__()
-        self.image, self.rates, self.fit, self.device = image, list(rates), fit, device
-        self.prior_dirs, self.keep_going = prior_dirs, keep_going
+        self.source, self.rates, self.fit, self.device = source, list(rates), fit, device
+        self.prior_dirs, self.keep_going, self.references = prior_dirs, keep_going, references
         self._cancel = threading.Event()
 
     def cancel(self) -> None:
@@ -98,13 +81,9 @@ class EncodeWorker(QObject):
     def _encode_one(self, i: int, rate: float) -> bool:
         """-> True when cancelled. Nothing is written anywhere: results travel by signal only."""
         t0 = time.perf_counter()
-        if self.image.shape[0] * self.image.shape[1] > codec.MAX_PIXELS:
-            plan = None   # let the engine refuse it with its own message
-        else:
-            plan = plan_encode(self.image.shape, rate, self.prior_dirs)
+        plan, gen = self._start(rate)
+        if plan is not None:
             self.planned.emit(i, plan)
-        gen = codec.encode_batch([self.image], rate, prior=plan.prior if plan else None, fit=self.fit,
-                                 device=self.device, prior_dirs=self.prior_dirs)
         try:
             while True:
                 if self._cancel.is_set():
@@ -112,13 +91,37 @@ class EncodeWorker(QObject):
                 try:
                     ev = next(gen)
                 except StopIteration as stop:
-                    result = stop.value[0]
+                    result = stop.value
                     break
                 self.progress.emit(i, ev)
         finally:
             gen.close()
-        self.encoded.emit(i, EncodeResult(plan, result, time.perf_counter() - t0))
+        if isinstance(result, list):   # encode_batch returns one result per image
+            result = result[0]
+        res = EncodeResult(plan, result, time.perf_counter() - t0)
+        if self.references and isinstance(self.source, AudioClip):
+            for name in REFERENCE_CODECS:
+                if self._cancel.is_set():
+                    return True
+                ref = reference_codecs.at_size(self.source.samples, self.source.sample_rate, name,
+                                               len(result.data))
+                if ref is not None:
+                    res.references.append(ref)
+        self.encoded.emit(i, res)
         return False
+
+    def _start(self, rate: float):
+        """-> (plan or None, the engine's encode generator)."""
+        src = self.source
+        if isinstance(src, AudioClip):
+            plan = plan_audio(src, rate, self.prior_dirs)
+            return plan, audio_codec.encode_audio(src.samples, src.sample_rate, rate, prior=plan.prior,
+                                                  fit=self.fit, device=self.device, prior_dirs=self.prior_dirs)
+        plan = None   # too large: let the engine refuse it with its own message
+        if src.shape[0] * src.shape[1] <= codec.MAX_PIXELS:
+            plan = plan_encode(src.shape, rate, self.prior_dirs)
+        return plan, codec.encode_batch([src], rate, prior=plan.prior if plan else None, fit=self.fit,
+                                        device=self.device, prior_dirs=self.prior_dirs)
 
 
 class EncodeRunner(QObject):
@@ -139,10 +142,11 @@ class EncodeRunner(QObject):
     def is_running(self) -> bool:
         return self._worker is not None
 
-    def start(self, image, rates, fit, device="cpu", prior_dirs=None, keep_going=False) -> None:
+    def start(self, source, rates, fit, device="cpu", prior_dirs=None, keep_going=False, references=False) -> None:
+        """`source`: an (H, W, C) uint8 image or an AudioClip."""
         if self.is_running():
             raise RuntimeError("an encode is already running")
-        self._worker = EncodeWorker(image, rates, fit, device, prior_dirs, keep_going)
+        self._worker = EncodeWorker(source, rates, fit, device, prior_dirs, keep_going, references)
         self._thread = QThread()
         self._worker.moveToThread(self._thread)
         self._worker.planned.connect(self.planned)

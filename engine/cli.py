@@ -39,18 +39,35 @@ def cmd_learn_prior(a) -> int:
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    data = load_training_images(a.data)
-    data = data[a.skip:]
-    if a.items:
-        data = data[: a.items]
-    n, h, w, c = data.shape
-    inr = InrConfig(in_dim=2, out_dim=c, width=a.width, depth=a.depth, n_freqs=a.freqs, max_freq=a.max_freq)
-    cfg = LearnConfig(rate_bpp=a.rate, n_items=n, batch=a.batch or n, first_steps=a.first_steps,
+    if (a.rate is None) == (a.kbps is None):
+        raise CombinerError("give --rate (bits per pixel, images) or --kbps (audio)")
+    layout = None
+    if a.kbps is not None:  # audio: a folder of audio files cut into chunks, one INR per chunk
+        from .audio_io import load_training_chunks
+        from .prior import AudioLayout
+
+        layout = AudioLayout(a.chunk, a.sample_rate)
+        data, files = load_training_chunks(a.data, a.chunk, a.sample_rate, a.items, a.seed, a.skip)
+        n, _, c = data.shape
+        rate = a.kbps * 1000.0 / a.sample_rate   # bits per sample
+        beta0 = 3e-7 / rate                       # audio MSEs are ~10x smaller than images'
+        out_scale = 0.1
+        data_items = f"chunks {a.skip}..{a.skip + n - 1} of the seed-{a.seed} shuffle of {len(files)} files"
+    else:
+        data = load_training_images(a.data)
+        data = data[a.skip:]
+        if a.items:
+            data = data[: a.items]
+        n, h, w, c = data.shape
+        rate, beta0, out_scale = a.rate, 3e-6 / a.rate, 1.0  # beta's scale falls roughly as 1/rate
+        data_items = f"items {a.skip}..{a.skip + n - 1}"
+    inr = InrConfig(in_dim=1 if layout else 2, out_dim=c, width=a.width, depth=a.depth, n_freqs=a.freqs,
+                    max_freq=a.max_freq)
+    cfg = LearnConfig(rate_bpp=rate, n_items=n, batch=a.batch or n, first_steps=a.first_steps,
                       round_steps=a.round_steps, rounds=a.rounds, seed=a.seed, inr=inr,
-                      beta_init=3e-6 / a.rate)  # beta's scale falls roughly as 1/rate
+                      beta_init=beta0, out_init_scale=out_scale)
     digest = hashlib.sha256(Path(a.data).read_bytes()).hexdigest()[:16] if Path(a.data).is_file() else None
-    info = {"name": a.name, "data": Path(a.data).name, "data_sha256_16": digest,
-            "data_items": f"items {a.skip}..{a.skip + n - 1}"}
+    info = {"name": a.name, "data": Path(a.data).name, "data_sha256_16": digest, "data_items": data_items}
     dev = _device(a.device)
     out = Path(a.out)
     ck = Path(a.checkpoint) if a.checkpoint else out.with_name(out.name + ".ckpt")
@@ -63,14 +80,15 @@ def cmd_learn_prior(a) -> int:
         init = Prior.load(a.init_prior)
         if init.inr != inr:
             raise CombinerError(f"--init-prior {a.init_prior} has another architecture than the options given")
-    gen = learn_prior(data, cfg, dev, checkpoint=ck, data_info=info, compile=a.compile, init=init)
+    gen = learn_prior(data, cfg, dev, checkpoint=ck, data_info=info, compile=a.compile, init=init, audio=layout)
     t0 = time.time()
     bar = tqdm(total=cfg.first_steps + cfg.rounds * cfg.round_steps, unit="step", disable=True if a.quiet else None)
     try:
         while True:
             ev = next(gen)
             bar.n = ev.step
-            bar.set_postfix_str(f"round {ev.round} psnr {ev.psnr:.2f} dB rate {ev.rate:.3f} bpp beta {ev.beta:.2e}")
+            shown = f"{ev.rate * a.sample_rate / 1000:.2f} kbps" if layout else f"{ev.rate:.3f} bpp"
+            bar.set_postfix_str(f"round {ev.round} psnr {ev.psnr:.2f} dB rate {shown} beta {ev.beta:.2e}")
             bar.refresh()
     except StopIteration as stop:
         prior = stop.value
@@ -79,8 +97,9 @@ def cmd_learn_prior(a) -> int:
     prior.info["device"] = str(dev)
     prior.save(out)
     ck.unlink(missing_ok=True)
+    unit = "kbps" if layout else "bpp"
     print(f"wrote {out}: prior {prior.id[:12]} ({prior.n_params} weights, {prior.default_blocks} blocks at "
-          f"{prior.rate:g} bpp, mean-weight PSNR on training items {prior.info['train_psnr_mean_weights']} dB)")
+          f"{prior.rate:g} {unit}, mean-weight PSNR on training items {prior.info['train_psnr_mean_weights']} dB)")
     return 0
 
 
@@ -90,17 +109,37 @@ def _fit_config(a):
     return PRESETS[a.preset]
 
 
-def cmd_encode(a) -> int:
-    import torch
+def _progress(gen, desc: str, quiet: bool):
+    """Drive an encode generator under a tqdm bar -> its return value."""
     from tqdm import tqdm
 
+    bar = tqdm(unit="step", disable=True if quiet else None, desc=desc, delay=1.0)
+    try:
+        while True:
+            ev = next(gen)
+            bar.total = ev.total_steps
+            bar.n = ev.step
+            bar.set_postfix_str(f"{ev.phase} blocks {ev.blocks_done}/{ev.n_blocks} psnr {ev.psnr:.2f} dB")
+            bar.refresh()
+    except StopIteration as stop:
+        return stop.value
+    finally:
+        bar.close()
+
+
+def cmd_encode(a) -> int:
+    import torch
+
+    from .audio_io import is_audio_path, read_audio
     from .codec import encode_batch
+    from .errors import MediaError
     from .media import read_image, write_atomic
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    if a.bpp <= 0:
-        raise CombinerError("--bpp must be positive")
+    for opt, v in (("--bpp", a.bpp), ("--kbps", a.kbps)):
+        if v is not None and v <= 0:
+            raise CombinerError(f"{opt} must be positive")
     inputs = [Path(p) for p in a.inputs]
     out = Path(a.output) if a.output else None
     if len(inputs) > 1 and (out is None or not out.is_dir()):
@@ -113,15 +152,26 @@ def cmd_encode(a) -> int:
         dests.append(d)
     if len(set(dests)) != len(dests):
         raise CombinerError("two inputs would be written to the same output file")
-    imgs = []
-    for p in inputs:
-        img, warns = read_image(p)
+    imgs, clips = {}, {}
+    for i, p in enumerate(inputs):
+        if is_audio_path(p):
+            x, sr, warns = read_audio(p)
+            clips[i] = (x, sr)
+        else:
+            try:
+                imgs[i], warns = read_image(p)
+            except MediaError as e:
+                try:  # an audio file with an unusual suffix
+                    x, sr, warns = read_audio(p)
+                    clips[i] = (x, sr)
+                except MediaError:
+                    raise e from None
         for wmsg in warns:
             print(f"combiner: warning: {wmsg}", file=sys.stderr)
-        imgs.append(img)
-    groups: dict = {}
-    for i, img in enumerate(imgs):
-        groups.setdefault(img.shape, []).append(i)
+    if imgs and a.bpp is None:
+        raise CombinerError("images need a target rate: --bpp")
+    if clips and a.kbps is None:
+        raise CombinerError("audio needs a target rate: --kbps")
     dev = _device(a.device)
     fit = _fit_config(a)
     forced = None
@@ -130,26 +180,32 @@ def cmd_encode(a) -> int:
 
         forced = Prior.load(a.prior)
     t0 = time.time()
+    groups: dict = {}
+    for i, img in imgs.items():
+        groups.setdefault(img.shape, []).append(i)
     for shape, ids in groups.items():
         gen = encode_batch([imgs[i] for i in ids], a.bpp, prior=forced, fit=fit, device=dev, seed=a.seed,
                            prior_dirs=a.prior_dir, compile=a.compile)
-        bar = tqdm(unit="step", disable=True if a.quiet else None, desc=f"{len(ids)}x{shape[1]}x{shape[0]}", delay=1.0)
-        try:
-            while True:
-                ev = next(gen)
-                bar.total = ev.total_steps
-                bar.n = ev.step
-                bar.set_postfix_str(f"{ev.phase} blocks {ev.blocks_done}/{ev.n_blocks} psnr {ev.psnr:.2f} dB")
-                bar.refresh()
-        except StopIteration as stop:
-            results = stop.value
-        bar.close()
+        results = _progress(gen, f"{len(ids)}x{shape[1]}x{shape[0]}", a.quiet)
         for i, r in zip(ids, results):
             write_atomic(dests[i], r.data, protect=inputs)
             print(f"{inputs[i]} -> {dests[i]}: {len(r.data)} bytes, {r.bpp:.4f} bpp, PSNR {r.psnr:.2f} dB "
                   f"(prior {r.prior.name}, {r.header.n_blocks} blocks)")
+    if clips:
+        from .audio_codec import encode_audio
+
+        for i, (x, sr) in clips.items():
+            gen = encode_audio(x, sr, a.kbps, prior=forced, fit=fit, device=dev, seed=a.seed,
+                               prior_dirs=a.prior_dir, compile=a.compile)
+            r = _progress(gen, inputs[i].name, a.quiet)
+            for wmsg in r.warnings:
+                print(f"combiner: warning: {wmsg}", file=sys.stderr)
+            write_atomic(dests[i], r.data, protect=inputs)
+            print(f"{inputs[i]} -> {dests[i]}: {len(r.data)} bytes, {r.kbps:.3f} kbps, PSNR {r.psnr:.2f} dB, "
+                  f"SNR {r.snr:.2f} dB (prior {r.prior.name}, {r.header.units} units x {r.header.n_blocks} blocks)")
     if not a.quiet:
-        print(f"encoded {len(imgs)} image(s) in {time.time() - t0:.1f} s on {dev}")
+        what = ", ".join(f"{n} {k}" for n, k in ((len(imgs), "image(s)"), (len(clips), "audio clip(s)")) if n)
+        print(f"encoded {what} in {time.time() - t0:.1f} s on {dev}")
     return 0
 
 
@@ -165,19 +221,35 @@ def _read_cmb(path: Path) -> bytes:
 
 
 def cmd_decode(a) -> int:
-    from .codec import decode_full
+    from . import container
     from .errors import CmbFormatError
     from .media import encode_image_file, write_atomic
 
     src = Path(a.input)
     data = _read_cmb(src)
     try:
-        img, hdr, prior = decode_full(data, a.prior_dir, _device(a.device))
+        hdr, _ = container.read(data)
+        if hdr.modality == "audio":
+            from .audio_codec import decode_audio_full
+            from .audio_io import audio_file_bytes
+
+            y, sr, hdr, _ = decode_audio_full(data, a.prior_dir, _device(a.device))
+            out = Path(a.output) if a.output else src.with_suffix(".wav")
+            payload = audio_file_bytes(y, sr, out.suffix)
+        else:
+            from .codec import decode_full
+
+            img, hdr, _ = decode_full(data, a.prior_dir, _device(a.device))
+            out = Path(a.output) if a.output else src.with_suffix(".png")
+            payload = encode_image_file(img, out.suffix)
     except CmbFormatError as e:
         raise CombinerError(f"{src}: {e}") from None
-    out = Path(a.output) if a.output else src.with_suffix(".png")
-    write_atomic(out, encode_image_file(img, out.suffix), protect=[src])
-    print(f"{src} -> {out}: {hdr.shape[1]}x{hdr.shape[0]} image")
+    write_atomic(out, payload, protect=[src])
+    if hdr.modality == "audio":
+        n, c, sr = hdr.shape
+        print(f"{src} -> {out}: {n / sr:.3f} s of audio, {c} channel(s) at {sr} Hz")
+    else:
+        print(f"{src} -> {out}: {hdr.shape[1]}x{hdr.shape[0]} image")
     return 0
 
 
@@ -192,17 +264,29 @@ def cmd_info(a) -> int:
         hdr, _ = container.read(data)
     except CmbFormatError as e:
         raise CombinerError(f"{src}: {e}") from None
+    unit = "kbps" if hdr.modality == "audio" else "bpp"
     try:
         prior = find_by_short_id(hdr.prior_id, a.prior_dir)
-        pname = f"{prior.name} (id {prior.id[:12]}, trained at {prior.rate:g} bpp)"
+        pname = f"{prior.name} (id {prior.id[:12]}, trained at {prior.rate:g} {unit})"
     except PriorError:
         pname = f"{hdr.prior_id.hex()} (NOT INSTALLED: this file cannot be decoded here)"
-    h, w, c = hdr.shape
-    rows = [("file", str(src)), ("modality", hdr.modality), ("shape", f"{w}x{h}, {c} channel(s)"),
-            ("bytes", str(len(data))), ("bpp", f"{8 * len(data) / (h * w):.4f}"),
-            ("header bytes", str(len(container.header_bytes(hdr)) + container.CRC_BYTES)),
-            ("prior", pname), ("seed", str(hdr.seed)), ("kappa", f"{hdr.kappa} bits"),
-            ("blocks", str(hdr.n_blocks))]
+    rows = [("file", str(src)), ("modality", hdr.modality)]
+    if hdr.modality == "audio":
+        n, c, sr = hdr.shape
+        rows += [("samples", str(n)), ("duration", f"{n / sr:.3f} s"), ("channels", str(c)),
+                 ("sample rate", f"{sr} Hz"), ("bytes", str(len(data))),
+                 ("kbps", f"{8 * len(data) / (n / sr) / 1000:.3f}")]
+    else:
+        h, w, c = hdr.shape
+        rows += [("shape", f"{w}x{h}, {c} channel(s)"), ("bytes", str(len(data))),
+                 ("bpp", f"{8 * len(data) / (h * w):.4f}")]
+    rows += [("header bytes", str(len(container.header_bytes(hdr)) + container.CRC_BYTES)),
+             ("prior", pname), ("seed", str(hdr.seed)), ("kappa", f"{hdr.kappa} bits")]
+    if hdr.modality == "audio":
+        rows.append(("units", f"{hdr.units} (chunk INRs over all channels)"))
+        rows.append(("blocks", f"{hdr.n_blocks} per unit, {hdr.n_indices} in all"))
+    else:
+        rows.append(("blocks", str(hdr.n_blocks)))
     for k, v in rows:
         print(f"{k + ':':<14}{v}")
     return 0
@@ -212,7 +296,8 @@ def cmd_priors(a) -> int:
     from .prior import available
 
     for p in sorted(available(a.prior_dir), key=lambda p: (p.modality, p.rate)):
-        print(f"{p.id[:12]}  {p.modality:<6} {p.rate:>5g} bpp  {p.n_params:>6} weights  "
+        unit = "kbps" if p.modality == "audio" else "bpp "
+        print(f"{p.id[:12]}  {p.modality:<6} {p.rate:>5g} {unit} {p.n_params:>6} weights  "
               f"{p.default_blocks:>4} blocks  width {p.inr.width} depth {p.inr.depth}  {p.name}")
     return 0
 
@@ -223,10 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     lp = sub.add_parser("learn-prior", help="learn a prior on a training set (coordinate descent)")
-    lp.add_argument("--data", required=True, help=".npz with an 'images' array, or a folder of same-size images")
-    lp.add_argument("--rate", type=float, required=True, help="target rate in bits per pixel")
+    lp.add_argument("--data", required=True, help=".npz with an 'images' array, a folder of same-size images, "
+                    "or (with --kbps) a folder of audio files")
+    lp.add_argument("--rate", type=float, help="image prior: target rate in bits per pixel")
+    lp.add_argument("--kbps", type=float, help="audio prior: target rate in kbit/s at --sample-rate")
+    lp.add_argument("--chunk", type=int, default=800, help="audio: samples per INR chunk")
+    lp.add_argument("--sample-rate", type=int, default=16000, help="audio: the prior's sample rate")
     lp.add_argument("-o", "--out", required=True, help="prior file to write (.safetensors)")
-    lp.add_argument("--items", type=int, default=512, help="training items (from the start; 0 = all)")
+    lp.add_argument("--items", type=int, default=512, help="training items (from the start, or for audio from "
+                    "a seeded shuffle of all chunks; 0 = all)")
     lp.add_argument("--skip", type=int, default=0, help="skip this many items at the start of the data")
     lp.add_argument("--init-prior", help="continue from this prior (same architecture) instead of from scratch")
     lp.add_argument("--batch", type=int, default=0, help="items per batched step (0 = all at once)")
@@ -252,9 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--prior-dir", action="append", default=None, metavar="PATH",
                         help="extra folder (or file) of priors; may repeat. Also $COMBINER_PRIORS")
 
-    en = sub.add_parser("encode", help="compress images to .cmb files (several inputs: one batch)")
+    en = sub.add_parser("encode", help="compress images or audio to .cmb files (same-size images: one batch)")
     en.add_argument("inputs", nargs="+", metavar="IN")
-    en.add_argument("--bpp", type=float, required=True, help="target rate in bits per pixel (file bytes)")
+    en.add_argument("--bpp", type=float, help="images: target rate in bits per pixel (file bytes)")
+    en.add_argument("--kbps", type=float, help="audio: target rate in kbit/s (file bytes over duration)")
     en.add_argument("-o", "--output", help="output file, or a folder for several inputs (default IN.cmb)")
     en.add_argument("--preset", choices=["fast", "default", "best"], default="default")
     en.add_argument("--seed", type=int, default=0, help="shared candidate seed written to the file")
@@ -267,9 +358,10 @@ def build_parser() -> argparse.ArgumentParser:
     common(en)
     en.set_defaults(func=cmd_encode)
 
-    de = sub.add_parser("decode", help="decompress a .cmb file to an image")
+    de = sub.add_parser("decode", help="decompress a .cmb file to an image or audio file")
     de.add_argument("input", metavar="IN.cmb")
-    de.add_argument("-o", "--output", help="output image (default IN.png); format from the suffix")
+    de.add_argument("-o", "--output", help="output file (default IN.png / IN.wav); format from the suffix "
+                    "(images: png, jpg, bmp, tif, webp, ppm; audio: 16-bit wav, flac, ogg)")
     de.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
     common(de)
     de.set_defaults(func=cmd_decode)

@@ -18,7 +18,7 @@ from . import container, partition, rec, siren
 from .config import FitConfig
 from .container import CmbHeader
 from .errors import CmbFormatError, CombinerError, MediaError, PriorError
-from .fitting import Objective, adjust_beta, make_distortion, new_state
+from .fitting import Objective, adjust_beta, make_distortion, masked_mse, new_state
 from .prior import Prior, find_by_short_id, nearest
 from .signals import image_targets, psnr_uint8, to_uint8
 
@@ -108,6 +108,92 @@ def _members(prior: Prior, n_blocks: int) -> list[np.ndarray]:
     return partition.block_members(bo, n_blocks)
 
 
+def code_units(target: torch.Tensor, emb: torch.Tensor, prior: Prior, members: list[np.ndarray], fit: FitConfig,
+               device: torch.device, seed: int, preview=None, preview_every: int = 1, compile: bool = False,
+               weight: torch.Tensor | None = None, total_offset: tuple[int, int] = (0, 1), pooled: bool = False,
+               event_every: int = 5) -> Generator[EncodeEvent, None, tuple[np.ndarray, np.ndarray]]:
+    """Fit and code B units (INRs) that share one coordinate grid: target (B, N, C) on the network scale,
+    emb (N, E). Yields EncodeEvents; returns (indices (B, n_blocks) int64, KL of each block when coded (B, n_blocks)).
+
+    `preview(pred (B, N, C)) -> array` makes the event previews; `weight` (B, N, 1) masks padding out of the
+    distortion; `total_offset` = (units before this batch, units in all) scales the step counts when a long
+    signal is coded in several batches; `pooled` reports one PSNR over all units (they are one signal).
+    """
+    n_blocks = len(members)
+    bsz = target.shape[0]
+    kappa, P = prior.kappa, prior.n_params
+    bo = np.empty(P, dtype=np.int64)
+    for b, j in enumerate(members):
+        bo[j] = b
+    block_of = torch.from_numpy(bo).to(device)
+    mu_p, ls_p = prior.tensors(device)
+    ls0 = torch.from_numpy(prior.post_logstd).to(device) if prior.post_logstd is not None else ls_p - 2.0
+
+    obj = Objective(prior.inr, emb, target, mu_p, ls_p, block_of, n_blocks, weight)
+    obj.distortion = make_distortion(prior.inr, compile)
+    st = new_state(mu_p.expand(bsz, P), ls0.expand(bsz, P),
+                   torch.full((bsz, n_blocks), prior.beta, device=device), fit.lr)
+    gen = torch.Generator(device=device).manual_seed(fit.seed)
+    target_kl = kappa - fit.kl_margin_bits
+
+    groups = np.array_split(np.arange(n_blocks), min(fit.refine_groups, n_blocks))
+    refine = [int(round(fit.refine_first + (fit.refine_last - fit.refine_first) * g / max(1, len(groups) - 1)))
+              for g in range(len(groups))]
+    refine[-1] = 0  # nothing left to refine after the last group
+    per_batch = fit.steps + sum(refine)
+    # Several batches of one signal report one progress count: steps so far over all batches.
+    before, n_all = total_offset
+    total = int(round(per_batch * n_all / bsz)) if n_all > bsz else per_batch
+    done = int(round(per_batch * before / bsz)) if before else 0
+    klb = torch.zeros(bsz, n_blocks, device=device)
+
+    def snapshot(with_preview: bool) -> tuple[float, np.ndarray | None]:
+        """PSNR of the posterior-mean reconstruction and, if asked, that reconstruction: one forward pass.
+        Images: the mean of per-image PSNRs. Units of one signal (`pooled`): the PSNR of their pooled MSE."""
+        pred = obj.mean_prediction(st)  # (B, N, C)
+        mse = masked_mse(pred, obj.target, weight)
+        psnr = float(-10 * torch.log10(mse.mean().clamp_min(1e-10)) if pooled
+                     else (-10 * torch.log10(mse.clamp_min(1e-10))).mean())
+        return psnr, (preview(pred) if with_preview and preview is not None else None)
+
+    psnr = float("nan")
+    for it in range(fit.steps):
+        _, klb = obj.step(st, gen)
+        st.beta = adjust_beta(st.beta, klb, target_kl, fit.beta_step)
+        done += 1
+        if it % event_every == 0 or it == fit.steps - 1:  # frequent events keep cancel and progress responsive
+            prev = None
+            if it % 25 == 0 or it == fit.steps - 1:      # the PSNR costs a forward pass: less often
+                psnr, prev = snapshot(it % 100 == 0)
+            yield EncodeEvent("fit", done, total, 0, n_blocks, psnr, klb.cpu().numpy(), prev)
+
+    indices = torch.zeros(bsz, n_blocks, dtype=torch.int64, device=device)
+    coded_kl = np.zeros((bsz, n_blocks))
+    ndone = 0
+    for gi, grp in enumerate(groups):
+        with torch.no_grad():
+            klw = obj.kl_bits(st)
+            for b in grp:
+                jt = torch.from_numpy(members[b]).to(device)
+                coded_kl[:, b] = klw[:, jt].sum(1).cpu().numpy()
+                idx = rec.select(seed, int(b), kappa, st.mu[:, jt], st.logstd[:, jt], mu_p[jt], ls_p[jt], gen)
+                indices[:, b] = idx
+                st.fixed[:, jt] = rec.sample_of(seed, int(b), idx, mu_p[jt], ls_p[jt])
+                st.frozen[jt] = True
+        ndone += len(grp)
+        kl_view = klb.cpu().numpy().copy()
+        kl_view[:, :ndone] = coded_kl[:, :ndone]
+        psnr, prev = snapshot(gi % max(1, preview_every) == 0 or gi == len(groups) - 1)
+        yield EncodeEvent("code", done, total, ndone, n_blocks, psnr, kl_view, prev)
+        for r in range(refine[gi]):
+            _, klb = obj.step(st, gen)
+            st.beta = adjust_beta(st.beta, klb, target_kl, fit.beta_step)
+            done += 1
+            if r % event_every == event_every - 1:
+                yield EncodeEvent("code", done, total, ndone, n_blocks, psnr, kl_view, None)
+    return indices.cpu().numpy(), coded_kl
+
+
 def encode_batch(images: Sequence[np.ndarray], rate_bpp: float | None = None, *, prior: Prior | None = None,
                  n_blocks: int | None = None, fit: FitConfig = FitConfig(), device: str | torch.device = "cpu",
                  seed: int = 0, prior_dirs=None, preview_every: int = 1, compile: bool = False
@@ -133,73 +219,20 @@ def encode_batch(images: Sequence[np.ndarray], rate_bpp: float | None = None, *,
         raise PriorError(f"prior {prior.name} codes {prior.inr.out_dim}-channel images, not {c}")
     if n_blocks is None:
         n_blocks = blocks_for_rate(rate_bpp if rate_bpp is not None else prior.rate, (h, w, c), prior, seed)
-    kappa, P = prior.kappa, prior.n_params
-    bo = partition.block_of(prior.order, prior.kl_profile, n_blocks, kappa)  # (P,) computed once
-    members = partition.block_members(bo, n_blocks)
-    block_of = torch.from_numpy(bo).to(device)
-    mu_p, ls_p = prior.tensors(device)
-    ls0 = torch.from_numpy(prior.post_logstd).to(device) if prior.post_logstd is not None else ls_p - 2.0
-
+    members = _members(prior, n_blocks)
     emb = siren.fourier_embed(siren.grid_coords((h, w), device=device), prior.inr)
-    obj = Objective(prior.inr, emb, image_targets(imgs, device), mu_p, ls_p, block_of, n_blocks)
-    obj.distortion = make_distortion(prior.inr, compile)
-    st = new_state(mu_p.expand(bsz, P), ls0.expand(bsz, P),
-                   torch.full((bsz, n_blocks), prior.beta, device=device), fit.lr)
-    gen = torch.Generator(device=device).manual_seed(fit.seed)
-    target_kl = kappa - fit.kl_margin_bits
 
-    groups = np.array_split(np.arange(n_blocks), min(fit.refine_groups, n_blocks))
-    refine = [int(round(fit.refine_first + (fit.refine_last - fit.refine_first) * g / max(1, len(groups) - 1)))
-              for g in range(len(groups))]
-    refine[-1] = 0  # nothing left to refine after the last group
-    total = fit.steps + sum(refine)
-    done = 0
-    klb = torch.zeros(bsz, n_blocks, device=device)
+    def preview(pred: torch.Tensor) -> np.ndarray:
+        return to_uint8(pred, h, w)
 
-    def snapshot(with_preview: bool) -> tuple[float, np.ndarray | None]:
-        """Mean PSNR of the posterior-mean reconstruction and, if asked, that reconstruction: one forward pass."""
-        pred = obj.mean_prediction(st)  # (B, N, C)
-        mse = ((pred - obj.target) ** 2).mean(dim=(1, 2))
-        psnr = float((-10 * torch.log10(mse.clamp_min(1e-10))).mean())
-        return psnr, (to_uint8(pred, h, w) if with_preview else None)
-
-    for it in range(fit.steps):
-        _, klb = obj.step(st, gen)
-        st.beta = adjust_beta(st.beta, klb, target_kl, fit.beta_step)
-        done += 1
-        if it % 25 == 0 or it == fit.steps - 1:
-            psnr, preview = snapshot(bool(preview_every) and it % 100 == 0)
-            yield EncodeEvent("fit", done, total, 0, n_blocks, psnr, klb.cpu().numpy(), preview)
-
-    indices = torch.zeros(bsz, n_blocks, dtype=torch.int64, device=device)
-    coded_kl = np.zeros((bsz, n_blocks))
-    ndone = 0
-    for gi, grp in enumerate(groups):
-        with torch.no_grad():
-            klw = obj.kl_bits(st)
-            for b in grp:
-                jt = torch.from_numpy(members[b]).to(device)
-                coded_kl[:, b] = klw[:, jt].sum(1).cpu().numpy()
-                idx = rec.select(seed, int(b), kappa, st.mu[:, jt], st.logstd[:, jt], mu_p[jt], ls_p[jt], gen)
-                indices[:, b] = idx
-                st.fixed[:, jt] = rec.sample_of(seed, int(b), idx, mu_p[jt], ls_p[jt])
-                st.frozen[jt] = True
-        ndone += len(grp)
-        kl_view = klb.cpu().numpy().copy()
-        kl_view[:, :ndone] = coded_kl[:, :ndone]
-        psnr, preview = snapshot(bool(preview_every) and (gi % preview_every == 0 or gi == len(groups) - 1))
-        yield EncodeEvent("code", done, total, ndone, n_blocks, psnr, kl_view, preview)
-        for _ in range(refine[gi]):
-            _, klb = obj.step(st, gen)
-            st.beta = adjust_beta(st.beta, klb, target_kl, fit.beta_step)
-            done += 1
-
+    indices, coded_kl = yield from code_units(image_targets(imgs, device), emb, prior, members, fit, device, seed,
+                                              preview if preview_every else None, preview_every, compile)
     # The sender's final reconstruction goes through the receiver's own path.
-    idx_np = indices.cpu().numpy()
+    idx_np = indices
     recon = _render(prior, _weights(prior, members, seed, idx_np, "cpu"), h, w)
     out = []
     for i in range(bsz):
-        hdr = CmbHeader("image", (h, w, c), prior.short_id, seed, kappa, n_blocks)
+        hdr = CmbHeader("image", (h, w, c), prior.short_id, seed, prior.kappa, n_blocks)
         out.append(Encoded(container.write(hdr, idx_np[i]), recon[i], hdr, prior, psnr_uint8(imgs[i], recon[i]),
                            coded_kl[i]))
     return out

@@ -67,6 +67,7 @@ class LearnConfig:
     beta_init: float = 3e-6
     warmup: int = 150                  # steps at beta_init before the beta controller starts
     init_logstd_offset: float = -5.0   # posteriors start at sigma_p * e**offset
+    out_init_scale: float = 1.0        # output-layer init scale (about the signal's amplitude / 0.5)
     kappa: int = 16
     seed: int = 0
     inr: InrConfig = field(default_factory=InrConfig)

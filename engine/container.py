@@ -4,7 +4,8 @@ Layout (all multi-byte integers are unsigned LEB128 varints; see docs/cmb-format
     magic 0xCB | version<<4 | kind | shape varints | prior id (3 bytes) | seed varint | kappa (1 byte)
     | block count varint | indices, kappa bits each, LSB-first bit-packed, zero-padded to a byte
     | CRC-16/CCITT (2 bytes, little-endian) of everything before it.
-Kinds: 1..4 image with 1..4 channels (shape H, W); 8 audio (shape: samples, channels, sample rate).
+Kinds: 1..4 image with 1..4 channels (shape H, W); 8 audio (shape: samples, channels, sample rate, then
+the number of coded units, i.e. chunk INRs). The payload holds units x block count indices, unit-major.
 """
 from __future__ import annotations
 
@@ -29,7 +30,12 @@ class CmbHeader:
     prior_id: bytes             # first ID_BYTES of the prior's SHA-256 id
     seed: int
     kappa: int
-    n_blocks: int
+    n_blocks: int               # blocks (indices) per unit
+    units: int = 1              # INRs in the file: 1 for images; chunks x channels for audio
+
+    @property
+    def n_indices(self) -> int:
+        return self.units * self.n_blocks
 
 
 def _put_varint(out: bytearray, v: int) -> None:
@@ -94,11 +100,13 @@ def header_bytes(h: CmbHeader) -> bytes:
         hh, ww, c = h.shape
         if not 1 <= c <= 4:
             raise ValueError("images have 1 to 4 channels")
+        if h.units != 1:
+            raise ValueError("an image file holds one unit")
         out.append(VERSION << 4 | c)
         _put_varint(out, hh), _put_varint(out, ww)
     elif h.modality == "audio":
         out.append(VERSION << 4 | KIND_AUDIO)
-        for v in h.shape:
+        for v in (*h.shape, h.units):
             _put_varint(out, v)
     else:
         raise ValueError(f"unknown modality {h.modality!r}")
@@ -113,8 +121,8 @@ def header_bytes(h: CmbHeader) -> bytes:
 
 def write(h: CmbHeader, indices: np.ndarray) -> bytes:
     """Header + packed indices + CRC -> the complete file contents."""
-    if len(indices) != h.n_blocks:
-        raise ValueError("one index per block is required")
+    if len(indices) != h.n_indices:
+        raise ValueError("one index per block and unit is required")
     body = header_bytes(h) + pack_indices(indices, h.kappa)
     return body + binascii.crc_hqx(body, 0).to_bytes(CRC_BYTES, "little")
 
@@ -131,6 +139,7 @@ def read(data: bytes) -> tuple[CmbHeader, np.ndarray]:
     version, kind = vk >> 4, vk & 0x0F
     if version != VERSION:
         raise CmbFormatError(f"unsupported .cmb format version {version} (this program reads version {VERSION})")
+    units = 1
     if 1 <= kind <= 4:
         modality, shape = "image", (r.varint("height"), r.varint("width"), kind)
         if shape[0] < 1 or shape[1] < 1:
@@ -138,8 +147,9 @@ def read(data: bytes) -> tuple[CmbHeader, np.ndarray]:
     elif kind == KIND_AUDIO:
         modality = "audio"
         shape = (r.varint("samples"), r.varint("channels"), r.varint("sample rate"))
-        if min(shape) < 1:
-            raise CmbFormatError("corrupt .cmb header: audio length, channels or rate is zero")
+        units = r.varint("units")
+        if min(shape) < 1 or units < 1:
+            raise CmbFormatError("corrupt .cmb header: audio length, channels, rate or unit count is zero")
     else:
         raise CmbFormatError(f"corrupt .cmb header: unknown signal kind {kind}")
     pid = bytes(r.byte("prior id") for _ in range(ID_BYTES))
@@ -148,7 +158,7 @@ def read(data: bytes) -> tuple[CmbHeader, np.ndarray]:
     if not 1 <= kappa <= 24:
         raise CmbFormatError(f"corrupt .cmb header: kappa {kappa} out of range")
     nb = r.varint("block count")
-    need = r.pos + payload_bytes(nb, kappa) + CRC_BYTES
+    need = r.pos + payload_bytes(nb * units, kappa) + CRC_BYTES
     if len(data) < need:
         raise CmbFormatError(f"truncated .cmb file: {len(data)} bytes, the header announces {need}")
     if len(data) > need:
@@ -156,5 +166,5 @@ def read(data: bytes) -> tuple[CmbHeader, np.ndarray]:
     body, crc = data[:-CRC_BYTES], int.from_bytes(data[-CRC_BYTES:], "little")
     if binascii.crc_hqx(body, 0) != crc:
         raise CmbFormatError("corrupt .cmb file: checksum mismatch")
-    idx = unpack_indices(data[r.pos:-CRC_BYTES], nb, kappa)
-    return CmbHeader(modality, shape, pid, seed, kappa, nb), idx
+    idx = unpack_indices(data[r.pos:-CRC_BYTES], nb * units, kappa)
+    return CmbHeader(modality, shape, pid, seed, kappa, nb, units), idx

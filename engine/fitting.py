@@ -42,8 +42,9 @@ class Objective:
 
     def __init__(self, cfg: InrConfig, emb: torch.Tensor, target: torch.Tensor,
                  mu_p: torch.Tensor, logstd_p: torch.Tensor,
-                 block_of: torch.Tensor | None = None, n_blocks: int = 1):
+                 block_of: torch.Tensor | None = None, n_blocks: int = 1, weight: torch.Tensor | None = None):
         self.cfg, self.emb, self.target = cfg, emb, target  # (N, E), (B, N, C)
+        self.weight = weight  # (B, N, 1) 1 where the signal has a sample, 0 in the padding of a last chunk
         self.mu_p, self.logstd_p = mu_p, logstd_p           # (P,)
         dev = mu_p.device
         self.block_of = (block_of if block_of is not None
@@ -64,7 +65,8 @@ class Objective:
     def step(self, st: FitState, gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         """One Adam step on all items -> (mse (B,), block KL (B, nb)), both detached."""
         w = self.sample(st, gen)
-        mse = self.distortion(w, self.emb, self.target)  # (B,)
+        mse = (self.distortion(w, self.emb, self.target) if self.weight is None
+               else self.distortion(w, self.emb, self.target, self.weight))  # (B,)
         klb = block_sums(self.kl_bits(st), self.block_of, self.n_blocks)  # (B, nb)
         loss = mse.sum() + (st.beta * klb).sum()
         st.opt.zero_grad(set_to_none=True)
@@ -80,14 +82,23 @@ class Objective:
     @torch.no_grad()
     def mean_mse(self, st: FitState) -> torch.Tensor:
         """Distortion of the posterior means (coded weights at their samples) -> (B,)."""
-        return ((self.mean_prediction(st) - self.target) ** 2).mean(dim=(1, 2))
+        return masked_mse(self.mean_prediction(st), self.target, self.weight)
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    """(B, N, C) x2, optional (B, N, 1) 0/1 weight -> per-item MSE over the weighted samples (B,)."""
+    if weight is None:
+        return ((pred - target) ** 2).mean(dim=(1, 2))
+    se = ((pred - target) ** 2 * weight).sum(dim=(1, 2))
+    return se / (weight.sum(dim=(1, 2)) * target.shape[2]).clamp_min(1.0)
 
 
 def make_distortion(cfg: InrConfig, compile: bool):
-    """(w (B, P), emb (N, E), target (B, N, C)) -> per-item MSE (B,); optionally torch.compile'd."""
-    def distortion(w: torch.Tensor, emb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        pred = siren.forward(w, emb, cfg)  # (B, N, C)
-        return ((pred - target) ** 2).mean(dim=(1, 2))
+    """(w (B, P), emb (N, E), target (B, N, C)[, weight (B, N, 1)]) -> per-item MSE (B,); optionally
+    torch.compile'd."""
+    def distortion(w: torch.Tensor, emb: torch.Tensor, target: torch.Tensor,
+                   weight: torch.Tensor | None = None) -> torch.Tensor:
+        return masked_mse(siren.forward(w, emb, cfg), target, weight)  # (B, N, C) -> (B,)
     if compile:
         try:  # about 2x faster on CPU; needs a C++ compiler, so fall back to eager when it cannot build
             return torch.compile(distortion, dynamic=False)

@@ -23,8 +23,8 @@ from . import siren
 from .config import LearnConfig
 from .fitting import Objective, adjust_beta, make_distortion, new_state
 from .posterior import LN2, kl_gauss, prior_update
-from .prior import Prior
-from .signals import image_targets
+from .prior import AudioLayout, Prior
+from .signals import audio_targets, image_targets
 
 
 @dataclass
@@ -42,26 +42,32 @@ def _total_steps(cfg: LearnConfig) -> int:
     return cfg.first_steps + cfg.rounds * cfg.round_steps
 
 
-def learn_prior(images: np.ndarray, cfg: LearnConfig, device: torch.device,
+def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
                 checkpoint: str | os.PathLike | None = None, data_info: dict | None = None,
-                compile: bool = False, init: Prior | None = None) -> Generator[LearnEvent, None, Prior]:
-    """images: (N, H, W, C) uint8, all the same size. Returns the learned Prior.
+                compile: bool = False, init: Prior | None = None, audio: AudioLayout | None = None
+                ) -> Generator[LearnEvent, None, Prior]:
+    """signals: (N, H, W, C) uint8 images, or (N, L, C) float audio chunks in [-1, 1] (give `audio`, the
+    chunk layout the prior will code). All items the same size. Returns the learned Prior; its rate is
+    bits per pixel for images and kbit/s for audio.
 
     `init`: continue from an earlier prior of the same architecture (its mean, std, typical posterior
     std and beta) instead of a fresh SIREN initialisation, e.g. to refine a prior on more data.
     """
-    images = images[: cfg.n_items]
-    n, h, w, c = images.shape
+    signals = signals[: cfg.n_items]
+    n, *grid, c = signals.shape
     inr = cfg.inr
-    assert inr.out_dim == c and inr.in_dim == 2
-    npix = h * w
-    target_bits = cfg.rate_bpp * npix
-    emb = siren.fourier_embed(siren.grid_coords((h, w), device=device), inr)
+    assert inr.out_dim == c and inr.in_dim == len(grid)
+    npix = int(np.prod(grid))
+    target_bits = cfg.rate_bpp * npix  # rate_bpp: bits per pixel, or per sample for audio
+    emb = siren.fourier_embed(siren.grid_coords(tuple(grid), device=device), inr)
+
+    def targets(s: slice) -> torch.Tensor:
+        return image_targets(signals[s], device) if audio is None else audio_targets(signals[s], device)
     P = inr.n_params
     g = torch.Generator(device=device).manual_seed(cfg.seed)
 
-    w_init = siren.siren_init(inr, cfg.seed).to(device)
-    std0 = siren.init_std(inr).to(device)
+    w_init = siren.siren_init(inr, cfg.seed, cfg.out_init_scale).to(device)
+    std0 = siren.init_std(inr, cfg.out_init_scale).to(device)
     mu_p, logstd_p = torch.zeros(P, device=device), torch.log(std0)
     chunks = [slice(i, min(n, i + cfg.batch)) for i in range(0, n, cfg.batch)]
     beta0 = torch.full((1, 1), cfg.beta_init, device=device)
@@ -95,7 +101,7 @@ def learn_prior(images: np.ndarray, cfg: LearnConfig, device: torch.device,
     total = _total_steps(cfg)
     for rnd in range(start_round, cfg.rounds + 1):
         steps = cfg.first_steps if rnd == 0 else cfg.round_steps
-        objs = [Objective(inr, emb, image_targets(images[s], device), mu_p, logstd_p) for s in chunks]
+        objs = [Objective(inr, emb, targets(s), mu_p, logstd_p) for s in chunks]
         for o in objs:
             o.distortion = dist
         for it in range(steps):
@@ -130,13 +136,14 @@ def learn_prior(images: np.ndarray, cfg: LearnConfig, device: torch.device,
             [o.mean_mse(st) for o, st in zip(objs, states)]))).mean())
     order = np.random.default_rng(cfg.seed).permutation(P).astype(np.int64)
     history = list(init.info.get("history", [])) + [init.info.get("learn")] if init is not None else []
-    info = dict(data_info or {}, items=n, history=history, image_shape=[h, w, c], learn=asdict(cfg) | {"inr": inr.to_dict()},
+    info = dict(data_info or {}, items=n, history=history, item_shape=[*grid, c], learn=asdict(cfg) | {"inr": inr.to_dict()},
                 train_psnr_mean_weights=round(final_psnr, 3), train_kl_bits=round(float(profile.sum()), 1),
                 created=time.strftime("%Y-%m-%d"))
-    return Prior(inr=inr, modality="image", mu=mu_p.cpu().numpy().astype(np.float32),
+    rate = cfg.rate_bpp if audio is None else cfg.rate_bpp * audio.sample_rate / 1000.0  # kbit/s
+    return Prior(inr=inr, modality="image" if audio is None else "audio", mu=mu_p.cpu().numpy().astype(np.float32),
                  logstd=logstd_p.cpu().numpy().astype(np.float32), order=order, kl_profile=profile,
-                 kappa=cfg.kappa, rate=cfg.rate_bpp, beta=float(states[0].beta), info=info,
-                 post_logstd=ls_all.mean(0).cpu().numpy().astype(np.float32))
+                 kappa=cfg.kappa, rate=rate, beta=float(states[0].beta), info=info,
+                 post_logstd=ls_all.mean(0).cpu().numpy().astype(np.float32), audio=audio)
 
 
 def _save_checkpoint(path: Path, cfg, states, mu_p, logstd_p, rnd: int, done: int) -> None:

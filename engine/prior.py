@@ -26,6 +26,14 @@ PRIOR_SUFFIX = ".safetensors"
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "priors"
 
 
+@dataclass(frozen=True)
+class AudioLayout:
+    """How an audio prior cuts signals: one INR per `chunk` samples at `sample_rate` Hz, per channel."""
+
+    chunk: int
+    sample_rate: int
+
+
 @dataclass
 class Prior:
     inr: InrConfig
@@ -35,10 +43,11 @@ class Prior:
     order: np.ndarray             # (P,) int64 permutation: packing order of weights into blocks
     kl_profile: np.ndarray        # (P,) float32 average per-weight KL (bits) over training posteriors
     kappa: int = 16
-    rate: float = 1.0             # bits per pixel (images) the prior was trained at
+    rate: float = 1.0             # rate the prior was trained at: bits per pixel (images), kbit/s (audio)
     beta: float = 1e-6            # beta that held training posteriors at that rate
     info: dict = field(default_factory=dict)   # provenance: data, items, steps, seed, psnr...
     post_logstd: np.ndarray | None = None  # (P,) mean posterior log-std: the encoder's starting point
+    audio: AudioLayout | None = None       # audio priors only: chunk length and sample rate
 
     @property
     def n_params(self) -> int:
@@ -49,7 +58,10 @@ class Prior:
         return max(1, int(round(float(self.kl_profile.astype(np.float64).sum()) / self.kappa)))
 
     def _identity(self) -> dict:
-        return {"inr": self.inr.to_dict(), "modality": self.modality, "kappa": self.kappa}
+        ident = {"inr": self.inr.to_dict(), "modality": self.modality, "kappa": self.kappa}
+        if self.audio is not None:
+            ident["audio"] = {"chunk": self.audio.chunk, "sample_rate": self.audio.sample_rate}
+        return ident
 
     @property
     def id(self) -> str:
@@ -91,7 +103,8 @@ class Prior:
             p = cls(inr=InrConfig(**m["inr"]), modality=m["modality"], mu=t["mu"], logstd=t["logstd"],
                     order=t["order"], kl_profile=t["kl_profile"], kappa=int(m["kappa"]),
                     rate=float(m["rate"]), beta=float(m["beta"]), info=m.get("info", {}),
-                    post_logstd=t.get("post_logstd"))
+                    post_logstd=t.get("post_logstd"),
+                    audio=AudioLayout(**m["audio"]) if m.get("audio") else None)
         except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError, Exception) as e:
             if isinstance(e, PriorError):
                 raise

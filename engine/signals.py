@@ -1,6 +1,8 @@
 """Signal <-> tensor conventions shared by the encoder, decoder and prior learning.
 
 Images are uint8 (H, W, C); the network predicts value/255 - 0.5 at row-major pixel coordinates in [-1, 1].
+Audio is float in [-1, 1] (L, C); the network predicts sample/2, so both live in [-0.5, 0.5] and an MSE
+on the network scale is the MSE of the signal mapped to [0, 1] (the PSNR convention of COIN++/RECOMBINER).
 """
 from __future__ import annotations
 
@@ -24,3 +26,8 @@ def to_uint8(pred: torch.Tensor, h: int, w: int) -> np.ndarray:
 def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     return float("inf") if mse == 0 else 10.0 * np.log10(255.0 ** 2 / mse)
+
+
+def audio_targets(chunks: np.ndarray, device) -> torch.Tensor:
+    """(B, L, C) float samples in [-1, 1] -> (B, L, C) float32 in [-0.5, 0.5]."""
+    return torch.from_numpy(np.ascontiguousarray(chunks, dtype=np.float32)).to(device) * 0.5

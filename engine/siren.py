@@ -53,28 +53,30 @@ def forward(flat: torch.Tensor, emb: torch.Tensor, cfg: InrConfig) -> torch.Tens
     return torch.baddbmm(b, h, w)  # (B, N, out)
 
 
-def _init_bound(cfg: InrConfig, layer: int, fan_in: int) -> float:
+def _init_bound(cfg: InrConfig, layer: int, fan_in: int, out_scale: float = 1.0) -> float:
     # First layer: U(-1/fan_in, 1/fan_in) before the w0 factor; later layers keep w0*W*x at unit scale.
+    # The output layer is scaled to the signal's typical amplitude (speech is far quieter than full scale).
     if layer == 0:
         return 1.0 / fan_in
-    return math.sqrt(6.0 / fan_in) / cfg.w0_hidden
+    bound = math.sqrt(6.0 / fan_in) / cfg.w0_hidden
+    return bound * out_scale if layer == cfg.depth else bound
 
 
-def siren_init(cfg: InrConfig, seed: int) -> torch.Tensor:
+def siren_init(cfg: InrConfig, seed: int, out_scale: float = 1.0) -> torch.Tensor:
     """One SIREN initialisation (Sitzmann et al.) as a flat (P,) vector, from a CPU generator."""
     g = torch.Generator().manual_seed(seed)
     parts = []
     for li, (i, n) in enumerate(cfg.layer_shapes()):
-        bound = _init_bound(cfg, li, i)
+        bound = _init_bound(cfg, li, i, out_scale)
         parts.append((torch.rand(i * n, generator=g) * 2 - 1) * bound)
         parts.append((torch.rand(n, generator=g) * 2 - 1) * bound)
     return torch.cat(parts)
 
 
-def init_std(cfg: InrConfig) -> torch.Tensor:
+def init_std(cfg: InrConfig, out_scale: float = 1.0) -> torch.Tensor:
     """Per-weight standard deviation of `siren_init` (uniform(-a, a) has std a/sqrt(3)) -> (P,)."""
     parts = []
     for li, (i, n) in enumerate(cfg.layer_shapes()):
-        bound = _init_bound(cfg, li, i)
+        bound = _init_bound(cfg, li, i, out_scale)
         parts.append(torch.full((i * n + n,), bound / math.sqrt(3.0)))
     return torch.cat(parts)

@@ -1,15 +1,19 @@
 """Screenshots of the real COMBINER Studio window, for docs/screenshots/.
 
-    xvfb-run -a python scripts/screenshots.py
+    xvfb-run -a python scripts/screenshots.py [--prior-dir DIR] [--only image|audio] [--audio-clip FILE]
 
-Uses resources/samples/astronaut_32.png and the installed (shipped) priors. Saves empty.png, live.png
-(mid-encode), result.png (A/B with error map), decoded_cmb.png (a saved .cmb reopened) and
-rate_explorer.png. No audio screenshot: there is no audio
-codec yet, so there is no honest decoded signal to show.
+Images: resources/samples/astronaut_32.png with the installed image priors -> empty.png, live.png
+(mid-encode), result.png (A/B with error map), decoded_cmb.png (a saved .cmb reopened), rate_explorer.png.
+Audio: a 3 s crop of a speech clip (written to a temporary WAV) with the installed audio priors (e.g.
+`--prior-dir /tmp/sp` or COMBINER_PRIORS) -> audio_live.png, audio_result.png (spectrograms),
+audio_waveforms.png, audio_decoded_cmb.png and audio_rate_explorer.png (COMBINER beside MP3 and Opus).
+A part whose priors are not installed is skipped with a note.
 """
 from __future__ import annotations
 
+import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,9 +23,21 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 OUT = ROOT / "docs" / "screenshots"
 SAMPLE = ROOT / "resources" / "samples" / "astronaut_32.png"
+SPEECH = Path("/work/shared/data/audio/speech_test/librispeech_test-clean_1089-134686-0000.flac")
 
 
-def main() -> int:
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--prior-dir", action="append", default=None, help="extra folder searched for priors")
+    ap.add_argument("--only", choices=("image", "audio"), help="take only these screenshots")
+    ap.add_argument("--audio-clip", type=Path, default=SPEECH, help="speech clip to crop 3 s from")
+    ap.add_argument("--audio-start", type=float, default=1.0, help="start of the crop (s)")
+    ap.add_argument("--audio-preset", default="fast", help="encoder preset for the audio shots")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    a = parse_args(sys.argv[1:] if argv is None else argv)
     torch.set_num_threads(1)
     from PySide6.QtWidgets import QApplication
 
@@ -34,21 +50,20 @@ def main() -> int:
 
     from combiner_app.main_window import MainWindow
 
-    priors = [p for p in prior_mod.available() if p.modality == "image" and p.inr.out_dim == 3]
-    if not priors:
-        print("no image prior installed (priors/ is empty); nothing to show", file=sys.stderr)
-        return 1
-    print("priors:", ", ".join(f"{p.name} ({p.rate:g} bpp)" for p in priors))
+    installed = prior_mod.available(a.prior_dir)
+    priors = [p for p in installed if p.modality == "image" and p.inr.out_dim == 3]
+    audio_priors = [p for p in installed if p.modality == "audio"]
+    print("priors:", ", ".join(f"{p.name} ({p.rate:g} {'kbps' if p.modality == 'audio' else 'bpp'})"
+                               for p in priors + audio_priors))
     OUT.mkdir(parents=True, exist_ok=True)
-    import tempfile
 
     settings_dir = tempfile.TemporaryDirectory()   # keep the user's recent-files list clean
     settings = QSettings(str(Path(settings_dir.name) / "studio.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(settings=settings)
+    win = MainWindow(prior_dirs=a.prior_dir, settings=settings)
     win.resize(1280, 800)
     win.show()
 
-    def pump(cond, timeout=600.0):
+    def pump(cond, timeout=1200.0):
         t0 = time.time()
         while not cond():
             app.processEvents()
@@ -67,6 +82,25 @@ def main() -> int:
         print("saved", OUT / name)
 
     pump(lambda: win.isVisible())
+    status = 0
+    if a.only != "audio":
+        if priors:
+            image_shots(win, pump, shot, priors)
+        else:
+            print("no image prior installed; image screenshots skipped", file=sys.stderr)
+            status = 1
+    if a.only != "image":
+        if audio_priors:
+            audio_shots(win, pump, shot, audio_priors, a)
+        else:
+            print("no audio prior installed (try --prior-dir); audio screenshots skipped", file=sys.stderr)
+            status = 1
+    win.close()
+    settings_dir.cleanup()
+    return status
+
+
+def image_shots(win, pump, shot, priors) -> None:
     shot("empty.png")
 
     win.open_path(SAMPLE)
@@ -103,9 +137,61 @@ def main() -> int:
     n = len(win.explorer.results)
     win.explorer.slider.setValue(n // 2)
     shot("rate_explorer.png")
-    win.close()
-    settings_dir.cleanup()
-    return 0
+
+
+def audio_shots(win, pump, shot, audio_priors, a) -> None:
+    import numpy as np
+
+    from engine.audio_io import audio_file_bytes, read_audio
+
+    x, sr, _ = read_audio(a.audio_clip)
+    start = int(a.audio_start * sr)
+    crop = x[start:start + 3 * sr]
+    rates = sorted(p.rate for p in audio_priors)
+    rate = min(rates, key=lambda r: abs(np.log(r / 10.0)))
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / f"{a.audio_clip.stem.split('_')[-1]}_3s.wav"
+        wav.write_bytes(audio_file_bytes(crop, sr, ".wav"))
+        win.open_path(wav)
+        win.settings_panel.kbps.setValue(rate)
+        win.settings_panel.preset.setCurrentText(a.audio_preset)
+        state = {"mid": False, "done": False}
+
+        def on_progress(i, ev):
+            if not state["mid"] and ev.phase == "code" and ev.blocks_done >= ev.n_blocks // 2:
+                state["mid"] = True
+                win.live.redraw()
+                shot("audio_live.png")
+
+        win.runner.progress.connect(on_progress)
+        def done(cancelled):
+            state["done"] = True
+
+        win.encode_finished.connect(done)
+        win.compress()
+        pump(lambda: state["done"])
+        win.runner.progress.disconnect(on_progress)
+        win.encode_finished.disconnect(done)
+        view = win.audio_result
+        view.views.setCurrentWidget(view.spectrograms)
+        shot("audio_result.png")
+        view.views.setCurrentWidget(view.waveforms)
+        shot("audio_waveforms.png")
+        view.views.setCurrentWidget(view.spectrograms)
+        cmb = Path(tmp) / wav.with_suffix(".cmb").name
+        win.save_cmb(cmb)
+        win.open_path(cmb)
+        shot("audio_decoded_cmb.png")
+        win.open_path(wav)
+        ex = win.audio_explorer
+        ex.ladder = tuple(rates)   # one rung per installed prior keeps this quick
+        win.tabs.setCurrentWidget(ex)
+        ladder = {"done": False}
+        ex.ladder_done.connect(lambda c: ladder.update(done=True))
+        ex.explore()
+        pump(lambda: ladder["done"])
+        ex.slider.setValue(len(ex.results) - 1)
+        shot("audio_rate_explorer.png")
 
 
 if __name__ == "__main__":

@@ -48,3 +48,43 @@ def tiny_prior(tiny_prior_dir):
     from engine.prior import Prior
 
     return Prior.load(tiny_prior_dir / "tiny.safetensors")
+
+
+def voiced_audio(seconds: float, sample_rate: int = 16000, seed: int = 0) -> np.ndarray:
+    """A vowel-like test signal (N,) float32: four harmonics of a gliding pitch under a slow syllable envelope,
+    plus a little noise, peaking near 0.5."""
+    rs = np.random.default_rng(seed)
+    n = max(1, int(round(seconds * sample_rate)))
+    t = np.arange(n) / sample_rate
+    f0 = 160 + 50 * np.sin(2 * np.pi * 0.8 * t + rs.uniform(0, 6))
+    phase = 2 * np.pi * np.cumsum(f0) / sample_rate
+    y = sum(a * np.sin(k * phase + rs.uniform(0, 6)) for k, a in ((1, 1.0), (2, 0.6), (3, 0.35), (4, 0.2)))
+    env = 0.3 + 0.7 * np.abs(np.sin(2 * np.pi * 1.5 * t + rs.uniform(0, 6)))
+    y = y * env + 0.01 * rs.normal(0, 1, n)
+    return (0.5 * y / max(1e-9, np.abs(y).max())).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def tiny_audio_prior_dir(tmp_path_factory):
+    """A tiny 16 kHz audio prior (200-sample chunks) learned with the project's learner on synthetic speech."""
+    from engine.prior import AudioLayout
+
+    torch.manual_seed(0)
+    chunk = 200
+    x = np.concatenate([voiced_audio(1.0, seed=s) for s in range(4)])
+    chunks = x[: len(x) // chunk * chunk].reshape(-1, chunk, 1)[::2][:48]
+    cfg = LearnConfig(rate_bpp=1.0, n_items=48, batch=48, first_steps=200, round_steps=80, rounds=2, warmup=50,
+                      beta_init=3e-7, out_init_scale=0.1,
+                      inr=InrConfig(in_dim=1, out_dim=1, width=12, depth=2, n_freqs=4, max_freq=32.0))
+    prior = run(learn_prior(chunks, cfg, torch.device("cpu"), data_info={"name": "tiny-audio-test"},
+                            audio=AudioLayout(chunk, 16000)))
+    d = tmp_path_factory.mktemp("audio_priors")
+    prior.save(d / "tiny_audio.safetensors")
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_audio_prior(tiny_audio_prior_dir):
+    from engine.prior import Prior
+
+    return Prior.load(tiny_audio_prior_dir / "tiny_audio.safetensors")

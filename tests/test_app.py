@@ -89,7 +89,9 @@ def test_empty_window_invites_a_drop_and_about_lists_versions(window, qtbot):
         assert name in text
     assert torch.__version__ in text
     box.close()
-    assert window.tabs.count() == 3   # no audio tab without an audio engine
+    # the audio result and audio explorer tabs stay hidden until an audio file is opened
+    assert not window.tabs.isTabVisible(window.tabs.indexOf(window.audio_result))
+    assert not window.tabs.isTabVisible(window.tabs.indexOf(window.audio_explorer))
 
 
 def test_drop_encode_save_and_reopen(window, qtbot, png, tmp_path, tiny_prior_dir):

@@ -61,6 +61,9 @@ def test_widgets_render_chirp(qtbot):
     # the difference is ~34 dB below the signal
     assert spec.spectra["original"].max() - spec.spectra["difference"].max() > 20
     wf = view.waveforms
+    assert not wf.plots                       # hidden pages are drawn when first shown
+    view.views.setCurrentWidget(wf)
+    view.views.setCurrentWidget(view.overlay)
     assert len(wf.plots) == 3 and all(len(c.getData()[0]) <= 4000 for c in wf.curves.values())
     assert wf.plots[0].getAxis("bottom") is not None
     ov = view.overlay

@@ -1,0 +1,299 @@
+"""COMBINER Studio with audio: open/drop a WAV, encode, look at the result, save and reopen the .cmb, errors,
+cancel and the audio rate explorer (pytest-qt, offscreen). Encodes use the tiny audio prior learned in
+conftest.py on a synthetic voiced signal; the shipped priors are hidden from the engine's lookup."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+sf = pytest.importorskip("soundfile")
+
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QTimer, QUrl  # noqa: E402
+from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
+
+import engine.prior  # noqa: E402
+from engine import reference_codecs  # noqa: E402
+from engine.audio_codec import decode_audio_full  # noqa: E402
+from engine.config import FitConfig  # noqa: E402
+from tests.conftest import FAST_FIT, voiced_audio  # noqa: E402
+
+torch.set_num_threads(1)
+
+SR = 16000
+SLOW_FIT = FitConfig(steps=200_000, refine_first=6, refine_last=2, refine_groups=6)   # only ever cancelled
+
+
+@pytest.fixture(autouse=True)
+def no_shipped_priors(monkeypatch, tmp_path_factory):
+    monkeypatch.setattr(engine.prior, "SHIPPED_DIR", tmp_path_factory.mktemp("no_shipped_priors"))
+    monkeypatch.delenv("COMBINER_PRIORS", raising=False)
+
+
+@pytest.fixture
+def wav(tmp_path):
+    p = tmp_path / "clip.wav"
+    sf.write(p, voiced_audio(0.5, SR, seed=5), SR, subtype="PCM_16")
+    return p
+
+
+def make_window(qtbot, tmp_path, prior_dirs, **kw):
+    from combiner_app.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "studio.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(prior_dirs=prior_dirs, settings=settings, presets={"fast": FAST_FIT, "slow": SLOW_FIT}, **kw)
+    qtbot.addWidget(w)
+    w.show()
+    return w
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, tiny_audio_prior_dir):
+    w = make_window(qtbot, tmp_path, [str(tiny_audio_prior_dir)], audio_ladder=(8.0, 16.0))
+    yield w
+    w.runner.shutdown()
+    w.audio_explorer.shutdown()
+
+
+def visible(w, tab) -> bool:
+    return w.tabs.isTabVisible(w.tabs.indexOf(tab))
+
+
+def compress(qtbot, w, kbps=16.0, preset="fast", timeout=60_000):
+    w.settings_panel.preset.setCurrentText(preset)
+    w.settings_panel.kbps.setValue(kbps)
+    with qtbot.waitSignal(w.encode_finished, timeout=timeout) as sig:
+        qtbot.mouseClick(w.settings_panel.compress_button, Qt.MouseButton.LeftButton)
+    return sig.args[0]
+
+
+def expect_error(qtbot, w, action, timeout=5000) -> str:
+    with qtbot.waitSignal(w.error_shown, timeout=timeout) as sig:
+        action()
+    box = w.error_box
+    assert isinstance(box, QMessageBox) and box.isVisible()
+    assert "Traceback" not in box.text()
+    box.close()
+    return sig.args[0]
+
+
+def drop(qtbot, w, path) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    args = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(QPoint(20, 20), *args)
+    QApplication.sendEvent(w, enter)
+    assert enter.isAccepted()
+    with qtbot.waitSignal(w.file_opened, timeout=5000):
+        QApplication.sendEvent(w, QDropEvent(QPointF(20, 20), *args))
+
+
+def test_drop_wav_encode_save_export_and_reopen(window, qtbot, wav, tmp_path, tiny_audio_prior_dir):
+    drop(qtbot, window, wav)
+    clip = window.audio
+    assert clip is not None and clip.samples.shape == (SR // 2, 1) and clip.sample_rate == SR
+    sp = window.settings_panel
+    assert sp.kbps.isVisibleTo(sp) and not sp.bpp.isVisibleTo(sp)
+    assert "units" in sp.plan_label.text() and "kbps" in sp.plan_label.text()
+    assert visible(window, window.audio_result) and not visible(window, window.result_view)
+    assert visible(window, window.audio_explorer) and not visible(window, window.explorer)
+    assert window.live.preview_stack.currentWidget() is window.live.wave_plot   # not a blank image
+
+    gaps, last = [], [None]
+
+    def tick():
+        now = time.perf_counter()
+        if last[0] is not None:
+            gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    timer.start()
+    try:
+        assert compress(qtbot, window) is False
+    finally:
+        timer.stop()
+    print(f"\naudio encode: {len(gaps)} ticks, longest gap between 10 ms ticks {max(gaps) * 1000:.0f} ms")
+    assert max(gaps) < 0.5
+
+    res = window.result
+    enc = res.encoded
+    view = window.audio_result
+    assert window.tabs.currentWidget() is view
+    assert view.fields["File size"] == f"{len(enc.data)} bytes"
+    assert view.fields["Rate"] == f"{enc.kbps:.2f} kbps" and abs(enc.kbps - 16.0) < 1.0
+    assert "dB" in view.fields["PSNR"] and "dB" in view.fields["SNR"]
+    assert set(view.spectrograms.images) == {"original", "decoded", "difference"}
+    view.views.setCurrentWidget(view.waveforms)
+    view.views.setCurrentWidget(view.overlay)
+    assert len(view.waveforms.plots) == 3 and set(view.overlay.curves) == {"original", "decoded"}
+    view.views.setCurrentWidget(view.spectrograms)
+    assert view.save_button.isVisible() and view.export_button.isVisible()
+    # the live view followed the encode: bits in kbit, mean KL over units, PSNR curve
+    live = window.live
+    assert live.steps and live.steps[-1] == live.last.total_steps
+    assert "kbit" in live.bits_bar.format() and "units" in live.kl_plot.plotItem.titleLabel.text
+    assert len(live.bars.opts["height"]) == enc.header.n_blocks
+
+    out = tmp_path / "clip.cmb"
+    assert window.save_cmb(out)
+    assert out.read_bytes() == enc.data
+    y, sr, hdr, _ = decode_audio_full(out.read_bytes(), prior_dirs=[str(tiny_audio_prior_dir)])
+    assert sr == SR and np.array_equal(y, enc.reconstruction) and hdr.modality == "audio"
+    exported = tmp_path / "clip_decoded.wav"
+    assert window.export_audio(exported)
+    z, zsr = sf.read(exported, dtype="float32", always_2d=True)
+    assert zsr == SR and z.shape == y.shape and np.abs(z - y).max() < 1e-4   # 16-bit PCM
+    before = wav.read_bytes()
+    assert "refusing to overwrite" in expect_error(qtbot, window, lambda: window.export_audio(wav))
+    assert wav.read_bytes() == before
+
+    with qtbot.waitSignal(window.file_opened, timeout=10_000):
+        assert window.open_path(out)
+    f = view.fields
+    assert f["Modality"] == "audio" and f["Bytes"] == str(len(enc.data)) and f["Channels"] == "1"
+    assert f["Sample rate"] == f"{SR} Hz" and f["Samples"].startswith(f"{SR // 2} (0.50 s)")
+    assert f["Units"] == str(hdr.units) and f["Blocks"].startswith(str(hdr.n_blocks))
+    assert f["Prior id"] == hdr.prior_id.hex() and "kbps" in f["Rate"]
+    assert set(view.spectrograms.images) == {"decoded"}
+    assert np.array_equal(window.decoded_audio[0], enc.reconstruction)
+    assert window.tabs.currentWidget() is view and not window.settings_panel.isVisible()
+    assert not window.tabs.isTabEnabled(window.tabs.indexOf(window.live))
+    assert window.export_action.isEnabled() and "WAV" in window.export_action.text()
+
+
+def test_play_buttons_follow_the_playback_path(window, wav):
+    window.open_path(wav)
+    view = window.audio_result
+    assert view.play_decoded.isVisibleTo(view) == window.player.available()
+    window.player.backend = None   # no playback path: buttons hidden, play is a no-op
+    view.set_playable(False)
+    assert not view.play_decoded.isVisibleTo(view) and not view.play_original.isVisibleTo(view)
+    window.play("original")
+
+
+def test_bad_audio_files_show_a_dialog(window, qtbot, wav, tmp_path, tiny_audio_prior, tiny_audio_prior_dir):
+    from engine.audio_codec import encode_audio
+    from engine.codec import run
+
+    good = run(encode_audio(voiced_audio(0.25, SR, seed=2), SR, 16.0, prior=tiny_audio_prior, fit=FAST_FIT)).data
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0x5A
+    (tmp_path / "corrupt.cmb").write_bytes(bytes(bad))
+    assert "checksum" in expect_error(qtbot, window, lambda: window.open_path(tmp_path / "corrupt.cmb"))
+    (tmp_path / "noise.wav").write_bytes(b"RIFF\x00\x00not really a wave file")
+    assert "not a readable audio file" in expect_error(qtbot, window, lambda: window.open_path(tmp_path / "noise.wav"))
+    (tmp_path / "needs_prior.cmb").write_bytes(good)
+    other = make_window(qtbot, tmp_path, prior_dirs=[])
+    msg = expect_error(qtbot, other, lambda: other.open_path(tmp_path / "needs_prior.cmb"))
+    assert "not installed" in msg
+    # still usable afterwards
+    assert window.open_path(wav) and window.audio is not None
+
+
+def test_cancel_audio_encode_writes_nothing(window, qtbot, wav, tmp_path):
+    window.open_path(wav)
+    files_before = sorted(p.name for p in tmp_path.rglob("*"))
+    window.settings_panel.preset.setCurrentText("slow")
+    with qtbot.waitSignal(window.runner.progress, timeout=10_000):
+        window.compress()
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(window.encode_finished, timeout=5000) as sig:
+        qtbot.mouseClick(window.settings_panel.cancel_button, Qt.MouseButton.LeftButton)
+    took = time.perf_counter() - t0
+    print(f"\naudio cancel took {took * 1000:.0f} ms")
+    assert sig.args == [True] and took < 2.0
+    assert window.result is None and not window.runner.is_running()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == files_before
+    assert window.settings_panel.compress_button.isEnabled()
+
+
+def test_audio_rate_slider_flips_between_ladder_results(window, qtbot, wav):
+    window.open_path(wav)
+    window.settings_panel.preset.setCurrentText("fast")
+    ex = window.audio_explorer
+    window.tabs.setCurrentWidget(ex)
+    with qtbot.waitSignal(ex.ladder_done, timeout=90_000) as sig:
+        qtbot.mouseClick(ex.explore_button, Qt.MouseButton.LeftButton)
+    assert sig.args == [False] and len(ex.results) == 2
+    kbps = [r.encoded.kbps for r in ex.results]
+    assert kbps == sorted(kbps) and abs(kbps[0] - 8) < 1 and abs(kbps[1] - 16) < 1.5
+    refs = [c for c in ("mp3", "opus") if reference_codecs.available(c)]
+    seen, flips = [], []
+    for pos in (1, 0, 1):
+        t0 = time.perf_counter()
+        with qtbot.waitSignal(ex.shown, timeout=2000):
+            if ex.slider.value() != pos:
+                ex.slider.setValue(pos)
+            else:
+                ex.show_position(pos)
+        flips.append(time.perf_counter() - t0)
+        enc = ex.results[pos].encoded
+        seen.append(ex.rate_label.text())
+        assert f"{enc.kbps:.2f} kbps" == ex.rate_label.text()
+        html = ex.table.text()
+        assert str(len(enc.data)) in html and "PSNR" in html and "SNR" in html
+        assert ex.images["COMBINER"].image is not None
+        assert len(ex.points[pos]) == 1 + len(refs)
+        for p in ex.points[pos][1:]:   # at the same size, or its smallest file (Ogg/Opus: about 1.4 kB)
+            assert p.codec in html and (abs(p.nbytes - len(enc.data)) < 0.25 * len(enc.data)
+                                        or "smallest file" in p.note)
+    assert len(set(seen)) == 2
+    print(f"\naudio slider flips took {', '.join(f'{t * 1000:.0f}' for t in flips)} ms")
+    assert max(flips) < 0.25
+    x, y = ex.rd_curves["COMBINER"].getData()
+    assert len(x) == 2 and np.all(np.isfinite(y))
+    assert window.settings_panel.compress_button.isEnabled()
+
+
+def test_main_py_opens_an_audio_file(tmp_path, wav, tiny_audio_prior_dir):
+    """`python main.py clip.wav` in a child process (its app.exec() must not end this session's loop)."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("import runpy, sys; from PySide6.QtCore import QTimer; from PySide6.QtWidgets import QApplication\n"
+            "app = QApplication(sys.argv[:1])\n"
+            "from combiner_app.main_window import MainWindow\n"
+            "def check():\n"
+            "    ws = [w for w in app.topLevelWidgets() if isinstance(w, MainWindow)]\n"
+            "    print('AUDIO', [(w.audio.samples.shape, w.audio.sample_rate) for w in ws if w.audio is not None],\n"
+            "          [w.tabs.tabText(w.tabs.currentIndex()) for w in ws], flush=True)\n"
+            "    [w.close() for w in ws]; app.quit()\n"
+            "QTimer.singleShot(500, check)\n"
+            "sys.argv = ['main.py'] + sys.argv[1:]\n"
+            "runpy.run_path('main.py', run_name='__main__')\n")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_CONFIG_HOME=str(tmp_path / "config"))
+    r = subprocess.run([sys.executable, "-c", code, str(wav), "--prior-dir", str(tiny_audio_prior_dir),
+                        "--threads", "1"], capture_output=True, text=True, timeout=120, env=env, cwd=root)
+    assert "AUDIO [((8000, 1), 16000)] ['Result']" in r.stdout, r.stdout + r.stderr
+
+
+def test_stereo_44k_clip_plans_one_unit_per_chunk_and_channel(window, tmp_path, tiny_audio_prior):
+    from engine.audio_codec import layout
+
+    x = voiced_audio(0.3, 44100, seed=1)
+    p = tmp_path / "stereo.flac"
+    sf.write(p, np.stack([x, 0.5 * x], 1), 44100)
+    assert window.open_path(p)
+    clip = window.audio
+    assert clip.channels == 2 and clip.sample_rate == 44100
+    _, k = layout(clip.n_samples, 2, 44100, tiny_audio_prior)
+    assert f"{2 * k} units" in window.settings_panel.plan_label.text()
+    assert "2 channels" in window.settings_panel.file_label.text()
+    # switching to an image and back flips the rate unit and the tabs
+    from PIL import Image
+    img = tmp_path / "x.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(img)
+    window.open_path(img)
+    sp = window.settings_panel
+    assert sp.bpp.isVisibleTo(sp) and not sp.kbps.isVisibleTo(sp) and visible(window, window.result_view)
+    assert not visible(window, window.audio_result) and window.audio is None
