@@ -23,7 +23,8 @@ def stereo_wav(tmp_path_factory):
 def test_audio_encode_info_decode(stereo_wav, tiny_audio_prior_dir):
     d, wav, x = stereo_wav
     out = d / "clip.cmb"
-    r = cli("encode", wav, "--kbps", 24, "-o", out, "--prior-dir", tiny_audio_prior_dir, "--preset", "fast", "-q")
+    r = cli("encode", wav, "--kbps", 24, "-o", out, "--prior", tiny_audio_prior_dir / "tiny_audio.safetensors",
+            "--preset", "fast", "-q")
     assert r.returncode == 0, r.stderr
     assert "kbps" in r.stdout and "SNR" in r.stdout
     size = out.stat().st_size
