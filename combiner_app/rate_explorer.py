@@ -101,7 +101,8 @@ class RateExplorer(QWidget):
                                           name=c) for c in self.codecs}
         self.rd_matched = pg.ScatterPlotItem(size=10, symbol="s", pen=pg.mkPen("k"))
         self.rd.addItem(self.rd_matched)
-        self.rd_current = pg.ScatterPlotItem(size=16, symbol="o", brush=None, pen=pg.mkPen((0, 0, 0), width=2))
+        self.rd_current = pg.ScatterPlotItem(size=16, symbol="o", brush=None,   # light ring: dark background
+                                             pen=pg.mkPen((235, 235, 235), width=2))
         self.rd.addItem(self.rd_current)
 
         top = QHBoxLayout()
