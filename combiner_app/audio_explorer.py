@@ -17,6 +17,7 @@ from engine.errors import CombinerError
 
 from .audio_views import mono, stft_db
 from .plans import AudioClip, plan_audio
+from .ladder import LadderMixin
 from .worker import EncodeResult, EncodeRunner
 
 AUDIO_LADDER = (5.0, 10.0, 20.0, 40.0)
@@ -59,12 +60,17 @@ class Point:
     note: str = ""
 
 
-class AudioRateExplorer(QWidget):
+class AudioRateExplorer(LadderMixin, QWidget):
     busy_changed = Signal(bool)
     ladder_done = Signal(bool)          # cancelled?
     result_added = Signal(int)          # number of cached results
     shown = Signal(int)                 # slider position shown
     failed = Signal(str)
+
+    RATE_UNIT = "kbps"
+
+    def has_signal(self) -> bool:
+        return self.clip is not None
 
     def __init__(self, settings: Callable[[], tuple], prior_dirs=None, ladder=AUDIO_LADDER, parent=None):
         """`settings()` -> (FitConfig, device) at the moment Explore is pressed."""
@@ -181,9 +187,6 @@ class AudioRateExplorer(QWidget):
         self.status.setText("Press Explore rates to encode this clip at a ladder of rates."
                             if clip is not None else "Open an audio file first.")
 
-    def is_running(self) -> bool:
-        return self.runner.is_running()
-
     def explore(self) -> None:
         if self.clip is None or self.runner.is_running():
             return
@@ -230,26 +233,7 @@ class AudioRateExplorer(QWidget):
         self.points = [self.points[k] for k in order]
         self.status.setText(f"{len(self.results)} of {len(self.rates)} rates encoded…")
         self._draw_rd()
-        self.slider.setRange(0, len(self.results) - 1)
-        self.slider.setEnabled(True)
-        pos = self.results.index(res)
-        if self.slider.value() == pos:
-            self.show_position(pos)
-        else:
-            self.slider.setValue(pos)
-        self.result_added.emit(len(self.results))
-
-    def _on_rate_failed(self, i: int, msg: str) -> None:
-        self.status.setText(f"{self.rates[i]:g} kbps skipped: {msg}")
-
-    def _on_done(self, cancelled: bool) -> None:
-        self.explore_button.setEnabled(self.clip is not None)
-        self.cancel_button.setEnabled(False)
-        n = len(self.results)
-        self.status.setText(("Cancelled: " if cancelled else "") + f"{n} rate{'s' if n != 1 else ''} encoded"
-                            + (" — move the slider to compare." if n else "."))
-        self.busy_changed.emit(False)
-        self.ladder_done.emit(cancelled)
+        self._slide_to(res)
 
     # -- showing --------------------------------------------------------------------------------------
     def _draw_rd(self) -> None:
@@ -287,6 +271,3 @@ class AudioRateExplorer(QWidget):
         self.table.setText(html + "</table>")
         self.rd_current.setData([pts[0].kbps], [pts[0].psnr])
         self.shown.emit(pos)
-
-    def shutdown(self) -> None:
-        self.runner.shutdown()

@@ -14,6 +14,7 @@ from engine.errors import CombinerError
 
 from . import baselines
 from .image_panels import image_box, show_rgb
+from .ladder import LadderMixin
 from .worker import EncodeRunner, EncodeResult, plan_encode
 
 LADDER = (0.3, 0.5, 0.8, 1.2, 2.0, 3.0)
@@ -36,12 +37,17 @@ def feasible_rates(shape, ladder=LADDER, prior_dirs=None) -> list[float]:
     return out
 
 
-class RateExplorer(QWidget):
+class RateExplorer(LadderMixin, QWidget):
     busy_changed = Signal(bool)
     ladder_done = Signal(bool)          # cancelled?
     result_added = Signal(int)          # number of cached results
     shown = Signal(int)                 # slider position shown
     failed = Signal(str)
+
+    RATE_UNIT = "bpp"
+
+    def has_signal(self) -> bool:
+        return self.image is not None
 
     def __init__(self, settings: Callable[[], tuple], prior_dirs=None, ladder=LADDER, parent=None):
         """`settings()` -> (FitConfig, device) at the moment Explore is pressed."""
@@ -144,9 +150,6 @@ class RateExplorer(QWidget):
         self.status.setText("Press Explore rates to encode this image at a ladder of rates."
                             if image is not None else "Open an image first.")
 
-    def is_running(self) -> bool:
-        return self.runner.is_running()
-
     def explore(self) -> None:
         if self.image is None or self.runner.is_running():
             return
@@ -171,26 +174,7 @@ class RateExplorer(QWidget):
         self.status.setText(f"{len(self.results)} of {len(self.rates)} rates encoded…")
         xs = [r.encoded.bpp for r in self.results]
         self.rd_ladder.setData(xs, [r.encoded.psnr for r in self.results])
-        self.slider.setRange(0, len(self.results) - 1)
-        self.slider.setEnabled(True)
-        pos = self.results.index(res)
-        if self.slider.value() == pos:
-            self.show_position(pos)
-        else:
-            self.slider.setValue(pos)
-        self.result_added.emit(len(self.results))
-
-    def _on_rate_failed(self, i: int, msg: str) -> None:
-        self.status.setText(f"{self.rates[i]:g} bpp skipped: {msg}")
-
-    def _on_done(self, cancelled: bool) -> None:
-        self.explore_button.setEnabled(self.image is not None)
-        self.cancel_button.setEnabled(False)
-        n = len(self.results)
-        self.status.setText(("Cancelled: " if cancelled else "") + f"{n} rate{'s' if n != 1 else ''} encoded"
-                            + (" — move the slider to compare." if n else "."))
-        self.busy_changed.emit(False)
-        self.ladder_done.emit(cancelled)
+        self._slide_to(res)
 
     # -- showing --------------------------------------------------------------------------------------
     def _draw_curves(self) -> None:
@@ -236,6 +220,3 @@ class RateExplorer(QWidget):
         self.rd_matched.setData([o.bpp(px) for o in others], [o.psnr for o in others],
                                 brush=[pg.mkBrush(COLORS[o.codec]) for o in others])
         self.shown.emit(pos)
-
-    def shutdown(self) -> None:
-        self.runner.shutdown()
