@@ -119,7 +119,7 @@ def _render(prior: Prior, members: list[np.ndarray], seed: int, indices: np.ndar
     out = np.empty((indices.shape[0], L), dtype=np.float32)
     for s in range(0, indices.shape[0], RENDER_BATCH):
         w = _weights(prior, members, seed, indices[s:s + RENDER_BATCH], device)
-        out[s:s + RENDER_BATCH] = (siren.forward(w, emb, prior.inr)[:, :, 0] * 2.0).cpu().numpy()
+        out[s:s + RENDER_BATCH] = (siren.forward(w, emb, prior.inr, prior.mixers(device))[:, :, 0] * 2.0).cpu().numpy()
     y = out.reshape(c, k * L)[:, :m].T                              # (M, C) at the prior's rate
     y = resample(np.ascontiguousarray(y), prior.audio.sample_rate, sr)[:n]
     return np.clip(y, -1.0, 1.0).astype(np.float32)

@@ -7,11 +7,29 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 import time
 from pathlib import Path
 
 from .errors import CombinerError
+
+
+def _init_distributed(device: str) -> tuple[int, int]:
+    """Join the process group when started by torchrun (WORLD_SIZE > 1) -> (rank, world size).
+    NCCL between GPUs, gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        use_nccl = device != "cpu" and torch.cuda.is_available()
+        if use_nccl:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group("nccl" if use_nccl else "gloo")
+    return dist.get_rank(), dist.get_world_size()
 
 
 def _device(name: str):
@@ -53,6 +71,13 @@ def cmd_learn_prior(a) -> int:
         beta0 = 3e-7 / rate                       # audio MSEs are ~10x smaller than images'
         out_scale = 0.1
         data_items = f"chunks {a.skip}..{a.skip + n - 1} of the seed-{a.seed} shuffle of {len(files)} files"
+    elif a.patch:  # photos of any size: seeded random square crops, one INR per crop
+        from .media import load_training_patches
+
+        data, files = load_training_patches(a.data, a.patch, a.items or 512, a.seed, a.skip)
+        n, h, w, c = data.shape
+        rate, beta0, out_scale = a.rate, 3e-6 / a.rate, 1.0
+        data_items = f"{a.patch}x{a.patch} crops {a.skip}..{a.skip + n - 1} of the seed-{a.seed} stream over {len(files)} photos"
     else:
         data = load_training_images(a.data)
         data = data[a.skip:]
@@ -65,12 +90,17 @@ def cmd_learn_prior(a) -> int:
                     max_freq=a.max_freq)
     cfg = LearnConfig(rate_bpp=rate, n_items=n, batch=a.batch or n, first_steps=a.first_steps,
                       round_steps=a.round_steps, rounds=a.rounds, seed=a.seed, inr=inr,
-                      beta_init=beta0, out_init_scale=out_scale)
+                      beta_init=beta0, out_init_scale=out_scale, reparam=a.reparam)
     digest = hashlib.sha256(Path(a.data).read_bytes()).hexdigest()[:16] if Path(a.data).is_file() else None
     info = {"name": a.name, "data": Path(a.data).name, "data_sha256_16": digest, "data_items": data_items}
+    rank, world = _init_distributed(a.device)
     dev = _device(a.device)
+    if world > 1 and dev.type == "cuda":
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     out = Path(a.out)
     ck = Path(a.checkpoint) if a.checkpoint else out.with_name(out.name + ".ckpt")
+    if world > 1:  # one checkpoint per process: each holds the posteriors of its own chunks
+        ck = ck.with_name(f"{ck.name}.rank{rank}of{world}")
     if ck.exists() and not a.resume:
         ck.unlink()
     init = None
@@ -80,9 +110,11 @@ def cmd_learn_prior(a) -> int:
         init = Prior.load(a.init_prior)
         if init.inr != inr:
             raise CombinerError(f"--init-prior {a.init_prior} has another architecture than the options given")
-    gen = learn_prior(data, cfg, dev, checkpoint=ck, data_info=info, compile=a.compile, init=init, audio=layout)
+    gen = learn_prior(data, cfg, dev, checkpoint=ck, data_info=info, compile=a.compile, init=init, audio=layout,
+                      patch=a.patch)
     t0 = time.time()
-    bar = tqdm(total=cfg.first_steps + cfg.rounds * cfg.round_steps, unit="step", disable=True if a.quiet else None)
+    bar = tqdm(total=cfg.first_steps + cfg.rounds * cfg.round_steps, unit="step",
+               disable=True if a.quiet or rank else None)
     try:
         while True:
             ev = next(gen)
@@ -95,8 +127,10 @@ def cmd_learn_prior(a) -> int:
     bar.close()
     prior.info["train_seconds"] = round(time.time() - t0, 1)
     prior.info["device"] = str(dev)
-    prior.save(out)
     ck.unlink(missing_ok=True)
+    if rank:  # every process holds the same prior; the first one writes it
+        return 0
+    prior.save(out)
     unit = "kbps" if layout else "bpp"
     print(f"wrote {out}: prior {prior.id[:12]} ({prior.n_params} weights, {prior.default_blocks} blocks at "
           f"{prior.rate:g} {unit}, mean-weight PSNR on training items {prior.info['train_psnr_mean_weights']} dB)")
@@ -159,7 +193,7 @@ def cmd_encode(a) -> int:
             clips[i] = (x, sr)
         else:
             try:
-                imgs[i], warns = read_image(p)
+                imgs[i], warns = read_image(p, keep_channels=True)
             except MediaError as e:
                 try:  # an audio file with an unusual suffix
                     x, sr, warns = read_audio(p)
@@ -181,8 +215,32 @@ def cmd_encode(a) -> int:
         forced = Prior.load(a.prior)
     t0 = time.time()
     groups: dict = {}
+    patched = []
     for i, img in imgs.items():
-        groups.setdefault(img.shape, []).append(i)
+        if _use_patches(img.shape, forced, a.prior_dir):
+            patched.append(i)
+            continue
+        if img.shape[2] != 3:
+            from .patch_codec import to_rgb
+
+            if img.shape[2] in (2, 4):
+                print(f"combiner: warning: {inputs[i].name}: alpha channel dropped (this prior codes colour only)",
+                      file=sys.stderr)
+            imgs[i] = to_rgb(img)[0]
+        groups.setdefault(imgs[i].shape, []).append(i)
+    if patched:
+        from .patch_codec import encode_image_batch
+
+        gen = encode_image_batch([imgs[i] for i in patched], a.bpp, prior=forced, fit=fit, device=dev, seed=a.seed,
+                                 prior_dirs=a.prior_dir, compile=a.compile, adaptive=not a.uniform)
+        results = _progress(gen, f"{len(patched)} image(s) by patches", a.quiet)
+        for i, r in zip(patched, results):
+            for wmsg in r.warnings:
+                print(f"combiner: warning: {wmsg}", file=sys.stderr)
+            write_atomic(dests[i], r.data, protect=inputs)
+            nb = r.unit_blocks
+            print(f"{inputs[i]} -> {dests[i]}: {len(r.data)} bytes, {r.bpp:.4f} bpp, PSNR {r.psnr:.2f} dB "
+                  f"(prior {r.prior.name}, {len(nb)} patches, {nb.min()}-{nb.max()} blocks each)")
     for shape, ids in groups.items():
         gen = encode_batch([imgs[i] for i in ids], a.bpp, prior=forced, fit=fit, device=dev, seed=a.seed,
                            prior_dirs=a.prior_dir, compile=a.compile)
@@ -207,6 +265,20 @@ def cmd_encode(a) -> int:
         what = ", ".join(f"{n} {k}" for n, k in ((len(imgs), "image(s)"), (len(clips), "audio clip(s)")) if n)
         print(f"encoded {what} in {time.time() - t0:.1f} s on {dev}")
     return 0
+
+
+def _use_patches(shape: tuple[int, ...], forced, prior_dirs) -> bool:
+    """Patch coding unless the prior is a single-image one, or the image has exactly the size a single-image
+    RGB prior was trained on (e.g. 32x32 for the CIFAR-10 priors)."""
+    from .prior import available
+
+    if forced is not None:
+        return bool(forced.patch)
+    priors = [p for p in available(prior_dirs) if p.modality == "image"]
+    if shape[2] in (1, 3) and any(not p.patch and list(p.info.get("item_shape", []))[:2] == list(shape[:2])
+                                  for p in priors):
+        return False
+    return any(p.patch for p in priors)
 
 
 def _read_cmb(path: Path) -> bytes:
@@ -236,6 +308,12 @@ def cmd_decode(a) -> int:
             y, sr, hdr, _ = decode_audio_full(data, a.prior_dir, _device(a.device))
             out = Path(a.output) if a.output else src.with_suffix(".wav")
             payload = audio_file_bytes(y, sr, out.suffix)
+        elif hdr.patch:
+            from .patch_codec import decode_image_full
+
+            img, hdr, _ = decode_image_full(data, a.prior_dir, _device(a.device))
+            out = Path(a.output) if a.output else src.with_suffix(".png")
+            payload = encode_image_file(img, out.suffix)
         else:
             from .codec import decode_full
 
@@ -282,7 +360,14 @@ def cmd_info(a) -> int:
                  ("bpp", f"{8 * len(data) / (h * w):.4f}")]
     rows += [("header bytes", str(len(container.header_bytes(hdr)) + container.CRC_BYTES)),
              ("prior", pname), ("seed", str(hdr.seed)), ("kappa", f"{hdr.kappa} bits")]
-    if hdr.modality == "audio":
+    if hdr.patch:
+        ub = hdr.unit_blocks
+        rows.append(("patches", f"{hdr.units} of {hdr.patch}x{hdr.patch} (one INR each)"))
+        rows.append(("blocks", f"{min(ub)}-{max(ub)} per patch in {len(hdr.class_blocks)} class(es), "
+                               f"{hdr.n_indices} in all"))
+        if hdr.alpha:
+            rows.append(("alpha", f"{len(hdr.alpha)} bytes, lossless"))
+    elif hdr.modality == "audio":
         rows.append(("units", f"{hdr.units} (chunk INRs over all channels)"))
         rows.append(("blocks", f"{hdr.n_blocks} per unit, {hdr.n_indices} in all"))
     else:
@@ -314,6 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--kbps", type=float, help="audio prior: target rate in kbit/s at --sample-rate")
     lp.add_argument("--chunk", type=int, default=800, help="audio: samples per INR chunk")
     lp.add_argument("--sample-rate", type=int, default=16000, help="audio: the prior's sample rate")
+    lp.add_argument("--patch", type=int, default=0, help="image patch prior: learn on seeded random PATCHxPATCH "
+                    "crops of a folder of photos of any size (e.g. 64)")
     lp.add_argument("-o", "--out", required=True, help="prior file to write (.safetensors)")
     lp.add_argument("--items", type=int, default=512, help="training items (from the start, or for audio from "
                     "a seeded shuffle of all chunks; 0 = all)")
@@ -328,6 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--round-steps", type=int, default=200)
     lp.add_argument("--rounds", type=int, default=12)
     lp.add_argument("--seed", type=int, default=0)
+    lp.add_argument("--reparam", action="store_true", help="learn RECOMBINER's linear reparameterisation "
+                    "of the weights with the prior")
     lp.add_argument("--name", default=None, help="a name stored in the manifest")
     lp.add_argument("--checkpoint", default=None, help="checkpoint file (default: OUT.ckpt)")
     lp.add_argument("--resume", action="store_true", help="continue from the checkpoint")
@@ -349,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("-o", "--output", help="output file, or a folder for several inputs (default IN.cmb)")
     en.add_argument("--preset", choices=["fast", "default", "best"], default="default")
     en.add_argument("--seed", type=int, default=0, help="shared candidate seed written to the file")
+    en.add_argument("--uniform", action="store_true", help="patch coding: the same block count for every patch "
+                    "(default: allocate blocks by content)")
     en.add_argument("--compile", action="store_true",
                     help="torch.compile the network: slower start, faster steps (large batches)")
     en.add_argument("--prior", help="use this prior file instead of the installed prior nearest in rate")

@@ -85,7 +85,7 @@ def blocks_for_rate(rate_bpp: float, shape: tuple[int, int, int], prior: Prior, 
 
 def _weights(prior: Prior, members: list[np.ndarray], seed: int, indices: np.ndarray,
              device) -> torch.Tensor:
-    """Receiver side: coded indices (B, n_blocks) -> weights (B, P)."""
+    """Receiver side: coded indices (B, n_blocks) -> weights (B, P) (the h of a reparameterised prior)."""
     mu_p, ls_p = prior.tensors(device)
     idx = torch.as_tensor(np.asarray(indices), dtype=torch.int64, device=device)
     w = torch.empty(idx.shape[0], prior.n_params, device=device)
@@ -99,7 +99,8 @@ def _weights(prior: Prior, members: list[np.ndarray], seed: int, indices: np.nda
 def _render(prior: Prior, weights: torch.Tensor, h: int, w: int) -> np.ndarray:
     """(B, P) weights -> (B, H, W, C) uint8, evaluated one network at a time so results don't depend on B."""
     emb = siren.fourier_embed(siren.grid_coords((h, w), device=weights.device), prior.inr)
-    return np.concatenate([to_uint8(siren.forward(weights[i:i + 1], emb, prior.inr), h, w)
+    mix = prior.mixers(weights.device)
+    return np.concatenate([to_uint8(siren.forward(weights[i:i + 1], emb, prior.inr, mix), h, w)
                            for i in range(weights.shape[0])])
 
 
@@ -108,43 +109,64 @@ def _members(prior: Prior, n_blocks: int) -> list[np.ndarray]:
     return partition.block_members(bo, n_blocks)
 
 
-def code_units(target: torch.Tensor, emb: torch.Tensor, prior: Prior, members: list[np.ndarray], fit: FitConfig,
+def code_units(target: torch.Tensor, emb: torch.Tensor, prior: Prior, members, fit: FitConfig,
                device: torch.device, seed: int, preview=None, preview_every: int = 1, compile: bool = False,
                weight: torch.Tensor | None = None, total_offset: tuple[int, int] = (0, 1), pooled: bool = False,
-               event_every: int = 5) -> Generator[EncodeEvent, None, tuple[np.ndarray, np.ndarray]]:
+               event_every: int = 5, unit_class: np.ndarray | None = None,
+               start: tuple[torch.Tensor, torch.Tensor] | None = None, steps: int | None = None,
+               done_before: int = 0, unit_ids: np.ndarray | None = None) -> Generator[EncodeEvent, None, tuple[np.ndarray, np.ndarray]]:
     """Fit and code B units (INRs) that share one coordinate grid: target (B, N, C) on the network scale,
     emb (N, E). Yields EncodeEvents; returns (indices (B, n_blocks) int64, KL of each block when coded (B, n_blocks)).
 
+    `members`: the weight indices of each block, shared by all units; or, with `unit_class` (B,) ints, one
+    such list per class (class k's units get len(members[k]) blocks; shorter rows are zero-padded in the
+    result). Block b of every class uses candidate stream (seed, b), so units of one class share candidates.
     `preview(pred (B, N, C)) -> array` makes the event previews; `weight` (B, N, 1) masks padding out of the
     distortion; `total_offset` = (units before this batch, units in all) scales the step counts when a long
     signal is coded in several batches; `pooled` reports one PSNR over all units (they are one signal).
+    `start` = (mu, logstd) (B, P) continues from an earlier fit instead of the prior; `steps` overrides
+    fit.steps for the fitting phase and `done_before` counts steps already reported. `unit_ids` (B,) name
+    each unit's private noise stream (default 0..B-1): a unit with the same id, target and class is fitted
+    and coded alike whatever else shares its batch.
     """
-    n_blocks = len(members)
     bsz = target.shape[0]
+    if unit_class is None:
+        classes, unit_class = [members], np.zeros(bsz, dtype=np.int64)
+    else:
+        classes, unit_class = members, np.asarray(unit_class, dtype=np.int64)
+    counts = [len(m) for m in classes]
+    n_blocks = max(counts)
     kappa, P = prior.kappa, prior.n_params
-    bo = np.empty(P, dtype=np.int64)
-    for b, j in enumerate(members):
-        bo[j] = b
-    block_of = torch.from_numpy(bo).to(device)
+    bo = np.empty((len(classes), P), dtype=np.int64)
+    for k, mem in enumerate(classes):
+        for b, j in enumerate(mem):
+            bo[k, j] = b
+    block_of = torch.from_numpy(bo[0] if len(classes) == 1 else bo[unit_class]).to(device)  # (P,) | (B, P)
+    units_of = [torch.from_numpy(np.flatnonzero(unit_class == k)).to(device) for k in range(len(classes))]
     mu_p, ls_p = prior.tensors(device)
     ls0 = torch.from_numpy(prior.post_logstd).to(device) if prior.post_logstd is not None else ls_p - 2.0
+    mix = prior.mixers(device)
 
-    obj = Objective(prior.inr, emb, target, mu_p, ls_p, block_of, n_blocks, weight)
+    obj = Objective(prior.inr, emb, target, mu_p, ls_p, block_of, n_blocks, weight, mix)
     obj.distortion = make_distortion(prior.inr, compile)
-    st = new_state(mu_p.expand(bsz, P), ls0.expand(bsz, P),
-                   torch.full((bsz, n_blocks), prior.beta, device=device), fit.lr)
-    gen = torch.Generator(device=device).manual_seed(fit.seed)
+    mu0, ls_start = start if start is not None else (mu_p.expand(bsz, P), ls0.expand(bsz, P))
+    st = new_state(mu0, ls_start, torch.full((bsz, n_blocks), prior.beta, device=device), fit.lr)
+    st.frozen = torch.zeros(bsz, P, dtype=torch.bool, device=device)
+    ids = np.arange(bsz) if unit_ids is None else np.asarray(unit_ids)
+    gens = [torch.Generator(device=device).manual_seed(fit.seed * 1_000_003 + int(i)) for i in ids]
     target_kl = kappa - fit.kl_margin_bits
+    fit_steps = fit.steps if steps is None else steps
 
-    groups = np.array_split(np.arange(n_blocks), min(fit.refine_groups, n_blocks))
-    refine = [int(round(fit.refine_first + (fit.refine_last - fit.refine_first) * g / max(1, len(groups) - 1)))
-              for g in range(len(groups))]
+    n_groups = min(fit.refine_groups, n_blocks)
+    groups = [np.array_split(np.arange(c), n_groups) for c in counts]  # per class: its blocks in each group
+    refine = [int(round(fit.refine_first + (fit.refine_last - fit.refine_first) * g / max(1, n_groups - 1)))
+              for g in range(n_groups)]
     refine[-1] = 0  # nothing left to refine after the last group
-    per_batch = fit.steps + sum(refine)
+    per_batch = done_before + fit_steps + sum(refine)
     # Several batches of one signal report one progress count: steps so far over all batches.
     before, n_all = total_offset
     total = int(round(per_batch * n_all / bsz)) if n_all > bsz else per_batch
-    done = int(round(per_batch * before / bsz)) if before else 0
+    done = (int(round(per_batch * before / bsz)) if before else 0) + done_before
     klb = torch.zeros(bsz, n_blocks, device=device)
 
     def snapshot(with_preview: bool) -> tuple[float, np.ndarray | None]:
@@ -157,36 +179,45 @@ def code_units(target: torch.Tensor, emb: torch.Tensor, prior: Prior, members: l
         return psnr, (preview(pred) if with_preview and preview is not None else None)
 
     psnr = float("nan")
-    for it in range(fit.steps):
-        _, klb = obj.step(st, gen)
+    for it in range(fit_steps):
+        _, klb = obj.step(st, gens)
         st.beta = adjust_beta(st.beta, klb, target_kl, fit.beta_step)
         done += 1
-        if it % event_every == 0 or it == fit.steps - 1:  # frequent events keep cancel and progress responsive
+        if it % event_every == 0 or it == fit_steps - 1:  # frequent events keep cancel and progress responsive
             prev = None
-            if it % 25 == 0 or it == fit.steps - 1:      # the PSNR costs a forward pass: less often
+            if it % 25 == 0 or it == fit_steps - 1:      # the PSNR costs a forward pass: less often
                 psnr, prev = snapshot(it % 100 == 0)
             yield EncodeEvent("fit", done, total, 0, n_blocks, psnr, klb.cpu().numpy(), prev)
 
     indices = torch.zeros(bsz, n_blocks, dtype=torch.int64, device=device)
     coded_kl = np.zeros((bsz, n_blocks))
-    ndone = 0
-    for gi, grp in enumerate(groups):
+    coded = np.zeros(bsz, dtype=np.int64)  # blocks coded so far, per unit
+    ucls = [u.cpu().numpy() for u in units_of]
+    for gi in range(n_groups):
         with torch.no_grad():
             klw = obj.kl_bits(st)
-            for b in grp:
-                jt = torch.from_numpy(members[b]).to(device)
-                coded_kl[:, b] = klw[:, jt].sum(1).cpu().numpy()
-                idx = rec.select(seed, int(b), kappa, st.mu[:, jt], st.logstd[:, jt], mu_p[jt], ls_p[jt], gen)
-                indices[:, b] = idx
-                st.fixed[:, jt] = rec.sample_of(seed, int(b), idx, mu_p[jt], ls_p[jt])
-                st.frozen[jt] = True
-        ndone += len(grp)
+            for k, mem in enumerate(classes):
+                u, un = units_of[k], ucls[k]
+                if len(un) == 0:
+                    continue
+                for b in groups[k][gi]:
+                    jt = torch.from_numpy(mem[b]).to(device)
+                    coded_kl[un, b] = klw[u][:, jt].sum(1).cpu().numpy()
+                    idx = rec.select(seed, int(b), kappa, st.mu[u][:, jt], st.logstd[u][:, jt], mu_p[jt], ls_p[jt],
+                                     [gens[i] for i in un])
+                    indices[u, b] = idx
+                    uu, jj = torch.meshgrid(u, jt, indexing="ij")
+                    st.fixed[uu, jj] = rec.sample_of(seed, int(b), idx, mu_p[jt], ls_p[jt])
+                    st.frozen[uu, jj] = True
+                coded[un] += len(groups[k][gi])
+        ndone = int(coded.max())
         kl_view = klb.cpu().numpy().copy()
-        kl_view[:, :ndone] = coded_kl[:, :ndone]
-        psnr, prev = snapshot(gi % max(1, preview_every) == 0 or gi == len(groups) - 1)
+        done_mask = np.arange(n_blocks)[None, :] < coded[:, None]
+        kl_view[done_mask] = coded_kl[done_mask]
+        psnr, prev = snapshot(gi % max(1, preview_every) == 0 or gi == n_groups - 1)
         yield EncodeEvent("code", done, total, ndone, n_blocks, psnr, kl_view, prev)
         for r in range(refine[gi]):
-            _, klb = obj.step(st, gen)
+            _, klb = obj.step(st, gens)
             st.beta = adjust_beta(st.beta, klb, target_kl, fit.beta_step)
             done += 1
             if r % event_every == event_every - 1:

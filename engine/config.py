@@ -70,6 +70,8 @@ class LearnConfig:
     out_init_scale: float = 1.0        # output-layer init scale (about the signal's amplitude / 0.5)
     kappa: int = 16
     seed: int = 0
+    reparam: bool = False              # RECOMBINER's linear reparameterisation W = H A, A learned here
+    mix_lr: float = 1e-3               # Adam learning rate of the shared matrices A
     inr: InrConfig = field(default_factory=InrConfig)
 
 

@@ -6,6 +6,10 @@ Layout (all multi-byte integers are unsigned LEB128 varints; see docs/cmb-format
     | CRC-16/CCITT (2 bytes, little-endian) of everything before it.
 Kinds: 1..4 image with 1..4 channels (shape H, W); 8 audio (shape: samples, channels, sample rate, then
 the number of coded units, i.e. chunk INRs). The payload holds units x block count indices, unit-major.
+Kind 9, a patch-coded image: H, W, channels, patch side varints; prior id, seed, kappa as above; then the
+block-count classes (count L, then L varints) instead of one block count, the class of each patch (row-major,
+ceil(log2 L) bits each, LSB-first, byte-padded; absent when L = 1) and, for 2- and 4-channel images, the
+alpha plane (varint length, then zlib-compressed bytes); then each patch's indices in turn.
 """
 from __future__ import annotations
 
@@ -19,6 +23,8 @@ from .errors import CmbFormatError
 MAGIC = 0xCB
 VERSION = 1
 KIND_AUDIO = 8
+KIND_PATCHES = 9
+MAX_SIDE = 1 << 16      # image side limit of patch-coded files (a corrupt size cannot ask for more)
 ID_BYTES = 3
 CRC_BYTES = 2
 
@@ -31,11 +37,22 @@ class CmbHeader:
     seed: int
     kappa: int
     n_blocks: int               # blocks (indices) per unit
-    units: int = 1              # INRs in the file: 1 for images; chunks x channels for audio
+    units: int = 1              # INRs in the file: 1 for images; chunks x channels for audio; patches
+    patch: int = 0              # patch-coded images: the patch side (0 for other kinds)
+    class_blocks: tuple[int, ...] = ()   # patch-coded images: blocks of each class
+    unit_class: tuple[int, ...] = ()     # patch-coded images: class of each patch, row-major
+    alpha: bytes = b""          # patch-coded 2/4-channel images: zlib-compressed alpha plane
+
+    @property
+    def unit_blocks(self) -> list[int]:
+        """Blocks of each unit."""
+        if self.patch:
+            return [self.class_blocks[k] for k in self.unit_class]
+        return [self.n_blocks] * self.units
 
     @property
     def n_indices(self) -> int:
-        return self.units * self.n_blocks
+        return sum(self.unit_blocks) if self.patch else self.units * self.n_blocks
 
 
 def _put_varint(out: bytearray, v: int) -> None:
@@ -96,6 +113,8 @@ def payload_bytes(n_blocks: int, kappa: int) -> int:
 
 def header_bytes(h: CmbHeader) -> bytes:
     out = bytearray([MAGIC])
+    if h.patch:
+        return _patch_header_bytes(h, out)
     if h.modality == "image":
         hh, ww, c = h.shape
         if not 1 <= c <= 4:
@@ -119,6 +138,80 @@ def header_bytes(h: CmbHeader) -> bytes:
     return bytes(out)
 
 
+def class_bits(n_classes: int) -> int:
+    return (n_classes - 1).bit_length()
+
+
+def patch_units(hh: int, ww: int, patch: int) -> int:
+    return -(-hh // patch) * -(-ww // patch)
+
+
+def _patch_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
+    hh, ww, c = h.shape
+    if not 1 <= c <= 4 or not (1 <= hh <= MAX_SIDE and 1 <= ww <= MAX_SIDE):
+        raise ValueError("patch images have 1 to 4 channels and sides up to 65536")
+    if h.units != patch_units(hh, ww, h.patch) or len(h.unit_class) != h.units:
+        raise ValueError("one class per patch is required")
+    if not h.class_blocks or min(h.class_blocks) < 1 or max(h.unit_class) >= len(h.class_blocks):
+        raise ValueError("bad block-count classes")
+    out.append(VERSION << 4 | KIND_PATCHES)
+    for v in (hh, ww, c, h.patch):
+        _put_varint(out, v)
+    if len(h.prior_id) != ID_BYTES:
+        raise ValueError("prior id must be 3 bytes")
+    out += h.prior_id
+    _put_varint(out, h.seed)
+    out.append(h.kappa)
+    _put_varint(out, len(h.class_blocks))
+    for v in h.class_blocks:
+        _put_varint(out, v)
+    if len(h.class_blocks) > 1:
+        out += pack_indices(np.asarray(h.unit_class), class_bits(len(h.class_blocks)))
+    if c in (2, 4):
+        _put_varint(out, len(h.alpha))
+        out += h.alpha
+    return bytes(out)
+
+
+def _read_patch_header(r: "_Reader", data: bytes) -> CmbHeader:
+    hh, ww, c, patch = r.varint("height"), r.varint("width"), r.varint("channels"), r.varint("patch side")
+    if not (1 <= hh <= MAX_SIDE and 1 <= ww <= MAX_SIDE) or not 1 <= c <= 4 or not 1 <= patch <= 4096:
+        raise CmbFormatError(f"corrupt .cmb header: image {ww}x{hh}x{c}, patch {patch}")
+    pid = bytes(r.byte("prior id") for _ in range(ID_BYTES))
+    seed = r.varint("seed")
+    kappa = r.byte("kappa")
+    if not 1 <= kappa <= 24:
+        raise CmbFormatError(f"corrupt .cmb header: kappa {kappa} out of range")
+    n_cls = r.varint("class count")
+    if not 1 <= n_cls <= 256:
+        raise CmbFormatError(f"corrupt .cmb header: {n_cls} block-count classes")
+    blocks = tuple(r.varint("class blocks") for _ in range(n_cls))
+    if min(blocks) < 1 or max(blocks) > 1 << 20:
+        raise CmbFormatError("corrupt .cmb header: a block-count class is out of range")
+    units = patch_units(hh, ww, patch)
+    if payload_bytes(units * min(blocks), kappa) > len(data):  # before anything of size `units` is built
+        raise CmbFormatError(f"truncated .cmb file: {len(data)} bytes cannot hold {units} patches")
+    if n_cls > 1:
+        nbytes = (units * class_bits(n_cls) + 7) // 8
+        if r.pos + nbytes > len(data):
+            raise CmbFormatError("truncated .cmb file: it ends inside the patch classes")
+        cls = unpack_indices(data[r.pos:r.pos + nbytes], units, class_bits(n_cls))
+        r.pos += nbytes
+        if cls.max() >= n_cls:
+            raise CmbFormatError("corrupt .cmb header: a patch names a class that does not exist")
+        unit_class = tuple(int(k) for k in cls)
+    else:
+        unit_class = (0,) * units
+    alpha = b""
+    if c in (2, 4):
+        n_alpha = r.varint("alpha length")
+        if r.pos + n_alpha > len(data):
+            raise CmbFormatError("truncated .cmb file: it ends inside the alpha plane")
+        alpha = bytes(data[r.pos:r.pos + n_alpha])
+        r.pos += n_alpha
+    return CmbHeader("image", (hh, ww, c), pid, seed, kappa, max(blocks), units, patch, blocks, unit_class, alpha)
+
+
 def write(h: CmbHeader, indices: np.ndarray) -> bytes:
     """Header + packed indices + CRC -> the complete file contents."""
     if len(indices) != h.n_indices:
@@ -139,6 +232,9 @@ def read(data: bytes) -> tuple[CmbHeader, np.ndarray]:
     version, kind = vk >> 4, vk & 0x0F
     if version != VERSION:
         raise CmbFormatError(f"unsupported .cmb format version {version} (this program reads version {VERSION})")
+    if kind == KIND_PATCHES:
+        hdr = _read_patch_header(r, data)
+        return hdr, _payload(data, r.pos, hdr.n_indices, hdr.kappa)
     units = 1
     if 1 <= kind <= 4:
         modality, shape = "image", (r.varint("height"), r.varint("width"), kind)
@@ -158,7 +254,12 @@ def read(data: bytes) -> tuple[CmbHeader, np.ndarray]:
     if not 1 <= kappa <= 24:
         raise CmbFormatError(f"corrupt .cmb header: kappa {kappa} out of range")
     nb = r.varint("block count")
-    need = r.pos + payload_bytes(nb * units, kappa) + CRC_BYTES
+    return CmbHeader(modality, shape, pid, seed, kappa, nb, units), _payload(data, r.pos, nb * units, kappa)
+
+
+def _payload(data: bytes, pos: int, n: int, kappa: int) -> np.ndarray:
+    """Check length and checksum, then unpack the n indices that start at `pos`."""
+    need = pos + payload_bytes(n, kappa) + CRC_BYTES
     if len(data) < need:
         raise CmbFormatError(f"truncated .cmb file: {len(data)} bytes, the header announces {need}")
     if len(data) > need:
@@ -166,5 +267,4 @@ def read(data: bytes) -> tuple[CmbHeader, np.ndarray]:
     body, crc = data[:-CRC_BYTES], int.from_bytes(data[-CRC_BYTES:], "little")
     if binascii.crc_hqx(body, 0) != crc:
         raise CmbFormatError("corrupt .cmb file: checksum mismatch")
-    idx = unpack_indices(data[r.pos:-CRC_BYTES], nb * units, kappa)
-    return CmbHeader(modality, shape, pid, seed, kappa, nb, units), idx
+    return unpack_indices(data[pos:-CRC_BYTES], n, kappa)

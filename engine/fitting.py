@@ -42,8 +42,10 @@ class Objective:
 
     def __init__(self, cfg: InrConfig, emb: torch.Tensor, target: torch.Tensor,
                  mu_p: torch.Tensor, logstd_p: torch.Tensor,
-                 block_of: torch.Tensor | None = None, n_blocks: int = 1, weight: torch.Tensor | None = None):
+                 block_of: torch.Tensor | None = None, n_blocks: int = 1, weight: torch.Tensor | None = None,
+                 mix: list[torch.Tensor] | None = None):
         self.cfg, self.emb, self.target = cfg, emb, target  # (N, E), (B, N, C)
+        self.mix = mix      # linear reparameterisation matrices (None: plain weights)
         self.weight = weight  # (B, N, 1) 1 where the signal has a sample, 0 in the padding of a last chunk
         self.mu_p, self.logstd_p = mu_p, logstd_p           # (P,)
         dev = mu_p.device
@@ -57,16 +59,18 @@ class Objective:
         kl = kl_gauss(st.mu, st.logstd, self.mu_p, self.logstd_p) / LN2
         return kl.masked_fill(st.frozen, 0.0)
 
-    def sample(self, st: FitState, gen: torch.Generator | None) -> torch.Tensor:
-        eps = torch.randn(st.mu.shape, generator=gen, device=st.mu.device)
+    def sample(self, st: FitState, gen: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
+        if isinstance(gen, list):  # one stream per item: an item's noise does not depend on its batch
+            eps = torch.stack([torch.randn(st.mu.shape[1], generator=g, device=st.mu.device) for g in gen])
+        else:
+            eps = torch.randn(st.mu.shape, generator=gen, device=st.mu.device)
         w = st.mu + torch.exp(st.logstd) * eps
         return torch.where(st.frozen, st.fixed, w)
 
     def step(self, st: FitState, gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         """One Adam step on all items -> (mse (B,), block KL (B, nb)), both detached."""
         w = self.sample(st, gen)
-        mse = (self.distortion(w, self.emb, self.target) if self.weight is None
-               else self.distortion(w, self.emb, self.target, self.weight))  # (B,)
+        mse = self.distortion(w, self.emb, self.target, self.weight, self.mix)  # (B,)
         klb = block_sums(self.kl_bits(st), self.block_of, self.n_blocks)  # (B, nb)
         loss = mse.sum() + (st.beta * klb).sum()
         st.opt.zero_grad(set_to_none=True)
@@ -77,7 +81,7 @@ class Objective:
     @torch.no_grad()
     def mean_prediction(self, st: FitState) -> torch.Tensor:
         """Network output at the posterior means, coded weights at their samples -> (B, N, C)."""
-        return siren.forward(torch.where(st.frozen, st.fixed, st.mu), self.emb, self.cfg)
+        return siren.forward(torch.where(st.frozen, st.fixed, st.mu), self.emb, self.cfg, self.mix)
 
     @torch.no_grad()
     def mean_mse(self, st: FitState) -> torch.Tensor:
@@ -94,11 +98,11 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | 
 
 
 def make_distortion(cfg: InrConfig, compile: bool):
-    """(w (B, P), emb (N, E), target (B, N, C)[, weight (B, N, 1)]) -> per-item MSE (B,); optionally
+    """(w (B, P), emb (N, E), target (B, N, C)[, weight (B, N, 1)][, mix]) -> per-item MSE (B,); optionally
     torch.compile'd."""
     def distortion(w: torch.Tensor, emb: torch.Tensor, target: torch.Tensor,
-                   weight: torch.Tensor | None = None) -> torch.Tensor:
-        return masked_mse(siren.forward(w, emb, cfg), target, weight)  # (B, N, C) -> (B,)
+                   weight: torch.Tensor | None = None, mix: list[torch.Tensor] | None = None) -> torch.Tensor:
+        return masked_mse(siren.forward(w, emb, cfg, mix), target, weight)  # (B, N, C) -> (B,)
     if compile:
         try:  # about 2x faster on CPU; needs a C++ compiler, so fall back to eager when it cannot build
             return torch.compile(distortion, dynamic=False)

@@ -11,8 +11,9 @@ from .errors import MediaError
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm"}
 
 
-def read_image(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
-    """-> ((H, W, 3) uint8 RGB, warnings). Grayscale is widened to RGB; alpha is dropped with a warning."""
+def read_image(path: str | os.PathLike, keep_channels: bool = False) -> tuple[np.ndarray, list[str]]:
+    """-> ((H, W, C) uint8, warnings). By default C = 3: grayscale is widened to RGB and alpha is dropped
+    with a warning. With `keep_channels`: gray -> 1, gray + alpha -> 2, colour -> 3, colour + alpha -> 4."""
     from PIL import Image, UnidentifiedImageError
 
     warnings = []
@@ -20,14 +21,21 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
         with Image.open(path) as im:
             im.load()
             mode = im.mode
-            if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
-                warnings.append(f"{Path(path).name}: alpha channel dropped (not supported yet)")
+            has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in im.info)
+            if has_alpha and not keep_channels:
+                warnings.append(f"{Path(path).name}: alpha channel dropped (this prior codes colour only)")
             if mode.startswith("I;16") or mode in ("I", "F"):
                 arr = np.asarray(im, dtype=np.float64)
                 hi = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
                 arr = np.clip(np.round(arr / hi * 255.0), 0, 255).astype(np.uint8)
-                rgb = np.repeat(arr[:, :, None], 3, axis=2)
+                rgb = arr[:, :, None] if keep_channels else np.repeat(arr[:, :, None], 3, axis=2)
                 warnings.append(f"{Path(path).name}: {mode} image reduced to 8 bits")
+            elif keep_channels:
+                gray = mode in ("1", "L", "LA", "La") or (mode == "P" and im.palette and im.palette.mode == "L")
+                target = ("LA" if has_alpha else "L") if gray else ("RGBA" if has_alpha else "RGB")
+                rgb = np.asarray(im.convert(target))
+                if rgb.ndim == 2:
+                    rgb = rgb[:, :, None]
             else:
                 rgb = np.asarray(im.convert("RGB"))
     except FileNotFoundError:
@@ -51,6 +59,8 @@ def encode_image_file(img: np.ndarray, suffix: str) -> bytes:
 
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
            ".webp": "WEBP", ".ppm": "PPM"}.get(suffix.lower(), "PNG")
+    if fmt in ("JPEG", "PPM") and img.shape[2] in (2, 4):
+        img = img[:, :, :-1]  # these formats have no alpha
     arr = img[:, :, 0] if img.shape[2] == 1 else img
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
@@ -101,3 +111,28 @@ def load_training_images(path: str | os.PathLike) -> np.ndarray:
             raise MediaError(f"{p}: images differ in size; crop them to one size first")
         return np.stack(imgs)
     raise MediaError(f"{p}: expected an .npz file or a folder of images")
+
+
+def load_training_patches(path: str | os.PathLike, patch: int, n_items: int, seed: int = 0,
+                          skip: int = 0) -> tuple[np.ndarray, list[Path]]:
+    """Square `patch` x `patch` crops from a folder of photos of any size -> ((N, patch, patch, 3) uint8, files).
+
+    Crops are items skip .. skip + n_items - 1 of one seeded stream (photo drawn uniformly, then a uniform
+    position inside it), so a later stage with a larger `skip` sees crops the earlier stages did not."""
+    p = Path(path)
+    files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if p.is_dir() else []
+    if not files:
+        raise MediaError(f"{p}: no images in this folder")
+    imgs = [read_image(f)[0] for f in files]
+    imgs = [(f, i) for f, i in zip(files, imgs) if i.shape[0] >= patch and i.shape[1] >= patch]
+    if not imgs:
+        raise MediaError(f"{p}: no image is at least {patch}x{patch}")
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(skip + n_items):
+        _, im = imgs[int(rng.integers(len(imgs)))]
+        y = int(rng.integers(im.shape[0] - patch + 1))
+        x = int(rng.integers(im.shape[1] - patch + 1))
+        if k >= skip:
+            out.append(im[y:y + patch, x:x + patch])
+    return np.stack(out), [f for f, _ in imgs]

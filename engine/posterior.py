@@ -17,8 +17,11 @@ def kl_gauss(mu_q: torch.Tensor, logstd_q: torch.Tensor,
 
 
 def block_sums(x: torch.Tensor, block_of: torch.Tensor, n_blocks: int) -> torch.Tensor:
-    """Sum (B, P) over weights of each block: block_of (P,) int64 in [0, n_blocks) -> (B, n_blocks)."""
+    """Sum (B, P) over weights of each block: block_of (P,) or per item (B, P), int64 in [0, n_blocks)
+    -> (B, n_blocks)."""
     out = torch.zeros(x.shape[0], n_blocks, dtype=x.dtype, device=x.device)
+    if block_of.dim() == 2:
+        return out.scatter_add_(1, block_of, x)
     return out.index_add_(1, block_of, x)
 
 

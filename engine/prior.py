@@ -48,6 +48,8 @@ class Prior:
     info: dict = field(default_factory=dict)   # provenance: data, items, steps, seed, psnr...
     post_logstd: np.ndarray | None = None  # (P,) mean posterior log-std: the encoder's starting point
     audio: AudioLayout | None = None       # audio priors only: chunk length and sample rate
+    mix: np.ndarray | None = None          # flat linear-reparameterisation matrices (RECOMBINER), or None
+    patch: int = 0                         # image patch priors: side of the square patch each INR codes
 
     @property
     def n_params(self) -> int:
@@ -61,12 +63,14 @@ class Prior:
         ident = {"inr": self.inr.to_dict(), "modality": self.modality, "kappa": self.kappa}
         if self.audio is not None:
             ident["audio"] = {"chunk": self.audio.chunk, "sample_rate": self.audio.sample_rate}
+        if self.patch:
+            ident["patch"] = self.patch
         return ident
 
     @property
     def id(self) -> str:
         h = hashlib.sha256(json.dumps(self._identity(), sort_keys=True).encode())
-        for a in (self.mu, self.logstd, self.order, self.kl_profile, self.post_logstd):
+        for a in (self.mu, self.logstd, self.order, self.kl_profile, self.post_logstd, self.mix):
             if a is not None:
                 h.update(np.ascontiguousarray(a).tobytes())
         return h.hexdigest()
@@ -82,6 +86,14 @@ class Prior:
     def tensors(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
         return (torch.from_numpy(self.mu).to(device), torch.from_numpy(self.logstd).to(device))
 
+    def mixers(self, device: torch.device | str) -> list[torch.Tensor] | None:
+        """The per-layer reparameterisation matrices on `device`, or None for a plain-weight prior."""
+        if self.mix is None:
+            return None
+        from .siren import split_mix
+
+        return split_mix(torch.from_numpy(self.mix).to(device), self.inr)
+
     def save(self, path: str | os.PathLike) -> None:
         """Write atomically (temporary file in the same folder, then rename)."""
         manifest = dict(self._identity(), rate=self.rate, beta=self.beta, info=self.info, id=self.id)
@@ -90,6 +102,8 @@ class Prior:
         tensors = {"mu": self.mu, "logstd": self.logstd, "order": self.order, "kl_profile": self.kl_profile}
         if self.post_logstd is not None:
             tensors["post_logstd"] = self.post_logstd
+        if self.mix is not None:
+            tensors["mix"] = self.mix
         save_file(tensors, str(tmp), metadata={"manifest": json.dumps(manifest)})
         os.replace(tmp, path)
 
@@ -104,7 +118,8 @@ class Prior:
                     order=t["order"], kl_profile=t["kl_profile"], kappa=int(m["kappa"]),
                     rate=float(m["rate"]), beta=float(m["beta"]), info=m.get("info", {}),
                     post_logstd=t.get("post_logstd"),
-                    audio=AudioLayout(**m["audio"]) if m.get("audio") else None)
+                    audio=AudioLayout(**m["audio"]) if m.get("audio") else None, mix=t.get("mix"),
+                    patch=int(m.get("patch", 0)))
         except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError, Exception) as e:
             if isinstance(e, PriorError):
                 raise
@@ -156,8 +171,17 @@ def find_by_short_id(short: bytes, extra=None) -> Prior:
 
 def nearest(modality: str, channels: int, rate: float, extra=None) -> Prior:
     """Shipped/available prior of this modality and channel count whose training rate is nearest (in log)."""
-    cands = [p for p in available(extra) if p.modality == modality and p.inr.out_dim == channels]
+    cands = [p for p in available(extra) if p.modality == modality and p.inr.out_dim == channels and not p.patch]
     if not cands:
         raise PriorError(f"no {modality} prior for {channels} channel(s) is installed "
+                         f"(looked in: {', '.join(str(d) for d in search_dirs(extra))})")
+    return min(cands, key=lambda p: abs(np.log(p.rate / rate)))
+
+
+def nearest_patch(rate: float, extra=None) -> Prior:
+    """Available RGB patch prior (images of any size) whose training rate is nearest `rate` bpp (in log)."""
+    cands = [p for p in available(extra) if p.modality == "image" and p.patch and p.inr.out_dim == 3]
+    if not cands:
+        raise PriorError(f"no patch prior for images of any size is installed "
                          f"(looked in: {', '.join(str(d) for d in search_dirs(extra))})")
     return min(cands, key=lambda p: abs(np.log(p.rate / rate)))

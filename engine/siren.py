@@ -42,9 +42,33 @@ def unflatten(flat: torch.Tensor, cfg: InrConfig) -> list[tuple[torch.Tensor, to
     return out
 
 
-def forward(flat: torch.Tensor, emb: torch.Tensor, cfg: InrConfig) -> torch.Tensor:
-    """Evaluate B networks at the same N embedded coordinates: (B, P), (N, E) -> (B, N, out_dim)."""
+def mix_shapes(cfg: InrConfig) -> list[tuple[int, int]]:
+    """Shapes of the linear reparameterisation matrices A_l, one (out, out) per layer."""
+    return [(o, o) for _, o in cfg.layer_shapes()]
+
+
+def split_mix(flat_mix: torch.Tensor, cfg: InrConfig) -> list[torch.Tensor]:
+    """(sum of out_l^2,) -> per layer A_l (out, out)."""
+    out, o = [], 0
+    for a, b in mix_shapes(cfg):
+        out.append(flat_mix[o:o + a * b].reshape(a, b))
+        o += a * b
+    return out
+
+
+def identity_mix(cfg: InrConfig) -> torch.Tensor:
+    return torch.cat([torch.eye(o).reshape(-1) for o, _ in mix_shapes(cfg)])
+
+
+def forward(flat: torch.Tensor, emb: torch.Tensor, cfg: InrConfig,
+            mix: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """Evaluate B networks at the same N embedded coordinates: (B, P), (N, E) -> (B, N, out_dim).
+
+    With `mix` (RECOMBINER's linear reparameterisation) the flat vector holds h, and layer l's weights and
+    bias are [W_l; b_l] = [H_l; c_l] A_l with A_l (out, out) shared by every network of a prior."""
     layers = unflatten(flat, cfg)
+    if mix is not None:
+        layers = [(w @ a, b @ a) for (w, b), a in zip(layers, mix)]
     w, b = layers[0]
     h = torch.sin(cfg.w0 * (torch.matmul(emb, w) + b))  # (B, N, H)
     for w, b in layers[1:-1]:

@@ -14,6 +14,7 @@ from engine.config import FitConfig, InrConfig, LearnConfig
 from engine.learn import learn_prior
 
 FAST_FIT = FitConfig(steps=150, refine_first=6, refine_last=2, refine_groups=6)
+PATCH_FIT = FitConfig(steps=120, refine_first=6, refine_last=2, refine_groups=6)
 
 
 def photo_patches(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
@@ -88,3 +89,30 @@ def tiny_audio_prior(tiny_audio_prior_dir):
     from engine.prior import Prior
 
     return Prior.load(tiny_audio_prior_dir / "tiny_audio.safetensors")
+
+
+def photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """An (h, w, 3) uint8 crop of a real photo."""
+    return photo_patches(1, size=max(h, w), seed=seed)[0, :h, :w]
+
+
+@pytest.fixture(scope="session")
+def patch_prior_dir(tmp_path_factory):
+    """A tiny 16x16 patch prior with the linear reparameterisation, learned on real photo crops."""
+    torch.manual_seed(0)
+    cfg = LearnConfig(rate_bpp=2.0, n_items=32, batch=32, first_steps=200, round_steps=80, rounds=2, warmup=50,
+                      beta_init=1.5e-6, reparam=True, inr=InrConfig(width=12, depth=2, n_freqs=3, max_freq=8.0))
+    prior = run(learn_prior(photo_patches(32, size=16, seed=3), cfg, torch.device("cpu"), patch=16,
+                            data_info={"name": "tiny-patch-test"}))
+    d = tmp_path_factory.mktemp("patch_priors")
+    prior.save(d / "tinypatch.safetensors")
+    return d
+
+
+@pytest.fixture(scope="session")
+def patch_prior(patch_prior_dir):
+    from engine.prior import Prior
+
+    return Prior.load(patch_prior_dir / "tinypatch.safetensors")
+
+

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The commands that produced priors/photo64-*.safetensors: 64x64 patch priors for images of any size, trained
+# on CPU (2-core machine, shared between jobs) on seeded random crops of ../shared/data/images/photos_train
+# only (never Kodak). One coordinate-descent run each, with RECOMBINER's linear reparameterisation.
+# On a machine with several GPUs, prefix with `torchrun --nproc_per_node N` and use more --items: the
+# posterior statistics are reduced across processes (NCCL), with the same result as one process.
+set -euo pipefail
+D=${1:-../shared/data/images/photos_train}
+run() { combiner learn-prior --data "$D" --patch 64 --items 192 --depth 2 --freqs 8 --max-freq 32 \
+        --first-steps 300 --round-steps 150 --rounds 4 --threads 2 --reparam -q "$@"; }
+
+run --rate 0.1 --width 32 --name photo64-0.1bpp -o priors/photo64-0.1bpp.safetensors
+run --rate 0.3 --width 40 --name photo64-0.3bpp -o priors/photo64-0.3bpp.safetensors
+run --rate 0.6 --width 48 --name photo64-0.6bpp -o priors/photo64-0.6bpp.safetensors
+run --rate 1.2 --width 64 --name photo64-1.2bpp -o priors/photo64-1.2bpp.safetensors

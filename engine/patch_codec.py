@@ -1,0 +1,362 @@
+"""Images of any size: one INR per square patch, all patches fitted and coded as one batch.
+
+Sender/receiver contract. The header carries H, W, the channel count C, the patch side p (equal to the
+prior's), and the block count of every patch as a small class table plus one class per patch. Both sides
+cut the image into ceil(H/p) x ceil(W/p) patches in row-major order; patch u with n_u blocks draws its
+weights exactly as a single image with n_u blocks would (partition from the prior's order and KL profile,
+candidate stream (seed, b) for its block b). The receiver evaluates every patch network on the p x p grid
+(coordinates in [-1, 1] across the patch, as in training), rounds to 8 bits, pastes the patches and crops
+the bottom/right border to H x W. Pixels of a border patch that fall outside the image are never coded: they
+are masked out of the distortion, so they cost no bits. Grayscale is coded as three equal channels and
+decoded as their rounded mean; alpha (2/4 channels) is stored losslessly (zlib) inside the header.
+
+Bit allocation (encoder only, nothing of it needs to be known to decode): with `adaptive`, the patches are
+first fitted for half the steps with one rate weight per image, so each patch's KL shows what its content
+costs at one slope of the rate-distortion curve; the image's block budget is then split across its patches
+in proportion to that KL, quantised to a few block counts, and every block is held to kappa bits as usual.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Generator, Sequence
+
+import numpy as np
+import torch
+
+from . import container, siren
+from .codec import EncodeEvent, _members, _weights, code_units
+from .config import FitConfig
+from .container import CmbHeader
+from .errors import CmbFormatError, CombinerError, MediaError, PriorError
+from .fitting import Objective, adjust_beta, make_distortion, masked_mse, new_state
+from .prior import Prior, find_by_short_id, nearest_patch
+from .signals import psnr_uint8
+
+MAX_UNITS = 384      # patches fitted together: bounds memory whatever the image size
+RENDER_BATCH = 64    # patches evaluated together when rendering
+LEVELS = 8           # distinct block counts per image when allocating by content
+
+
+@dataclass
+class EncodedImage:
+    data: bytes
+    reconstruction: np.ndarray      # (H, W, C) uint8, exactly what `decode_image(data)` returns
+    header: CmbHeader
+    prior: Prior
+    psnr: float                     # dB over the colour channels (alpha is lossless)
+    warnings: list[str] = field(default_factory=list)
+    unit_blocks: np.ndarray = field(repr=False, default=None)   # (U,) blocks of each patch
+    block_kl_bits: np.ndarray = field(repr=False, default=None)  # (U, max blocks) KL of each block when coded
+
+    @property
+    def bpp(self) -> float:
+        h, w, _ = self.header.shape
+        return 8.0 * len(self.data) / (h * w)
+
+
+# ---- layout ---------------------------------------------------------------------------------------------
+
+def patch_grid(h: int, w: int, p: int) -> tuple[int, int]:
+    return -(-h // p), -(-w // p)
+
+
+def split_rgb(rgb: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3) uint8 -> (patches (U, p, p, 3) uint8 edge-padded, mask (U, p*p, 1) float32, 1 inside)."""
+    h, w, _ = rgb.shape
+    rows, cols = patch_grid(h, w, p)
+    padded = np.pad(rgb, ((0, rows * p - h), (0, cols * p - w), (0, 0)), mode="edge")
+    mask = np.zeros((rows * p, cols * p), dtype=np.float32)
+    mask[:h, :w] = 1.0
+    patches = padded.reshape(rows, p, cols, p, 3).transpose(0, 2, 1, 3, 4).reshape(-1, p, p, 3)
+    m = mask.reshape(rows, p, cols, p).transpose(0, 2, 1, 3).reshape(-1, p * p, 1)
+    return np.ascontiguousarray(patches), np.ascontiguousarray(m)
+
+
+def stitch(patches: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(U, p, p, C) row-major patches -> (H, W, C), border cropped."""
+    p, c = patches.shape[1], patches.shape[3]
+    rows, cols = patch_grid(h, w, p)
+    full = patches.reshape(rows, cols, p, p, c).transpose(0, 2, 1, 3, 4).reshape(rows * p, cols * p, c)
+    return np.ascontiguousarray(full[:h, :w])
+
+
+def to_rgb(img: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(H, W, C) uint8 with C in 1..4 -> (RGB (H, W, 3), alpha (H, W) or None)."""
+    c = img.shape[2]
+    colour = img[:, :, :3] if c >= 3 else np.repeat(img[:, :, :1], 3, axis=2)
+    alpha = img[:, :, c - 1] if c in (2, 4) else None
+    return np.ascontiguousarray(colour), alpha
+
+
+def from_rgb(rgb: np.ndarray, c: int, alpha: np.ndarray | None) -> np.ndarray:
+    """Inverse of to_rgb on the decoded colour: gray is the rounded mean of the three channels."""
+    if c >= 3:
+        colour = rgb
+    else:
+        colour = np.round(rgb.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
+    out = colour if alpha is None else np.concatenate([colour, alpha[:, :, None]], axis=2)
+    return np.ascontiguousarray(out)
+
+
+def check_image(img: np.ndarray) -> np.ndarray:
+    x = np.asarray(img)
+    if x.ndim == 2:
+        x = x[:, :, None]
+    if x.ndim != 3 or x.dtype != np.uint8 or not 1 <= x.shape[2] <= 4 or min(x.shape[:2]) < 1:
+        raise MediaError(f"expected an (H, W, C) uint8 image with 1 to 4 channels, got {x.shape} {x.dtype}")
+    if max(x.shape[:2]) > container.MAX_SIDE:
+        raise MediaError(f"{x.shape[1]}x{x.shape[0]}: sides above {container.MAX_SIDE} pixels are not supported")
+    return x
+
+
+# ---- rate ------------------------------------------------------------------------------------------------
+
+def _header(shape, prior: Prior, seed: int, class_blocks, unit_class, alpha: bytes) -> CmbHeader:
+    h, w, c = shape
+    units = container.patch_units(h, w, prior.patch)
+    return CmbHeader("image", (h, w, c), prior.short_id, seed, prior.kappa, max(class_blocks), units,
+                     prior.patch, tuple(int(b) for b in class_blocks), tuple(int(k) for k in unit_class), alpha)
+
+
+def block_budget(rate_bpp: float, shape: tuple[int, int, int], prior: Prior, seed: int, alpha: bytes,
+                 adaptive: bool) -> tuple[int, list[str]]:
+    """Total blocks over all patches whose file (header, class table, alpha, checksum) is nearest
+    rate_bpp * H * W / 8 bytes, the class table sized for its largest case, and warnings. A rate below the
+    smallest file (one block per patch) is raised to it, with a warning."""
+    h, w, _ = shape
+    units = container.patch_units(h, w, prior.patch)
+    n_cls = min(LEVELS, units) if adaptive else 2
+    probe = _header(shape, prior, seed, [4096] * n_cls, [n_cls - 1] * units, alpha)
+    overhead = len(container.header_bytes(probe)) + container.CRC_BYTES
+    total = int(np.floor((rate_bpp * h * w / 8.0 - overhead) * 8.0 / prior.kappa))
+    warns = []
+    if total < units:
+        smallest = 8.0 * (overhead + container.payload_bytes(units, prior.kappa)) / (h * w)
+        warns.append(f"{rate_bpp:g} bpp is below the smallest file for a {w}x{h} image "
+                     f"({smallest:.3g} bpp); coding at that")
+        total = units
+    return min(total, units * prior.n_params), warns
+
+
+def allocate(kl: np.ndarray, total: int, cap: int, levels: int = LEVELS) -> np.ndarray:
+    """Split `total` blocks over patches in proportion to their KL `kl` (U,), at least 1 and at most `cap`
+    each, using at most `levels` distinct counts -> (U,) int64 blocks per patch, summing to about `total`."""
+    u = len(kl)
+    k = np.maximum(np.asarray(kl, dtype=np.float64), 1e-3)
+    want = np.clip(total * k / k.sum(), 1.0, cap)
+    grid = np.unique(np.round(np.geomspace(want.min(), want.max(), max(1, min(levels, u)))).astype(np.int64))
+    n = grid[np.abs(np.log(want[:, None]) - np.log(grid[None, :])).argmin(1)]
+    for _ in range(64 * levels):  # move whole classes by one block until the total is as close as it gets
+        diff = total - int(n.sum())
+        vals, counts = np.unique(n, return_counts=True)
+        ok = [(c, v) for v, c in zip(vals, counts) if c <= abs(diff) and (1 <= v + np.sign(diff) <= cap)]
+        if diff == 0 or not ok:
+            break
+        c, v = max(ok)
+        n[n == v] = v + np.sign(diff)
+    return n
+
+
+def uniform(total: int, units: int, cap: int) -> np.ndarray:
+    """The same count for every patch (the remainder to the first patches: at most two distinct counts)."""
+    base = min(cap, total // units)
+    n = np.full(units, base, dtype=np.int64)
+    n[: min(units, total - base * units)] += 1 if base < cap else 0
+    return n
+
+
+# ---- encoder ---------------------------------------------------------------------------------------------
+
+def _probe(obj: Objective, prior: Prior, fit: FitConfig, device, steps: int, group: torch.Tensor,
+           kl_target: torch.Tensor, gens, total: int, done: int):
+    """Fit with one rate weight per image (group) steered to its per-patch KL target -> yields events;
+    returns (mu, logstd, KL per unit in bits)."""
+    bsz, P = obj.target.shape[0], prior.n_params
+    mu_p, ls_p = obj.mu_p, obj.logstd_p
+    ls0 = torch.from_numpy(prior.post_logstd).to(device) if prior.post_logstd is not None else ls_p - 2.0
+    n_groups = int(group.max()) + 1
+    beta_g = torch.full((n_groups,), prior.beta, device=device)
+    st = new_state(mu_p.expand(bsz, P), ls0.expand(bsz, P), beta_g[group][:, None], fit.lr)
+    cnt = torch.bincount(group, minlength=n_groups).clamp_min(1)
+    kl = torch.zeros(bsz, 1, device=device)
+    for it in range(steps):
+        _, kl = obj.step(st, gens)
+        mean_kl = torch.zeros(n_groups, device=device).index_add_(0, group, kl[:, 0]) / cnt
+        beta_g = adjust_beta(beta_g, mean_kl, kl_target, fit.beta_step)
+        st.beta = beta_g[group][:, None]
+        done += 1
+        if it % 5 == 0 or it == steps - 1:
+            psnr = float("nan")
+            if it % 25 == 0 or it == steps - 1:
+                mse = masked_mse(obj.mean_prediction(st), obj.target, obj.weight)
+                psnr = float((-10 * torch.log10(mse.clamp_min(1e-10))).mean())
+            yield EncodeEvent("fit", done, total, 0, 1, psnr, kl.cpu().numpy(), None)
+    with torch.no_grad():
+        kl_units = obj.kl_bits(st).sum(1)
+    return st.mu.detach(), st.logstd.detach(), kl_units.cpu().numpy()
+
+
+@torch.no_grad()
+def _render(prior: Prior, seed: int, unit_blocks: Sequence[int], indices: Sequence[np.ndarray], device="cpu"
+            ) -> np.ndarray:
+    """Receiver side: per patch its block count and indices -> (U, p, p, 3) uint8 patches."""
+    p = prior.patch
+    emb = siren.fourier_embed(siren.grid_coords((p, p), device=device), prior.inr)
+    mix = prior.mixers(device)
+    out = np.empty((len(unit_blocks), p, p, 3), dtype=np.uint8)
+    ub = np.asarray(unit_blocks)
+    for nb in np.unique(ub):
+        us = np.flatnonzero(ub == nb)
+        members = _members(prior, int(nb))
+        for s in range(0, len(us), RENDER_BATCH):
+            part = us[s:s + RENDER_BATCH]
+            w = _weights(prior, members, seed, np.stack([indices[u] for u in part]), device)
+            y = siren.forward(w, emb, prior.inr, mix)   # (b, p*p, 3)
+            x = ((y + 0.5).clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+            out[part] = x.reshape(len(part), p, p, 3).cpu().numpy()
+    return out
+
+
+def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = None, *, prior: Prior | None = None,
+                       fit: FitConfig = FitConfig(), device: str | torch.device = "cpu", seed: int = 0,
+                       prior_dirs=None, compile: bool = False, adaptive: bool = True, max_units: int = MAX_UNITS,
+                       preview_every: int = 1) -> Generator[EncodeEvent, None, list[EncodedImage]]:
+    """Encode images of any sizes (H, W, C) uint8, C in 1..4, at `rate_bpp` (from the real file size).
+    All their patches are fitted and coded together, `max_units` at a time. Yields EncodeEvents; returns one
+    EncodedImage per image. An image's result does not depend on the other images in the batch.
+    """
+    device = torch.device(device)
+    imgs = [check_image(i) for i in images]
+    if rate_bpp is not None and not rate_bpp > 0:
+        raise CombinerError("the target rate must be positive")
+    if prior is None:
+        if rate_bpp is None:
+            raise ValueError("give rate_bpp or prior")
+        prior = nearest_patch(rate_bpp, prior_dirs)
+    if not prior.patch or prior.modality != "image" or prior.inr.out_dim != 3:
+        raise PriorError(f"prior {prior.name} is not an RGB patch prior")
+    rate = rate_bpp if rate_bpp is not None else prior.rate
+    p = prior.patch
+    cap = prior.n_params
+
+    # Per image: colour patches, masks, alpha bytes and the block budget.
+    plan = []
+    for img in imgs:
+        rgb, alpha = to_rgb(img)
+        alpha_bytes = zlib.compress(alpha.tobytes(), 9) if alpha is not None else b""
+        patches, mask = split_rgb(rgb, p)
+        total, warns = block_budget(rate, img.shape, prior, seed, alpha_bytes, adaptive)
+        plan.append(dict(patches=patches, mask=mask, alpha=alpha_bytes, alpha_arr=alpha, total=total, warns=warns))
+    # All units in one list: (image, unit within image); batches of max_units.
+    units = [(i, u) for i, pl in enumerate(plan) for u in range(pl["patches"].shape[0])]
+    n_all = len(units)
+    probe_steps = fit.steps // 2 if adaptive else 0
+    emb = siren.fourier_embed(siren.grid_coords((p, p), device=device), prior.inr)
+    mu_p, ls_p = prior.tensors(device)
+    blocks = [np.zeros(pl["patches"].shape[0], dtype=np.int64) for pl in plan]
+    idx_out = [[None] * pl["patches"].shape[0] for pl in plan]
+    kl_out = [[None] * pl["patches"].shape[0] for pl in plan]
+    dist = make_distortion(prior.inr, compile)
+    for s in range(0, n_all, max_units):
+        part = units[s:s + max_units]
+        img_of = np.array([i for i, _ in part])
+        uid = np.array([u for _, u in part])
+        tgt = np.stack([plan[i]["patches"][u] for i, u in part])
+        target = (torch.from_numpy(tgt).to(device).float() / 255.0 - 0.5).reshape(len(part), p * p, 3)
+        mask = np.stack([plan[i]["mask"][u] for i, u in part])
+        weight = torch.from_numpy(mask).to(device) if mask.min() < 1 else None
+        # this batch's share of each image's budget, in proportion to its patches here
+        share = {i: plan[i]["total"] * int((img_of == i).sum()) / plan[i]["patches"].shape[0]
+                 for i in np.unique(img_of)}
+        gens = [torch.Generator(device=device).manual_seed(fit.seed * 1_000_003 + 500_009 + int(u)) for u in uid]
+        start = None
+        n_units = np.zeros(len(part), dtype=np.int64)
+        per_batch = fit.steps + fit.refine_groups * (fit.refine_first + fit.refine_last) // 2
+        total_steps = max(1, int(round(per_batch * max(1, n_all / len(part)))))
+        done = int(round(per_batch * s / len(part)))
+        if adaptive:
+            obj = Objective(prior.inr, emb, target, mu_p, ls_p, None, 1, weight, prior.mixers(device))
+            obj.distortion = dist
+            _, grp = np.unique(img_of, return_inverse=True)
+            kl_target = torch.tensor([share[i] * prior.kappa / (img_of == i).sum() for i in np.unique(img_of)],
+                                     device=device, dtype=torch.float32)
+            mu, ls, kl_units = yield from _probe(obj, prior, fit, device, probe_steps,
+                                                 torch.from_numpy(grp).to(device), kl_target, gens,
+                                                 total_steps, done)
+            start = (mu, ls)
+            for i in np.unique(img_of):
+                sel = img_of == i
+                n_units[sel] = allocate(kl_units[sel], int(round(share[i])), cap)
+        else:
+            for i in np.unique(img_of):
+                sel = img_of == i
+                n_units[sel] = uniform(int(round(share[i])), int(sel.sum()), cap)
+        counts = np.unique(n_units)
+        classes = [_members(prior, int(n)) for n in counts]
+        unit_class = np.searchsorted(counts, n_units)
+        idx, coded_kl = yield from code_units(
+            target, emb, prior, classes, fit, device, seed, None, preview_every, compile, weight,
+            total_offset=(s, n_all), pooled=False, unit_class=unit_class, start=start,
+            steps=fit.steps - probe_steps, done_before=probe_steps, unit_ids=uid)
+        for k, (i, u) in enumerate(part):
+            blocks[i][u] = n_units[k]
+            idx_out[i][u] = idx[k, :n_units[k]]
+            kl_out[i][u] = coded_kl[k]
+
+    out = []
+    for i, (img, pl) in enumerate(zip(imgs, plan)):
+        nb = blocks[i]
+        cls_blocks = np.unique(nb)
+        hdr = _header(img.shape, prior, seed, cls_blocks, np.searchsorted(cls_blocks, nb), pl["alpha"])
+        data = container.write(hdr, np.concatenate(idx_out[i]))
+        # The sender's reconstruction goes through the receiver's own path.
+        rgb = stitch(_render(prior, seed, nb, idx_out[i]), img.shape[0], img.shape[1])
+        recon = from_rgb(rgb, img.shape[2], pl["alpha_arr"])
+        nc = min(3, img.shape[2]) if img.shape[2] != 2 else 1
+        kl = np.zeros((len(nb), int(nb.max())))
+        for u, row in enumerate(kl_out[i]):
+            kl[u, :len(row[:nb.max()])] = row[:nb.max()]
+        out.append(EncodedImage(data, recon, hdr, prior, psnr_uint8(img[:, :, :nc], recon[:, :, :nc]),
+                                pl["warns"], nb, kl))
+    return out
+
+
+def encode_image(image: np.ndarray, rate_bpp: float, **kw) -> Generator[EncodeEvent, None, EncodedImage]:
+    """One image of any size -> EncodedImage (a generator; see encode_image_batch)."""
+    res = yield from encode_image_batch([image], rate_bpp, **kw)
+    return res[0]
+
+
+# ---- decoder ---------------------------------------------------------------------------------------------
+
+def decode_image_full(data: bytes, prior_dirs=None, device="cpu") -> tuple[np.ndarray, CmbHeader, Prior]:
+    """Patch-coded `.cmb` bytes -> ((H, W, C) uint8, header, prior). Raises CmbFormatError on any defect."""
+    hdr, idx = container.read(bytes(data))
+    if not hdr.patch:
+        raise CmbFormatError("this file is not a patch-coded image")
+    prior = find_by_short_id(hdr.prior_id, prior_dirs)
+    if prior.kappa != hdr.kappa or prior.modality != "image" or prior.patch != hdr.patch:
+        raise PriorError(f"prior {hdr.prior_id.hex()} does not match this file (kappa or patch size differ)")
+    if max(hdr.class_blocks) > prior.n_params:
+        raise CmbFormatError(f"corrupt .cmb header: {max(hdr.class_blocks)} blocks for a "
+                             f"{prior.n_params}-weight prior")
+    h, w, c = hdr.shape
+    alpha = None
+    if c in (2, 4):
+        try:
+            raw = zlib.decompress(hdr.alpha, bufsize=h * w)
+        except zlib.error as e:
+            raise CmbFormatError(f"corrupt .cmb file: alpha plane ({e})") from None
+        if len(raw) != h * w:
+            raise CmbFormatError("corrupt .cmb file: alpha plane has the wrong size")
+        alpha = np.frombuffer(raw, dtype=np.uint8).reshape(h, w)
+    ub = hdr.unit_blocks
+    offs = np.concatenate([[0], np.cumsum(ub)])
+    per_unit = [idx[offs[u]:offs[u + 1]] for u in range(len(ub))]
+    rgb = stitch(_render(prior, hdr.seed, ub, per_unit, device), h, w)
+    return from_rgb(rgb, c, alpha), hdr, prior
+
+
+def decode_image(data: bytes, prior_dirs=None) -> np.ndarray:
+    return decode_image_full(data, prior_dirs)[0]

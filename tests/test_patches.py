@@ -1,0 +1,172 @@
+"""Patch-coded images of any size, linear reparameterisation, and distributed prior learning."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine import container, siren
+from engine.codec import run
+from engine.errors import CmbFormatError
+from engine.patch_codec import (allocate, decode_image, decode_image_full, encode_image_batch, split_rgb, stitch,
+                                uniform)
+from engine.prior import Prior
+from engine.signals import psnr_uint8
+
+from .conftest import PATCH_FIT, photo
+
+
+def test_split_and_stitch_are_inverse():
+    img = photo(45, 70)
+    patches, mask = split_rgb(img, 16)
+    assert patches.shape == (3 * 5, 16, 16, 3) and mask.shape == (15, 256, 1)
+    assert mask.sum() == 45 * 70
+    assert np.array_equal(stitch(patches, 45, 70), img)
+
+
+def test_reparam_prior_round_trips_and_identity_mix_is_plain(patch_prior, patch_prior_dir):
+    assert patch_prior.patch == 16 and patch_prior.mix is not None
+    assert not np.allclose(patch_prior.mix, siren.identity_mix(patch_prior.inr).numpy())  # A was learned
+    inr = patch_prior.inr
+    w = torch.randn(2, inr.n_params) * 0.1
+    emb = siren.fourier_embed(siren.grid_coords((8, 8)), inr)
+    eye = siren.split_mix(siren.identity_mix(inr), inr)
+    assert torch.allclose(siren.forward(w, emb, inr, eye), siren.forward(w, emb, inr), atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 37, 3), (65, 33, 3), (20, 45, 3)])
+def test_odd_sizes_round_trip(patch_prior, patch_prior_dir, shape):
+    img = photo(*shape[:2], seed=shape[0])
+    res = run(encode_image_batch([img], 2.0, prior=patch_prior, fit=PATCH_FIT))[0]
+    assert isinstance(res.data, bytes) and res.reconstruction.shape == shape
+    dec = decode_image(res.data, prior_dirs=[patch_prior_dir])
+    assert np.array_equal(dec, res.reconstruction)
+    units = -(-shape[0] // 16) * -(-shape[1] // 16)
+    assert len(res.unit_blocks) == units and res.header.units == units
+    assert res.bpp == 8 * len(res.data) / (shape[0] * shape[1])
+    if shape[0] * shape[1] >= 600:  # big enough for the rate to be reachable: within 5 % of the target
+        assert abs(res.bpp - 2.0) < 0.1
+        flat = np.full_like(img, int(img.mean()))
+        assert res.psnr > psnr_uint8(img, flat) + 2
+    else:  # one block per patch is the smallest file; the encoder says so
+        assert res.warnings and "smallest file" in res.warnings[0]
+
+
+def test_grayscale_and_alpha(patch_prior, patch_prior_dir):
+    rgb = photo(30, 40, seed=5)
+    gray = rgb[:, :, :1]
+    alpha = (np.arange(40)[None, :] * 6).repeat(30, 0).astype(np.uint8)
+    rgba = np.concatenate([rgb, alpha[:, :, None]], axis=2)
+    la = np.concatenate([gray, alpha[:, :, None]], axis=2)
+    res = run(encode_image_batch([gray, rgba, la], 3.0, prior=patch_prior, fit=PATCH_FIT))
+    for img, r in zip([gray, rgba, la], res):
+        dec = decode_image(r.data, prior_dirs=[patch_prior_dir])
+        assert dec.shape == img.shape and np.array_equal(dec, r.reconstruction)
+        if img.shape[2] in (2, 4):
+            assert np.array_equal(dec[:, :, -1], alpha)  # alpha is lossless
+            assert r.header.alpha
+    # the alpha bytes are in the file, so they count in the rate
+    assert len(res[1].data) > len(res[1].header.alpha)
+
+
+def test_batch_equals_single(patch_prior):
+    a, b = photo(40, 24, seed=1), photo(17, 50, seed=2)
+    both = run(encode_image_batch([a, b], 2.0, prior=patch_prior, fit=PATCH_FIT))
+    one = run(encode_image_batch([b], 2.0, prior=patch_prior, fit=PATCH_FIT))[0]
+    assert both[1].data == one.data
+    assert np.array_equal(both[1].reconstruction, one.reconstruction)
+
+
+def test_seams_are_no_worse_than_the_codec_error(patch_prior):
+    img = photo(64, 64, seed=11)
+    r = run(encode_image_batch([img], 3.0, prior=patch_prior, fit=PATCH_FIT))[0]
+    err = (img.astype(np.float64) - r.reconstruction) ** 2
+    seam = np.zeros((64, 64), dtype=bool)
+    for k in (15, 16, 31, 32, 47, 48):  # the pixel rows/columns on both sides of each patch boundary
+        seam[k, :] = seam[:, k] = True
+    # patch edges are coded like any other pixels: their error stays near the image's own error
+    assert err[seam].mean() < 2.0 * err[~seam].mean()
+
+
+def test_allocation_follows_content():
+    kl = np.array([1.0, 1.0, 2.0, 4.0, 8.0, 30.0, 30.0, 60.0])
+    n = allocate(kl, 200, cap=500)
+    assert abs(int(n.sum()) - 200) <= 2 and n.min() >= 1
+    assert np.all(np.diff(n) >= 0)  # more KL, never fewer blocks
+    assert len(np.unique(n)) <= 8
+    u = uniform(203, 8, cap=500)
+    assert u.sum() == 203 and u.max() - u.min() == 1
+
+
+def test_detailed_patches_get_more_blocks(patch_prior):
+    img = photo(32, 64, seed=4).copy()
+    img[:, :32] = img[:, :32].mean(axis=(0, 1)).astype(np.uint8)  # left half flat, right half detailed
+    r = run(encode_image_batch([img], 2.0, prior=patch_prior, fit=PATCH_FIT))[0]
+    grid = r.unit_blocks.reshape(2, 4)
+    assert grid[:, 2:].mean() > grid[:, :2].mean()
+    flat_u = run(encode_image_batch([img], 2.0, prior=patch_prior, fit=PATCH_FIT, adaptive=False))[0]
+    assert flat_u.unit_blocks.max() - flat_u.unit_blocks.min() <= 1
+
+
+def test_corrupt_patch_files_are_rejected(patch_prior, patch_prior_dir):
+    img = np.concatenate([photo(20, 30, seed=6), np.full((20, 30, 1), 200, np.uint8)], axis=2)
+    data = run(encode_image_batch([img], 2.0, prior=patch_prior, fit=PATCH_FIT))[0].data
+    hdr, _ = container.read(data)
+    assert hdr.patch == 16 and len(hdr.class_blocks) >= 1
+    for n in range(len(data)):
+        with pytest.raises(CmbFormatError):
+            decode_image_full(data[:n], prior_dirs=[patch_prior_dir])
+    rs = np.random.default_rng(0)
+    for _ in range(60):
+        bad = bytearray(data)
+        bad[rs.integers(len(bad))] ^= 1 << int(rs.integers(8))
+        with pytest.raises(CmbFormatError):
+            decode_image_full(bytes(bad), prior_dirs=[patch_prior_dir])
+
+
+def test_cli_encodes_any_size_and_decodes(patch_prior_dir, tmp_path):
+    src = tmp_path / "odd.png"
+    Image.fromarray(photo(33, 50, seed=9)).save(src)
+    env = dict(os.environ, COMBINER_PRIORS=str(patch_prior_dir))
+    prior = str(patch_prior_dir / "tinypatch.safetensors")
+    cmd = [sys.executable, "-m", "engine.cli"]
+    r = subprocess.run(cmd + ["encode", str(src), "--bpp", "2", "--prior", prior, "--preset", "fast", "-q"],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    cmb = tmp_path / "odd.cmb"
+    assert cmb.exists()
+    r = subprocess.run(cmd + ["info", str(cmb)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "patches" in r.stdout and "12 of 16x16" in r.stdout
+    r = subprocess.run(cmd + ["decode", str(cmb), "-o", str(tmp_path / "back.png")], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "back.png").size == (50, 33)
+
+
+def test_distributed_learning_equals_one_process(tmp_path):
+    """torchrun with 2 gloo processes gives exactly the prior 1 process gives."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        Image.fromarray(photo(40, 48, seed=20 + i)).save(photos / f"p{i}.png")
+    args = ["learn-prior", "--data", str(photos), "--patch", "16", "--items", "8", "--batch", "2", "--rate", "1",
+            "--width", "8", "--depth", "1", "--freqs", "2", "--first-steps", "8", "--round-steps", "5",
+            "--rounds", "2", "--reparam", "--no-compile", "--device", "cpu", "--threads", "1", "-q"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    one = subprocess.run([sys.executable, "-m", "engine.cli", *args, "-o", str(tmp_path / "one.safetensors")],
+                         capture_output=True, text=True, env=env)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_port", str(29500 + os.getpid() % 1000), "-m", "engine.cli", *args,
+                          "-o", str(tmp_path / "two.safetensors")], capture_output=True, text=True, env=env)
+    assert two.returncode == 0, two.stderr[-2000:]
+    a, b = Prior.load(tmp_path / "one.safetensors"), Prior.load(tmp_path / "two.safetensors")
+    assert b.info["processes"] == 2 and a.info["processes"] == 1
+    for k in ("mu", "logstd", "kl_profile", "post_logstd", "mix"):
+        np.testing.assert_allclose(getattr(a, k), getattr(b, k), rtol=1e-6, atol=1e-7)
+    assert a.beta == pytest.approx(b.beta, rel=1e-6)
