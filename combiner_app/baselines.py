@@ -1,11 +1,13 @@
 """Classical codecs for comparison (Pillow): JPEG, WebP and, where Pillow has it, AVIF.
 
-`at_size` finds the quality whose file is nearest a byte count, measured on the spot by encoding.
+`at_size` finds the quality whose file is nearest a byte count, measured on the spot by encoding. They code the
+colour planes of an image (`colour`: gray stays one channel, alpha is left out: COMBINER stores it losslessly).
 """
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from PIL import Image, features
@@ -34,13 +36,21 @@ def codecs() -> list[str]:
     return out
 
 
+def colour(img: np.ndarray) -> np.ndarray:
+    """(H, W, C) uint8, C in 1..4 -> its colour planes: (H, W, 1) gray or (H, W, 3) RGB (alpha dropped)."""
+    c = img.shape[2]
+    return np.ascontiguousarray(img[:, :, :1] if c <= 2 else img[:, :, :3])
+
+
 def encode(img: np.ndarray, codec: str, quality: int) -> CodedImage:
+    """`img`: (H, W, 3) RGB or (H, W, 1) gray (see `colour`); the decoded image has the same shape."""
     buf = io.BytesIO()
     fmt = {"JPEG": "JPEG", "WebP": "WEBP", "AVIF": "AVIF"}[codec]
-    Image.fromarray(img).save(buf, format=fmt, quality=int(quality))
+    gray = img.ndim == 3 and img.shape[2] == 1
+    Image.fromarray(img[:, :, 0] if gray else img).save(buf, format=fmt, quality=int(quality))
     data = buf.getvalue()
     with Image.open(io.BytesIO(data)) as im:
-        dec = np.asarray(im.convert("RGB"))
+        dec = np.asarray(im.convert("L"))[:, :, None] if gray else np.asarray(im.convert("RGB"))
     return CodedImage(codec, int(quality), len(data), dec, psnr(img, dec))
 
 
@@ -64,8 +74,13 @@ def at_size(img: np.ndarray, codec: str, target_bytes: int) -> CodedImage:
     return min(cands, key=lambda c: (abs(c.nbytes - target_bytes), -c.quality))
 
 
-def rd_curve(img: np.ndarray, codec: str, qualities=(2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)):
-    """-> [(bpp, psnr)] over a quality sweep."""
+def rd_curve(img: np.ndarray, codec: str, qualities=(2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95),
+             stop: Callable[[], bool] | None = None):
+    """-> [(bpp, psnr)] over a quality sweep (the points made so far once `stop()` is true)."""
     px = img.shape[0] * img.shape[1]
-    pts = [encode(img, codec, q) for q in qualities]
+    pts = []
+    for q in qualities:
+        if stop is not None and stop():
+            break
+        pts.append(encode(img, codec, q))
     return sorted((p.bpp(px), p.psnr) for p in pts)

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox
 from engine.config import PRESETS, FitConfig
 from engine.errors import CombinerError
 
-from .plans import AudioClip, plan_audio, plan_encode
+from .plans import AudioClip, plan_audio, plan_image
 
 __all__ = ["PRESETS", "SettingsPanel", "devices"]  # PRESETS: the same as `combiner encode --preset`
 
@@ -28,6 +28,7 @@ class SettingsPanel(QGroupBox):
         self.presets = dict(presets or PRESETS)
         self.prior_dirs = prior_dirs
         self.shape: tuple[int, int, int] | None = None
+        self.alpha = b""                         # the image's alpha plane as the patch codec stores it
         self.clip: AudioClip | None = None      # set instead of `shape` for audio
 
         self.file_label = QLabel("")
@@ -98,11 +99,13 @@ class SettingsPanel(QGroupBox):
         """The target rate in the opened file's unit (kbps for audio, bpp for images)."""
         return self.kbps.value() if self.clip is not None else self.bpp.value()
 
-    def set_image(self, name: str, shape: tuple[int, int, int], note: str = "") -> None:
-        self.shape, self.clip = tuple(shape), None
+    def set_image(self, name: str, shape: tuple[int, int, int], note: str = "", alpha: bytes = b"") -> None:
+        """`alpha`: `plans.alpha_bytes(image)` for 2/4-channel images (it counts in a patch-coded file)."""
+        self.shape, self.clip, self.alpha = tuple(shape), None, alpha
         self._audio_mode(False)
         h, w, c = shape
-        self.file_label.setText(f"<b>{name}</b><br>{w}×{h}, {c} channels" + (f"<br>{note}" if note else ""))
+        kind = {1: "gray", 2: "gray + alpha", 3: "RGB", 4: "RGB + alpha"}.get(c, f"{c} channels")
+        self.file_label.setText(f"<b>{name}</b><br>{w}×{h}, {kind}" + (f"<br>{note}" if note else ""))
         self._update_plan()
 
     def set_audio(self, name: str, clip: AudioClip, note: str = "") -> None:
@@ -123,7 +126,7 @@ class SettingsPanel(QGroupBox):
             if self.clip is not None:
                 p = plan_audio(self.clip, self.kbps.value(), self.prior_dirs)
             else:
-                p = plan_encode(self.shape, self.bpp.value(), self.prior_dirs)
+                p = plan_image(self.shape, self.bpp.value(), self.prior_dirs, alpha=self.alpha)
         except CombinerError as e:
             self.plan_label.setText(f"<span style='color:#b00'>{e}</span>")
             return
@@ -133,6 +136,14 @@ class SettingsPanel(QGroupBox):
             self.plan_label.setText(f"Prior <b>{p.prior.name}</b> (trained at {p.prior.rate:g} kbps)<br>"
                                     f"{p.units} units × {p.n_blocks} blocks × κ={p.kappa} bits<br>"
                                     f"→ {p.file_bits // 8} bytes ({kbps:.2f} kbps)" + warn)
+            return
+        if p.patch:
+            rows, cols = p.grid
+            warn = "".join(f"<br><span style='color:#a60'>{w}</span>" for w in p.warnings)
+            self.plan_label.setText(f"Prior <b>{p.prior.name}</b> (patches, trained at {p.prior.rate:g} bpp)<br>"
+                                    f"{cols}×{rows} patches of {p.patch}×{p.patch}, {p.total_blocks} blocks "
+                                    f"× κ={p.kappa} bits shared out by content<br>"
+                                    f"→ about {p.file_bits // 8} bytes" + warn)
             return
         self.plan_label.setText(f"Prior <b>{p.prior.name}</b> (trained at {p.prior.rate:g} bpp)<br>"
                                 f"{p.n_blocks} blocks × κ={p.kappa} bits → {p.file_bits // 8} bytes")

@@ -18,12 +18,33 @@ def image_box(layout: pg.GraphicsLayout | pg.GraphicsLayoutWidget, row: int, col
     return vb, item, label
 
 
+def for_display(img: np.ndarray) -> np.ndarray:
+    """(H, W, C) uint8, C in 1..4 -> what an ImageItem shows: gray (H, W) or RGB (H, W, 3). Alpha (C = 2 or 4)
+    is composited over a light checkerboard, so transparent parts read as such."""
+    if img.ndim == 2:
+        return img
+    c = img.shape[2]
+    if c == 1:
+        return img[:, :, 0]
+    if c == 3:
+        return img
+    colour = img[:, :, :-1].astype(np.uint16)      # integer blend: no float copies of a large image
+    if c == 2:
+        colour = np.repeat(colour, 3, axis=2)
+    a = img[:, :, -1:].astype(np.uint16)
+    h, w = img.shape[:2]
+    check = ((np.arange(h)[:, None] // 8 + np.arange(w)[None, :] // 8) % 2).astype(np.uint16)
+    back = (204 + 51 * check)[:, :, None]
+    return ((colour * a + back * (255 - a) + 127) // 255).astype(np.uint8)
+
+
 def show_rgb(item: pg.ImageItem, img: np.ndarray | None) -> None:
-    """(H, W, 3|1) uint8 at fixed levels 0..255 (never auto-stretched)."""
+    """(H, W, C) uint8 at fixed levels 0..255 (never auto-stretched); gray as gray, alpha composited
+    (see `for_display`)."""
     if img is None:
         item.clear()
         return
-    a = np.ascontiguousarray(img[:, :, 0] if img.ndim == 3 and img.shape[2] == 1 else img)
+    a = np.ascontiguousarray(for_display(img))
     item.setImage(a, levels=(0, 255), autoLevels=False)
 
 

@@ -1,6 +1,11 @@
 """The live coding view: bit budget, per-block KL bars with the κ line, PSNR over steps, time/ETA and the
-reconstruction preview (for audio, which has no preview, the original waveform instead). Events are recorded as they arrive and drawn at most ~20 times a second, so a fast
-encoder can never flood the GUI thread."""
+reconstruction preview (for audio, which has no preview, the original waveform instead; for a patch-coded
+image, which has none either, a map of the KL of every patch). Events are recorded as they arrive and drawn
+at most ~20 times a second, so a fast encoder can never flood the GUI thread.
+
+Patch-coded images: patches hold different block counts, so the bars show each block's KL averaged over the
+patches that have that block; during the first half of an adaptive fit (the content probe) the engine reports
+one KL per patch instead, and only the map is drawn."""
 from __future__ import annotations
 
 import time
@@ -82,9 +87,20 @@ class LiveView(QWidget):
         self.wave_plot.getAxis("left").enableAutoSIPrefix(False)
         self.wave_plot.hideButtons()
         self.wave_curve = self.wave_plot.plot([], [], pen=ORIG_PEN)
+        self.patch_map = pg.GraphicsLayoutWidget()
+        self.patch_map.setObjectName("livePatchMap")
+        self.patch_map_label = self.patch_map.addLabel("KL per patch (bits)", row=0, col=0)
+        self.patch_map_box = self.patch_map.addViewBox(row=1, col=0, invertY=True, lockAspect=True,
+                                                       enableMenu=False)
+        self.patch_map_item = pg.ImageItem()
+        self.patch_map_item.setColorMap(pg.colormap.get("viridis"))
+        self.patch_map_box.addItem(self.patch_map_item)
+        self.patch_map_box.setMouseEnabled(False, False)
+        self.patch_kl: np.ndarray | None = None    # (units,) latest KL of every patch, bits
         self.preview_stack = QStackedWidget()
         self.preview_stack.addWidget(self.preview)
         self.preview_stack.addWidget(self.wave_plot)
+        self.preview_stack.addWidget(self.patch_map)
 
         grid = QGridLayout()
         grid.addWidget(self.kl_plot, 0, 0)
@@ -109,6 +125,7 @@ class LiveView(QWidget):
         """A new encode begins (its plan arrives with `set_plan`)."""
         self.plan, self.t0, self.last = None, time.perf_counter(), None
         self.steps, self.psnrs, self.units_before = [], [], 0
+        self.patch_kl = None
         self.kl_plot.setTitle("KL per block (bits)")
         self.psnr_plot.setTitle("PSNR of the posterior mean")
         if isinstance(original, AudioClip):
@@ -116,7 +133,9 @@ class LiveView(QWidget):
             return
         self._reset_widgets()
         self.preview_stack.setCurrentWidget(self.preview)
-        show_rgb(self.preview_item, None if original is None else np.zeros_like(original))
+        blank = None if original is None else np.zeros((*original.shape[:2], 3 if original.shape[2] >= 3 else 1),
+                                                       np.uint8)
+        show_rgb(self.preview_item, blank)
         if original is not None:
             self.preview_box.autoRange(padding=0)
         self.timer.start()
@@ -145,7 +164,16 @@ class LiveView(QWidget):
         self.bars.setOpts(x=np.arange(plan.n_blocks), height=np.zeros(plan.n_blocks), brush=OPEN, brushes=None)
         self.kl_plot.setYRange(0, plan.kappa * 1.6)
         self.kl_plot.setXRange(-1, plan.n_blocks)
-        if plan.units > 1:
+        if plan.patch:
+            rows, cols = plan.grid
+            self.kl_plot.setTitle(f"KL per block (bits, mean over {plan.units} patches)")
+            self.psnr_plot.setTitle("PSNR of the posterior mean (mean over patches)")
+            self.patch_kl = np.zeros(plan.units)
+            self.patch_map_label.setText(f"KL per patch (bits), {cols}×{rows} patches of {plan.patch}×{plan.patch}")
+            self.patch_map_item.setImage(self.patch_kl.reshape(rows, cols), autoLevels=False, levels=(0, 1))
+            self.patch_map_box.autoRange(padding=0)
+            self.preview_stack.setCurrentWidget(self.patch_map)
+        elif plan.units > 1:
             self.kl_plot.setTitle(f"KL per block (bits, mean over {plan.units} units)")
             # the engine averages per-unit PSNRs, so this reads higher than the final whole-clip PSNR
             self.psnr_plot.setTitle("PSNR of the posterior mean (mean over units)")
@@ -159,7 +187,10 @@ class LiveView(QWidget):
         if prev is not None and prev.phase == "code" and ev.phase == "fit" and prev.kl_bits is not None:
             self.units_before += np.asarray(prev.kl_bits).shape[0]   # the next batch of units began
         self.steps.append(ev.step)
-        self.psnrs.append(ev.psnr)
+        psnr = ev.psnr
+        if not np.isfinite(psnr) and self.psnrs:   # the PSNR is measured every few events: hold the last one
+            psnr = self.psnrs[-1]
+        self.psnrs.append(psnr)
         if ev.preview is None and self.last is not None:
             ev.preview = self.last.preview   # keep showing the latest preview
         self.last = ev
@@ -170,15 +201,22 @@ class LiveView(QWidget):
         self.timer.stop()
 
     # -- drawing -------------------------------------------------------------------------------------
-    def _set_bits(self, blocks_done: int, units_in_batch: int = 0) -> None:
+    def _set_bits(self, blocks_done: int, units_in_batch: int = 0, n_blocks: int = 0) -> None:
         p = self.plan
         units_in_batch = units_in_batch or p.units
-        coded = self.units_before * p.n_blocks + blocks_done * units_in_batch
+        if p.patch:   # patches differ in block count; each batch codes the same share of every patch's blocks
+            frac = blocks_done / max(1, n_blocks or p.n_blocks)
+            coded = int(round(p.total_blocks * (self.units_before + frac * units_in_batch) / p.units))
+        else:
+            coded = self.units_before * p.n_blocks + blocks_done * units_in_batch
         spent = p.overhead_bits + coded * p.kappa
         target = int(round(p.target_bits))
         self.bits_bar.setMaximum(max(target, p.file_bits, 1))
         self.bits_bar.setValue(min(spent, self.bits_bar.maximum()))
-        if p.modality == "audio":
+        if p.patch:
+            self.bits_bar.setFormat(f"{spent} / {target} bits  ({coded}/{p.total_blocks} blocks over "
+                                    f"{p.units} patches)")
+        elif p.modality == "audio":
             self.bits_bar.setFormat(f"{spent / 1000:.1f} / {target / 1000:.1f} kbit  "
                                     f"({coded}/{p.units * p.n_blocks} blocks of {p.units} units)")
         else:
@@ -195,24 +233,53 @@ class LiveView(QWidget):
         self._dirty = False
         frac = ev.step / max(1, ev.total_steps)
         eta = elapsed * (1 - frac) / frac if frac > 0 else float("nan")
+        psnr = self.psnrs[-1] if self.psnrs else ev.psnr
         self.time_label.setText(f"Elapsed {_fmt_time(elapsed)}   ETA {_fmt_time(eta) if eta == eta else '—'}"
-                                f"   PSNR {ev.psnr:.2f} dB")
+                                + (f"   PSNR {psnr:.2f} dB" if np.isfinite(psnr) else ""))
         self.phase_label.setText(("Fitting the posterior" if ev.phase == "fit" else "Coding blocks") +
                                  f" — step {ev.step}/{ev.total_steps}")
         self.step_bar.setMaximum(ev.total_steps)
         self.step_bar.setValue(ev.step)
         self.step_bar.setFormat("step %v / %m")
-        kl_all = None if ev.kl_bits is None else np.asarray(ev.kl_bits)
+        kl_all = None if ev.kl_bits is None else np.asarray(ev.kl_bits, dtype=np.float64)
+        if kl_all is not None and kl_all.ndim != 2:
+            kl_all = kl_all.reshape(kl_all.shape[0], -1) if kl_all.ndim else None
         if self.plan is not None:
-            self._set_bits(ev.blocks_done, 0 if kl_all is None else kl_all.shape[0])
-        if kl_all is not None:
+            self._set_bits(ev.blocks_done, 0 if kl_all is None else kl_all.shape[0], ev.n_blocks)
+        if kl_all is not None and self.plan is not None and self.plan.patch:
+            self._draw_patches(ev, kl_all)
+        elif kl_all is not None:
             kl = kl_all.mean(axis=0)   # one image: its own KL; audio: the mean over the batch's units
             brushes = [CODED if i < ev.blocks_done else OPEN for i in range(len(kl))]
             self.bars.setOpts(x=np.arange(len(kl)), height=kl, brushes=brushes)
         self.psnr_curve.setData(np.asarray(self.steps, float), np.asarray(self.psnrs, float))
         self.psnr_plot.setXRange(0, ev.total_steps, padding=0.02)
-        if ev.preview is not None:
+        if ev.preview is not None and self.preview_stack.currentWidget() is self.preview:
             first = self.preview_item.image is None
             show_rgb(self.preview_item, ev.preview[0])
             if first:
                 self.preview_box.autoRange(padding=0)
+
+    def _draw_patches(self, ev: EncodeEvent, kl_all: np.ndarray) -> None:
+        """Patch-coded image: (patches of this batch, blocks) KL -> the patch map and the per-block bars."""
+        p = self.plan
+        n = kl_all.shape[0]
+        lo = min(self.units_before, p.units)
+        hi = min(lo + n, p.units)
+        self.patch_kl[lo:hi] = kl_all[:hi - lo].sum(axis=1)
+        rows, cols = p.grid
+        top = max(1.0, float(np.nanmax(self.patch_kl)))
+        self.patch_map_item.setImage(self.patch_kl.reshape(rows, cols), autoLevels=False, levels=(0, top))
+        probing = ev.phase == "fit" and kl_all.shape[1] == 1 and ev.n_blocks == 1 and p.n_blocks > 1
+        if probing:   # one KL per patch, not per block: only the map can show it
+            self.kl_plot.setTitle("Probing the patches' content (KL per patch: see the map)")
+            self.phase_label.setText(f"Probing the content of every patch to share out the blocks — step "
+                                     f"{ev.step}/{ev.total_steps}")
+            self.bars.setOpts(x=np.zeros(0), height=np.zeros(0), brushes=None)
+            return
+        self.kl_plot.setTitle(f"KL per block (bits, mean over {p.units} patches)")
+        have = kl_all > 0    # a patch with fewer blocks reports exactly 0 for the blocks it lacks
+        kl = kl_all.sum(axis=0) / np.maximum(have.sum(axis=0), 1)
+        brushes = [CODED if i < ev.blocks_done else OPEN for i in range(len(kl))]
+        self.bars.setOpts(x=np.arange(len(kl)), height=kl, brushes=brushes)
+        self.kl_plot.setXRange(-1, len(kl))

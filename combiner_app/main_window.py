@@ -1,7 +1,9 @@
 """The main window: file handling (open, drop, recent, command line), the settings panel and the views.
 
 Images and audio share the settings panel, the worker and the live view; each has its own result page and
-rate explorer, and the tabs of the other modality are hidden."""
+rate explorer, and the tabs of the other modality are hidden. Images of any size and 1 to 4 channels are
+patch-coded (`engine.patch_codec`) when a patch prior is installed; an image of exactly a single-image
+prior's size (e.g. 32x32 with the CIFAR-10 priors) is coded as one INR, as the CLI does (`plans.use_patches`)."""
 from __future__ import annotations
 
 import os
@@ -9,11 +11,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSplitter, QStackedWidget, QTabWidget
+from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QSplitter, QStackedWidget,
+                               QTabWidget)
 
-from engine import audio_codec, codec, container, media
+from engine import audio_codec, codec, container, media, patch_codec
 from engine.audio_io import AUDIO_SUFFIXES, audio_file_bytes, is_audio_path, read_audio
 from engine.errors import CombinerError
 
@@ -22,8 +25,9 @@ from .audio_explorer import AUDIO_LADDER, AudioRateExplorer
 from .audio_views import AudioResultView
 from .encode_settings import SettingsPanel
 from .live_view import LiveView
+from .plans import alpha_bytes, use_patches
 from .playback import Player
-from .rate_explorer import LADDER, RateExplorer
+from .rate_explorer import LADDER, PATCH_LADDER, RateExplorer
 from .recent_files import RecentFiles
 from .result_view import ResultView
 from .welcome import Welcome
@@ -42,7 +46,7 @@ class MainWindow(QMainWindow):
     error_shown = Signal(str)
 
     def __init__(self, prior_dirs=None, settings: QSettings | None = None, presets=None, ladder=LADDER,
-                 audio_ladder=AUDIO_LADDER):
+                 audio_ladder=AUDIO_LADDER, patch_ladder=PATCH_LADDER):
         super().__init__()
         self.setWindowTitle("COMBINER Studio")
         self.resize(1200, 780)
@@ -74,7 +78,7 @@ class MainWindow(QMainWindow):
         self.result_view = ResultView()
         self.result_view.save_requested.connect(self.save_dialog)
         self.result_view.export_requested.connect(self.export_dialog)
-        self.explorer = RateExplorer(self._current_settings, prior_dirs, ladder)
+        self.explorer = RateExplorer(self._current_settings, prior_dirs, ladder, patch_ladder=patch_ladder)
         self.explorer.busy_changed.connect(self._on_explorer_busy)
         self.explorer.failed.connect(lambda m: self.show_error("Explore rates", m))
         self.tabs = QTabWidget()
@@ -194,6 +198,9 @@ class MainWindow(QMainWindow):
         except OSError as e:
             self.show_error("Cannot open file", f"{path}: {e.strerror or e}")
             return False
+        except MemoryError:
+            self.show_error("Cannot open file", f"{path}: not enough memory to open this file")
+            return False
         self.recent.add(str(path))
         self.setWindowTitle(f"{path.name} — COMBINER Studio")
         self.file_opened.emit(str(path))
@@ -209,13 +216,23 @@ class MainWindow(QMainWindow):
             return False
 
     def _open_image(self, path: Path) -> None:
-        img, warnings = media.read_image(path)
-        h, w, _ = img.shape
+        img, warnings = media.read_image(path, keep_channels=True)
+        h, w, c = img.shape
+        patched = use_patches(img.shape, self.prior_dirs)
+        if not patched and c != 3:   # a single-image prior codes RGB: widen gray, drop alpha (as the CLI does)
+            if c in (2, 4):
+                warnings.append(f"{path.name}: alpha channel dropped (this prior codes colour only)")
+            img = patch_codec.to_rgb(img)[0]
         too_large = None
         try:
-            codec.check_image_shape(img.shape)
+            if patched:
+                patch_codec.check_image(img)
+            else:
+                codec.check_image_shape(img.shape)
         except CombinerError as e:
             too_large = str(e)
+            if not patched:
+                too_large += "\n\nImages of any size need a patch prior, and none is installed."
         self.player.stop()
         self.path, self.image, self.result, self.decoded = path, img, None, None
         self.audio, self.decoded_audio = None, None
@@ -223,7 +240,8 @@ class MainWindow(QMainWindow):
         self._set_modality("image")
         self.settings_panel.setVisible(True)
         self._image_tabs(True)
-        self.settings_panel.set_image(path.name, img.shape, "<br>".join(warnings))
+        self.settings_panel.set_image(path.name, img.shape, "<br>".join(warnings),
+                                      alpha=alpha_bytes(img) if patched and too_large is None else b"")
         self.settings_panel.compress_button.setEnabled(too_large is None)
         self.explorer.set_image(img if too_large is None else None)
         self.live.start(img)
@@ -288,6 +306,7 @@ class MainWindow(QMainWindow):
         rv.dec_label.setText("Original — press Compress")
         rv.dec_box.autoRange(padding=0)
         rv._show_fields({"Size": f"{img.shape[1]}×{img.shape[0]}×{img.shape[2]}"})
+        rv.show_allocation(None)
         rv.save_button.setVisible(False)
         rv.export_button.setVisible(False)
 
@@ -297,7 +316,14 @@ class MainWindow(QMainWindow):
         if header.modality == "audio":
             self._open_audio_cmb(path, data)
             return
-        img, header, prior = codec.decode_full(data, prior_dirs=self.prior_dirs)
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)   # a large patch-coded image takes a while
+        try:
+            if header.patch:
+                img, header, prior = patch_codec.decode_image_full(data, prior_dirs=self.prior_dirs)
+            else:
+                img, header, prior = codec.decode_full(data, prior_dirs=self.prior_dirs)
+        finally:
+            QApplication.restoreOverrideCursor()
         self.player.stop()
         self.path, self.image, self.result = path, None, None
         self.audio, self.decoded_audio = None, None
@@ -385,8 +411,10 @@ class MainWindow(QMainWindow):
         self.save_action.setEnabled(True)
         self.export_action.setEnabled(True)
         enc = res.encoded
+        warns = getattr(enc, "warnings", None)
+        note = f" ({'; '.join(warns)})" if warns else ""
         self.status_label.setText(f"Compressed to {len(enc.data)} bytes ({enc.bpp:.3f} bpp), "
-                                  f"PSNR {enc.psnr:.2f} dB in {res.seconds:.1f} s — not saved yet")
+                                  f"PSNR {enc.psnr:.2f} dB in {res.seconds:.1f} s — not saved yet{note}")
 
     def _show_audio_result(self, res: EncodeResult) -> None:
         enc, clip = res.encoded, self.audio

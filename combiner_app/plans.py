@@ -1,13 +1,19 @@
 """What an encode will do, known before it starts: the prior, the block count and the bit budget (the settings
-panel and the live view show it). One `EncodePlan` type serves images (one unit) and audio (one unit per
-chunk and channel), so the live view and the worker need not care which it is."""
+panel and the live view show it). One `EncodePlan` type serves images (one unit, or one unit per patch for
+images of any size) and audio (one unit per chunk and channel), so the live view and the worker need not care
+which it is.
+
+Images are routed like the CLI (`engine.patch_codec.uses_patches`): patch coding (`engine.patch_codec`) unless the
+image has exactly the size a single-image RGB prior was trained on (e.g. 32x32 for the CIFAR-10 priors), and
+provided a patch prior is installed."""
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine import audio_codec, codec, container, prior as prior_mod
+from engine import audio_codec, codec, container, patch_codec, prior as prior_mod
 from engine.container import CmbHeader
 
 
@@ -22,10 +28,14 @@ class EncodePlan:
     units: int = 1
     modality: str = "image"
     warnings: list[str] = field(default_factory=list)
+    patch: int = 0              # patch-coded images: the patch side (units = grid[0] * grid[1] patches)
+    grid: tuple[int, int] = (1, 1)   # patch-coded images: patch rows, columns
+    total_blocks: int = 0       # patch-coded images: blocks over all patches (n_blocks is their mean)
 
     @property
     def file_bits(self) -> int:
-        return self.overhead_bits + 8 * container.payload_bytes(self.units * self.n_blocks, self.kappa)
+        n = self.total_blocks if self.patch else self.units * self.n_blocks
+        return self.overhead_bits + 8 * container.payload_bytes(n, self.kappa)
 
     @property
     def rate_unit(self) -> str:
@@ -58,12 +68,46 @@ def _overhead_bits(hdr: CmbHeader) -> int:
 
 
 def plan_encode(shape: tuple[int, int, int], rate: float, prior_dirs=None, seed: int = 0) -> EncodePlan:
-    """Image plan. Raises CombinerError like the engine does."""
+    """Single-INR image plan (`engine.codec.encode_batch`). Raises CombinerError like the engine does."""
     h, w, c = shape
     p = prior_mod.nearest("image", c, rate, prior_dirs)
     n = codec.blocks_for_rate(rate, shape, p, seed)
     hdr = CmbHeader("image", (h, w, c), p.short_id, seed, p.kappa, n)
     return EncodePlan(rate, p, n, p.kappa, _overhead_bits(hdr), rate * h * w)
+
+
+def use_patches(shape: tuple[int, ...], prior_dirs=None) -> bool:
+    """Patch coding or a single network: the engine's rule, as the CLI applies it."""
+    return patch_codec.uses_patches(shape, None, prior_dirs)
+
+
+def alpha_bytes(img: np.ndarray) -> bytes:
+    """The alpha plane exactly as the patch codec stores it (zlib), or b"" for an image without alpha."""
+    _, alpha = patch_codec.to_rgb(img)
+    return zlib.compress(alpha.tobytes(), 9) if alpha is not None else b""
+
+
+def plan_patches(shape: tuple[int, int, int], rate: float, prior_dirs=None, seed: int = 0, alpha: bytes = b"",
+                 adaptive: bool = True) -> EncodePlan:
+    """Patch-coded image plan (`engine.patch_codec.encode_image`), with the prior and block budget the engine
+    will pick; `alpha` = `alpha_bytes(image)` for 2/4-channel images (it counts in the file)."""
+    h, w, _ = shape
+    p = prior_mod.nearest_patch(rate, prior_dirs)
+    total, warns = patch_codec.block_budget(rate, shape, p, seed, alpha, adaptive)
+    rows, cols = patch_codec.patch_grid(h, w, p.patch)
+    units = rows * cols
+    n_cls = min(patch_codec.LEVELS, units) if adaptive else 2
+    probe = patch_codec._header(shape, p, seed, [max(1, total // units)] * n_cls, [0] * units, alpha)
+    return EncodePlan(rate, p, max(1, int(round(total / units))), p.kappa, _overhead_bits(probe), rate * h * w,
+                      units=units, warnings=warns, patch=p.patch, grid=(rows, cols), total_blocks=total)
+
+
+def plan_image(shape: tuple[int, int, int], rate: float, prior_dirs=None, seed: int = 0,
+               alpha: bytes = b"") -> EncodePlan:
+    """The plan of whichever image codec `use_patches` picks for this shape."""
+    if use_patches(shape, prior_dirs):
+        return plan_patches(shape, rate, prior_dirs, seed, alpha)
+    return plan_encode(shape, rate, prior_dirs, seed)
 
 
 def plan_audio(clip: AudioClip, kbps: float, prior_dirs=None, seed: int = 0) -> EncodePlan:

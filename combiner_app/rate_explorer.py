@@ -1,6 +1,8 @@
 """“Explore rates”: encode the current image at a ladder of rates in the background, then flip among the
-cached results with a slider. Each position also shows JPEG / WebP / AVIF at the nearest file size
-(encoded on the spot with Pillow) and every point on a small rate–distortion plot."""
+cached results with a slider. Each position also shows JPEG / WebP / AVIF at the nearest file size and every
+point on a small rate–distortion plot (the classical codecs run with Pillow in the worker thread, so a large
+image never stalls the window). Images of any size are patch-coded, on a ladder of their own that covers the
+patch priors' range (`PATCH_LADDER`)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -15,26 +17,32 @@ from engine.errors import CombinerError
 from . import baselines
 from .image_panels import image_box, show_rgb
 from .ladder import LadderMixin
-from .worker import EncodeRunner, EncodeResult, plan_encode
+from .plans import alpha_bytes, plan_image, use_patches
+from .worker import EncodeRunner, EncodeResult
 
 LADDER = (0.3, 0.5, 0.8, 1.2, 2.0, 3.0)
+PATCH_LADDER = (0.15, 0.25, 0.4, 0.6, 0.9, 1.2)   # the patch priors cover about 0.1-1.2 bpp
 COLORS = {"COMBINER": (40, 110, 220), "JPEG": (200, 80, 40), "WebP": (40, 160, 90), "AVIF": (150, 60, 170)}
 
 
-def feasible_rates(shape, ladder=LADDER, prior_dirs=None) -> list[float]:
+def feasible_rates(shape, ladder=LADDER, prior_dirs=None, alpha: bytes = b"") -> list[float]:
     """Rates of the ladder the installed priors can code, each giving a distinct file (same prior and block
-    count as an earlier rung, e.g. past a prior's capacity, is dropped)."""
-    out, seen = [], set()
+    count as an earlier rung, e.g. past a prior's capacity, is dropped). A rate below the smallest file of a
+    patch-coded image (one block per patch) is dropped too, unless no rate is above it."""
+    out, seen, floor = [], set(), None
     for r in ladder:
         try:
-            p = plan_encode(shape, r, prior_dirs)
+            p = plan_image(shape, r, prior_dirs, alpha=alpha)
         except CombinerError:
             continue
-        key = (p.prior.id, min(p.n_blocks, p.prior.n_params))
+        if p.warnings:           # below the smallest file: that file would not be at this rate
+            floor = floor if floor is not None else r
+            continue
+        key = (p.prior.id, p.total_blocks if p.patch else min(p.n_blocks, p.prior.n_params))
         if key not in seen:
             seen.add(key)
             out.append(r)
-    return out
+    return out or ([floor] if floor is not None else [])
 
 
 class RateExplorer(LadderMixin, QWidget):
@@ -49,10 +57,14 @@ class RateExplorer(LadderMixin, QWidget):
     def has_signal(self) -> bool:
         return self.image is not None
 
-    def __init__(self, settings: Callable[[], tuple], prior_dirs=None, ladder=LADDER, parent=None):
-        """`settings()` -> (FitConfig, device) at the moment Explore is pressed."""
+    def __init__(self, settings: Callable[[], tuple], prior_dirs=None, ladder=LADDER, parent=None,
+                 patch_ladder=PATCH_LADDER):
+        """`settings()` -> (FitConfig, device) at the moment Explore is pressed. `ladder` serves images coded
+        as one INR, `patch_ladder` patch-coded images."""
         super().__init__(parent)
         self.settings, self.prior_dirs, self.ladder = settings, prior_dirs, tuple(ladder)
+        self.patch_ladder = tuple(patch_ladder)
+        self.rates: list[float] = []
         self.image: np.ndarray | None = None
         self.results: list[EncodeResult] = []
         self._baseline_cache: dict[int, list[baselines.CodedImage]] = {}   # by COMBINER file size
@@ -60,6 +72,7 @@ class RateExplorer(LadderMixin, QWidget):
         self.runner = EncodeRunner(self)
         self.runner.encoded.connect(self._on_encoded)
         self.runner.rate_failed.connect(self._on_rate_failed)
+        self.runner.curves.connect(self._on_curves)
         self.runner.failed.connect(self.failed)
         self.runner.done.connect(self._on_done)
         self.codecs = baselines.codecs()
@@ -150,13 +163,23 @@ class RateExplorer(LadderMixin, QWidget):
         self.status.setText("Press Explore rates to encode this image at a ladder of rates."
                             if image is not None else "Open an image first.")
 
+    def ladder_for(self, shape) -> tuple[float, ...]:
+        """The ladder of rates for an image of this shape: patch-coded images get the patch priors' range."""
+        return self.patch_ladder if use_patches(shape, self.prior_dirs) else self.ladder
+
     def explore(self) -> None:
         if self.image is None or self.runner.is_running():
             return
-        rates = feasible_rates(self.image.shape, self.ladder, self.prior_dirs)
+        ladder = self.ladder_for(self.image.shape)
+        try:
+            alpha = alpha_bytes(self.image) if ladder is self.patch_ladder else b""
+            rates = feasible_rates(self.image.shape, ladder, self.prior_dirs, alpha)
+        except CombinerError as e:
+            self.failed.emit(str(e))
+            return
         if not rates:
             self.failed.emit("No installed prior can code this image at any rate of the ladder "
-                             f"({', '.join(f'{r:g}' for r in self.ladder)} bpp).")
+                             f"({', '.join(f'{r:g}' for r in ladder)} bpp).")
             return
         self.set_image(self.image)
         self.rates = rates
@@ -164,9 +187,8 @@ class RateExplorer(LadderMixin, QWidget):
         self.explore_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText(f"Encoding at {', '.join(f'{r:g}' for r in rates)} bpp…")
-        self._draw_curves()
         self.busy_changed.emit(True)
-        self.runner.start(self.image, rates, fit, device, self.prior_dirs, keep_going=True)
+        self.runner.start(self.image, rates, fit, device, self.prior_dirs, keep_going=True, references=True)
 
     def _on_encoded(self, i: int, res: EncodeResult) -> None:
         self.results.append(res)
@@ -177,17 +199,28 @@ class RateExplorer(LadderMixin, QWidget):
         self._slide_to(res)
 
     # -- showing --------------------------------------------------------------------------------------
+    def _on_curves(self, curves: dict) -> None:
+        """The classical codecs' rate–distortion curves, made by the worker before the first rate."""
+        self._curves_cache = curves
+        self._draw_curves()
+
     def _draw_curves(self) -> None:
         if self._curves_cache is None:
-            self._curves_cache = {c: baselines.rd_curve(self.image, c) for c in self.codecs}
+            colour = baselines.colour(self.image)
+            self._curves_cache = {c: baselines.rd_curve(colour, c) for c in self.codecs}
         for c, pts in self._curves_cache.items():
-            if pts:
+            if pts and c in self.rd_curves:
                 self.rd_curves[c].setData(*zip(*pts))
 
     def baselines_for(self, pos: int) -> list[baselines.CodedImage]:
-        n = len(self.results[pos].encoded.data)
+        """JPEG / WebP / AVIF at the size of result `pos`: made by the worker with the result, or here once."""
+        res = self.results[pos]
+        if res.references:
+            return res.references
+        n = len(res.encoded.data)
         if n not in self._baseline_cache:     # measured once, when the result arrives and is first shown
-            self._baseline_cache[n] = [baselines.at_size(self.image, c, n) for c in self.codecs]
+            colour = baselines.colour(self.image)
+            self._baseline_cache[n] = [baselines.at_size(colour, c, n) for c in self.codecs]
         return self._baseline_cache[n]
 
     def show_position(self, pos: int) -> None:

@@ -1,5 +1,6 @@
 """Result of an encode (original | reconstruction | error map, synced zoom/pan, numbers, Save/Export) or of
-an opened .cmb file (decoded image and header fields)."""
+an opened .cmb file (decoded image and header fields). Images may have 1 to 4 channels (gray is shown as
+gray, alpha over a checkerboard); a patch-coded image also gets a small map of the blocks each patch got."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,31 @@ from .image_panels import image_box, link, show_rgb
 
 
 def error_map(original: np.ndarray, recon: np.ndarray) -> np.ndarray:
-    """Absolute difference per pixel, averaged over channels, in 8-bit levels."""
-    return np.abs(original.astype(np.float32) - recon.astype(np.float32)).mean(axis=2)
+    """Absolute difference per pixel, averaged over the colour channels (alpha is lossless), in 8-bit levels."""
+    c = original.shape[2]
+    n = 1 if c <= 2 else 3
+    return np.abs(original[:, :, :n].astype(np.float32) - recon[:, :, :n].astype(np.float32)).mean(axis=2)
+
+
+def block_grid(header) -> np.ndarray | None:
+    """Blocks of every patch of a patch-coded image's header as its (rows, cols) patch grid, or None."""
+    if not header.patch:
+        return None
+    h, w, _ = header.shape
+    rows, cols = -(-h // header.patch), -(-w // header.patch)
+    return np.asarray(header.unit_blocks, dtype=np.float32).reshape(rows, cols)
+
+
+def patch_fields(header) -> dict[str, str]:
+    """Header fields of a patch-coded image: patches and the blocks they got."""
+    ub = header.unit_blocks
+    h, w, _ = header.shape
+    rows, cols = -(-h // header.patch), -(-w // header.patch)
+    out = {"Patches": f"{cols}×{rows} of {header.patch}×{header.patch}",
+           "Blocks": f"{sum(ub)} × κ={header.kappa} ({min(ub)}–{max(ub)} per patch)"}
+    if header.alpha:
+        out["Alpha"] = f"{len(header.alpha)} bytes, lossless"
+    return out
 
 
 class ResultView(QWidget):
@@ -41,6 +65,17 @@ class ResultView(QWidget):
         self.pages = QStackedWidget()
         self.pages.addWidget(self.graphics)
         self.pages.addWidget(self.single)
+        # blocks per patch of a patch-coded image (content-adaptive allocation); hidden otherwise
+        self.alloc = pg.GraphicsLayoutWidget()
+        self.alloc.setObjectName("allocMap")
+        self.alloc.setFixedSize(260, 170)
+        self.alloc_label = self.alloc.addLabel("Blocks per patch", row=0, col=0)
+        self.alloc_box = self.alloc.addViewBox(row=1, col=0, invertY=True, lockAspect=True, enableMenu=False)
+        self.alloc_box.setMouseEnabled(False, False)
+        self.alloc_item = pg.ImageItem()
+        self.alloc_item.setColorMap(pg.colormap.get("viridis"))
+        self.alloc_box.addItem(self.alloc_item)
+        self.alloc.setVisible(False)
 
         self.stats = QLabel("")
         self.stats.setObjectName("resultStats")
@@ -56,15 +91,30 @@ class ResultView(QWidget):
         buttons.addWidget(self.save_button)
         buttons.addWidget(self.export_button)
         buttons.addStretch(1)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.stats, 1)
+        bottom.addWidget(self.alloc)
         lay = QVBoxLayout(self)
         lay.addWidget(self.pages, 1)
-        lay.addWidget(self.stats)
+        lay.addLayout(bottom)
         lay.addLayout(buttons)
         self.fields: dict[str, str] = {}
 
     def _show_fields(self, fields: dict[str, str]) -> None:
         self.fields = fields
         self.stats.setText("&nbsp;&nbsp;&nbsp;".join(f"{k}: <b>{v}</b>" for k, v in fields.items()))
+
+    def show_allocation(self, header) -> None:
+        """Map of the blocks every patch got (patch-coded images); hidden for other files."""
+        grid = block_grid(header) if header is not None else None
+        self.alloc.setVisible(grid is not None)
+        if grid is None:
+            self.alloc_item.clear()
+            return
+        lo, hi = float(grid.min()), float(grid.max())
+        self.alloc_item.setImage(grid, autoLevels=False, levels=(lo, hi if hi > lo else lo + 1))
+        self.alloc_label.setText(f"Blocks per patch ({int(lo)}–{int(hi)})")
+        self.alloc_box.autoRange(padding=0)
 
     def show_encoded(self, original: np.ndarray, result) -> None:
         """`result` is a worker.EncodeResult."""
@@ -79,10 +129,14 @@ class ResultView(QWidget):
         self.rec_label.setText(f"Reconstruction ({enc.bpp:.3g} bpp)")
         self.rec_box.autoRange(padding=0)
         h, w, c = enc.header.shape
-        self._show_fields({"File size": f"{len(enc.data)} bytes", "Rate": f"{enc.bpp:.3f} bpp",
-                           "PSNR": f"{enc.psnr:.2f} dB", "Encode time": f"{result.seconds:.1f} s",
-                           "Prior": enc.prior.name, "Blocks": f"{enc.header.n_blocks} × κ={enc.header.kappa}",
-                           "Size": f"{w}×{h}×{c}"})
+        fields = {"File size": f"{len(enc.data)} bytes", "Rate": f"{enc.bpp:.3f} bpp",
+                  "PSNR": f"{enc.psnr:.2f} dB", "Encode time": f"{result.seconds:.1f} s",
+                  "Prior": enc.prior.name, "Blocks": f"{enc.header.n_blocks} × κ={enc.header.kappa}",
+                  "Size": f"{w}×{h}×{c}"}
+        if enc.header.patch:
+            fields.update(patch_fields(enc.header))
+        self._show_fields(fields)
+        self.show_allocation(enc.header)
         self.save_button.setVisible(True)
 
     def show_decoded(self, image: np.ndarray, header, prior, nbytes: int, name: str) -> None:
@@ -91,8 +145,12 @@ class ResultView(QWidget):
         self.dec_label.setText(f"Decoded {name}")
         self.dec_box.autoRange(padding=0)
         h, w, c = header.shape
-        self._show_fields({"Modality": header.modality, "Shape": f"{w}×{h}×{c}", "Bytes": str(nbytes),
-                           "Rate": f"{8 * nbytes / (h * w):.3f} bpp", "Prior": prior.name,
-                           "Prior id": header.prior_id.hex(), "κ": str(header.kappa),
-                           "Blocks": str(header.n_blocks)})
+        fields = {"Modality": header.modality, "Shape": f"{w}×{h}×{c}", "Bytes": str(nbytes),
+                  "Rate": f"{8 * nbytes / (h * w):.3f} bpp", "Prior": prior.name,
+                  "Prior id": header.prior_id.hex(), "κ": str(header.kappa),
+                  "Blocks": str(header.n_blocks)}
+        if header.patch:
+            fields.update(patch_fields(header))
+        self._show_fields(fields)
+        self.show_allocation(header)
         self.save_button.setVisible(False)

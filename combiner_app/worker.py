@@ -1,6 +1,8 @@
 """Background encoding: a QObject worker moved to a QThread iterates the engine's encode generator
-(`engine.codec.encode_batch` for an image, `engine.audio_codec.encode_audio` for an AudioClip) and re-emits
-every EncodeEvent as a Qt signal. `EncodeRunner` (GUI thread) owns the thread and worker.
+(`engine.patch_codec.encode_image` for an image of any size, `engine.codec.encode_batch` for an image of
+exactly a single-image prior's size, `engine.audio_codec.encode_audio` for an AudioClip; `plans.use_patches`
+decides between the two image codecs, as the CLI does) and re-emits every EncodeEvent as a Qt signal.
+`EncodeRunner` (GUI thread) owns the thread and worker.
 
 Ownership rule (segfaults were seen otherwise): nothing is connected to deleteLater; the runner keeps the
 Python references and drops them in a GUI-thread slot after the thread has quit.
@@ -15,34 +17,40 @@ from dataclasses import dataclass, field
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from engine import audio_codec, codec, reference_codecs
+from engine import audio_codec, codec, patch_codec, reference_codecs
 from engine.audio_codec import EncodedAudio
 from engine.config import FitConfig
 from engine.errors import CombinerError
+from engine.patch_codec import EncodedImage
 
-from .plans import AudioClip, EncodePlan, plan_audio, plan_encode
+from . import baselines
+from .plans import (AudioClip, EncodePlan, alpha_bytes, plan_audio, plan_encode, plan_image, plan_patches,
+                    use_patches)
 
-__all__ = ["AudioClip", "EncodePlan", "EncodeResult", "EncodeRunner", "EncodeWorker", "plan_audio", "plan_encode"]
+__all__ = ["AudioClip", "EncodePlan", "EncodeResult", "EncodeRunner", "EncodeWorker", "plan_audio", "plan_encode",
+           "plan_image", "plan_patches", "use_patches"]
 REFERENCE_CODECS = ("mp3", "opus")
 
 
 @dataclass
 class EncodeResult:
     plan: EncodePlan | None
-    encoded: codec.Encoded | EncodedAudio
+    encoded: codec.Encoded | EncodedImage | EncodedAudio
     seconds: float
-    references: list = field(default_factory=list)   # audio ladder: reference_codecs.ReferenceResult at equal size
+    references: list = field(default_factory=list)   # ladders: reference_codecs.ReferenceResult (audio) or
+                                                     # baselines.CodedImage (images) at equal size
 
 
 class EncodeWorker(QObject):
     """Encodes one image or AudioClip at each rate of `rates` in turn (one rate for Compress, a ladder for
-    Explore). With `references`, an audio result also carries MP3/Opus at the same file size, made here so
-    the GUI thread never waits on those encoders."""
+    Explore). With `references`, an audio result also carries MP3/Opus at the same file size and an image
+    result JPEG/WebP/AVIF, made here so the GUI thread never waits on those encoders."""
 
     planned = Signal(int, object)      # rate index, EncodePlan
     progress = Signal(int, object)     # rate index, EncodeEvent
     encoded = Signal(int, object)      # rate index, EncodeResult
     rate_failed = Signal(int, str)     # rate index, message (ladder: the other rates go on)
+    curves = Signal(object)            # image ladders: {codec: [(bpp, psnr)]} of the classical codecs
     failed = Signal(str)               # the whole job stopped on an error
     done = Signal(bool)                # cancelled?
 
@@ -51,6 +59,7 @@ class EncodeWorker(QObject):
         super().__init__()
         self.source, self.rates, self.fit, self.device = source, list(rates), fit, device
         self.prior_dirs, self.keep_going, self.references = prior_dirs, keep_going, references
+        self._alpha: bytes | None = None    # an image's alpha plane as the patch codec stores it (made once)
         self._cancel = threading.Event()
 
     def cancel(self) -> None:
@@ -60,6 +69,10 @@ class EncodeWorker(QObject):
     def run(self) -> None:
         cancelled = False
         try:
+            if self.references and not isinstance(self.source, AudioClip):
+                colour = baselines.colour(self.source)
+                self.curves.emit({c: baselines.rd_curve(colour, c, stop=self._cancel.is_set)
+                                  for c in baselines.codecs()})
             for i, rate in enumerate(self.rates):
                 if self._cancel.is_set():
                     cancelled = True
@@ -96,7 +109,7 @@ class EncodeWorker(QObject):
                 self.progress.emit(i, ev)
         finally:
             gen.close()
-        if isinstance(result, list):   # encode_batch returns one result per image
+        if isinstance(result, list):   # encode_batch returns one result per image (encode_image just one)
             result = result[0]
         res = EncodeResult(plan, result, time.perf_counter() - t0)
         if self.references and isinstance(self.source, AudioClip):
@@ -107,6 +120,12 @@ class EncodeWorker(QObject):
                                                len(result.data))
                 if ref is not None:
                     res.references.append(ref)
+        elif self.references:
+            colour = baselines.colour(self.source)
+            for name in baselines.codecs():
+                if self._cancel.is_set():
+                    return True
+                res.references.append(baselines.at_size(colour, name, len(result.data)))
         self.encoded.emit(i, res)
         return False
 
@@ -117,6 +136,12 @@ class EncodeWorker(QObject):
             plan = plan_audio(src, rate, self.prior_dirs)
             return plan, audio_codec.encode_audio(src.samples, src.sample_rate, rate, prior=plan.prior,
                                                   fit=self.fit, device=self.device, prior_dirs=self.prior_dirs)
+        if use_patches(src.shape, self.prior_dirs):
+            if self._alpha is None:
+                self._alpha = alpha_bytes(src)
+            plan = plan_patches(src.shape, rate, self.prior_dirs, alpha=self._alpha)
+            return plan, patch_codec.encode_image(src, rate, prior=plan.prior, fit=self.fit, device=self.device,
+                                                  prior_dirs=self.prior_dirs)
         plan = None   # too large: let the engine refuse it with its own message
         if src.shape[0] * src.shape[1] <= codec.MAX_PIXELS:
             plan = plan_encode(src.shape, rate, self.prior_dirs)
@@ -131,6 +156,7 @@ class EncodeRunner(QObject):
     progress = Signal(int, object)
     encoded = Signal(int, object)
     rate_failed = Signal(int, str)
+    curves = Signal(object)
     failed = Signal(str)
     done = Signal(bool)
 
@@ -153,6 +179,7 @@ class EncodeRunner(QObject):
         self._worker.progress.connect(self.progress)
         self._worker.encoded.connect(self.encoded)
         self._worker.rate_failed.connect(self.rate_failed)
+        self._worker.curves.connect(self.curves)
         self._worker.failed.connect(self.failed)
         self._worker.done.connect(self._on_done)
         self._thread.started.connect(self._worker.run)

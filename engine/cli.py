@@ -168,6 +168,7 @@ def cmd_encode(a) -> int:
     from .codec import encode_batch
     from .errors import MediaError
     from .media import read_image, write_atomic
+    from .patch_codec import uses_patches
 
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -217,7 +218,7 @@ def cmd_encode(a) -> int:
     groups: dict = {}
     patched = []
     for i, img in imgs.items():
-        if _use_patches(img.shape, forced, a.prior_dir):
+        if uses_patches(img.shape, forced, a.prior_dir):
             patched.append(i)
             continue
         if img.shape[2] != 3:
@@ -265,20 +266,6 @@ def cmd_encode(a) -> int:
         what = ", ".join(f"{n} {k}" for n, k in ((len(imgs), "image(s)"), (len(clips), "audio clip(s)")) if n)
         print(f"encoded {what} in {time.time() - t0:.1f} s on {dev}")
     return 0
-
-
-def _use_patches(shape: tuple[int, ...], forced, prior_dirs) -> bool:
-    """Patch coding unless the prior is a single-image one, or the image has exactly the size a single-image
-    RGB prior was trained on (e.g. 32x32 for the CIFAR-10 priors)."""
-    from .prior import available
-
-    if forced is not None:
-        return bool(forced.patch)
-    priors = [p for p in available(prior_dirs) if p.modality == "image"]
-    if shape[2] in (1, 3) and any(not p.patch and list(p.info.get("item_shape", []))[:2] == list(shape[:2])
-                                  for p in priors):
-        return False
-    return any(p.patch for p in priors)
 
 
 def _read_cmb(path: Path) -> bytes:

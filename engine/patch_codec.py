@@ -30,7 +30,7 @@ from .config import FitConfig
 from .container import CmbHeader
 from .errors import CmbFormatError, CombinerError, MediaError, PriorError
 from .fitting import Objective, adjust_beta, make_distortion, masked_mse, new_state
-from .prior import Prior, find_by_short_id, nearest_patch
+from .prior import Prior, available, find_by_short_id, nearest_patch
 from .signals import psnr_uint8
 
 MAX_UNITS = 384      # patches fitted together: bounds memory whatever the image size
@@ -108,6 +108,19 @@ def check_image(img: np.ndarray) -> np.ndarray:
     if max(x.shape[:2]) > container.MAX_SIDE:
         raise MediaError(f"{x.shape[1]}x{x.shape[0]}: sides above {container.MAX_SIDE} pixels are not supported")
     return x
+
+
+def uses_patches(shape: tuple[int, ...], prior: Prior | None = None, prior_dirs=None) -> bool:
+    """Which coder an (H, W, C) image goes to (the CLI and the app share this rule): patches, unless the given
+    prior is a single-image one, or (no prior given) the image has exactly the size a single-image RGB prior
+    was trained on (e.g. 32x32 for the CIFAR-10 priors) or no patch prior is installed."""
+    if prior is not None:
+        return bool(prior.patch)
+    priors = [p for p in available(prior_dirs) if p.modality == "image"]
+    if shape[2] in (1, 3) and any(not p.patch and list(p.info.get("item_shape", []))[:2] == list(shape[:2])
+                                  for p in priors):
+        return False
+    return any(p.patch for p in priors)
 
 
 # ---- rate ------------------------------------------------------------------------------------------------
