@@ -1,6 +1,9 @@
 """Rate-distortion and speed benchmark on Kodak (evaluation only; not a test: it prints figures).
 
     python benchmarks/kodak_rd.py --data ../shared/data/images/kodak --bpp 0.3 0.5 --preset fast --out bench_out/kodak.md
+    # on a GPU machine without the reference codecs, then the JPEG/WebP/AVIF columns here from its JSON:
+    python benchmarks/kodak_rd.py --data DIR --bpp 0.3 --device cuda --batch 4 --no-classic --json k.jsonl
+    python benchmarks/kodak_rd.py --data DIR --from-json k.jsonl --decode-dir CMB_DIR --preset fast --out k.md
 
 Every image is encoded by patches at each target rate (all its patches in one batch), written to bytes,
 decoded from those bytes alone, and scored: bpp from the real file size (header included) and PSNR of the
@@ -24,6 +27,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine.codec import run  # noqa: E402
+from engine.config import FitConfig  # noqa: E402
 from engine.media import read_image  # noqa: E402
 from engine.patch_codec import decode_image, encode_image_batch  # noqa: E402
 from engine.prior import Prior  # noqa: E402
@@ -55,12 +59,156 @@ def classic_at_size(img: np.ndarray, fmt: str, target_bytes: int) -> tuple[int, 
     return best[0], psnr_uint8(img, dec)
 
 
+def load_images(folder: str, n: int, crop: int) -> tuple[list[Path], list[np.ndarray]]:
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() == ".png")[:n]
+    imgs = []
+    for f in files:
+        im = read_image(f)[0]
+        if crop:
+            h, w = im.shape[:2]
+            y, x = (h - crop) // 2, (w - crop) // 2
+            im = np.ascontiguousarray(im[y:y + crop, x:x + crop])
+        imgs.append(im)
+    return files, imgs
+
+
+def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
+    """Encode every image at every rate (and uniform allocation with --ablate) -> one dict per image and rate."""
+    from engine.cli import _fit_config
+    fit = _fit_config(a)
+    priors = [Prior.load(p) for p in a.prior] if a.prior else None
+    cuda = a.device.startswith("cuda")
+    if a.warmup:  # CUDA context, kernels and allocator warm-up: not part of the timed encodes
+        run(encode_image_batch([imgs[0][:64, :64]], a.bpp[0], prior=priors[0] if priors else None,
+                               fit=FitConfig(steps=4, refine_first=1, refine_last=1, refine_groups=2),
+                               device=a.device, prior_dirs=a.prior_dir))
+    items = []
+    for ri, r in enumerate(a.bpp):
+        pr = priors[ri] if priors else None
+        for adaptive in ([True, False] if a.ablate else [True]):
+            for s in range(0, len(imgs), a.batch):
+                part = imgs[s:s + a.batch]
+                if cuda:
+                    torch.cuda.reset_peak_memory_stats()
+                t0 = time.time()
+                res = run(encode_image_batch(part, r, prior=pr, fit=fit, device=a.device, compile=a.compile,
+                                             prior_dirs=a.prior_dir, adaptive=adaptive))
+                enc = time.time() - t0
+                gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+                for k, (im, e) in enumerate(zip(part, res)):
+                    t1 = time.time()
+                    dirs = a.prior_dir or ([str(Path(a.prior[ri]).parent)] if a.prior else None)
+                    dec = decode_image(e.data, prior_dirs=dirs)
+                    dec_s = time.time() - t1
+                    assert np.array_equal(dec, e.reconstruction)
+                    name = files[s + k].name
+                    if a.save_dir and adaptive:
+                        Path(a.save_dir).mkdir(parents=True, exist_ok=True)
+                        (Path(a.save_dir) / f"{Path(name).stem}_{r:g}.cmb").write_bytes(e.data)
+                    item = {"image": name, "target_bpp": r, "adaptive": adaptive, "prior": e.prior.name,
+                            "bytes": len(e.data), "bpp": 8 * len(e.data) / (im.shape[0] * im.shape[1]),
+                            "psnr": psnr_uint8(im, dec), "encode_s": enc / len(part), "batch": len(part),
+                            "decode_s": dec_s, "gpu_peak_mb": gpu_mb,
+                            "blocks_min": int(e.unit_blocks.min()), "blocks_max": int(e.unit_blocks.max())}
+                    items.append(item)
+                    print(json.dumps(item), flush=True)
+                    if a.json:
+                        with open(a.json, "a") as fh:
+                            fh.write(json.dumps(item) + "\n")
+    return items
+
+
+def redecode(items: list[dict], files: list[Path], imgs: list[np.ndarray], folder: str) -> None:
+    """Decode each item's saved .cmb file on this machine: its PSNR must equal the encoding machine's (the
+    receiver's result must not depend on the machine beyond float rounding: a pixel may round the other way
+    where another BLAS sums in another order), and decode_s becomes this machine's time."""
+    by_name = {f.name: im for f, im in zip(files, imgs)}
+    for it in items:
+        if not it["adaptive"]:
+            continue
+        data = (Path(folder) / f"{Path(it['image']).stem}_{it['target_bpp']:g}.cmb").read_bytes()
+        assert len(data) == it["bytes"], it["image"]
+        t0 = time.time()
+        dec = decode_image(data)
+        it["decode_s"] = time.time() - t0
+        ps = psnr_uint8(by_name[it["image"]], dec)
+        it["psnr_diff_here"] = ps - it["psnr"]
+        if abs(ps - it["psnr"]) > 0.01:
+            raise SystemExit(f"{it['image']} at {it['target_bpp']:g} bpp decodes to {ps:.4f} dB here, "
+                             f"{it['psnr']:.4f} dB where it was encoded")
+        it["decoded_here"] = True
+
+
+def add_classic(items: list[dict], files: list[Path], imgs: list[np.ndarray]) -> list[str]:
+    """JPEG, WebP and AVIF at each .cmb file's size, for the content-adaptive items; formats this Pillow
+    cannot write are skipped (returned)."""
+    by_name = {f.name: im for f, im in zip(files, imgs)}
+    missing = []
+    for it in items:
+        if not it["adaptive"] or it["image"] not in by_name:
+            continue
+        im = by_name[it["image"]]
+        for fmt in ("JPEG", "WEBP", "AVIF"):
+            if fmt in missing:
+                continue
+            try:
+                nb, ps = classic_at_size(im, fmt, it["bytes"])
+            except (KeyError, OSError, ValueError):
+                missing.append(fmt)
+                continue
+            it[fmt] = {"bpp": 8 * nb / (im.shape[0] * im.shape[1]), "psnr": ps}
+    return missing
+
+
+def report(a, items: list[dict], n_images: int, missing: list[str]) -> str:
+    rows = []
+    for r in sorted({it["target_bpp"] for it in items}):
+        for adaptive in (True, False):
+            per = [it for it in items if it["target_bpp"] == r and it["adaptive"] == adaptive]
+            if not per:
+                continue
+            row = {"target_bpp": r, "adaptive": adaptive, "prior": per[0]["prior"], "n": len(per),
+                   "bpp": float(np.mean([p["bpp"] for p in per])), "psnr": float(np.mean([p["psnr"] for p in per])),
+                   "encode_s": float(np.mean([p["encode_s"] for p in per])),
+                   "decode_s": float(np.mean([p["decode_s"] for p in per]))}
+            for fmt in ("JPEG", "WEBP", "AVIF"):
+                if all(fmt in p for p in per):
+                    row[fmt] = {k: float(np.mean([p[fmt][k] for p in per])) for k in ("bpp", "psnr")}
+            rows.append(row)
+    gpu = [it["gpu_peak_mb"] for it in items if it.get("gpu_peak_mb")]
+    side = f"centre {a.crop}x{a.crop} crops" if a.crop else "full images"
+    batch = sorted({it.get("batch", a.batch) for it in items})
+    where = (f"encoded in an earlier run ({a.from_json}; its log has the machine)" if a.from_json else
+             f"device {a.device}, torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads, "
+             f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    head = (f"Kodak, {n_images} images ({side}), preset {a.preset}, images per batch {'/'.join(map(str, batch))}, "
+            f"{where}" + (f"; peak GPU memory {max(gpu):.0f} MiB" if gpu else "") + ".")
+    if missing:
+        head += f" This Pillow cannot write {', '.join(missing)}."
+    if items and all(it.get("decoded_here") for it in items if it["adaptive"]):
+        head += (f" Every file was decoded again on the reporting machine ({platform.machine()}, torch "
+                 f"{torch.__version__}, {torch.get_num_threads()} threads), PSNR within "
+                 f"{max(abs(it['psnr_diff_here']) for it in items if it['adaptive']):.1e} dB of the encoding "
+                 "machine's decode; decode times are from there.")
+    lines = [head + "\n",
+             "| target bpp | allocation | prior | images | bpp (file bytes) | PSNR dB | JPEG bpp / dB | WebP bpp / dB | "
+             "AVIF bpp / dB | encode s/img | decode s/img |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cl = [f"{r[f]['bpp']:.3f} / {r[f]['psnr']:.2f}" if f in r else "-" for f in ("JPEG", "WEBP", "AVIF")]
+        lines.append(f"| {r['target_bpp']:g} | {'by content' if r['adaptive'] else 'uniform'} | {r['prior']} | "
+                     f"{r['n']} | {r['bpp']:.3f} | {r['psnr']:.2f} | {' | '.join(cl)} | {r['encode_s']:.1f} | "
+                     f"{r['decode_s']:.3f} |")
+    lines.append("\nPublished anchors on Kodak (bpp, dB): " + "; ".join(
+        f"{k} " + " ".join(f"({b}, {p})" for b, p in v) for k, v in ANCHORS.items()))
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True, help="folder of Kodak PNGs")
     ap.add_argument("-n", type=int, default=24, help="first N images")
     ap.add_argument("--crop", type=int, default=0, help="centre-crop to this square side (quick runs)")
-    ap.add_argument("--bpp", type=float, nargs="+", required=True)
+    ap.add_argument("--bpp", type=float, nargs="+", default=None)
     ap.add_argument("--preset", choices=["fast", "default", "best"], default="fast")
     ap.add_argument("--prior", action="append", default=None, help="use this patch prior (repeat: one per --bpp)")
     ap.add_argument("--prior-dir", action="append", default=None)
@@ -68,78 +216,30 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--batch", type=int, default=1, help="images encoded together")
     ap.add_argument("--ablate", action="store_true", help="also encode with uniform block allocation")
+    ap.add_argument("--warmup", action="store_true", help="one short untimed encode first (GPU warm-up)")
     ap.add_argument("--no-classic", action="store_true")
+    ap.add_argument("--save-dir", default=None, help="also write each .cmb file here")
+    ap.add_argument("--from-json", default=None,
+                    help="do not encode: report (and add JPEG/WebP/AVIF at the same sizes) from an earlier --json")
+    ap.add_argument("--decode-dir", default=None,
+                    help="with --from-json: decode the saved .cmb files here, check their PSNR, time the decode")
     ap.add_argument("--out", default=None, help="write a markdown report here")
     ap.add_argument("--json", default=None, help="append one JSON line per image and rate here")
     a = ap.parse_args()
 
-    from engine.cli import _fit_config
-    fit = _fit_config(a)
-    files = sorted(p for p in Path(a.data).iterdir() if p.suffix.lower() == ".png")[: a.n]
-    imgs = []
-    for f in files:
-        im = read_image(f)[0]
-        if a.crop:
-            h, w = im.shape[:2]
-            y, x = (h - a.crop) // 2, (w - a.crop) // 2
-            im = np.ascontiguousarray(im[y:y + a.crop, x:x + a.crop])
-        imgs.append(im)
-    priors = [Prior.load(p) for p in a.prior] if a.prior else None
-    modes = [True, False] if a.ablate else [True]
-    rows = []
-    for ri, r in enumerate(a.bpp):
-        pr = priors[ri] if priors else None
-        for adaptive in modes:
-            per = []
-            enc_s = 0.0
-            for s in range(0, len(imgs), a.batch):
-                part = imgs[s:s + a.batch]
-                t0 = time.time()
-                res = run(encode_image_batch(part, r, prior=pr, fit=fit, device=a.device, compile=a.compile,
-                                             prior_dirs=a.prior_dir, adaptive=adaptive))
-                enc = time.time() - t0
-                enc_s += enc
-                for k, (im, e) in enumerate(zip(part, res)):
-                    t1 = time.time()
-                    dec = decode_image(e.data, prior_dirs=a.prior_dir or ([str(Path(a.prior[ri]).parent)] if a.prior else None))
-                    dec_s = time.time() - t1
-                    assert np.array_equal(dec, e.reconstruction)
-                    item = {"image": files[s + k].name, "target_bpp": r, "adaptive": adaptive, "prior": e.prior.name,
-                            "bytes": len(e.data), "bpp": 8 * len(e.data) / (im.shape[0] * im.shape[1]),
-                            "psnr": psnr_uint8(im, dec), "encode_s": enc / len(part), "decode_s": dec_s,
-                            "blocks_min": int(e.unit_blocks.min()), "blocks_max": int(e.unit_blocks.max())}
-                    if not a.no_classic and adaptive:
-                        for fmt in ("JPEG", "WEBP", "AVIF"):
-                            nb, ps = classic_at_size(im, fmt, len(e.data))
-                            item[fmt] = {"bpp": 8 * nb / (im.shape[0] * im.shape[1]), "psnr": ps}
-                    per.append(item)
-                    print(json.dumps(item), flush=True)
-                    if a.json:
-                        with open(a.json, "a") as fh:
-                            fh.write(json.dumps(item) + "\n")
-            row = {"target_bpp": r, "adaptive": adaptive, "prior": per[0]["prior"],
-                   "bpp": float(np.mean([p["bpp"] for p in per])), "psnr": float(np.mean([p["psnr"] for p in per])),
-                   "encode_s": enc_s / len(per), "decode_s": float(np.mean([p["decode_s"] for p in per]))}
-            if "JPEG" in per[0]:
-                for fmt in ("JPEG", "WEBP", "AVIF"):
-                    row[fmt] = {k: float(np.mean([p[fmt][k] for p in per])) for k in ("bpp", "psnr")}
-            rows.append(row)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-    side = f"centre {a.crop}x{a.crop} crops" if a.crop else "full images"
-    lines = [f"Kodak, first {len(imgs)} images ({side}), preset {a.preset}, device {a.device}, batch {a.batch}, "
-             f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads; peak RSS "
-             f"{peak_mb:.0f} MB.\n",
-             "| target bpp | allocation | prior | bpp (file bytes) | PSNR dB | JPEG bpp / dB | WebP bpp / dB | "
-             "AVIF bpp / dB | encode s/img | decode s/img |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        cl = [f"{r[f]['bpp']:.3f} / {r[f]['psnr']:.2f}" if f in r else "-" for f in ("JPEG", "WEBP", "AVIF")]
-        lines.append(f"| {r['target_bpp']:g} | {'by content' if r['adaptive'] else 'uniform'} | {r['prior']} | "
-                     f"{r['bpp']:.3f} | {r['psnr']:.2f} | {' | '.join(cl)} | {r['encode_s']:.1f} | "
-                     f"{r['decode_s']:.3f} |")
-    lines.append("\nPublished anchors on Kodak (bpp, dB): " + "; ".join(
-        f"{k} " + " ".join(f"({b}, {p})" for b, p in v) for k, v in ANCHORS.items()))
-    text = "\n".join(lines)
+    files, imgs = load_images(a.data, a.n, a.crop)
+    if a.from_json:
+        items = [json.loads(line) for line in Path(a.from_json).read_text().splitlines() if line.strip()]
+        if a.bpp:
+            items = [it for it in items if it["target_bpp"] in a.bpp]
+    else:
+        if not a.bpp:
+            ap.error("--bpp is required unless --from-json is given")
+        items = encode_all(a, files, imgs)
+    if a.from_json and a.decode_dir:
+        redecode(items, files, imgs, a.decode_dir)
+    missing = [] if a.no_classic else add_classic(items, files, imgs)
+    text = report(a, items, len({it["image"] for it in items}), missing)
     print(text)
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from typing import Generator, Sequence
 import numpy as np
 import torch
 
-from . import container, partition, rec, siren
+from . import container, partition, rec, rng, siren
 from .config import FitConfig
 from .container import CmbHeader
 from .errors import CmbFormatError, CombinerError, MediaError, PriorError
@@ -153,7 +153,7 @@ def code_units(target: torch.Tensor, emb: torch.Tensor, prior: Prior, members, f
     st = new_state(mu0, ls_start, torch.full((bsz, n_blocks), prior.beta, device=device), fit.lr)
     st.frozen = torch.zeros(bsz, P, dtype=torch.bool, device=device)
     ids = np.arange(bsz) if unit_ids is None else np.asarray(unit_ids)
-    gens = [torch.Generator(device=device).manual_seed(fit.seed * 1_000_003 + int(i)) for i in ids]
+    gens = rng.unit_noise([fit.seed * 1_000_003 + int(i) for i in ids], device)
     target_kl = kappa - fit.kl_margin_bits
     fit_steps = fit.steps if steps is None else steps
 
@@ -204,7 +204,7 @@ def code_units(target: torch.Tensor, emb: torch.Tensor, prior: Prior, members, f
                     jt = torch.from_numpy(mem[b]).to(device)
                     coded_kl[un, b] = klw[u][:, jt].sum(1).cpu().numpy()
                     idx = rec.select(seed, int(b), kappa, st.mu[u][:, jt], st.logstd[u][:, jt], mu_p[jt], ls_p[jt],
-                                     [gens[i] for i in un])
+                                     rng.take(gens, un))
                     indices[u, b] = idx
                     uu, jj = torch.meshgrid(u, jt, indexing="ij")
                     st.fixed[uu, jj] = rec.sample_of(seed, int(b), idx, mu_p[jt], ls_p[jt])

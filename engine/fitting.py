@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import siren
+from . import rng, siren
 from .config import InrConfig
 from .posterior import LN2, block_sums, kl_gauss
 
@@ -59,15 +59,18 @@ class Objective:
         kl = kl_gauss(st.mu, st.logstd, self.mu_p, self.logstd_p) / LN2
         return kl.masked_fill(st.frozen, 0.0)
 
-    def sample(self, st: FitState, gen: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
-        if isinstance(gen, list):  # one stream per item: an item's noise does not depend on its batch
+    def sample(self, st: FitState, gen) -> torch.Tensor:
+        """gen: a torch.Generator for the whole batch, a list with one per item, or rng.UnitNoise."""
+        if isinstance(gen, rng.UnitNoise):
+            eps = gen.normal(st.mu.shape[1])
+        elif isinstance(gen, list):  # one stream per item: an item's noise does not depend on its batch
             eps = torch.stack([torch.randn(st.mu.shape[1], generator=g, device=st.mu.device) for g in gen])
         else:
             eps = torch.randn(st.mu.shape, generator=gen, device=st.mu.device)
         w = st.mu + torch.exp(st.logstd) * eps
         return torch.where(st.frozen, st.fixed, w)
 
-    def step(self, st: FitState, gen: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def step(self, st: FitState, gen) -> tuple[torch.Tensor, torch.Tensor]:
         """One Adam step on all items -> (mse (B,), block KL (B, nb)), both detached."""
         w = self.sample(st, gen)
         mse = self.distortion(w, self.emb, self.target, self.weight, self.mix)  # (B,)

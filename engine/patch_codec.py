@@ -24,7 +24,7 @@ from typing import Generator, Sequence
 import numpy as np
 import torch
 
-from . import container, siren
+from . import container, rng, siren
 from .codec import EncodeEvent, _members, _weights, code_units
 from .config import FitConfig
 from .container import CmbHeader
@@ -282,7 +282,7 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         # this batch's share of each image's budget, in proportion to its patches here
         share = {i: plan[i]["total"] * int((img_of == i).sum()) / plan[i]["patches"].shape[0]
                  for i in np.unique(img_of)}
-        gens = [torch.Generator(device=device).manual_seed(fit.seed * 1_000_003 + 500_009 + int(u)) for u in uid]
+        gens = rng.unit_noise([fit.seed * 1_000_003 + 500_009 + int(u) for u in uid], device)
         start = None
         n_units = np.zeros(len(part), dtype=np.int64)
         per_batch = fit.steps + fit.refine_groups * (fit.refine_first + fit.refine_last) // 2

@@ -27,15 +27,17 @@ def log_ratio_coeffs(mu_q: torch.Tensor, logstd_q: torch.Tensor, mu_p: torch.Ten
 
 def select(seed: int, block: int, kappa: int, mu_q: torch.Tensor, logstd_q: torch.Tensor,
            mu_p: torch.Tensor, logstd_p: torch.Tensor,
-           gen: torch.Generator | list[torch.Generator] | None) -> torch.Tensor:
+           gen) -> torch.Tensor:
     """Indices chosen for B items for one block -> (B,) int64. All tensors on one device. `gen`: the
-    sender's private randomness, one generator for all items or one per item."""
+    sender's private randomness, one torch.Generator for all items, a list of one per item, or rng.UnitNoise."""
     dev = mu_q.device
     k = 1 << kappa
     z = rng.candidates(seed, block, torch.arange(k, device=dev), mu_p.shape[0])  # (K, d)
     a, b = log_ratio_coeffs(mu_q, logstd_q, mu_p, logstd_p)                   # (B, d)
     score = (z * z) @ a.T + z @ b.T                                            # (K, B)
-    if isinstance(gen, list):
+    if isinstance(gen, rng.UnitNoise):
+        e = gen.exponential(block, k)                                          # (K, B)
+    elif isinstance(gen, list):
         e = torch.stack([torch.empty(k, device=dev).exponential_(generator=g) for g in gen], dim=1)
     else:
         e = torch.empty(k, mu_q.shape[0], device=dev).exponential_(generator=gen)

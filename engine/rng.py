@@ -69,3 +69,66 @@ def candidates(seed: int, block: int, index: torch.Tensor, dim: int) -> torch.Te
     j = torch.arange(dim, dtype=torch.int64, device=dev)
     h = mix32((hi[:, None] + (j[None, :] + 1) * _GOLD) & _M32)  # (K, dim)
     return normal_table(dev)[h >> (32 - TABLE_BITS)]
+
+
+# ---- encoder-private noise for a batch of units ----------------------------------------------------------
+
+KEYED_DEVICES = ("cuda",)   # device types that draw UnitNoise instead of one torch.Generator per unit
+
+
+def _key32(seed: int) -> int:
+    return _mix32_int((seed & _M32) ^ _mix32_int((seed >> 32) & _M32))
+
+
+class UnitNoise:
+    """Sender-private noise for B units (fitting noise, A* arrival times) in one batched draw.
+
+    A unit's draws are a pure function of its seed and of what is drawn (the step count of `normal`, the block
+    of `exponential`), so they do not depend on the other units of its batch, as with one torch.Generator per
+    unit; but a draw costs a few kernels instead of B. Only the encoder uses it: the receiver never needs it,
+    so the values may differ from the per-unit generators and between devices.
+    """
+
+    def __init__(self, seeds, device, _keys: torch.Tensor | None = None, _step: int = 0):
+        self.keys = (_keys if _keys is not None else
+                     torch.tensor([_key32(int(s)) for s in seeds], dtype=torch.int64, device=device))  # (B,)
+        self.step = _step
+
+    def __len__(self) -> int:
+        return self.keys.shape[0]
+
+    def subset(self, rows) -> "UnitNoise":
+        rows = torch.as_tensor(rows, dtype=torch.int64, device=self.keys.device)
+        return UnitNoise(None, None, self.keys[rows], self.step)
+
+    def _hash(self, tag: int, n: int) -> torch.Tensor:
+        """(B, n) 32-bit hashes of (unit key, tag, position)."""
+        base = mix32((self.keys ^ _mix32_int(tag & _M32)) & _M32)                       # (B,)
+        j = torch.arange(n, dtype=torch.int64, device=self.keys.device)
+        return mix32((base[:, None] + (j[None, :] + 1) * _GOLD) & _M32)                 # (B, n)
+
+    def normal(self, n: int) -> torch.Tensor:
+        """The next (B, n) standard-normal draw (quantised to 2**16 levels, ample for fitting noise)."""
+        self.step += 1
+        return normal_table(self.keys.device)[self._hash(2 * self.step, n) >> (32 - TABLE_BITS)]
+
+    def exponential(self, block: int, k: int) -> torch.Tensor:
+        """(k, B) unit-rate exponential draws for the arrival times of one block."""
+        u = ((self._hash(2 * block + 1, k) >> 8).to(torch.float32) + 0.5) * (1.0 / (1 << 24))
+        return (-torch.log(u)).T
+
+
+def unit_noise(seeds, device) -> "list[torch.Generator] | UnitNoise":
+    """Per-unit encoder noise: UnitNoise on devices where a kernel launch costs more than the draw (CUDA),
+    one torch.Generator per unit elsewhere (cheaper on CPU). Either way a unit's noise ignores its batch."""
+    device = torch.device(device)
+    if device.type in KEYED_DEVICES:
+        return UnitNoise(seeds, device)
+    return [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+
+
+def take(noise, rows) -> "list[torch.Generator] | UnitNoise":
+    """The noise of units `rows` (same streams, not copies of their state for generators)."""
+    if isinstance(noise, UnitNoise):
+        return noise.subset(rows)
+    return [noise[int(i)] for i in rows]

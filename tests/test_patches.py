@@ -82,6 +82,36 @@ def test_batch_equals_single(patch_prior):
     assert np.array_equal(both[1].reconstruction, one.reconstruction)
 
 
+def test_batched_unit_noise_keeps_batch_equal_to_single(patch_prior, patch_prior_dir, monkeypatch):
+    """The GPU's one-draw noise (rng.UnitNoise, forced on here on CPU) keeps an image's file independent of
+    its batch, and its files decode to the encoder's reconstruction at a sane quality."""
+    from engine import rng
+
+    monkeypatch.setattr(rng, "KEYED_DEVICES", ("cpu", "cuda"))
+    a, b = photo(40, 24, seed=1), photo(17, 50, seed=2)
+    both = run(encode_image_batch([a, b], 2.0, prior=patch_prior, fit=PATCH_FIT))
+    one = run(encode_image_batch([b], 2.0, prior=patch_prior, fit=PATCH_FIT))[0]
+    assert both[1].data == one.data
+    assert np.array_equal(decode_image(one.data, prior_dirs=[patch_prior_dir]), one.reconstruction)
+    monkeypatch.setattr(rng, "KEYED_DEVICES", ("cuda",))
+    ref = run(encode_image_batch([b], 2.0, prior=patch_prior, fit=PATCH_FIT))[0]
+    assert ref.data != one.data                      # really another noise source ...
+    assert abs(one.psnr - ref.psnr) < 1.5            # ... of the same quality
+    assert abs(len(one.data) - len(ref.data)) <= 4
+
+
+def test_unit_noise_statistics():
+    from engine import rng
+
+    n = rng.UnitNoise([3, 4], "cpu")
+    z = n.normal(20000)                              # (2, 20000)
+    assert z.shape == (2, 20000) and abs(float(z.mean())) < 0.03 and abs(float(z.std()) - 1) < 0.03
+    assert not torch.equal(z, n.normal(20000))       # each step draws afresh
+    assert torch.equal(n.subset([1]).exponential(5, 100)[:, 0], n.exponential(5, 100)[:, 1])
+    e = n.exponential(7, 50000)
+    assert e.shape == (50000, 2) and float(e.min()) > 0 and abs(float(e.mean()) - 1) < 0.03
+
+
 def test_seams_are_no_worse_than_the_codec_error(patch_prior):
     img = photo(64, 64, seed=11)
     r = run(encode_image_batch([img], 3.0, prior=patch_prior, fit=PATCH_FIT))[0]
