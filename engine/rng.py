@@ -66,9 +66,19 @@ def candidates(seed: int, block: int, index: torch.Tensor, dim: int) -> torch.Te
     dev = index.device
     key = block_key(seed, block)
     hi = mix32((index.to(torch.int64) ^ key) & _M32)  # (K,) one hash per candidate
-    j = torch.arange(dim, dtype=torch.int64, device=dev)
-    h = mix32((hi[:, None] + (j[None, :] + 1) * _GOLD) & _M32)  # (K, dim)
-    return normal_table(dev)[h >> (32 - TABLE_BITS)]
+    j = (torch.arange(dim, dtype=torch.int64, device=dev) + 1) * _GOLD
+    h = (hi[:, None] + j[None, :]).bitwise_and_(_M32)  # (K, dim)
+    _mix32_(h, torch.empty_like(h))
+    return normal_table(dev)[h.bitwise_right_shift_(32 - TABLE_BITS)]
+
+
+def _mix32_(x: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:
+    """mix32 in place (tmp: scratch of x's shape): the encoder calls it on (2**kappa, d) tensors per block,
+    where fresh temporaries for each of its nine operations cost more than the arithmetic."""
+    for _ in range(2):
+        x.bitwise_xor_(torch.bitwise_right_shift(x, 16, out=tmp))
+        x.mul_(_MUL).bitwise_and_(_M32)
+    return x.bitwise_xor_(torch.bitwise_right_shift(x, 16, out=tmp))
 
 
 # ---- encoder-private noise for a batch of units ----------------------------------------------------------
