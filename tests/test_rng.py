@@ -43,3 +43,13 @@ def test_normal_table_is_symmetric_quantiles():
     t = rng.normal_table().numpy()
     assert t.shape == (65536,) and np.all(np.diff(t) > 0)
     assert np.allclose(t, -t[::-1], atol=1e-6)
+
+
+def test_in_place_candidates_match_the_reference_formula():
+    """The encoder's in-place hashing must give exactly the contract's z = TABLE[mix32(hi + (j+1)*GOLD) >> 16]."""
+    idx = torch.tensor([0, 1, 5, 65535, 70000])
+    for seed, block, dim in ((7, 3, 5), (123456789, 0, 40), (2**40 + 3, 999, 1)):
+        key = rng.block_key(seed, block)
+        hi = rng.mix32((idx ^ key) & 0xFFFFFFFF)
+        h = rng.mix32((hi[:, None] + (torch.arange(dim)[None, :] + 1) * 0x9E3779B9) & 0xFFFFFFFF)
+        assert torch.equal(rng.candidates(seed, block, idx, dim), rng.normal_table()[h >> 16])
