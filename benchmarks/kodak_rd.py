@@ -72,6 +72,15 @@ def load_images(folder: str, n: int, crop: int) -> tuple[list[Path], list[np.nda
     return files, imgs
 
 
+def prior_dirs(a) -> list[str] | None:
+    """Where the decoder looks for priors: --prior-dir, else the folders of the --prior files."""
+    return a.prior_dir or (sorted({str(Path(p).parent) for p in a.prior}) if a.prior else None)
+
+
+def cmb_name(image: str, rate: float) -> str:
+    return f"{Path(image).stem}_{rate:g}.cmb"
+
+
 def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
     """Encode every image at every rate (and uniform allocation with --ablate) -> one dict per image and rate."""
     from engine.cli import _fit_config
@@ -82,6 +91,9 @@ def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
         run(encode_image_batch([imgs[0][:64, :64]], a.bpp[0], prior=priors[0] if priors else None,
                                fit=FitConfig(steps=4, refine_first=1, refine_last=1, refine_groups=2),
                                device=a.device, prior_dirs=a.prior_dir))
+    dirs = prior_dirs(a)
+    if a.save_dir:
+        Path(a.save_dir).mkdir(parents=True, exist_ok=True)
     items = []
     for ri, r in enumerate(a.bpp):
         pr = priors[ri] if priors else None
@@ -97,14 +109,12 @@ def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
                 gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
                 for k, (im, e) in enumerate(zip(part, res)):
                     t1 = time.time()
-                    dirs = a.prior_dir or ([str(Path(a.prior[ri]).parent)] if a.prior else None)
                     dec = decode_image(e.data, prior_dirs=dirs)
                     dec_s = time.time() - t1
                     assert np.array_equal(dec, e.reconstruction)
                     name = files[s + k].name
                     if a.save_dir and adaptive:
-                        Path(a.save_dir).mkdir(parents=True, exist_ok=True)
-                        (Path(a.save_dir) / f"{Path(name).stem}_{r:g}.cmb").write_bytes(e.data)
+                        (Path(a.save_dir) / cmb_name(name, r)).write_bytes(e.data)
                     item = {"image": name, "target_bpp": r, "adaptive": adaptive, "prior": e.prior.name,
                             "bytes": len(e.data), "bpp": 8 * len(e.data) / (im.shape[0] * im.shape[1]),
                             "psnr": psnr_uint8(im, dec), "encode_s": enc / len(part), "batch": len(part),
@@ -118,7 +128,7 @@ def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
     return items
 
 
-def redecode(items: list[dict], files: list[Path], imgs: list[np.ndarray], folder: str) -> None:
+def redecode(items: list[dict], files: list[Path], imgs: list[np.ndarray], folder: str, dirs) -> None:
     """Decode each item's saved .cmb file on this machine: its PSNR must equal the encoding machine's (the
     receiver's result must not depend on the machine beyond float rounding: a pixel may round the other way
     where another BLAS sums in another order), and decode_s becomes this machine's time."""
@@ -126,10 +136,10 @@ def redecode(items: list[dict], files: list[Path], imgs: list[np.ndarray], folde
     for it in items:
         if not it["adaptive"]:
             continue
-        data = (Path(folder) / f"{Path(it['image']).stem}_{it['target_bpp']:g}.cmb").read_bytes()
+        data = (Path(folder) / cmb_name(it["image"], it["target_bpp"])).read_bytes()
         assert len(data) == it["bytes"], it["image"]
         t0 = time.time()
-        dec = decode_image(data)
+        dec = decode_image(data, prior_dirs=dirs)
         it["decode_s"] = time.time() - t0
         ps = psnr_uint8(by_name[it["image"]], dec)
         it["psnr_diff_here"] = ps - it["psnr"]
@@ -237,7 +247,7 @@ def main() -> None:
             ap.error("--bpp is required unless --from-json is given")
         items = encode_all(a, files, imgs)
     if a.from_json and a.decode_dir:
-        redecode(items, files, imgs, a.decode_dir)
+        redecode(items, files, imgs, a.decode_dir, prior_dirs(a))
     missing = [] if a.no_classic else add_classic(items, files, imgs)
     text = report(a, items, len({it["image"] for it in items}), missing)
     print(text)

@@ -66,15 +66,16 @@ def candidates(seed: int, block: int, index: torch.Tensor, dim: int) -> torch.Te
     dev = index.device
     key = block_key(seed, block)
     hi = mix32((index.to(torch.int64) ^ key) & _M32)  # (K,) one hash per candidate
-    j = (torch.arange(dim, dtype=torch.int64, device=dev) + 1) * _GOLD
-    h = (hi[:, None] + j[None, :]).bitwise_and_(_M32)  # (K, dim)
-    _mix32_(h, torch.empty_like(h))
-    return normal_table(dev)[h.bitwise_right_shift_(32 - TABLE_BITS)]
+    return normal_table(dev)[_row_hashes(hi, dim).bitwise_right_shift_(32 - TABLE_BITS)]
 
 
-def _mix32_(x: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:
-    """mix32 in place (tmp: scratch of x's shape): the encoder calls it on (2**kappa, d) tensors per block,
-    where fresh temporaries for each of its nine operations cost more than the arithmetic."""
+def _row_hashes(hi: torch.Tensor, n: int) -> torch.Tensor:
+    """Row keys (R,) -> (R, n) hashes mix32(hi + (j + 1) * GOLD), computed in place: the encoder makes
+    (2**kappa, d) of them per block, where a fresh temporary for each of mix32's nine operations costs more
+    than the arithmetic."""
+    j = (torch.arange(n, dtype=torch.int64, device=hi.device) + 1) * _GOLD
+    x = (hi[:, None] + j[None, :]).bitwise_and_(_M32)  # (R, n)
+    tmp = torch.empty_like(x)
     for _ in range(2):
         x.bitwise_xor_(torch.bitwise_right_shift(x, 16, out=tmp))
         x.mul_(_MUL).bitwise_and_(_M32)
@@ -99,23 +100,20 @@ class UnitNoise:
     so the values may differ from the per-unit generators and between devices.
     """
 
-    def __init__(self, seeds, device, _keys: torch.Tensor | None = None, _step: int = 0):
-        self.keys = (_keys if _keys is not None else
-                     torch.tensor([_key32(int(s)) for s in seeds], dtype=torch.int64, device=device))  # (B,)
-        self.step = _step
+    def __init__(self, keys: torch.Tensor, step: int = 0):
+        self.keys = keys    # (B,) int64 32-bit unit keys
+        self.step = step    # `normal` draws so far
 
-    def __len__(self) -> int:
-        return self.keys.shape[0]
+    @classmethod
+    def from_seeds(cls, seeds, device) -> "UnitNoise":
+        return cls(torch.tensor([_key32(int(s)) for s in seeds], dtype=torch.int64, device=device))
 
     def subset(self, rows) -> "UnitNoise":
-        rows = torch.as_tensor(rows, dtype=torch.int64, device=self.keys.device)
-        return UnitNoise(None, None, self.keys[rows], self.step)
+        return UnitNoise(self.keys[torch.as_tensor(rows, dtype=torch.int64, device=self.keys.device)], self.step)
 
     def _hash(self, tag: int, n: int) -> torch.Tensor:
         """(B, n) 32-bit hashes of (unit key, tag, position)."""
-        base = mix32((self.keys ^ _mix32_int(tag & _M32)) & _M32)                       # (B,)
-        j = torch.arange(n, dtype=torch.int64, device=self.keys.device)
-        return mix32((base[:, None] + (j[None, :] + 1) * _GOLD) & _M32)                 # (B, n)
+        return _row_hashes(mix32((self.keys ^ _mix32_int(tag & _M32)) & _M32), n)
 
     def normal(self, n: int) -> torch.Tensor:
         """The next (B, n) standard-normal draw (quantised to 2**16 levels, ample for fitting noise)."""
@@ -133,7 +131,7 @@ def unit_noise(seeds, device) -> "list[torch.Generator] | UnitNoise":
     one torch.Generator per unit elsewhere (cheaper on CPU). Either way a unit's noise ignores its batch."""
     device = torch.device(device)
     if device.type in KEYED_DEVICES:
-        return UnitNoise(seeds, device)
+        return UnitNoise.from_seeds(seeds, device)
     return [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
 
 

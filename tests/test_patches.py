@@ -103,7 +103,7 @@ def test_batched_unit_noise_keeps_batch_equal_to_single(patch_prior, patch_prior
 def test_unit_noise_statistics():
     from engine import rng
 
-    n = rng.UnitNoise([3, 4], "cpu")
+    n = rng.UnitNoise.from_seeds([3, 4], "cpu")
     z = n.normal(20000)                              # (2, 20000)
     assert z.shape == (2, 20000) and abs(float(z.mean())) < 0.03 and abs(float(z.std()) - 1) < 0.03
     assert not torch.equal(z, n.normal(20000))       # each step draws afresh
