@@ -117,8 +117,7 @@ def uses_patches(shape: tuple[int, ...], prior: Prior | None = None, prior_dirs=
     if prior is not None:
         return bool(prior.patch)
     priors = [p for p in available(prior_dirs) if p.modality == "image"]
-    if shape[2] in (1, 3) and any(not p.patch and list(p.info.get("item_shape", []))[:2] == list(shape[:2])
-                                  for p in priors):
+    if shape[2] in (1, 3) and any(not p.patch and (p.item_shape or ())[:2] == tuple(shape[:2]) for p in priors):
         return False
     return any(p.patch for p in priors)
 

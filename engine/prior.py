@@ -56,6 +56,13 @@ class Prior:
         return int(self.mu.shape[0])
 
     @property
+    def item_shape(self) -> tuple[int, ...] | None:
+        """Shape of one training item, e.g. (32, 32, 3); priors learned before the key was renamed record it
+        as `image_shape` (the shipped CIFAR-10 priors)."""
+        shape = self.info.get("item_shape") or self.info.get("image_shape")
+        return tuple(shape) if shape else None
+
+    @property
     def default_blocks(self) -> int:
         return max(1, int(round(float(self.kl_profile.astype(np.float64).sum()) / self.kappa)))
 

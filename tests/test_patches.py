@@ -112,6 +112,16 @@ def test_unit_noise_statistics():
     assert e.shape == (50000, 2) and float(e.min()) > 0 and abs(float(e.mean()) - 1) < 0.03
 
 
+def test_shipped_priors_route_cifar_sized_images_to_the_single_network_codec():
+    """The README's quick start encodes a 32x32 sample: it must go to the CIFAR-10 priors, other sizes to patches."""
+    from engine.patch_codec import uses_patches
+
+    assert not uses_patches((32, 32, 3))
+    assert not uses_patches((32, 32, 1))
+    assert uses_patches((32, 32, 4))     # alpha: only the patch codec carries it
+    assert uses_patches((33, 32, 3)) and uses_patches((512, 768, 3))
+
+
 def test_seams_are_no_worse_than_the_codec_error(patch_prior):
     img = photo(64, 64, seed=11)
     r = run(encode_image_batch([img], 3.0, prior=patch_prior, fit=PATCH_FIT))[0]
