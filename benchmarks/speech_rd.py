@@ -1,17 +1,21 @@
 """Rate-distortion of the speech codec on real clips, beside MP3 and Opus at the same file size.
 
-    python benchmarks/speech_rd.py --data ../shared/data/audio/speech_test -n 12 --seconds 3 --kbps 5 10 20 40
+    python benchmarks/speech_rd.py --data ../shared/data/audio/speech_test -n 8 --seconds 3 --kbps 6 12 24
+    python benchmarks/speech_rd.py ... --level -60      # every clip scaled to -60 dBFS (gated RMS) first
 
-Every clip is cropped to its middle `--seconds` (0 = whole clip), encoded at each rate (all clips of a rate as one
-batch), written, and decoded again from its bytes. Rates come from the real file size (header included) over the
-clip's duration. PSNR maps the waveform from [-1, 1] to [0, 1] (peak 1; the COIN++/RECOMBINER convention), computed
-per clip and averaged; SNR likewise. MP3 (LAME) and Opus are encoded through libsndfile at the compression level
+Every clip is cropped to its middle `--seconds` (0 = whole clip), optionally brought to `--level` dBFS, encoded at
+each rate (all clips of a rate as one batch), written, and decoded again from its bytes. Rates come from the real
+file size (header included) over the clip's duration. Per clip: SNR (dB), PSNR with the waveform mapped from
+[-1, 1] to [0, 1] (the COIN++/RECOMBINER convention; it flatters quiet clips), STOI (pystoi) and wideband PESQ
+(pesq, P.862.2); the table shows their means. MP3 (LAME) and Opus go through libsndfile at the compression level
 whose file is nearest the COMBINER file of the same clip; their output is aligned to the original before scoring.
+`--silence` also codes 3 s of digital silence and reports the decoded RMS.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -21,7 +25,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.audio_codec import audio_psnr, audio_snr, decode_audio_full, encode_audio_batch  # noqa: E402
+from engine import metrics  # noqa: E402
+from engine.audio_codec import decode_audio_full, encode_audio_batch  # noqa: E402
+from engine.audio_gain import level_dbfs  # noqa: E402
 from engine.audio_io import is_audio_path, read_audio  # noqa: E402
 from engine.codec import run  # noqa: E402
 from engine.config import PRESETS  # noqa: E402
@@ -32,9 +38,10 @@ ANCHORS = {  # published (kbps, PSNR dB) on LibriSpeech, for the table
     "MP3 (RECOMBINER paper)": [(20, 43.5), (28, 45.9)],
     "COIN++": [(5.6, 36.0), (13.8, 39.4)],
 }
+MEASURES = ("kbps", "snr", "psnr", "stoi", "pesq")
 
 
-def load_clips(folder: Path, n: int, seconds: float) -> list[tuple[str, np.ndarray, int]]:
+def load_clips(folder: Path, n: int, seconds: float, level: float | None) -> list[tuple[str, np.ndarray, int]]:
     files = sorted(f for f in folder.iterdir() if is_audio_path(f))
     if n:
         files = files[:: max(1, len(files) // n)][:n]   # spread over speakers and sources
@@ -45,74 +52,101 @@ def load_clips(folder: Path, n: int, seconds: float) -> list[tuple[str, np.ndarr
             m = int(round(seconds * sr))
             s = max(0, (x.shape[0] - m) // 2)
             x = x[s:s + m]
+        if level is not None:
+            x = (x * 10 ** ((level - level_dbfs(x, sr)) / 20)).astype(np.float32)
         out.append((f.name, x, sr))
     return out
+
+
+def score(x: np.ndarray, y: np.ndarray, sr: int, nbytes: int) -> dict:
+    return {"kbps": 8 * nbytes / (x.shape[0] / sr) / 1000} | metrics.speech_metrics(x, y, sr)
+
+
+def mean(rows: list[dict], key: str) -> float:
+    v = [r[key] for r in rows if r.get(key) is not None and np.isfinite(r[key])]
+    return float(np.mean(v)) if v else float("nan")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("-n", type=int, default=12, help="clips (spread over the folder; 0 = all)")
+    ap.add_argument("-n", type=int, default=8, help="clips (spread over the folder; 0 = all)")
     ap.add_argument("--seconds", type=float, default=3.0, help="crop each clip to its middle (0 = whole)")
-    ap.add_argument("--kbps", type=float, nargs="+", default=[5, 10, 20, 40])
+    ap.add_argument("--kbps", type=float, nargs="+", default=[6, 12, 24])
+    ap.add_argument("--level", type=float, default=None, help="bring every clip to this gated level (dBFS)")
     ap.add_argument("--preset", default="default", choices=list(PRESETS))
+    ap.add_argument("--uniform", action="store_true", help="one block count for every chunk (ablation)")
     ap.add_argument("--prior-dir", action="append", default=None)
+    ap.add_argument("--prior", default=None, help="force this prior file for every rate")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--no-reference", action="store_true", help="skip MP3/Opus")
+    ap.add_argument("--silence", action="store_true", help="also code 3 s of digital silence")
     ap.add_argument("--json", type=Path, help="write per-clip results here")
     a = ap.parse_args()
 
-    clips = load_clips(a.data, a.n, a.seconds)
+    forced = None
+    if a.prior:
+        from engine.prior import Prior
+
+        forced = Prior.load(a.prior)
+    clips = load_clips(a.data, a.n, a.seconds, a.level)
     total_s = sum(x.shape[0] / sr for _, x, sr in clips)
-    print(f"{len(clips)} clips, {total_s:.1f} s of audio, device {a.device}, preset {a.preset}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    print(f"{len(clips)} clips, {total_s:.1f} s of audio, level {a.level if a.level is not None else 'as recorded'}, "
+          f"device {a.device}, preset {a.preset}, {'uniform' if a.uniform else 'by content'}, torch "
+          f"{torch.__version__}, {torch.get_num_threads()} threads", flush=True)
     rows, per_clip = [], []
     for kbps in a.kbps:
-        t0 = time.time()
-        res = run(encode_audio_batch([(x, sr) for _, x, sr in clips], kbps, fit=PRESETS[a.preset],
-                                     device=a.device, prior_dirs=a.prior_dir, compile=a.compile))
-        enc_s = time.time() - t0
-        m = {"kbps": [], "psnr": [], "snr": [], "dec_s": []}
-        ref = {c: {"kbps": [], "psnr": [], "snr": []} for c in ("mp3", "opus")}
+        t0, c0 = time.time(), time.process_time()
+        res = run(encode_audio_batch([(x, sr) for _, x, sr in clips], kbps, prior=forced, fit=PRESETS[a.preset],
+                                     device=a.device, prior_dirs=a.prior_dir, compile=a.compile,
+                                     adaptive=not a.uniform))
+        enc_s, enc_cpu = time.time() - t0, time.process_time() - c0
+        ours, ref = [], {"mp3": [], "opus": []}
+        dec_s = []
         for (name, x, sr), r in zip(clips, res):
             t1 = time.time()
-            y, sr2, _, _ = decode_audio_full(r.data, a.prior_dir)   # score what the receiver decodes
-            m["dec_s"].append(time.time() - t1)
-            sec = x.shape[0] / sr
-            m["kbps"].append(8 * len(r.data) / sec / 1000)
-            m["psnr"].append(audio_psnr(x, y))
-            m["snr"].append(audio_snr(x, y))
-            row = {"clip": name, "target_kbps": kbps, "kbps": m["kbps"][-1], "psnr": m["psnr"][-1],
-                   "snr": m["snr"][-1], "prior": r.prior.name}
+            y, _, _, _ = decode_audio_full(r.data, a.prior_dir)   # score what the receiver decodes
+            dec_s.append(time.time() - t1)
+            row = {"clip": name, "target_kbps": kbps, "prior": r.prior.name} | score(x, y, sr, len(r.data))
+            ours.append(row)
             if not a.no_reference:
                 for c in ref:
                     rr = at_size(x, sr, c, len(r.data))
-                    if rr is None:
-                        continue
-                    ref[c]["kbps"].append(rr.kbps(sec))
-                    ref[c]["psnr"].append(audio_psnr(x, rr.decoded))
-                    ref[c]["snr"].append(audio_snr(x, rr.decoded))
-                    row[c] = {"kbps": ref[c]["kbps"][-1], "psnr": ref[c]["psnr"][-1], "snr": ref[c]["snr"][-1]}
+                    if rr is not None:
+                        row[c] = score(x, rr.decoded, sr, rr.nbytes)
+                        ref[c].append(row[c])
             per_clip.append(row)
-        line = {"target": kbps, "kbps": np.mean(m["kbps"]), "psnr": np.mean(m["psnr"]), "snr": np.mean(m["snr"]),
-                "enc_s_per_clip": enc_s / len(clips), "dec_s_per_clip": np.mean(m["dec_s"]),
-                "prior": res[0].prior.name}
+        line = {"target": kbps, "prior": res[0].prior.name, "enc_s": enc_s, "enc_cpu_s": enc_cpu,
+                "audio_s": total_s, "dec_s_per_clip": float(np.mean(dec_s))}
+        line["ours"] = {k: mean(ours, k) for k in MEASURES}
         for c in ref:
-            if ref[c]["kbps"]:
-                line[c] = (np.mean(ref[c]["kbps"]), np.mean(ref[c]["psnr"]), np.mean(ref[c]["snr"]))
+            if ref[c]:
+                line[c] = {k: mean(ref[c], k) for k in MEASURES}
         rows.append(line)
-        ref_txt = "  ".join(f"{c} {v[0]:.2f} kbps {v[1]:.2f} dB (SNR {v[2]:.2f})" for c in ("mp3", "opus")
-                            if (v := line.get(c)))
-        print(f"target {kbps:g} kbps: COMBINER {line['kbps']:.2f} kbps PSNR {line['psnr']:.2f} dB SNR "
-              f"{line['snr']:.2f} dB | {ref_txt} | encode {line['enc_s_per_clip']:.1f} s/clip (batch), decode "
-              f"{line['dec_s_per_clip'] * 1000:.0f} ms/clip [{line['prior']}]", flush=True)
-    print("\n| target kbps | COMBINER kbps | PSNR dB | SNR dB | MP3 kbps / PSNR / SNR | Opus kbps / PSNR / SNR |")
-    print("|---|---|---|---|---|---|")
+        txt = " | ".join(f"{c} " + " ".join(f"{k} {line[c][k]:.2f}" for k in MEASURES)
+                         for c in ("ours", "mp3", "opus") if c in line)
+        print(f"target {kbps:g} kbps: {txt} | encode {enc_s:.0f} s wall, {enc_cpu:.0f} s CPU for {total_s:.0f} s of "
+              f"audio, decode {line['dec_s_per_clip'] * 1000:.0f} ms/clip [{line['prior']}]", flush=True)
+    hdr = "| target kbps | codec | kbps | SNR dB | PSNR dB | STOI | PESQ-WB |"
+    print("\n" + hdr + "\n|---|---|---|---|---|---|---|")
     for r in rows:
-        ref_cells = [f"{v[0]:.2f} / {v[1]:.2f} / {v[2]:.2f}" if (v := r.get(c)) else "n/a" for c in ("mp3", "opus")]
-        print(f"| {r['target']:g} | {r['kbps']:.2f} | {r['psnr']:.2f} | {r['snr']:.2f} | {ref_cells[0]} | {ref_cells[1]} |")
-    print("\npublished anchors (LibriSpeech, kbps, PSNR dB):", json.dumps(ANCHORS))
+        for c, label in (("ours", "COMBINER"), ("mp3", "MP3"), ("opus", "Opus")):
+            if c in r:
+                v = r[c]
+                print(f"| {r['target']:g} | {label} | {v['kbps']:.2f} | {v['snr']:.2f} | {v['psnr']:.2f} | "
+                      f"{metrics.fmt(v['stoi'], 3)} | {metrics.fmt(v['pesq'])} |")
+    if a.silence:
+        sr = clips[0][2]
+        z = np.zeros((3 * sr, 1), dtype=np.float32)
+        r = run(encode_audio_batch([(z, sr)], a.kbps[0], prior=forced, fit=PRESETS[a.preset], device=a.device,
+                                   prior_dirs=a.prior_dir))[0]
+        y, _, _, _ = decode_audio_full(r.data, a.prior_dir)
+        rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
+        print(f"\ndigital silence, 3 s: {len(r.data)} bytes, decoded RMS "
+              f"{'-inf' if rms == 0 else f'{20 * np.log10(rms):.1f}'} dBFS, max |y| {float(np.abs(y).max())}")
+    print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print("published anchors (LibriSpeech, kbps, PSNR dB):", json.dumps(ANCHORS))
     if a.json:
         a.json.write_text(json.dumps({"rows": rows, "clips": per_clip}, indent=1, default=float))
 

@@ -30,11 +30,11 @@ class EncodePlan:
     warnings: list[str] = field(default_factory=list)
     patch: int = 0              # patch-coded images: the patch side (units = grid[0] * grid[1] patches)
     grid: tuple[int, int] = (1, 1)   # patch-coded images: patch rows, columns
-    total_blocks: int = 0       # patch-coded images: blocks over all patches (n_blocks is their mean)
+    total_blocks: int = 0       # patch-coded images and audio: blocks over all units (n_blocks is their mean)
 
     @property
     def file_bits(self) -> int:
-        n = self.total_blocks if self.patch else self.units * self.n_blocks
+        n = self.total_blocks if self.patch or self.modality == "audio" else self.units * self.n_blocks
         return self.overhead_bits + 8 * container.payload_bytes(n, self.kappa)
 
     @property
@@ -111,10 +111,11 @@ def plan_image(shape: tuple[int, int, int], rate: float, prior_dirs=None, seed: 
 
 
 def plan_audio(clip: AudioClip, kbps: float, prior_dirs=None, seed: int = 0) -> EncodePlan:
-    """Audio plan, with the same prior and block count `engine.audio_codec.encode_audio` will pick."""
+    """Audio plan, with the same prior, gain and block budget `engine.audio_codec.encode_audio` will pick
+    (n_blocks is the mean over the sounding units; the encoder splits the budget by content)."""
     n, c, sr = clip.n_samples, clip.channels, clip.sample_rate
     p = prior_mod.nearest("audio", 1, kbps, prior_dirs)
-    nb, warns = audio_codec.blocks_for_kbps(kbps, n, c, sr, p, seed)
-    hdr = audio_codec.audio_header(n, c, sr, p, seed, nb)
-    return EncodePlan(kbps, p, nb, p.kappa, _overhead_bits(hdr), kbps * 1000.0 * clip.seconds,
-                      units=hdr.units, modality="audio", warnings=warns)
+    budget = audio_codec.plan_budget(clip.samples, sr, kbps, p, seed)
+    return EncodePlan(kbps, p, max(1, int(round(budget.total / max(1, budget.sounding)))), p.kappa,
+                      8 * budget.overhead_bytes, kbps * 1000.0 * clip.seconds, units=budget.units,
+                      modality="audio", warnings=budget.warnings, total_blocks=budget.total)

@@ -1,13 +1,16 @@
-"""The audio codec: 1-D INRs over time, one per chunk of each channel, coded as batches of units.
+"""The audio codec: 1-D INRs over time, one per chunk of each channel, level-normalised, bits by content.
 
 Sender/receiver contract. The header carries the original sample count N, channel count C and sample rate
-sr, and the number of units U. The prior fixes the coded sample rate R and chunk length L. Both sides
-compute M = ceil(N * R / sr) samples per channel at rate R and K = ceil(M / L) chunks per channel, and a
-file is valid only if U = C * K. Unit u = c * K + k codes samples [k L, (k + 1) L) of channel c; its
-weights are drawn from the prior exactly as for an image (same partition, same candidate generator, all
-units share the seed and the block count). The receiver evaluates every unit on the L-point grid, keeps
-the first M samples, maps them from the network scale (x / 2) back to [-1, 1], and resamples to sr with
-SciPy's polyphase filter, keeping the first N samples.
+sr, the number of units U, the clip's gain code g and the block count n_u of every unit (a class table and one
+class per unit). The prior fixes the coded sample rate R and chunk length L. Both sides compute
+M = ceil(N * R / sr) samples per channel at rate R and K = ceil(M / L) chunks per channel, and a file is valid
+only if U = C * K. Unit u = c * K + k codes samples [k L, (k + 1) L) of channel c; with n_u blocks its weights
+are drawn from the prior exactly as a single image with n_u blocks (the prior's partition for n_u blocks,
+candidate stream (seed, b) for its block b); a unit with n_u = 0 is silent. The receiver evaluates every unit
+on the L-point grid, keeps the first M samples, maps them from the network scale (x / 2) back to [-1, 1],
+divides by the gain 10^(g * GAIN_STEP_DB / 20) (engine/audio_gain.py), resamples to sr with SciPy's polyphase
+filter, keeps the first N samples and clips to [-1, 1]. Files of the older kind 8 (one block count for every
+unit, no gain) decode the same way with g = 0.
 """
 from __future__ import annotations
 
@@ -17,9 +20,13 @@ from typing import Generator, Sequence
 import numpy as np
 import torch
 
-from . import container, siren
+from . import container, rng, siren
+from .audio_gain import factor, gain_code
 from .audio_io import resample, resampled_length
 from .codec import EncodeEvent, _members, _weights, code_units
+from .fitting import Objective, make_distortion
+from .metrics import audio_psnr, snr as audio_snr  # noqa: F401 (re-exported)
+from .patch_codec import _probe, uniform
 from .config import FitConfig
 from .container import CmbHeader
 from .errors import CmbFormatError, CombinerError, MediaError, PriorError
@@ -27,6 +34,7 @@ from .prior import Prior, find_by_short_id, nearest
 
 MAX_SAMPLE_RATE = 1_536_000
 RENDER_BATCH = 256   # units evaluated together when rendering; fixed so sender and receiver compute alike
+LEVELS = 8           # distinct block counts a clip's sounding units may take (plus 0 for digital silence)
 
 
 @dataclass
@@ -38,8 +46,9 @@ class EncodedAudio:
     prior: Prior
     psnr: float                     # dB, waveform mapped to [0, 1] (peak 1), as COIN++/RECOMBINER
     snr: float                      # dB
-    block_kl_bits: np.ndarray = field(repr=False, default=None)   # (U, n_blocks) KL of each block when coded
+    block_kl_bits: np.ndarray = field(repr=False, default=None)   # (U, max blocks) KL of each block when coded
     warnings: list[str] = field(default_factory=list)
+    unit_blocks: np.ndarray = field(repr=False, default=None)     # (U,) blocks of each unit (0: silent)
 
     @property
     def seconds(self) -> float:
@@ -50,77 +59,115 @@ class EncodedAudio:
         return 8.0 * len(self.data) / self.seconds / 1000.0
 
 
-def audio_psnr(original: np.ndarray, decoded: np.ndarray) -> float:
-    """PSNR (dB) with both signals mapped from [-1, 1] to [0, 1] (peak 1)."""
-    mse = float(np.mean((np.asarray(original, np.float64) - np.asarray(decoded, np.float64)) ** 2)) / 4.0
-    return float("inf") if mse == 0 else -10.0 * np.log10(mse)
-
-
-def audio_snr(original: np.ndarray, decoded: np.ndarray) -> float:
-    o = np.asarray(original, np.float64)
-    noise = float(np.sum((o - np.asarray(decoded, np.float64)) ** 2))
-    sig = float(np.sum(o ** 2))
-    if noise == 0:
-        return float("inf")
-    return float("-inf") if sig == 0 else 10.0 * np.log10(sig / noise)
-
-
 def layout(n_samples: int, channels: int, sample_rate: int, prior: Prior) -> tuple[int, int]:
     """-> (M samples per channel at the prior's rate, K chunks per channel); U = channels * K."""
     m = resampled_length(n_samples, sample_rate, prior.audio.sample_rate)
     return m, -(-m // prior.audio.chunk)
 
 
-def audio_header(n: int, c: int, sr: int, prior: Prior, seed: int, n_blocks: int) -> CmbHeader:
-    """The header a clip of n samples x c channels at sr Hz gets with this prior and block count."""
+def audio_header(n: int, c: int, sr: int, prior: Prior, seed: int, class_blocks, unit_class, gain: int
+                 ) -> CmbHeader:
+    """The (kind 10) header of a clip of n samples x c channels at sr Hz with these block-count classes."""
+    return CmbHeader("audio", (n, c, sr), prior.short_id, seed, prior.kappa, max(class_blocks), len(unit_class), 0,
+                     tuple(int(b) for b in class_blocks), tuple(int(k) for k in unit_class), b"", int(gain))
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a clip's file will hold, known before fitting: the app's plan and the encoder share it."""
+    total: int                  # blocks over all units
+    units: int
+    sounding: int               # units that are not digital silence (each gets one block at least)
+    overhead_bytes: int         # header (with the widest class table) and checksum
+    warnings: list[str]
+
+
+def block_budget(kbps: float, n: int, c: int, sr: int, prior: Prior, seed: int = 0, gain: int = 0,
+                 sounding: int | None = None) -> Budget:
+    """Blocks over all units whose file (header with the widest class table, checksum) is nearest
+    kbps * seconds / 8 bytes. `sounding` units (default: all) need one block at least: a rate below that
+    smallest file is raised to it, with a warning."""
     _, k = layout(n, c, sr, prior)
-    return CmbHeader("audio", (n, c, sr), prior.short_id, seed, prior.kappa, n_blocks, c * k)
-
-
-def blocks_for_kbps(kbps: float, n: int, c: int, sr: int, prior: Prior, seed: int = 0) -> tuple[int, list[str]]:
-    """Blocks per unit whose file size (header and checksum included) is nearest kbps * seconds / 8 bytes.
-    A rate below the smallest file (one block per unit) is raised to it, with a warning."""
-    target_bits = kbps * 1000.0 * n / sr
-    hdr = audio_header(n, c, sr, prior, seed, 1)
-    units = hdr.units
-    nb = 1
-    for _ in range(3):  # the block-count varint may grow by a byte
-        overhead = len(container.header_bytes(audio_header(n, c, sr, prior, seed, nb))) + container.CRC_BYTES
-        nb = int(round((target_bits - 8 * overhead) / (prior.kappa * units)))
-        nb = max(1, min(nb, prior.n_params))
+    units = c * k
+    sounding = units if sounding is None else sounding
+    levels = list(range(prior.n_params - LEVELS + 1, prior.n_params + 1))   # the widest class table
+    probe = audio_header(n, c, sr, prior, seed, [0] + levels, [LEVELS] * units, gain)
+    overhead = len(container.header_bytes(probe)) + container.CRC_BYTES
+    total = int(np.floor((kbps * 1000.0 * n / sr - 8 * overhead) / prior.kappa))
     warns = []
-    smallest = 8.0 * (overhead + container.payload_bytes(units, prior.kappa)) / (n / sr) / 1000.0
-    if smallest > kbps * 1.05:
+    if total < sounding:
+        smallest = (8.0 * overhead + sounding * prior.kappa) / (n / sr) / 1000.0
         warns.append(f"{kbps:g} kbps is below the smallest file for {n} samples x {c} channel(s) "
                      f"({smallest:.3g} kbps); coding at that")
-    return nb, warns
+        total = sounding
+    return Budget(min(total, sounding * prior.n_params), units, sounding, overhead, warns)
 
 
-def _chunks(x: np.ndarray, sr: int, prior: Prior) -> tuple[np.ndarray, np.ndarray, int]:
-    """(N, C) at sr -> (chunks (U, L, 1) in [-1, 1], mask (U, L, 1), M)."""
+def plan_budget(samples: np.ndarray, sample_rate: int, kbps: float, prior: Prior, seed: int = 0) -> Budget:
+    """The budget `encode_audio` will use for this clip (level and silent chunks measured as it does)."""
+    return _plan_clip(check_audio(samples, sample_rate), int(sample_rate), kbps, prior, seed).budget
+
+
+def level_grid(mean_blocks: float, cap: int, levels: int = LEVELS) -> np.ndarray:
+    """The block counts a clip's units may take: `levels` geometric steps around the clip's mean (from a sixth to
+    four times it), within 1..cap. Fixed per clip, so every batch of a long clip uses the same classes."""
+    lo, hi = max(1.0, mean_blocks / 6.0), min(float(cap), max(1.0, mean_blocks * 4.0))
+    return np.unique(np.clip(np.round(np.geomspace(lo, max(lo, hi), levels)), 1, cap).astype(np.int64))
+
+
+def allocate(kl: np.ndarray, total: int, grid: np.ndarray) -> np.ndarray:
+    """Blocks per unit in proportion to each unit's KL at a common rate weight, snapped to the clip's `grid`
+    (log-nearest), with the scale found by bisection so the sum is as near `total` as the grid allows."""
+    k = np.maximum(np.asarray(kl, dtype=np.float64), 1e-3)
+    lg = np.log(grid.astype(np.float64))
+
+    def counts(scale: float) -> np.ndarray:
+        return grid[np.abs(np.log(scale * k)[:, None] - lg[None, :]).argmin(1)]
+
+    lo, hi = 1e-9, 1e9
+    for _ in range(100):
+        mid = np.sqrt(lo * hi)
+        if counts(mid).sum() > total:
+            hi = mid
+        else:
+            lo = mid
+    a, b = counts(lo), counts(hi)
+    return a if abs(int(a.sum()) - total) <= abs(int(b.sum()) - total) else b
+
+
+def _chunks(x: np.ndarray, prior: Prior) -> tuple[np.ndarray, np.ndarray]:
+    """(M, C) at the prior's rate -> (chunks (U, L, 1), mask (U, L, 1)); chunk u = c * K + k."""
     L = prior.audio.chunk
-    xr = resample(x, sr, prior.audio.sample_rate)                 # (M, C)
-    m, c = xr.shape
+    m, c = x.shape
     k = -(-m // L)
     padded = np.zeros((c, k * L), dtype=np.float32)
-    padded[:, :m] = np.clip(xr.T, -1.0, 1.0)
+    padded[:, :m] = x.T
     mask = np.zeros((c, k * L), dtype=np.float32)
     mask[:, :m] = 1.0
-    return padded.reshape(c * k, L, 1), mask.reshape(c * k, L, 1), m
+    return padded.reshape(c * k, L, 1), mask.reshape(c * k, L, 1)
 
 
 @torch.no_grad()
-def _render(prior: Prior, members: list[np.ndarray], seed: int, indices: np.ndarray, n: int, c: int, sr: int,
-            device="cpu") -> np.ndarray:
-    """Receiver side: indices (U, n_blocks) -> (N, C) float32 at the original rate."""
+def _render(prior: Prior, seed: int, unit_blocks: np.ndarray, indices: Sequence[np.ndarray], n: int, c: int,
+            sr: int, gain: int | None, device="cpu") -> np.ndarray:
+    """Receiver side: per unit its block count and indices -> (N, C) float32 at the original rate. Units with
+    no blocks are silent. `gain` None: a kind-8 file (no level normalisation)."""
     L = prior.audio.chunk
     m, k = layout(n, c, sr, prior)
     emb = siren.fourier_embed(siren.grid_coords((L,), device=device), prior.inr)
-    out = np.empty((indices.shape[0], L), dtype=np.float32)
-    for s in range(0, indices.shape[0], RENDER_BATCH):
-        w = _weights(prior, members, seed, indices[s:s + RENDER_BATCH], device)
-        out[s:s + RENDER_BATCH] = (siren.forward(w, emb, prior.inr, prior.mixers(device))[:, :, 0] * 2.0).cpu().numpy()
+    mix = prior.mixers(device)
+    out = np.zeros((len(unit_blocks), L), dtype=np.float32)
+    ub = np.asarray(unit_blocks)
+    for nb in np.unique(ub[ub > 0]):
+        us = np.flatnonzero(ub == nb)
+        members = _members(prior, int(nb))
+        for s in range(0, len(us), RENDER_BATCH):
+            part = us[s:s + RENDER_BATCH]
+            w = _weights(prior, members, seed, np.stack([indices[u] for u in part]), device)
+            out[part] = (siren.forward(w, emb, prior.inr, mix)[:, :, 0] * 2.0).cpu().numpy()
     y = out.reshape(c, k * L)[:, :m].T                              # (M, C) at the prior's rate
+    if gain is not None:
+        y = y / np.float32(factor(gain))
     y = resample(np.ascontiguousarray(y), prior.audio.sample_rate, sr)[:n]
     return np.clip(y, -1.0, 1.0).astype(np.float32)
 
@@ -149,13 +196,49 @@ def encode_audio(samples: np.ndarray, sample_rate: int, kbps: float | None = Non
     return out[0]
 
 
+@dataclass
+class _ClipPlan:
+    x: np.ndarray                 # (N, C) input
+    sr: int
+    gain: int                     # gain code (0 for a silent clip)
+    chunks: np.ndarray            # (U, L, 1) level-normalised, at the prior's rate
+    mask: np.ndarray              # (U, L, 1)
+    sounding: np.ndarray          # (U,) bool: not digital silence
+    total: int                    # blocks over all units
+    grid: np.ndarray              # block counts the clip's sounding units may take
+    budget: Budget
+    blocks: np.ndarray = None     # (U,) blocks of each unit, filled while coding
+    indices: list = None          # per unit its indices
+    kl: list = None               # per unit the KL of each block when coded
+
+
+def _plan_clip(x: np.ndarray, sr: int, kbps: float, prior: Prior, seed: int) -> _ClipPlan:
+    xr = resample(x, sr, prior.audio.sample_rate)                  # (M, C) at the prior's rate
+    code = gain_code(xr, prior.audio.sample_rate)
+    gain = 0 if code is None else code
+    chunks, mask = _chunks(xr * np.float32(factor(gain)), prior)
+    sounding = np.abs(chunks * mask).reshape(chunks.shape[0], -1).max(1) > 0
+    n, c = x.shape
+    budget = block_budget(kbps, n, c, sr, prior, seed, gain, int(sounding.sum()))
+    grid = level_grid(budget.total / max(1, budget.sounding), prior.n_params)
+    u = chunks.shape[0]
+    return _ClipPlan(x, sr, gain, chunks, mask, sounding, budget.total if sounding.any() else 0, grid, budget,
+                     np.zeros(u, dtype=np.int64), [np.zeros(0, dtype=np.int64)] * u, [np.zeros(0)] * u)
+
+
 def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | None = None, *,
-                       prior: Prior | None = None, n_blocks: int | None = None, fit: FitConfig = FitConfig(),
+                       prior: Prior | None = None, fit: FitConfig = FitConfig(),
                        device: str | torch.device = "cpu", seed: int = 0, prior_dirs=None, compile: bool = False,
-                       max_units: int = 512) -> Generator[EncodeEvent, None, list[EncodedAudio]]:
-    """Encode clips [(samples, sample_rate), ...] at one target rate. Units of all clips that get the same block
-    count are fitted and coded together, `max_units` at a time, so memory does not grow with the length of
-    the audio. Yields EncodeEvents (steps counted over all units); returns one EncodedAudio per clip.
+                       max_units: int = 512, adaptive: bool = True) -> Generator[EncodeEvent, None, list[EncodedAudio]]:
+    """Encode clips [(samples, sample_rate), ...] at one target rate (kbit/s from the real file size).
+
+    Every clip is brought to the reference level (one quantised gain per clip, in the header), so the error
+    follows the signal's level. With `adaptive`, the sounding units are first fitted for half the steps with
+    one rate weight per clip; the clip's block budget is then split across its units in proportion to their KL
+    (on a fixed grid of LEVELS counts per clip), so loud, busy chunks get more blocks than pauses. Digital
+    silence gets no blocks at all and decodes to exact zeros. Units of all clips are fitted and coded together,
+    `max_units` at a time, so memory does not grow with the length of the audio. Yields EncodeEvents (steps
+    counted over all units); returns one EncodedAudio per clip.
     """
     device = torch.device(device)
     xs = [(check_audio(x, sr), int(sr)) for x, sr in clips]
@@ -167,47 +250,72 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
         prior = nearest("audio", 1, kbps, prior_dirs)
     if prior.modality != "audio" or prior.audio is None or prior.inr.out_dim != 1:
         raise PriorError(f"prior {prior.name} is not a mono audio prior")
-    plans = []  # per clip: (n_blocks, warnings, chunks, mask)
-    for x, sr in xs:
-        nb, warns = (n_blocks, []) if n_blocks is not None else blocks_for_kbps(
-            kbps if kbps is not None else prior.rate, x.shape[0], x.shape[1], sr, prior, seed)
-        chunks, mask, _ = _chunks(x, sr, prior)
-        plans.append((nb, warns, chunks, mask))
-    emb = siren.fourier_embed(siren.grid_coords((prior.audio.chunk,), device=device), prior.inr)
-    indices: list[np.ndarray] = [None] * len(xs)
-    coded: list[np.ndarray] = [None] * len(xs)
-    all_units = sum(p[2].shape[0] for p in plans)
-    before = 0
-    for nb in sorted({p[0] for p in plans}):
-        ids = [i for i, p in enumerate(plans) if p[0] == nb]
-        chunks = np.concatenate([plans[i][2] for i in ids])
-        mask = np.concatenate([plans[i][3] for i in ids])
-        members = _members(prior, nb)
-        idx_all = np.zeros((chunks.shape[0], nb), dtype=np.int64)
-        kl_all = np.zeros((chunks.shape[0], nb))
-        for s in range(0, chunks.shape[0], max_units):
-            sl = slice(s, min(chunks.shape[0], s + max_units))
-            target = torch.from_numpy(chunks[sl]).to(device) * 0.5       # network scale
-            weight = torch.from_numpy(mask[sl]).to(device) if mask[sl].min() < 1 else None
-            idx_all[sl], kl_all[sl] = yield from code_units(
-                target, emb, prior, members, fit, device, seed, None, 1, compile, weight,
-                total_offset=(before + s, all_units), pooled=True)
-        before += chunks.shape[0]
-        o = 0
-        for i in ids:
-            u = plans[i][2].shape[0]
-            indices[i], coded[i] = idx_all[o:o + u], kl_all[o:o + u]
-            o += u
+    rate = kbps if kbps is not None else prior.rate
+    plans = [_plan_clip(x, sr, rate, prior, seed) for x, sr in xs]
+    # All sounding units in one list: (clip, unit within clip); batches of max_units.
+    units = [(i, u) for i, pl in enumerate(plans) for u in np.flatnonzero(pl.sounding)]
+    n_all = max(1, len(units))
+    probe_steps = fit.steps // 2 if adaptive else 0
+    L = prior.audio.chunk
+    emb = siren.fourier_embed(siren.grid_coords((L,), device=device), prior.inr)
+    mu_p, ls_p = prior.tensors(device)
+    dist = make_distortion(prior.inr, compile)
+    per_batch = fit.steps + fit.refine_groups * (fit.refine_first + fit.refine_last) // 2
+    for s in range(0, len(units), max_units):
+        part = units[s:s + max_units]
+        clip_of = np.array([i for i, _ in part])
+        uid = np.array([u for _, u in part])
+        target = torch.from_numpy(np.stack([plans[i].chunks[u] for i, u in part])).to(device) * 0.5  # network scale
+        mask = np.stack([plans[i].mask[u] for i, u in part])
+        weight = torch.from_numpy(mask).to(device) if mask.min() < 1 else None
+        # this batch's share of each clip's budget, in proportion to its sounding units here
+        share = {i: plans[i].total * int((clip_of == i).sum()) / int(plans[i].sounding.sum())
+                 for i in np.unique(clip_of)}
+        gens = rng.unit_noise([fit.seed * 1_000_003 + 700_001 + int(u) for u in uid], device)
+        total_steps = max(1, int(round(per_batch * n_all / len(part))))
+        done = int(round(per_batch * s / len(part)))
+        n_units = np.zeros(len(part), dtype=np.int64)
+        start = None
+        if adaptive:
+            obj = Objective(prior.inr, emb, target, mu_p, ls_p, None, 1, weight, prior.mixers(device))
+            obj.distortion = dist
+            _, grp = np.unique(clip_of, return_inverse=True)
+            kl_target = torch.tensor([share[i] * prior.kappa / (clip_of == i).sum() for i in np.unique(clip_of)],
+                                     device=device, dtype=torch.float32)
+            mu, ls, kl_units = yield from _probe(obj, prior, fit, device, probe_steps,
+                                                 torch.from_numpy(grp).to(device), kl_target, gens,
+                                                 total_steps, done)
+            start = (mu, ls)
+            for i in np.unique(clip_of):
+                sel = clip_of == i
+                n_units[sel] = allocate(kl_units[sel], int(round(share[i])), plans[i].grid)
+        else:
+            for i in np.unique(clip_of):
+                sel = clip_of == i
+                n_units[sel] = uniform(int(round(share[i])), int(sel.sum()), prior.n_params)
+        counts = np.unique(n_units)
+        classes = [_members(prior, int(nb)) for nb in counts]
+        idx, coded_kl = yield from code_units(
+            target, emb, prior, classes, fit, device, seed, None, 1, compile, weight,
+            total_offset=(s, n_all), pooled=True, unit_class=np.searchsorted(counts, n_units), start=start,
+            steps=fit.steps - probe_steps, done_before=probe_steps, unit_ids=uid)
+        for k, (i, u) in enumerate(part):
+            plans[i].blocks[u] = n_units[k]
+            plans[i].indices[u] = idx[k, :n_units[k]]
+            plans[i].kl[u] = coded_kl[k, :n_units[k]]
     out = []
-    for i, (x, sr) in enumerate(xs):
-        nb, warns = plans[i][0], plans[i][1]
-        n, c = x.shape
-        hdr = CmbHeader("audio", (n, c, sr), prior.short_id, seed, prior.kappa, nb, indices[i].shape[0])
-        data = container.write(hdr, indices[i].reshape(-1))
+    for pl in plans:
+        n, c = pl.x.shape
+        cls_blocks = np.unique(np.concatenate([[0], pl.blocks])) if not pl.sounding.all() else np.unique(pl.blocks)
+        hdr = audio_header(n, c, pl.sr, prior, seed, cls_blocks, np.searchsorted(cls_blocks, pl.blocks), pl.gain)
+        data = container.write(hdr, np.concatenate(pl.indices) if pl.indices else np.zeros(0, np.int64))
         # The sender's final reconstruction goes through the receiver's own path.
-        recon = _render(prior, _members(prior, nb), seed, indices[i], n, c, sr)
-        out.append(EncodedAudio(data, recon, sr, hdr, prior, audio_psnr(x, recon), audio_snr(x, recon),
-                                coded[i], warns))
+        recon = _render(prior, seed, pl.blocks, pl.indices, n, c, pl.sr, pl.gain)
+        kl = np.zeros((len(pl.blocks), max(1, int(pl.blocks.max()))))
+        for u, row in enumerate(pl.kl):
+            kl[u, :len(row)] = row
+        out.append(EncodedAudio(data, recon, pl.sr, hdr, prior, audio_psnr(pl.x, recon), audio_snr(pl.x, recon),
+                                kl, list(pl.budget.warnings), pl.blocks.copy()))
     return out
 
 
@@ -222,13 +330,17 @@ def decode_audio_full(data: bytes, prior_dirs=None, device="cpu") -> tuple[np.nd
     prior = find_by_short_id(hdr.prior_id, prior_dirs)
     if prior.kappa != hdr.kappa or prior.modality != "audio" or prior.audio is None:
         raise PriorError(f"prior {hdr.prior_id.hex()} does not match this file (not an audio prior of this kappa)")
-    if not 1 <= hdr.n_blocks <= prior.n_params:
+    if hdr.gain is None and not 1 <= hdr.n_blocks <= prior.n_params:
         raise CmbFormatError(f"corrupt .cmb header: {hdr.n_blocks} blocks for a {prior.n_params}-weight prior")
     _, k = layout(n, c, sr, prior)
     if hdr.units != c * k:
         raise CmbFormatError(f"corrupt .cmb header: {hdr.units} units for {n} samples x {c} channel(s)")
-    members = _members(prior, hdr.n_blocks)
-    y = _render(prior, members, hdr.seed, idx.reshape(hdr.units, hdr.n_blocks), n, c, sr, device)
+    if max(hdr.class_blocks or (hdr.n_blocks,)) > prior.n_params:
+        raise CmbFormatError(f"corrupt .cmb header: more blocks than the prior's {prior.n_params} weights")
+    ub = np.asarray(hdr.unit_blocks, dtype=np.int64)
+    offs = np.concatenate([[0], np.cumsum(ub)])
+    per_unit = [idx[offs[u]:offs[u + 1]] for u in range(len(ub))]
+    y = _render(prior, hdr.seed, ub, per_unit, n, c, sr, hdr.gain, device)
     return y, sr, hdr, prior
 
 

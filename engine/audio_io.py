@@ -77,10 +77,11 @@ def resampled_length(n: int, rate_from: int, rate_to: int) -> int:
 
 
 def load_training_chunks(folder: str | os.PathLike, chunk: int, sample_rate: int, n_items: int = 0,
-                         seed: int = 0, skip: int = 0) -> tuple[np.ndarray, list[str]]:
+                         seed: int = 0, skip: int = 0, normalise: bool = False) -> tuple[np.ndarray, list[str]]:
     """Cut every audio file in a folder (sorted, resampled, channels split) into non-overlapping chunks and
     draw a seeded random subset -> ((n, chunk, 1) float32, file names). `skip` drops the first chunks of that
-    shuffled order (to continue training on unseen chunks)."""
+    shuffled order (to continue training on unseen chunks). `normalise` brings every file to the codec's
+    reference level first (audio_gain.REF_DBFS), as the encoder does with every clip it codes."""
     p = Path(folder)
     files = sorted(f for f in p.iterdir() if is_audio_path(f)) if p.is_dir() else []
     if not files:
@@ -89,6 +90,10 @@ def load_training_chunks(folder: str | os.PathLike, chunk: int, sample_rate: int
     for f in files:
         x, sr, _ = read_audio(f)
         x = resample(x, sr, sample_rate)
+        if normalise:
+            from .audio_gain import normalise as to_reference
+
+            x = to_reference(x, sample_rate)
         m = x.shape[0] // chunk
         pieces.append(x[: m * chunk].T.reshape(-1, chunk))  # (C * m, chunk)
     allc = np.concatenate(pieces)

@@ -65,12 +65,17 @@ def cmd_learn_prior(a) -> int:
         from .prior import AudioLayout
 
         layout = AudioLayout(a.chunk, a.sample_rate)
-        data, files = load_training_chunks(a.data, a.chunk, a.sample_rate, a.items, a.seed, a.skip)
+        data, files = load_training_chunks(a.data, a.chunk, a.sample_rate, a.items, a.seed, a.skip,
+                                           normalise=a.level_normalise)
         n, _, c = data.shape
         rate = a.kbps * 1000.0 / a.sample_rate   # bits per sample
         beta0 = 3e-7 / rate                       # audio MSEs are ~10x smaller than images'
         out_scale = 0.1
         data_items = f"chunks {a.skip}..{a.skip + n - 1} of the seed-{a.seed} shuffle of {len(files)} files"
+        if a.level_normalise:
+            from .audio_gain import REF_DBFS
+
+            data_items += f", every file at {REF_DBFS:g} dBFS (gated RMS)"
     elif a.patch:  # photos of any size: seeded random square crops, one INR per crop
         from .media import load_training_patches
 
@@ -252,6 +257,7 @@ def cmd_encode(a) -> int:
                   f"(prior {r.prior.name}, {r.header.n_blocks} blocks)")
     if clips:
         from .audio_codec import encode_audio
+        from .audio_gain import GAIN_STEP_DB
 
         for i, (x, sr) in clips.items():
             gen = encode_audio(x, sr, a.kbps, prior=forced, fit=fit, device=dev, seed=a.seed,
@@ -260,8 +266,10 @@ def cmd_encode(a) -> int:
             for wmsg in r.warnings:
                 print(f"combiner: warning: {wmsg}", file=sys.stderr)
             write_atomic(dests[i], r.data, protect=inputs)
-            print(f"{inputs[i]} -> {dests[i]}: {len(r.data)} bytes, {r.kbps:.3f} kbps, PSNR {r.psnr:.2f} dB, "
-                  f"SNR {r.snr:.2f} dB (prior {r.prior.name}, {r.header.units} units x {r.header.n_blocks} blocks)")
+            ub = r.unit_blocks
+            print(f"{inputs[i]} -> {dests[i]}: {len(r.data)} bytes, {r.kbps:.3f} kbps, SNR {r.snr:.2f} dB, "
+                  f"PSNR {r.psnr:.2f} dB (prior {r.prior.name}, {r.header.units} units, {ub.min()}-{ub.max()} "
+                  f"blocks each, gain {r.header.gain * GAIN_STEP_DB:+.2f} dB)")
     if not a.quiet:
         what = ", ".join(f"{n} {k}" for n, k in ((len(imgs), "image(s)"), (len(clips), "audio clip(s)")) if n)
         print(f"encoded {what} in {time.time() - t0:.1f} s on {dev}")
@@ -354,6 +362,15 @@ def cmd_info(a) -> int:
                                f"{hdr.n_indices} in all"))
         if hdr.alpha:
             rows.append(("alpha", f"{len(hdr.alpha)} bytes, lossless"))
+    elif hdr.modality == "audio" and hdr.gain is not None:
+        from .audio_gain import GAIN_STEP_DB, REF_DBFS
+
+        ub = hdr.unit_blocks
+        silent = sum(1 for b in ub if b == 0)
+        rows.append(("units", f"{hdr.units} (chunk INRs over all channels), {silent} silent"))
+        rows.append(("blocks", f"{min(ub)}-{max(ub)} per unit in {len(hdr.class_blocks)} class(es), "
+                               f"{hdr.n_indices} in all"))
+        rows.append(("gain", f"{hdr.gain * GAIN_STEP_DB:+.2f} dB (the clip was brought to {REF_DBFS:g} dBFS)"))
     elif hdr.modality == "audio":
         rows.append(("units", f"{hdr.units} (chunk INRs over all channels)"))
         rows.append(("blocks", f"{hdr.n_blocks} per unit, {hdr.n_indices} in all"))
@@ -385,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--rate", type=float, help="image prior: target rate in bits per pixel")
     lp.add_argument("--kbps", type=float, help="audio prior: target rate in kbit/s at --sample-rate")
     lp.add_argument("--chunk", type=int, default=800, help="audio: samples per INR chunk")
+    lp.add_argument("--level-normalise", action=argparse.BooleanOptionalAction, default=True,
+                    help="audio: bring every training file to the codec's reference level first (as the "
+                    "encoder does with every clip)")
     lp.add_argument("--sample-rate", type=int, default=16000, help="audio: the prior's sample rate")
     lp.add_argument("--patch", type=int, default=0, help="image patch prior: learn on seeded random PATCHxPATCH "
                     "crops of a folder of photos of any size (e.g. 64)")

@@ -10,6 +10,10 @@ Kind 9, a patch-coded image: H, W, channels, patch side varints; prior id, seed,
 block-count classes (count L, then L varints) instead of one block count, the class of each patch (row-major,
 ceil(log2 L) bits each, LSB-first, byte-padded; absent when L = 1) and, for 2- and 4-channel images, the
 alpha plane (varint length, then zlib-compressed bytes); then each patch's indices in turn.
+Kind 10, level-normalised audio with blocks by content: samples, channels, sample rate, units; prior id, seed,
+kappa; the clip gain (zigzag varint, audio_gain.GAIN_STEP_DB steps; 0 with every unit silent for a silent
+clip); then block-count classes and the class of every unit exactly as kind 9 (a class may hold 0 blocks: a
+silent unit); then each unit's indices in turn.
 """
 from __future__ import annotations
 
@@ -24,7 +28,9 @@ MAGIC = 0xCB
 VERSION = 1
 KIND_AUDIO = 8
 KIND_PATCHES = 9
+KIND_AUDIO_GAIN = 10
 MAX_SIDE = 1 << 16      # image side limit of patch-coded files (a corrupt size cannot ask for more)
+MAX_AUDIO_UNITS = 1 << 22   # kind-10 audio units (58 hours of mono 16 kHz speech in 800-sample chunks)
 ID_BYTES = 3
 CRC_BYTES = 2
 
@@ -42,17 +48,18 @@ class CmbHeader:
     class_blocks: tuple[int, ...] = ()   # patch-coded images: blocks of each class
     unit_class: tuple[int, ...] = ()     # patch-coded images: class of each patch, row-major
     alpha: bytes = b""          # patch-coded 2/4-channel images: zlib-compressed alpha plane
+    gain: int | None = None     # kind-10 audio: the clip's gain code (audio_gain); None for the older kind 8
 
     @property
     def unit_blocks(self) -> list[int]:
         """Blocks of each unit."""
-        if self.patch:
+        if self.class_blocks:
             return [self.class_blocks[k] for k in self.unit_class]
         return [self.n_blocks] * self.units
 
     @property
     def n_indices(self) -> int:
-        return sum(self.unit_blocks) if self.patch else self.units * self.n_blocks
+        return sum(self.unit_blocks) if self.class_blocks else self.units * self.n_blocks
 
 
 def _put_varint(out: bytearray, v: int) -> None:
@@ -115,6 +122,8 @@ def header_bytes(h: CmbHeader) -> bytes:
     out = bytearray([MAGIC])
     if h.patch:
         return _patch_header_bytes(h, out)
+    if h.modality == "audio" and h.gain is not None:
+        return _gain_audio_header_bytes(h, out)
     if h.modality == "image":
         hh, ww, c = h.shape
         if not 1 <= c <= 4:
@@ -144,6 +153,88 @@ def class_bits(n_classes: int) -> int:
 
 def patch_units(hh: int, ww: int, patch: int) -> int:
     return -(-hh // patch) * -(-ww // patch)
+
+
+def _zigzag(v: int) -> int:
+    return 2 * v if v >= 0 else -2 * v - 1
+
+
+def _unzigzag(u: int) -> int:
+    return u >> 1 if not u & 1 else -((u + 1) >> 1)
+
+
+def _put_classes(out: bytearray, class_blocks, unit_class, lowest: int) -> None:
+    if not class_blocks or min(class_blocks) < lowest or list(class_blocks) != sorted(set(class_blocks)):
+        raise ValueError("block-count classes must be distinct, ascending and in range")
+    if len(unit_class) and max(unit_class) >= len(class_blocks):
+        raise ValueError("a unit names a class that does not exist")
+    _put_varint(out, len(class_blocks))
+    for v in class_blocks:
+        _put_varint(out, v)
+    if len(class_blocks) > 1:
+        out += pack_indices(np.asarray(unit_class), class_bits(len(class_blocks)))
+
+
+def _read_classes(r: "_Reader", data: bytes, units: int, kappa: int, lowest: int, what: str
+                  ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Class table and per-unit classes (kinds 9 and 10), validated before anything of size `units` is built."""
+    n_cls = r.varint("class count")
+    if not 1 <= n_cls <= 256:
+        raise CmbFormatError(f"corrupt .cmb header: {n_cls} block-count classes")
+    blocks = tuple(r.varint("class blocks") for _ in range(n_cls))
+    if min(blocks) < lowest or max(blocks) > 1 << 20:
+        raise CmbFormatError("corrupt .cmb header: a block-count class is out of range")
+    if payload_bytes(units * min(blocks), kappa) > len(data):  # before anything of size `units` is built
+        raise CmbFormatError(f"truncated .cmb file: {len(data)} bytes cannot hold {units} {what}")
+    if n_cls > 1:
+        nbytes = (units * class_bits(n_cls) + 7) // 8
+        if r.pos + nbytes > len(data):
+            raise CmbFormatError(f"truncated .cmb file: it ends inside the {what[:-1]} classes")
+        cls = unpack_indices(data[r.pos:r.pos + nbytes], units, class_bits(n_cls))
+        r.pos += nbytes
+        if cls.max() >= n_cls:
+            raise CmbFormatError(f"corrupt .cmb header: a {what[:-1]} names a class that does not exist")
+        return blocks, tuple(int(k) for k in cls)
+    return blocks, (0,) * units
+
+
+def _gain_audio_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
+    n, c, sr = h.shape
+    if min(n, c, sr, h.units) < 1 or len(h.unit_class) != h.units:
+        raise ValueError("audio needs samples, channels, rate and one class per unit")
+    out.append(VERSION << 4 | KIND_AUDIO_GAIN)
+    for v in (n, c, sr, h.units):
+        _put_varint(out, v)
+    if len(h.prior_id) != ID_BYTES:
+        raise ValueError("prior id must be 3 bytes")
+    out += h.prior_id
+    _put_varint(out, h.seed)
+    out.append(h.kappa)
+    _put_varint(out, _zigzag(h.gain))
+    _put_classes(out, h.class_blocks, h.unit_class, lowest=0)
+    return bytes(out)
+
+
+def _read_gain_audio_header(r: "_Reader", data: bytes) -> CmbHeader:
+    shape = (r.varint("samples"), r.varint("channels"), r.varint("sample rate"))
+    units = r.varint("units")
+    if min(shape) < 1 or units < 1:
+        raise CmbFormatError("corrupt .cmb header: audio length, channels, rate or unit count is zero")
+    if units > MAX_AUDIO_UNITS:   # silent units cost no bytes: bound what a small file can declare
+        raise CmbFormatError(f"corrupt .cmb header: {units} units (at most {MAX_AUDIO_UNITS})")
+    pid = bytes(r.byte("prior id") for _ in range(ID_BYTES))
+    seed = r.varint("seed")
+    kappa = r.byte("kappa")
+    if not 1 <= kappa <= 24:
+        raise CmbFormatError(f"corrupt .cmb header: kappa {kappa} out of range")
+    gain = _unzigzag(r.varint("gain"))
+    from .audio_gain import code_range
+
+    lo, hi = code_range()
+    if not lo <= gain <= hi:
+        raise CmbFormatError(f"corrupt .cmb header: gain code {gain} out of range")
+    blocks, unit_class = _read_classes(r, data, units, kappa, 0, "units")
+    return CmbHeader("audio", shape, pid, seed, kappa, max(blocks), units, 0, blocks, unit_class, b"", gain)
 
 
 def _patch_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
@@ -234,6 +325,9 @@ def read(data: bytes) -> tuple[CmbHeader, np.ndarray]:
         raise CmbFormatError(f"unsupported .cmb format version {version} (this program reads version {VERSION})")
     if kind == KIND_PATCHES:
         hdr = _read_patch_header(r, data)
+        return hdr, _payload(data, r.pos, hdr.n_indices, hdr.kappa)
+    if kind == KIND_AUDIO_GAIN:
+        hdr = _read_gain_audio_header(r, data)
         return hdr, _payload(data, r.pos, hdr.n_indices, hdr.kappa)
     units = 1
     if 1 <= kind <= 4:

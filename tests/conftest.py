@@ -72,7 +72,9 @@ def tiny_audio_prior_dir(tmp_path_factory):
 
     torch.manual_seed(0)
     chunk = 200
-    x = np.concatenate([voiced_audio(1.0, seed=s) for s in range(4)])
+    from engine.audio_gain import normalise
+
+    x = np.concatenate([normalise(voiced_audio(1.0, seed=s), 16000) for s in range(4)])  # as the encoder sees it
     chunks = x[: len(x) // chunk * chunk].reshape(-1, chunk, 1)[::2][:48]
     cfg = LearnConfig(rate_bpp=1.0, n_items=48, batch=48, first_steps=200, round_steps=80, rounds=2, warmup=50,
                       beta_init=3e-7, out_init_scale=0.1,

@@ -20,3 +20,25 @@ def test_golden_file_decodes_to_the_stored_picture():
     diff = np.abs(img.astype(int) - want.astype(int))
     # bit-exact on the machine that wrote it; other CPUs may round a rare value the other way
     assert diff.max() <= 1 and (diff == 0).mean() > 0.999
+
+
+def test_golden_patch_file_decodes_to_the_stored_picture():
+    """A kind-9 (patch-coded) file written by the build that introduced patches, shipped photo64 prior."""
+    from engine.patch_codec import decode_image_full
+
+    img, hdr, prior = decode_image_full((DATA / "coffee_0.6bpp_kind9.cmb").read_bytes())
+    want = np.asarray(Image.open(DATA / "coffee_0.6bpp_kind9_decoded.png"))
+    assert prior.name == "photo64-0.6bpp" and hdr.shape == (32, 48, 3) and hdr.patch == 64
+    diff = np.abs(img.astype(int) - want.astype(int))
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.999
+
+
+def test_golden_audio_file_of_the_first_audio_kind_still_decodes():
+    """A kind-8 audio file (one block count for every chunk, no gain) written before level normalisation."""
+    from engine.audio_codec import decode_audio_full
+
+    y, sr, hdr, prior = decode_audio_full((DATA / "speech_10kbps_kind8.cmb").read_bytes())
+    want = np.load(DATA / "speech_10kbps_kind8_decoded.npy")
+    assert prior.name == "speech16k-10kbps" and sr == 16000 and hdr.gain is None and hdr.n_blocks == 30
+    assert y.shape == want.shape == (6400, 1)
+    assert np.max(np.abs(y - want)) < 1e-4
