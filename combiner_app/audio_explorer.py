@@ -37,8 +37,8 @@ def feasible_kbps(clip: AudioClip, ladder=AUDIO_LADDER, prior_dirs=None) -> list
             p = plan_audio(clip, r, prior_dirs)
         except CombinerError:
             continue
-        key = (p.prior.id, min(p.n_blocks, p.prior.n_params))
-        if p.warnings:           # below the smallest file: that file would not be at this rate
+        key = (p.prior.id, p.total_blocks)
+        if any("below the smallest file" in w for w in p.warnings):   # that file would not be at this rate
             floor = floor if floor is not None else r
             continue
         if key not in seen:
@@ -214,7 +214,7 @@ class AudioRateExplorer(LadderMixin, QWidget):
             return stft_db(mono(y), clip.sample_rate, 512, hop)[0]
 
         pts = [Point("COMBINER", len(enc.data), enc.kbps, enc.psnr, enc.snr, spec(enc.reconstruction),
-                     f"{enc.header.units} units × {enc.header.n_blocks} blocks")]
+                     f"{enc.header.units} units, {enc.header.n_indices} blocks")]
         for ref in res.references:
             note = f"level {ref.level:.2f}"
             if ref.nbytes > 1.25 * len(enc.data):   # e.g. Ogg/Opus has a floor of about a kilobyte

@@ -204,7 +204,7 @@ class LiveView(QWidget):
     def _set_bits(self, blocks_done: int, units_in_batch: int = 0, n_blocks: int = 0) -> None:
         p = self.plan
         units_in_batch = units_in_batch or p.units
-        if p.patch:   # patches differ in block count; each batch codes the same share of every patch's blocks
+        if p.patch or p.modality == "audio":   # units differ in block count; each batch codes the same share
             frac = blocks_done / max(1, n_blocks or p.n_blocks)
             coded = int(round(p.total_blocks * (self.units_before + frac * units_in_batch) / p.units))
         else:
@@ -218,7 +218,7 @@ class LiveView(QWidget):
                                     f"{p.units} patches)")
         elif p.modality == "audio":
             self.bits_bar.setFormat(f"{spent / 1000:.1f} / {target / 1000:.1f} kbit  "
-                                    f"({coded}/{p.units * p.n_blocks} blocks of {p.units} units)")
+                                    f"({coded}/{p.total_blocks} blocks over {p.units} units)")
         else:
             self.bits_bar.setFormat(f"{spent} / {target} bits  ({blocks_done}/{p.n_blocks} blocks)")
 
@@ -249,7 +249,9 @@ class LiveView(QWidget):
         if kl_all is not None and self.plan is not None and self.plan.patch:
             self._draw_patches(ev, kl_all)
         elif kl_all is not None:
-            kl = kl_all.mean(axis=0)   # one image: its own KL; audio: the mean over the batch's units
+            # one image: its own KL; audio: the mean over the batch's units that have the block (a unit with
+            # fewer blocks reports exactly 0 for the blocks it lacks)
+            kl = kl_all.sum(axis=0) / np.maximum((kl_all > 0).sum(axis=0), 1)
             brushes = [CODED if i < ev.blocks_done else OPEN for i in range(len(kl))]
             self.bars.setOpts(x=np.arange(len(kl)), height=kl, brushes=brushes)
         self.psnr_curve.setData(np.asarray(self.steps, float), np.asarray(self.psnrs, float))

@@ -39,6 +39,17 @@ OPEN_FILTER = (f"Images, audio and .cmb files ({_IMAGE_GLOBS} {_AUDIO_GLOBS} *.c
                f"Audio ({_AUDIO_GLOBS});;COMBINER files (*.cmb);;All files (*)")
 
 
+
+def _units_text(header) -> str:
+    """Audio units and their blocks for the result fields (kind-10 files vary the count by content)."""
+    ub = header.unit_blocks
+    text = f"{header.units} units, {min(ub)}-{max(ub)} blocks each × κ={header.kappa}"
+    if header.gain is not None:
+        from engine.audio_gain import GAIN_STEP_DB
+
+        text += f", gain {header.gain * GAIN_STEP_DB:+.2f} dB"
+    return text
+
 class MainWindow(QMainWindow):
     # GUI-thread signals (tests wait on these)
     file_opened = Signal(str)
@@ -358,7 +369,7 @@ class MainWindow(QMainWindow):
         view.title.setText(f"Decoded {path.name}")
         view.show_fields({"Modality": header.modality, "Samples": f"{n} ({seconds:.2f} s)", "Channels": str(c),
                           "Sample rate": f"{sr} Hz", "Prior": prior.name, "Prior id": header.prior_id.hex(),
-                          "Units": str(header.units), "Blocks": f"{header.n_blocks} × κ={header.kappa}",
+                          "Units": _units_text(header),
                           "Bytes": str(len(data)), "Rate": f"{8 * len(data) / seconds / 1000:.2f} kbps"})
         view.save_button.setVisible(False)
         view.export_button.setVisible(True)
@@ -424,7 +435,7 @@ class MainWindow(QMainWindow):
         view.show_fields({"File size": f"{len(enc.data)} bytes", "Rate": f"{enc.kbps:.2f} kbps",
                           "PSNR": f"{enc.psnr:.2f} dB", "SNR": f"{enc.snr:.2f} dB",
                           "Encode time": f"{res.seconds:.1f} s", "Prior": enc.prior.name,
-                          "Units": f"{enc.header.units} × {enc.header.n_blocks} blocks × κ={enc.header.kappa}",
+                          "Units": _units_text(enc.header),
                           "Duration": f"{enc.seconds:.2f} s", "Sample rate": f"{enc.sample_rate} Hz"})
         view.save_button.setVisible(True)
         view.export_button.setVisible(True)

@@ -103,6 +103,19 @@ def block_budget(kbps: float, n: int, c: int, sr: int, prior: Prior, seed: int =
     return Budget(min(total, sounding * prior.n_params), units, sounding, overhead, warns)
 
 
+def bandwidth_notes(sample_rate: int, prior: Prior) -> list[str]:
+    """What a user must know before coding a clip with this prior: audio above the prior's Nyquist frequency is
+    lost, and the shipped priors model speech (music and other sounds are coded with a model of speech)."""
+    r = prior.audio.sample_rate
+    if sample_rate <= r:
+        return []
+    note = (f"the prior {prior.name} codes {r / 1000:g} kHz audio: everything above {r / 2000:g} kHz in this "
+            f"{sample_rate / 1000:g} kHz file is lost")
+    if "speech" in (prior.name or ""):
+        note += "; it is a model of speech, so music and other sounds come back muffled and noisy"
+    return [note]
+
+
 def plan_budget(samples: np.ndarray, sample_rate: int, kbps: float, prior: Prior, seed: int = 0) -> Budget:
     """The budget `encode_audio` will use for this clip (level and silent chunks measured as it does)."""
     return _plan_clip(check_audio(samples, sample_rate), int(sample_rate), kbps, prior, seed).budget
@@ -220,6 +233,7 @@ def _plan_clip(x: np.ndarray, sr: int, kbps: float, prior: Prior, seed: int) -> 
     sounding = np.abs(chunks * mask).reshape(chunks.shape[0], -1).max(1) > 0
     n, c = x.shape
     budget = block_budget(kbps, n, c, sr, prior, seed, gain, int(sounding.sum()))
+    budget.warnings.extend(bandwidth_notes(sr, prior))
     grid = level_grid(budget.total / max(1, budget.sounding), prior.n_params)
     u = chunks.shape[0]
     return _ClipPlan(x, sr, gain, chunks, mask, sounding, budget.total if sounding.any() else 0, grid, budget,

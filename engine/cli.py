@@ -256,15 +256,17 @@ def cmd_encode(a) -> int:
             print(f"{inputs[i]} -> {dests[i]}: {len(r.data)} bytes, {r.bpp:.4f} bpp, PSNR {r.psnr:.2f} dB "
                   f"(prior {r.prior.name}, {r.header.n_blocks} blocks)")
     if clips:
-        from .audio_codec import encode_audio
+        from .audio_codec import encode_audio, plan_budget
         from .audio_gain import GAIN_STEP_DB
+        from .prior import nearest
 
         for i, (x, sr) in clips.items():
-            gen = encode_audio(x, sr, a.kbps, prior=forced, fit=fit, device=dev, seed=a.seed,
+            chosen = forced or nearest("audio", 1, a.kbps, a.prior_dir)
+            for wmsg in plan_budget(x, sr, a.kbps, chosen, a.seed).warnings:   # said before the work starts
+                print(f"combiner: warning: {inputs[i].name}: {wmsg}", file=sys.stderr)
+            gen = encode_audio(x, sr, a.kbps, prior=chosen, fit=fit, device=dev, seed=a.seed,
                                prior_dirs=a.prior_dir, compile=a.compile)
             r = _progress(gen, inputs[i].name, a.quiet)
-            for wmsg in r.warnings:
-                print(f"combiner: warning: {wmsg}", file=sys.stderr)
             write_atomic(dests[i], r.data, protect=inputs)
             ub = r.unit_blocks
             print(f"{inputs[i]} -> {dests[i]}: {len(r.data)} bytes, {r.kbps:.3f} kbps, SNR {r.snr:.2f} dB, "

@@ -76,9 +76,9 @@ def tiny_audio_prior_dir(tmp_path_factory):
 
     x = np.concatenate([normalise(voiced_audio(1.0, seed=s), 16000) for s in range(4)])  # as the encoder sees it
     chunks = x[: len(x) // chunk * chunk].reshape(-1, chunk, 1)[::2][:48]
-    cfg = LearnConfig(rate_bpp=1.0, n_items=48, batch=48, first_steps=200, round_steps=80, rounds=2, warmup=50,
+    cfg = LearnConfig(rate_bpp=2.0, n_items=48, batch=48, first_steps=200, round_steps=80, rounds=2, warmup=50,
                       beta_init=3e-7, out_init_scale=0.1,
-                      inr=InrConfig(in_dim=1, out_dim=1, width=12, depth=2, n_freqs=4, max_freq=32.0))
+                      inr=InrConfig(in_dim=1, out_dim=1, width=16, depth=2, n_freqs=4, max_freq=32.0))
     prior = run(learn_prior(chunks, cfg, torch.device("cpu"), data_info={"name": "tiny-audio-test"},
                             audio=AudioLayout(chunk, 16000)))
     d = tmp_path_factory.mktemp("audio_priors")

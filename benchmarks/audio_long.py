@@ -1,0 +1,99 @@
+"""Long recordings: CPU time per minute of audio, memory over the encode, decode speed, and a projection.
+
+    python benchmarks/audio_long.py --data ../shared/data/audio/speech_test --minutes 1 --kbps 12 --preset fast
+
+The clips of the folder are joined (sorted, repeated if needed) into one recording of `--minutes`, encoded as one
+clip (units in batches of `--batch`), decoded again from its bytes, and scored. Printed: wall and CPU seconds of
+the encode per minute of audio, the resident memory after every batch (it must stay flat: memory is bounded by
+the batch, not the clip), peak RSS, decode seconds per minute, and the encode time projected to 10 and 60 minutes
+from the measured per-batch cost (encode time is linear in the number of batches).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine import metrics  # noqa: E402
+from engine.audio_codec import decode_audio_full, encode_audio  # noqa: E402
+from engine.audio_io import is_audio_path, read_audio  # noqa: E402
+from engine.config import PRESETS  # noqa: E402
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--minutes", type=float, default=1.0)
+    ap.add_argument("--kbps", type=float, default=12.0)
+    ap.add_argument("--preset", default="fast", choices=list(PRESETS))
+    ap.add_argument("--batch", type=int, default=512, help="units fitted together")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+
+    files = sorted(f for f in a.data.iterdir() if is_audio_path(f))
+    parts, n, sr = [], 0, 16000
+    want = int(a.minutes * 60 * sr)
+    while n < want:
+        for f in files:
+            x, sr, _ = read_audio(f)
+            parts.append(x)
+            n += len(x)
+            if n >= want:
+                break
+    x = np.concatenate(parts)[:want]
+    minutes = len(x) / sr / 60
+    print(f"{minutes:.2f} min of speech at {sr} Hz, {a.kbps:g} kbps, preset {a.preset}, batch {a.batch}, "
+          f"{torch.get_num_threads()} threads, device {a.device}", flush=True)
+
+    t0, c0 = time.time(), time.process_time()
+    gen = encode_audio(x, sr, a.kbps, fit=PRESETS[a.preset], device=a.device, max_units=a.batch)
+    rss, last_phase, batch_marks = [], None, []
+    while True:
+        try:
+            ev = next(gen)
+        except StopIteration as stop:
+            r = stop.value
+            break
+        if ev.phase == "fit" and last_phase == "code":      # a new batch began
+            batch_marks.append((time.time() - t0, time.process_time() - c0))
+            rss.append(rss_mb())
+        last_phase = ev.phase
+    wall, cpu = time.time() - t0, time.process_time() - c0
+    rss.append(rss_mb())
+    t1 = time.time()
+    y, _, hdr, _ = decode_audio_full(r.data)
+    dec = time.time() - t1
+    batches = -(-hdr.units // a.batch)
+    m = metrics.speech_metrics(x, y, sr)
+    print(f"file {len(r.data)} bytes, {r.kbps:.3f} kbps, {hdr.units} units in {batches} batch(es); SNR {m['snr']:.2f} dB, "
+          f"PSNR {m['psnr']:.2f} dB, STOI {metrics.fmt(m['stoi'], 3)}, PESQ {metrics.fmt(m['pesq'])}")
+    print(f"encode: {wall:.0f} s wall, {cpu:.0f} s CPU = {cpu / minutes:.0f} CPU s per minute of audio "
+          f"({wall / minutes:.0f} wall s per minute)")
+    print("RSS after each batch (MB): " + ", ".join(f"{v:.0f}" for v in rss))
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(f"decode: {dec:.2f} s = {dec / minutes:.2f} s per minute of audio")
+    per_batch = cpu / batches
+    units_per_min = hdr.units / minutes
+    for mins in (10, 60):
+        b = -(-int(units_per_min * mins) // a.batch)
+        print(f"projected encode of {mins} min: {b} batches x {per_batch:.0f} CPU s = {b * per_batch / 3600:.2f} CPU hours")
+
+
+if __name__ == "__main__":
+    main()
