@@ -4,6 +4,7 @@ Samples travel as float32 arrays of shape (N, C) in [-1, 1], whatever the file's
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from math import gcd
@@ -49,6 +50,25 @@ def _wav_declared_frames(p: Path) -> tuple[int, int] | None:
     return None
 
 
+@contextlib.contextmanager
+def _c_stderr_silenced():
+    """Send what C libraries write to file descriptor 2 to /dev/null inside the block (the CLI's errors are one
+    line; the decoders' own chatter would add more)."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _sndfile_reason(e: BaseException, p: Path) -> str:
     """libsndfile's message, made readable (it says 'File does not exist' or 'psf_fseek() failed' for files that
     exist but are garbage or cut short)."""
@@ -56,7 +76,7 @@ def _sndfile_reason(e: BaseException, p: Path) -> str:
     low = msg.lower()
     if "does not exist" in low or "format not recognised" in low or "unknown format" in low:
         return "unknown format or corrupt data"
-    if "psf_fseek" in low or "unexpected end" in low or "truncat" in low or "short" in low:
+    if "psf_fseek" in low or "lost sync" in low or "unexpected end" in low or "truncat" in low or "short" in low:
         return "the file is truncated or corrupt"
     if ": " in msg and msg.startswith("Error opening"):
         msg = msg.split(": ", 1)[1]
@@ -75,7 +95,8 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int, list[str]]:
     if p.stat().st_size == 0:
         raise MediaError(f"{p}: the file is empty")
     try:
-        x, sr = sf.read(str(p), dtype="float32", always_2d=True)
+        with _c_stderr_silenced():   # libmpg123 prints its own warnings about garbage to the terminal
+            x, sr = sf.read(str(p), dtype="float32", always_2d=True)
     except PermissionError:
         raise MediaError(f"{p}: cannot read it (permission denied)") from None
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError, AssertionError) as e:

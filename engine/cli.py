@@ -567,11 +567,11 @@ def main(argv: list[str] | None = None) -> int:
     from . import limits
 
     a = build_parser().parse_args(argv)
-    if hasattr(signal, "SIGTERM"):
-        try:
-            signal.signal(signal.SIGTERM, _on_sigterm)
-        except ValueError:  # not the main thread
-            pass
+    old_term = None
+    try:
+        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, AttributeError):  # not the main thread
+        pass
     try:
         check_common_options(a)
         mp, ms = getattr(a, "max_pixels", None), getattr(a, "max_seconds", None)
@@ -587,6 +587,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail("out of memory")
     except RecursionError:
         return _fail("internal error: recursion too deep")
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 if __name__ == "__main__":

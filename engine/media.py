@@ -35,7 +35,7 @@ def _to_8bit(arr: np.ndarray, mode: str, name: str, warnings: list[str]) -> np.n
     elif hi <= 255:
         scale, what = 255.0, "8-bit values"
     else:
-        scale, what = float(2 ** 32 - 1 if mode == "I" and lo >= 0 else 2 ** 31 - 1), "32-bit values"
+        scale, what = float(2 ** 31 - 1), "32-bit values"   # Pillow's "I" is signed 32-bit
     if lo < 0:
         warnings.append(f"{name}: negative pixel values clipped to 0")
     warnings.append(f"{name}: {mode} image ({what}) reduced to 8 bits")
@@ -164,16 +164,28 @@ TMP_SUFFIX = ".tmp"
 
 @contextlib.contextmanager
 def deferred_signals():
-    """Hold SIGINT and SIGTERM (main thread only) until the block ends; they are then delivered as usual."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+    """Hold SIGINT and SIGTERM until the block ends, then act on them as usual (main thread only; elsewhere
+    a no-op). Python-level handlers run in the main thread whichever thread the kernel picks, so swapping
+    them for recorders holds the signal even while other threads (torch's) run."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    sigs = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    got: list[int] = []
+    sigs = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
+    old = {}
+    for sig in sigs:
+        old[sig] = signal.signal(sig, lambda signum, frame: got.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig in sigs:
+            signal.signal(sig, old[sig])
+        for sig in dict.fromkeys(got):
+            h = old[sig]
+            if callable(h):
+                h(sig, None)
+            elif h == signal.SIG_DFL:
+                os.kill(os.getpid(), sig)
 
 
 def temp_path(path: Path) -> Path:
