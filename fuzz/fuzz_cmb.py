@@ -56,7 +56,8 @@ _RUNS = -1
 
 def _bucket(msg: str) -> str:
     """Group messages by their wording without the numbers in them."""
-    return re.sub(r"\d+", "N", msg.split(" (")[0])[:80]
+    msg = re.sub(r"\b[0-9a-f]{6}\b", "ID", msg.split(" (")[0])   # prior ids
+    return re.sub(r"\d+", "N", msg)[:80]
 
 
 def decode_any(data: bytes) -> str:

@@ -12,10 +12,16 @@ TINY_FIT = FitConfig(steps=30, refine_first=3, refine_last=1, refine_groups=3)
 
 def run_cli(capfd, *args):
     """engine.cli.main(args) in-process -> (returncode, stdout, stderr) like subprocess.run's result."""
+    import torch
+
     from engine.cli import main
 
     capfd.readouterr()
-    rc = main([str(a) for a in args])
+    threads = torch.get_num_threads()
+    try:
+        rc = main([str(a) for a in args])
+    finally:
+        torch.set_num_threads(threads)   # the CLI sets them from the work: keep the rest of the session as it was
     out, err = capfd.readouterr()
     return SimpleNamespace(returncode=rc, stdout=out, stderr=err)
 
