@@ -10,6 +10,10 @@
 (also a generator) one audio clip; `learn_prior`
 learns a prior; `container` reads and writes the `.cmb` format. The engine never imports Qt.
 """
+from .threads import configure_env as _configure_env
+
+_configure_env()  # before torch is imported: OpenMP threads must not busy-wait (engine/threads.py)
+
 from .audio_codec import EncodedAudio, decode_audio, decode_audio_full, encode_audio, encode_audio_batch
 from .codec import Encoded, EncodeEvent, decode, decode_full, encode, encode_batch, run
 from .config import FitConfig, InrConfig, LearnConfig

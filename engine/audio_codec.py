@@ -20,7 +20,7 @@ from typing import Generator, Sequence
 import numpy as np
 import torch
 
-from . import container, rng, siren
+from . import container, limits, rng, siren
 from .audio_gain import factor, gain_code
 from .audio_io import resample, resampled_length
 from .codec import EncodeEvent, _members, _weights, code_units
@@ -338,6 +338,7 @@ def decode_audio_full(data: bytes, prior_dirs=None, device="cpu") -> tuple[np.nd
     hdr, idx = container.read(bytes(data))
     if hdr.modality != "audio":
         raise CmbFormatError(f"this is an {hdr.modality} file, not audio")
+    limits.check_header(hdr)
     n, c, sr = hdr.shape
     if sr > MAX_SAMPLE_RATE:
         raise CmbFormatError(f"corrupt .cmb header: sample rate {sr} Hz")

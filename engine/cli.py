@@ -7,12 +7,59 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 
-from .errors import CombinerError
+from .threads import configure_env
+
+configure_env()  # before torch is imported (a no-op when engine/__init__ already did it)
+
+from .errors import CombinerError  # noqa: E402
+
+MAX_BPP = 64.0          # above 8 bits per channel of RGBA, twice over: a rate no image needs
+MAX_KBPS = 100_000.0    # about 64 channels of 16-bit 96 kHz PCM
+MAX_THREADS = 1024
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as an exception so that temporary files are removed on the way out."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def check_rate(opt: str, v: float | None, hi: float) -> None:
+    """--bpp / --kbps: a finite positive number up to `hi`."""
+    if v is None:
+        return
+    if not math.isfinite(v) or v <= 0:
+        raise CombinerError(f"{opt} must be a positive number (got {v:g})")
+    if v > hi:
+        raise CombinerError(f"{opt} {v:g} is above the largest rate the codec writes ({hi:g})")
+
+
+def check_common_options(a) -> None:
+    """Options every encode shares, checked before any work (one-line errors, never a traceback)."""
+    from . import container
+
+    check_rate("--bpp", getattr(a, "bpp", None), MAX_BPP)
+    check_rate("--kbps", getattr(a, "kbps", None), MAX_KBPS)
+    seed = getattr(a, "seed", 0)
+    if not container.varint_fits(seed):
+        raise CombinerError(f"--seed {seed} is out of range (0 to {(1 << 63) - 1} fits every .cmb reader)"
+                            if seed >= 0 else f"--seed must be 0 or positive (got {seed})")
+    th = getattr(a, "threads", 0)
+    if not 0 <= th <= MAX_THREADS:
+        raise CombinerError(f"--threads must be 0 (choose from the work) or 1 to {MAX_THREADS} (got {th})")
+    for opt in ("max_pixels", "max_seconds"):
+        v = getattr(a, opt, None)
+        if v is not None and (not math.isfinite(v) or v < 0):
+            raise CombinerError(f"--{opt.replace('_', '-')} must be 0 (no limit) or positive (got {v:g})")
 
 
 def _init_distributed(device: str) -> tuple[int, int]:
@@ -166,22 +213,39 @@ def _progress(gen, desc: str, quiet: bool):
         bar.close()
 
 
+def _encode_work(imgs: dict, clips: dict) -> int:
+    """Network evaluations per fitting step of the largest batch (sets the thread count)."""
+    from .patch_codec import MAX_UNITS
+
+    px = sum(i.shape[0] * i.shape[1] for i in imgs.values())
+    work = min(px, MAX_UNITS * 64 * 64)
+    for x, sr in clips.values():
+        work = max(work, min(int(x.shape[0] * x.shape[1] * 16000 / sr), 512 * 800))
+    return work
+
+
+def _rate_note(got: float, asked: float, unit: str, name) -> None:
+    if got < 0.8 * asked:
+        print(f"combiner: warning: {name}: coded at {got:.4g} {unit}, the most this prior reaches for it "
+              f"({asked:g} {unit} asked)", file=sys.stderr)
+
+
 def cmd_encode(a) -> int:
-    import torch
-
+    from . import threads
     from .audio_io import is_audio_path, read_audio
-    from .codec import encode_batch
     from .errors import MediaError
-    from .media import read_image, write_atomic
-    from .patch_codec import uses_patches
+    from .media import check_writable, read_image, write_atomic
 
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    for opt, v in (("--bpp", a.bpp), ("--kbps", a.kbps)):
-        if v is not None and v <= 0:
-            raise CombinerError(f"{opt} must be positive")
+    check_common_options(a)
     inputs = [Path(p) for p in a.inputs]
     out = Path(a.output) if a.output else None
+    if len(inputs) == 1 and inputs[0].is_dir():
+        from .batch_encode import encode_folder
+
+        return encode_folder(a, inputs[0], out)
+    for p in inputs:
+        if p.is_dir():
+            raise CombinerError(f"{p}: is a folder (to encode a folder give it alone, with -o OUT_FOLDER)")
     if len(inputs) > 1 and (out is None or not out.is_dir()):
         raise CombinerError("several inputs need -o to name an existing folder")
     dests = []
@@ -192,6 +256,8 @@ def cmd_encode(a) -> int:
         dests.append(d)
     if len(set(dests)) != len(dests):
         raise CombinerError("two inputs would be written to the same output file")
+    for d in dests:  # before any work: a bad output path is reported now, not after the encode
+        check_writable(d, protect=inputs)
     imgs, clips = {}, {}
     for i, p in enumerate(inputs):
         if is_audio_path(p):
@@ -212,14 +278,34 @@ def cmd_encode(a) -> int:
         raise CombinerError("images need a target rate: --bpp")
     if clips and a.kbps is None:
         raise CombinerError("audio needs a target rate: --kbps")
+    threads.apply(a.threads, _encode_work(imgs, clips))
     dev = _device(a.device)
+    t0 = time.time()
+    results = encode_items(a, inputs, imgs, clips, dev)
+    for i, (data, line, rate, unit) in sorted(results.items()):
+        write_atomic(dests[i], data, protect=inputs)
+        print(f"{inputs[i]} -> {dests[i]}: {line}")
+        _rate_note(rate, a.bpp if unit == "bpp" else a.kbps, unit, inputs[i].name)
+    if not a.quiet:
+        what = ", ".join(f"{n} {k}" for n, k in ((len(imgs), "image(s)"), (len(clips), "audio clip(s)")) if n)
+        print(f"encoded {what} in {time.time() - t0:.1f} s on {dev}")
+    return 0
+
+
+def encode_items(a, inputs, imgs: dict, clips: dict, dev) -> dict:
+    """Encode read images {i: (H, W, C)} and clips {i: (x, sr)} with the CLI's options -> {i: (file bytes,
+    report line, achieved rate, unit)}. Warnings go to stderr. Shared by the single-process and folder encodes."""
+    from .codec import encode_batch
+    from .patch_codec import uses_patches
+
     fit = _fit_config(a)
     forced = None
     if a.prior:
         from .prior import Prior
 
         forced = Prior.load(a.prior)
-    t0 = time.time()
+    imgs = dict(imgs)
+    out = {}
     groups: dict = {}
     patched = []
     for i, img in imgs.items():
@@ -243,18 +329,17 @@ def cmd_encode(a) -> int:
         for i, r in zip(patched, results):
             for wmsg in r.warnings:
                 print(f"combiner: warning: {wmsg}", file=sys.stderr)
-            write_atomic(dests[i], r.data, protect=inputs)
             nb = r.unit_blocks
-            print(f"{inputs[i]} -> {dests[i]}: {len(r.data)} bytes, {r.bpp:.4f} bpp, PSNR {r.psnr:.2f} dB "
-                  f"(prior {r.prior.name}, {len(nb)} patches, {nb.min()}-{nb.max()} blocks each)")
+            bpp = 8.0 * len(r.data) / (imgs[i].shape[0] * imgs[i].shape[1])
+            out[i] = (r.data, f"{len(r.data)} bytes, {bpp:.4f} bpp, PSNR {r.psnr:.2f} dB (prior {r.prior.name}, "
+                              f"{len(nb)} patches, {nb.min()}-{nb.max()} blocks each)", bpp, "bpp")
     for shape, ids in groups.items():
         gen = encode_batch([imgs[i] for i in ids], a.bpp, prior=forced, fit=fit, device=dev, seed=a.seed,
                            prior_dirs=a.prior_dir, compile=a.compile)
         results = _progress(gen, f"{len(ids)}x{shape[1]}x{shape[0]}", a.quiet)
         for i, r in zip(ids, results):
-            write_atomic(dests[i], r.data, protect=inputs)
-            print(f"{inputs[i]} -> {dests[i]}: {len(r.data)} bytes, {r.bpp:.4f} bpp, PSNR {r.psnr:.2f} dB "
-                  f"(prior {r.prior.name}, {r.header.n_blocks} blocks)")
+            out[i] = (r.data, f"{len(r.data)} bytes, {r.bpp:.4f} bpp, PSNR {r.psnr:.2f} dB "
+                              f"(prior {r.prior.name}, {r.header.n_blocks} blocks)", r.bpp, "bpp")
     if clips:
         from .audio_codec import encode_audio, plan_budget
         from .audio_gain import GAIN_STEP_DB
@@ -267,15 +352,11 @@ def cmd_encode(a) -> int:
             gen = encode_audio(x, sr, a.kbps, prior=chosen, fit=fit, device=dev, seed=a.seed,
                                prior_dirs=a.prior_dir, compile=a.compile)
             r = _progress(gen, inputs[i].name, a.quiet)
-            write_atomic(dests[i], r.data, protect=inputs)
             ub = r.unit_blocks
-            print(f"{inputs[i]} -> {dests[i]}: {len(r.data)} bytes, {r.kbps:.3f} kbps, SNR {r.snr:.2f} dB, "
-                  f"PSNR {r.psnr:.2f} dB (prior {r.prior.name}, {r.header.units} units, {ub.min()}-{ub.max()} "
-                  f"blocks each, gain {r.header.gain * GAIN_STEP_DB:+.2f} dB)")
-    if not a.quiet:
-        what = ", ".join(f"{n} {k}" for n, k in ((len(imgs), "image(s)"), (len(clips), "audio clip(s)")) if n)
-        print(f"encoded {what} in {time.time() - t0:.1f} s on {dev}")
-    return 0
+            out[i] = (r.data, f"{len(r.data)} bytes, {r.kbps:.3f} kbps, SNR {r.snr:.2f} dB, PSNR {r.psnr:.2f} dB "
+                              f"(prior {r.prior.name}, {r.header.units} units, {ub.min()}-{ub.max()} blocks each, "
+                              f"gain {r.header.gain * GAIN_STEP_DB:+.2f} dB)", r.kbps, "kbps")
+    return out
 
 
 def _read_cmb(path: Path) -> bytes:
@@ -290,32 +371,47 @@ def _read_cmb(path: Path) -> bytes:
 
 
 def cmd_decode(a) -> int:
-    from . import container
+    from . import container, limits
     from .errors import CmbFormatError
-    from .media import encode_image_file, write_atomic
+    from .media import check_image_output, check_writable, encode_image_file, write_atomic
 
+    check_common_options(a)
     src = Path(a.input)
     data = _read_cmb(src)
     try:
-        hdr, _ = container.read(data)
+        hdr = container.read_header(data)
+    except CmbFormatError as e:
+        raise CombinerError(f"{src}: {e}") from None
+    # Everything that can be checked from the header is checked before the (possibly long) decode.
+    default = ".wav" if hdr.modality == "audio" else ".png"
+    out = Path(a.output) if a.output else src.with_suffix(default)
+    try:
+        limits.check_header(hdr)
+    except limits.DecodeLimitError as e:
+        raise CombinerError(f"{src}: {e}") from None
+    if hdr.modality == "audio":
+        from .audio_io import check_audio_output
+
+        check_audio_output(hdr.shape[1], hdr.shape[2], out.suffix)
+    else:
+        check_image_output(hdr.shape, out.suffix)
+    check_writable(out, protect=[src])
+    try:
         if hdr.modality == "audio":
             from .audio_codec import decode_audio_full
             from .audio_io import audio_file_bytes
 
             y, sr, hdr, _ = decode_audio_full(data, a.prior_dir, _device(a.device))
-            out = Path(a.output) if a.output else src.with_suffix(".wav")
             payload = audio_file_bytes(y, sr, out.suffix)
         elif hdr.patch:
             from .patch_codec import decode_image_full
 
             img, hdr, _ = decode_image_full(data, a.prior_dir, _device(a.device))
-            out = Path(a.output) if a.output else src.with_suffix(".png")
             payload = encode_image_file(img, out.suffix)
         else:
             from .codec import decode_full
 
             img, hdr, _ = decode_full(data, a.prior_dir, _device(a.device))
-            out = Path(a.output) if a.output else src.with_suffix(".png")
             payload = encode_image_file(img, out.suffix)
     except CmbFormatError as e:
         raise CombinerError(f"{src}: {e}") from None
@@ -336,7 +432,7 @@ def cmd_info(a) -> int:
     src = Path(a.input)
     data = _read_cmb(src)
     try:
-        hdr, _ = container.read(data)
+        hdr = container.read_header(data)   # the indices are not needed (nor unpacked)
     except CmbFormatError as e:
         raise CombinerError(f"{src}: {e}") from None
     unit = "kbps" if hdr.modality == "audio" else "bpp"
@@ -453,7 +549,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="torch.compile the network: slower start, faster steps (large batches)")
     en.add_argument("--prior", help="use this prior file instead of the installed prior nearest in rate")
     en.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
-    en.add_argument("--threads", type=int, default=0)
+    en.add_argument("--threads", type=int, default=0, help="CPU threads (0: chosen from the work; small "
+                    "batches get one)")
+    en.add_argument("--max-pixels", type=float, default=None, metavar="N",
+                    help="refuse input images above N pixels (default 178,956,970 or $COMBINER_MAX_PIXELS; 0: no limit)")
+    en.add_argument("--skip-existing", action=argparse.BooleanOptionalAction, default=True,
+                    help="folder encode: skip inputs whose .cmb already exists and reads back (default on)")
     en.add_argument("-q", "--quiet", action="store_true")
     common(en)
     en.set_defaults(func=cmd_encode)
@@ -463,6 +564,12 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("-o", "--output", help="output file (default IN.png / IN.wav); format from the suffix "
                     "(images: png, jpg, bmp, tif, webp, ppm; audio: 16-bit wav, flac, ogg)")
     de.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    de.add_argument("--max-pixels", type=float, default=None, metavar="N",
+                    help="refuse to decode images above N pixels (default 178,956,970 or $COMBINER_MAX_PIXELS; "
+                    "0: no limit)")
+    de.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                    help="refuse to decode audio above S seconds, counted as 48 kHz stereo (default 1800 or "
+                    "$COMBINER_MAX_SECONDS; 0: no limit)")
     common(de)
     de.set_defaults(func=cmd_decode)
 
@@ -478,15 +585,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from . import limits
+
     a = build_parser().parse_args(argv)
+    old_term = None
     try:
-        return a.func(a)
+        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, AttributeError):  # not the main thread
+        pass
+    try:
+        check_common_options(a)
+        mp, ms = getattr(a, "max_pixels", None), getattr(a, "max_seconds", None)
+        with limits.override(max_pixels=None if mp is None else int(mp), max_seconds=ms):
+            return a.func(a)
     except CombinerError as e:
         return _fail(str(e))
-    except KeyboardInterrupt:
-        return _fail("interrupted")
+    except KeyboardInterrupt as e:
+        term = isinstance(e, _Terminated)
+        _fail("terminated" if term else "interrupted")
+        return 128 + (signal.SIGTERM if term else signal.SIGINT)
     except MemoryError:
         return _fail("out of memory")
+    except RecursionError:
+        return _fail("internal error: recursion too deep")
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 if __name__ == "__main__":

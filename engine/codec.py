@@ -14,7 +14,7 @@ from typing import Generator, Sequence
 import numpy as np
 import torch
 
-from . import container, partition, rec, rng, siren
+from . import container, limits, partition, rec, rng, siren
 from .config import FitConfig
 from .container import CmbHeader
 from .errors import CmbFormatError, CombinerError, MediaError, PriorError
@@ -288,6 +288,7 @@ def decode_full(data: bytes, prior_dirs=None, device="cpu") -> tuple[np.ndarray,
     hdr, idx = container.read(bytes(data))
     if hdr.modality != "image":
         raise CmbFormatError(f"this is a {hdr.modality} file; this decoder handles images")
+    limits.check_header(hdr)
     prior = find_by_short_id(hdr.prior_id, prior_dirs)
     if prior.kappa != hdr.kappa or prior.modality != "image" or prior.inr.out_dim != hdr.shape[2]:
         raise PriorError(f"prior {hdr.prior_id.hex()} does not match this file (kappa/channels differ)")

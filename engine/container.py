@@ -33,6 +33,7 @@ MAX_SIDE = 1 << 16      # image side limit of patch-coded files (a corrupt size 
 MAX_AUDIO_UNITS = 1 << 22   # kind-10 audio units (58 hours of mono 16 kHz speech in 800-sample chunks)
 ID_BYTES = 3
 CRC_BYTES = 2
+_CHUNK = 1 << 20        # indices packed/unpacked at a time (a multiple of 8)
 
 
 @dataclass(frozen=True)
@@ -100,18 +101,42 @@ class _Reader:
 
 def pack_indices(indices: np.ndarray, bits: int) -> bytes:
     """(n,) ints < 2**bits -> ceil(n*bits/8) bytes, LSB-first."""
-    idx = np.asarray(indices, dtype=np.uint64)
+    idx = np.asarray(indices, dtype=np.uint64).reshape(-1)
     if idx.size and int(idx.max()) >> bits:
         raise ValueError(f"index does not fit in {bits} bits")
-    bitarr = ((idx[:, None] >> np.arange(bits, dtype=np.uint64)) & 1).astype(np.uint8).reshape(-1)
-    return np.packbits(bitarr, bitorder="little").tobytes()
+    # In chunks of a multiple of 8 indices (a whole number of bytes each): temporaries stay bounded.
+    parts = []
+    for s in range(0, max(1, idx.size), _CHUNK):
+        part = idx[s:s + _CHUNK]
+        bitarr = ((part[:, None] >> np.arange(bits, dtype=np.uint64)) & 1).astype(np.uint8).reshape(-1)
+        parts.append(np.packbits(bitarr, bitorder="little").tobytes())
+    return b"".join(parts)
 
 
 def unpack_indices(data: bytes, n: int, bits: int) -> np.ndarray:
-    """Inverse of pack_indices -> (n,) int64."""
-    bitarr = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")[: n * bits]
-    weights = (np.uint64(1) << np.arange(bits, dtype=np.uint64))
-    return (bitarr.reshape(n, bits).astype(np.uint64) * weights).sum(1).astype(np.int64)
+    """Inverse of pack_indices -> (n,) int64. Memory: the result plus a few chunk-sized temporaries."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    if n * bits > 8 * buf.size:
+        raise ValueError(f"{buf.size} bytes cannot hold {n} indices of {bits} bits")
+    out = np.empty(n, dtype=np.int64)
+    if n == 0:
+        return out
+    if bits > 56:  # wider than one 8-byte gather can hold after the bit shift
+        bitarr = np.unpackbits(buf, bitorder="little")[: n * bits]
+        weights = (np.uint64(1) << np.arange(bits, dtype=np.uint64))
+        return (bitarr.reshape(n, bits).astype(np.uint64) * weights).sum(1).astype(np.int64)
+    padded = np.zeros(buf.size + 8, dtype=np.uint8)
+    padded[:buf.size] = buf
+    span = (bits + 7 + 7) // 8              # bytes an index can touch (it starts at any bit of a byte)
+    mask = np.uint64((1 << bits) - 1)
+    for s in range(0, n, _CHUNK):
+        bit = np.arange(s, min(n, s + _CHUNK), dtype=np.uint64) * np.uint64(bits)
+        byte = (bit >> np.uint64(3)).astype(np.int64)
+        v = np.zeros(byte.size, dtype=np.uint64)
+        for k in range(span):
+            v |= padded[byte + k].astype(np.uint64) << np.uint64(8 * k)
+        out[s:s + byte.size] = ((v >> (bit & np.uint64(7))) & mask).astype(np.int64)
+    return out
 
 
 def payload_bytes(n_blocks: int, kappa: int) -> int:
@@ -308,11 +333,41 @@ def write(h: CmbHeader, indices: np.ndarray) -> bytes:
     if len(indices) != h.n_indices:
         raise ValueError("one index per block and unit is required")
     body = header_bytes(h) + pack_indices(indices, h.kappa)
-    return body + binascii.crc_hqx(body, 0).to_bytes(CRC_BYTES, "little")
+    out = body + binascii.crc_hqx(body, 0).to_bytes(CRC_BYTES, "little")
+    _check_readable(h, out)
+    return out
 
 
-def read(data: bytes) -> tuple[CmbHeader, np.ndarray]:
-    """Parse a complete file. Raises CmbFormatError with a readable message on any defect."""
+def _check_readable(h: CmbHeader, data: bytes) -> None:
+    """The writer holds itself to the reader's limits: a file it writes must read back to the same header."""
+    try:
+        back = read_header(data)
+    except CmbFormatError as e:
+        raise CmbFormatError(f"cannot write this header: a field is outside the format's range ({e})") from None
+    if back != h:
+        raise CmbFormatError("cannot write this header: it does not read back the same (a field is out of range)")
+
+
+def varint_fits(v: int) -> bool:
+    """Whether the reader accepts `v` as a varint field (e.g. a seed)."""
+    if v < 0:
+        return False
+    out = bytearray()
+    _put_varint(out, v)
+    try:
+        return _Reader(bytes(out)).varint("value") == v
+    except CmbFormatError:
+        return False
+
+
+def read_header(data: bytes) -> CmbHeader:
+    """Parse and check a complete file (length, checksum) without unpacking its indices -> the header."""
+    return read(data, indices=False)[0]
+
+
+def read(data: bytes, indices: bool = True) -> tuple[CmbHeader, np.ndarray | None]:
+    """Parse a complete file. Raises CmbFormatError with a readable message on any defect. With
+    `indices=False` the payload is checked (length, checksum) but not unpacked (None is returned for it)."""
     if len(data) == 0:
         raise CmbFormatError("empty file: not a .cmb file")
     if data[0] != MAGIC:
@@ -325,10 +380,10 @@ def read(data: bytes) -> tuple[CmbHeader, np.ndarray]:
         raise CmbFormatError(f"unsupported .cmb format version {version} (this program reads version {VERSION})")
     if kind == KIND_PATCHES:
         hdr = _read_patch_header(r, data)
-        return hdr, _payload(data, r.pos, hdr.n_indices, hdr.kappa)
+        return hdr, _payload(data, r.pos, hdr.n_indices, hdr.kappa, indices)
     if kind == KIND_AUDIO_GAIN:
         hdr = _read_gain_audio_header(r, data)
-        return hdr, _payload(data, r.pos, hdr.n_indices, hdr.kappa)
+        return hdr, _payload(data, r.pos, hdr.n_indices, hdr.kappa, indices)
     units = 1
     if 1 <= kind <= 4:
         modality, shape = "image", (r.varint("height"), r.varint("width"), kind)
@@ -348,10 +403,10 @@ def read(data: bytes) -> tuple[CmbHeader, np.ndarray]:
     if not 1 <= kappa <= 24:
         raise CmbFormatError(f"corrupt .cmb header: kappa {kappa} out of range")
     nb = r.varint("block count")
-    return CmbHeader(modality, shape, pid, seed, kappa, nb, units), _payload(data, r.pos, nb * units, kappa)
+    return CmbHeader(modality, shape, pid, seed, kappa, nb, units), _payload(data, r.pos, nb * units, kappa, indices)
 
 
-def _payload(data: bytes, pos: int, n: int, kappa: int) -> np.ndarray:
+def _payload(data: bytes, pos: int, n: int, kappa: int, unpack: bool = True) -> np.ndarray | None:
     """Check length and checksum, then unpack the n indices that start at `pos`."""
     need = pos + payload_bytes(n, kappa) + CRC_BYTES
     if len(data) < need:
@@ -361,4 +416,6 @@ def _payload(data: bytes, pos: int, n: int, kappa: int) -> np.ndarray:
     body, crc = data[:-CRC_BYTES], int.from_bytes(data[-CRC_BYTES:], "little")
     if binascii.crc_hqx(body, 0) != crc:
         raise CmbFormatError("corrupt .cmb file: checksum mismatch")
+    if not unpack:
+        return None
     return unpack_indices(data[pos:-CRC_BYTES], n, kappa)

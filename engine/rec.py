@@ -13,6 +13,8 @@ import torch
 
 from . import rng
 
+SCORE_BUDGET = 1 << 22   # candidate weights (K x d) scored at a time: bounds memory whatever the block size
+
 
 def log_ratio_coeffs(mu_q: torch.Tensor, logstd_q: torch.Tensor, mu_p: torch.Tensor,
                      logstd_p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,6 +34,11 @@ def select(seed: int, block: int, kappa: int, mu_q: torch.Tensor, logstd_q: torc
     sender's private randomness, one torch.Generator for all items, a list of one per item, or rng.UnitNoise."""
     dev = mu_q.device
     k = 1 << kappa
+    step = max(1, SCORE_BUDGET // max(1, mu_p.shape[0]))
+    if step < k:  # a large block: score the candidates in chunks (same result, bounded memory)
+        a, b = log_ratio_coeffs(mu_q, logstd_q, mu_p, logstd_p)
+        return _select_chunked(seed, block, k, step, a, b, torch.cumsum(_arrival_noise(gen, block, k, mu_q), 0),
+                               mu_p.shape[0])
     z = rng.candidates(seed, block, torch.arange(k, device=dev), mu_p.shape[0])  # (K, d)
     a, b = log_ratio_coeffs(mu_q, logstd_q, mu_p, logstd_p)                   # (B, d)
     score = (z * z) @ a.T + z @ b.T                                            # (K, B)
@@ -43,6 +50,35 @@ def select(seed: int, block: int, kappa: int, mu_q: torch.Tensor, logstd_q: torc
         e = torch.empty(k, mu_q.shape[0], device=dev).exponential_(generator=gen)
     arrivals = torch.cumsum(e, dim=0)                                          # (K, B)
     return torch.argmax(score - torch.log(arrivals), dim=0)
+
+
+def _select_chunked(seed: int, block: int, k: int, step: int, a: torch.Tensor, b: torch.Tensor,
+                    arrivals: torch.Tensor, d: int) -> torch.Tensor:
+    """argmax over K candidates scored `step` at a time; the first maximum wins, as torch.argmax's."""
+    dev = a.device
+    best = best_idx = None
+    for s in range(0, k, step):
+        z = rng.candidates(seed, block, torch.arange(s, min(k, s + step), device=dev), d)
+        sc = (z * z) @ a.T + z @ b.T - torch.log(arrivals[s:s + step])        # (step, B)
+        i = torch.argmax(sc, dim=0)
+        v = sc.gather(0, i[None])[0]
+        if best is None:
+            best, best_idx = v, i
+        else:
+            better = v > best
+            best = torch.where(better, v, best)
+            best_idx = torch.where(better, i + s, best_idx)
+    return best_idx
+
+
+def _arrival_noise(gen, block: int, k: int, mu_q: torch.Tensor) -> torch.Tensor:
+    """(K, B) unit exponentials, drawn exactly as select() draws them."""
+    dev = mu_q.device
+    if isinstance(gen, rng.UnitNoise):
+        return gen.exponential(block, k)
+    if isinstance(gen, list):
+        return torch.stack([torch.empty(k, device=dev).exponential_(generator=g) for g in gen], dim=1)
+    return torch.empty(k, mu_q.shape[0], device=dev).exponential_(generator=gen)
 
 
 def sample_of(seed: int, block: int, index: torch.Tensor, mu_p: torch.Tensor,

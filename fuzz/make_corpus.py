@@ -1,0 +1,59 @@
+"""Write the fuzzing seed corpus: one small, valid `.cmb` file of every kind, coded with the shipped priors.
+
+    PYTHONPATH=. python fuzz/make_corpus.py        # rewrites fuzz/corpus/{container,image,patch,alpha,audio}/
+
+The fits are deliberately short: the seeds need to be valid files that reach every decoder, not good pictures.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from engine.audio_codec import encode_audio  # noqa: E402
+from engine.codec import encode_batch, run  # noqa: E402
+from engine.config import FitConfig  # noqa: E402
+from engine.patch_codec import encode_image  # noqa: E402
+from engine.prior import Prior  # noqa: E402
+
+FIT = FitConfig(steps=20, refine_first=2, refine_last=1, refine_groups=2)
+PRIORS = HERE.parent / "priors"
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    rs = np.random.default_rng(0)
+    grad = np.linspace(0, 255, 32 * 32 * 3).reshape(32, 32, 3).astype(np.uint8)
+    out = {}
+    cifar = Prior.load(PRIORS / "cifar10-0.3bpp.safetensors")
+    out["image/cifar_32x32.cmb"] = run(encode_batch([grad], 0.3, prior=cifar, fit=FIT))[0].data
+    photo = Prior.load(PRIORS / "photo64-0.1bpp.safetensors")
+    img = rs.integers(0, 256, (40, 70, 3)).astype(np.uint8)
+    out["patch/rgb_70x40.cmb"] = run(encode_image(img, 0.3, prior=photo, fit=FIT)).data
+    gray = rs.integers(0, 256, (20, 30, 1)).astype(np.uint8)
+    out["patch/gray_30x20.cmb"] = run(encode_image(gray, 0.5, prior=photo, fit=FIT)).data
+    rgba = np.concatenate([img[:24, :24], np.tile(np.arange(24, dtype=np.uint8)[None, :, None] * 10, (24, 1, 1))], 2)
+    out["alpha/rgba_24x24.cmb"] = run(encode_image(rgba, 1.0, prior=photo, fit=FIT)).data
+    la = np.concatenate([gray, gray], 2)
+    out["alpha/la_30x20.cmb"] = run(encode_image(la, 1.0, prior=photo, fit=FIT)).data
+    speech = Prior.load(PRIORS / "speech16k-5kbps.safetensors")
+    t = np.arange(1600) / 16000
+    out["audio/mono_0.1s.cmb"] = run(encode_audio((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000, 5,
+                                                  prior=speech, fit=FIT)).data
+    st = np.stack([np.sin(2 * np.pi * 300 * t[:441]), np.cos(2 * np.pi * 500 * t[:441])], 1).astype(np.float32) * 0.3
+    out["audio/stereo_44k.cmb"] = run(encode_audio(st, 44100, 8, prior=speech, fit=FIT)).data
+    for name, data in out.items():
+        for d in (name.split("/")[0], "container"):
+            p = HERE / "corpus" / d / Path(name).name
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+            print(p.relative_to(HERE.parent), len(data), "bytes")
+
+
+if __name__ == "__main__":
+    main()
