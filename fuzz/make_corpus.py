@@ -3,6 +3,9 @@
     PYTHONPATH=. python fuzz/make_corpus.py        # rewrites fuzz/corpus/{container,image,patch,alpha,audio}/
 
 The fits are deliberately short: the seeds need to be valid files that reach every decoder, not good pictures.
+The committed `mono_0.1s.cmb` and `stereo_44k.cmb` were written before audio kind 10 existed and are kind-8 files
+(kept: old files must keep decoding); rerunning this script rewrites them as kind 10. `--only-new` writes only the
+kind-10 seeds.
 """
 from __future__ import annotations
 
@@ -47,6 +50,12 @@ def main() -> None:
                                                   prior=speech, fit=FIT)).data
     st = np.stack([np.sin(2 * np.pi * 300 * t[:441]), np.cos(2 * np.pi * 500 * t[:441])], 1).astype(np.float32) * 0.3
     out["audio/stereo_44k.cmb"] = run(encode_audio(st, 44100, 8, prior=speech, fit=FIT)).data
+    # kind 10: a quiet clip with a digitally silent gap (silent units, several block-count classes)
+    gap = (0.001 * np.sin(2 * np.pi * 180 * np.arange(4000) / 16000)).astype(np.float32)
+    gap[1600:3200] = 0.0
+    out["audio/gain_gap_0.25s.cmb"] = run(encode_audio(gap, 16000, 6, prior=speech, fit=FIT)).data
+    if "--only-new" in sys.argv:
+        out = {k: v for k, v in out.items() if "gain_" in k}
     for name, data in out.items():
         for d in (name.split("/")[0], "container"):
             p = HERE / "corpus" / d / Path(name).name
