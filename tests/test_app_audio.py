@@ -160,7 +160,8 @@ def test_drop_wav_encode_save_export_and_reopen(window, qtbot, wav, tmp_path, ti
     f = view.fields
     assert f["Modality"] == "audio" and f["Bytes"] == str(len(enc.data)) and f["Channels"] == "1"
     assert f["Sample rate"] == f"{SR} Hz" and f["Samples"].startswith(f"{SR // 2} (0.50 s)")
-    assert f["Units"] == str(hdr.units) and f["Blocks"].startswith(str(hdr.n_blocks))
+    ub = hdr.unit_blocks
+    assert f["Units"].startswith(f"{hdr.units} units, {min(ub)}-{max(ub)} blocks each") and "gain" in f["Units"]
     assert f["Prior id"] == hdr.prior_id.hex() and "kbps" in f["Rate"]
     assert set(view.spectrograms.images) == {"decoded"}
     assert np.array_equal(window.decoded_audio[0], enc.reconstruction)

@@ -116,6 +116,7 @@ def test_new_header_fields_are_checked(tiny_audio_prior, tiny_audio_prior_dir):
         with pytest.raises(CmbFormatError, match="gain"):
             container.read(container.write(dataclasses.replace(hdr, gain=gain), idx))
     big = dataclasses.replace(hdr, class_blocks=(hdr.class_blocks[0], tiny_audio_prior.n_params + 1),
+                              n_blocks=tiny_audio_prior.n_params + 1,
                               unit_class=(1,) + (0,) * (hdr.units - 1))
     forged = container.write(big, np.zeros(big.n_indices, dtype=np.int64))
     with pytest.raises(CmbFormatError, match="blocks"):
