@@ -79,13 +79,15 @@ class WaveformView(pg.GraphicsLayoutWidget):
         self.plots: list[pg.PlotItem] = []
         self.curves: dict[str, pg.PlotDataItem] = {}
 
-    def set_signals(self, original: np.ndarray | None, decoded: np.ndarray, sample_rate: float) -> None:
-        """`original` None: the decoded signal alone (an opened .cmb has no original)."""
+    def set_signals(self, original: np.ndarray | None, decoded: np.ndarray, sample_rate: float,
+                    alone: str = "decoded") -> None:
+        """`original` None: one signal alone (an opened .cmb, or an opened clip before any encode), titled
+        `alone`."""
         self.clear()
         self.plots, self.curves = [], {}
         d = mono(decoded)
         if original is None:
-            series = [("decoded", d, DEC_PEN)]
+            series = [(alone, d, ORIG_PEN if alone == "original" else DEC_PEN)]
         else:
             o = mono(original)
             n = min(len(o), len(d))
@@ -103,7 +105,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
                     p.setXLink(self.plots[0])
                 self.plots.append(p)
         else:
-            title = "original (grey) and decoded (blue)" if original is not None else "decoded"
+            title = "original (grey) and decoded (blue)" if original is not None else alone
             p = self.addPlot(row=0, col=0, title=title)
             p.addLegend()
             for name, x, pen in series:
@@ -128,14 +130,16 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.spectra: dict[str, np.ndarray] = {}
         self.colorbar: pg.ColorBarItem | None = None
 
-    def set_signals(self, original: np.ndarray | None, decoded: np.ndarray, sample_rate: float) -> None:
-        """`original` None: the decoded signal alone."""
+    def set_signals(self, original: np.ndarray | None, decoded: np.ndarray, sample_rate: float,
+                    alone: str = "decoded") -> None:
+        """`original` None: one signal alone, titled `alone` ("decoded" for an opened .cmb, "original" for an
+        opened clip)."""
         self.clear()
         self.images, self.spectra = {}, {}
         d = mono(decoded)
         if original is None:
             n = len(d)
-            series = [("decoded", d)]
+            series = [(alone, d)]
         else:
             o = mono(original)
             n = min(len(o), len(d))
@@ -251,12 +255,13 @@ class AudioResultView(QWidget):
         self.stats.setText("&nbsp;&nbsp;&nbsp;".join(f"{k}: <b>{v}</b>" for k, v in fields.items()))
 
     def set_signals(self, original: np.ndarray | None, decoded: np.ndarray, sample_rate: float,
-                    nbytes: int | None = None) -> None:
-        """Draw everything; `original` None for an opened .cmb. The stats line gets a default summary that
+                    nbytes: int | None = None, alone: str = "decoded") -> None:
+        """Draw everything; `original` None for one signal alone, titled `alone` (an opened .cmb: "decoded";
+        an opened clip before any encode: "original"). The stats line gets a default summary that
         `show_fields` may replace."""
         self.has_original = original is not None
         # Only the visible page is drawn now; the others when first shown (a shorter GUI stall per result).
-        self._signals = (original, decoded, sample_rate)
+        self._signals = (original, decoded, sample_rate, alone)
         self._stale = {self.spectrograms, self.waveforms, self.overlay}
         self._draw_current()
         self.set_playable(self.can_play)

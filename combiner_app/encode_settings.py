@@ -88,8 +88,17 @@ class SettingsPanel(QGroupBox):
         lay.addWidget(self.plan_label)
         lay.addLayout(buttons)
         lay.addStretch(1)
+        self.estimate_label = QLabel("")
+        self.estimate_label.setObjectName("estimateLabel")
+        self.estimate_label.setWordWrap(True)
+        self.estimate_label.setStyleSheet("color: #556")
+        lay.insertWidget(lay.indexOf(self.plan_label) + 1, self.estimate_label)
+        self.estimate = None        # (EncodePlan) -> text, set by the main window (its cost model)
+        self._plan = None
         self.bpp.valueChanged.connect(self._update_plan)
         self.kbps.valueChanged.connect(self._update_plan)
+        self.preset.currentTextChanged.connect(lambda _: self.refresh_estimate())
+        self.device.currentTextChanged.connect(lambda _: self.refresh_estimate())
 
     def _audio_mode(self, audio: bool) -> None:
         self.form.setRowVisible(self.bpp, not audio)
@@ -129,7 +138,11 @@ class SettingsPanel(QGroupBox):
                 p = plan_image(self.shape, self.bpp.value(), self.prior_dirs, alpha=self.alpha)
         except CombinerError as e:
             self.plan_label.setText(f"<span style='color:#b00'>{e}</span>")
+            self._plan = None
+            self.refresh_estimate()
             return
+        self._plan = p
+        self.refresh_estimate()
         if p.modality == "audio":
             kbps = p.file_bits / 1000.0 / self.clip.seconds
             warn = "".join(f"<br><span style='color:#a60'>{w}</span>" for w in p.warnings)
@@ -147,6 +160,12 @@ class SettingsPanel(QGroupBox):
             return
         self.plan_label.setText(f"Prior <b>{p.prior.name}</b> (trained at {p.prior.rate:g} bpp)<br>"
                                 f"{p.n_blocks} blocks × κ={p.kappa} bits → {p.file_bits // 8} bytes")
+
+    def refresh_estimate(self) -> None:
+        if self.estimate is None or self._plan is None:
+            self.estimate_label.setText("")
+            return
+        self.estimate_label.setText(self.estimate(self._plan))
 
     def set_running(self, running: bool) -> None:
         for w in (self.bpp, self.kbps, self.preset, self.device, self.compress_button):

@@ -1,13 +1,18 @@
-"""Result of an encode (original | reconstruction | error map, synced zoom/pan, numbers, Save/Export) or of
-an opened .cmb file (decoded image and header fields). Images may have 1 to 4 channels (gray is shown as
-gray, alpha over a checkerboard); a patch-coded image also gets a small map of the blocks each patch got."""
+"""Result of an encode (a split view with a draggable divider — original | decoded, or decoded | JPEG / WebP /
+AVIF at the same file size — and a side-by-side page of original | reconstruction | error map, all with one
+zoom/pan; the numbers, PSNR and MS-SSIM beside the classical codecs; Save/Export) or of an opened .cmb file
+(decoded image, header fields and decode time). Images may have 1 to 4 channels (gray is shown as gray, alpha
+over a checkerboard); a patch-coded image also gets a small map of the blocks each patch got."""
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QStackedWidget, QTabWidget, QVBoxLayout, QWidget
 
+from engine.metrics import fmt
+
+from .compare import SplitCompare
 from .image_panels import image_box, link, show_rgb
 
 
@@ -39,6 +44,17 @@ def patch_fields(header) -> dict[str, str]:
     return out
 
 
+def equal_size_table(rows) -> str:
+    """[(codec, bytes, bpp, PSNR dB, MS-SSIM or None, note)] -> an HTML table."""
+    cell = "<td style='padding:0 8px'>{}</td>"
+    html = "<table><tr>" + "".join(f"<th style='padding:0 8px'>{h}</th>" for h in
+                                   ("codec", "bytes", "bpp", "PSNR (dB)", "MS-SSIM", "")) + "</tr>"
+    for name, nb, bpp, ps, ms, note in rows:
+        html += "<tr>" + "".join(cell.format(v) for v in (f"<b>{name}</b>", nb, f"{bpp:.3f}", f"{ps:.2f}",
+                                                            fmt(ms, 4), note)) + "</tr>"
+    return html + "</table>"
+
+
 class ResultView(QWidget):
     save_requested = Signal()
     export_requested = Signal()
@@ -59,11 +75,18 @@ class ResultView(QWidget):
         for col in range(3):   # equal panels, so linked views show the same region at the same scale
             self.graphics.ci.layout.setColumnStretchFactor(col, 1)
             self.graphics.ci.layout.setColumnPreferredWidth(col, 10)
+        self.split = SplitCompare()
+        self.split.setObjectName("resultSplit")
+        self.split.link_to(self.orig_box)
+        self.compare = QTabWidget()
+        self.compare.setObjectName("compareTabs")
+        self.compare.addTab(self.split, "Split view")
+        self.compare.addTab(self.graphics, "Side by side, with the error")
         self.single = pg.GraphicsLayoutWidget()
         self.single.setObjectName("decodedGraphics")
         self.dec_box, self.dec_item, self.dec_label = image_box(self.single, 0, 0, "Decoded")
         self.pages = QStackedWidget()
-        self.pages.addWidget(self.graphics)
+        self.pages.addWidget(self.compare)
         self.pages.addWidget(self.single)
         # blocks per patch of a patch-coded image (content-adaptive allocation); hidden otherwise
         self.alloc = pg.GraphicsLayoutWidget()
@@ -91,8 +114,15 @@ class ResultView(QWidget):
         buttons.addWidget(self.save_button)
         buttons.addWidget(self.export_button)
         buttons.addStretch(1)
+        self.table = QLabel("")
+        self.table.setObjectName("resultTable")
+        self.table.setTextFormat(Qt.TextFormat.RichText)
+        self.table.setVisible(False)
         bottom = QHBoxLayout()
-        bottom.addWidget(self.stats, 1)
+        text = QVBoxLayout()
+        text.addWidget(self.stats)
+        text.addWidget(self.table)
+        bottom.addLayout(text, 1)
         bottom.addWidget(self.alloc)
         lay = QVBoxLayout(self)
         lay.addWidget(self.pages, 1)
@@ -119,7 +149,7 @@ class ResultView(QWidget):
     def show_encoded(self, original: np.ndarray, result) -> None:
         """`result` is a worker.EncodeResult."""
         enc = result.encoded
-        self.pages.setCurrentWidget(self.graphics)
+        self.pages.setCurrentWidget(self.compare)
         show_rgb(self.orig_item, original)
         show_rgb(self.rec_item, enc.reconstruction)
         err = error_map(original, enc.reconstruction)
@@ -129,8 +159,9 @@ class ResultView(QWidget):
         self.rec_label.setText(f"Reconstruction ({enc.bpp:.3g} bpp)")
         self.rec_box.autoRange(padding=0)
         h, w, c = enc.header.shape
+        ms = result.metrics.get("ms_ssim")
         fields = {"File size": f"{len(enc.data)} bytes", "Rate": f"{enc.bpp:.3f} bpp",
-                  "PSNR": f"{enc.psnr:.2f} dB", "Encode time": f"{result.seconds:.1f} s",
+                  "PSNR": f"{enc.psnr:.2f} dB", "MS-SSIM": fmt(ms, 4), "Encode time": f"{result.seconds:.1f} s",
                   "Prior": enc.prior.name, "Blocks": f"{enc.header.n_blocks} × κ={enc.header.kappa}",
                   "Size": f"{w}×{h}×{c}"}
         if enc.header.patch:
@@ -138,9 +169,24 @@ class ResultView(QWidget):
         self._show_fields(fields)
         self.show_allocation(enc.header)
         self.save_button.setVisible(True)
+        px = h * w
+        sources = {"Original": original, "COMBINER": enc.reconstruction}
+        notes = {"COMBINER": f"{len(enc.data)} bytes, {enc.psnr:.2f} dB"}
+        rows = [("COMBINER", len(enc.data), enc.bpp, enc.psnr, ms, "")]
+        for ref in result.references:
+            sources[ref.codec] = ref.decoded
+            notes[ref.codec] = f"{ref.nbytes} bytes, {ref.psnr:.2f} dB"
+            rows.append((ref.codec, ref.nbytes, ref.bpp(px), ref.psnr,
+                         result.ref_metrics.get(ref.codec, {}).get("ms_ssim"), f"quality {ref.quality}"))
+        self.split.set_sources(sources, notes)
+        self.split.set_pair("Original", "COMBINER")
+        self.table.setText(equal_size_table(rows) if len(rows) > 1 else "")
+        self.table.setVisible(len(rows) > 1)
 
-    def show_decoded(self, image: np.ndarray, header, prior, nbytes: int, name: str) -> None:
+    def show_decoded(self, image: np.ndarray, header, prior, nbytes: int, name: str,
+                     seconds: float | None = None) -> None:
         self.pages.setCurrentWidget(self.single)
+        self.table.setVisible(False)
         show_rgb(self.dec_item, image)
         self.dec_label.setText(f"Decoded {name}")
         self.dec_box.autoRange(padding=0)
@@ -149,6 +195,8 @@ class ResultView(QWidget):
                   "Rate": f"{8 * nbytes / (h * w):.3f} bpp", "Prior": prior.name,
                   "Prior id": header.prior_id.hex(), "κ": str(header.kappa),
                   "Blocks": str(header.n_blocks)}
+        if seconds is not None:
+            fields["Decode time"] = f"{seconds:.2f} s"
         if header.patch:
             fields.update(patch_fields(header))
         self._show_fields(fields)

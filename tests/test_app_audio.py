@@ -43,6 +43,7 @@ def wav(tmp_path):
 
 
 def make_window(qtbot, tmp_path, prior_dirs, **kw):
+    kw.setdefault("confirm_discard", False)   # no modal question when a test drops a result
     from combiner_app.main_window import MainWindow
 
     settings = QSettings(str(tmp_path / "studio.ini"), QSettings.Format.IniFormat)
