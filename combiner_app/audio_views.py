@@ -179,12 +179,14 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
 
 
 class AudioResultView(QWidget):
-    """Waveforms and spectrograms of an audio result, the numbers under them, Save/Export and, where this
-    machine can play sound, Play original / Play decoded."""
+    """Waveforms and spectrograms of an audio result, the numbers under them, Save/Export, and playback of the
+    original, the decoded signal and Opus / MP3 at the same size with an A/B switch (same position). Without an
+    audio device the buttons stay in view, disabled, with the reason beside them."""
 
     save_requested = Signal()
     export_requested = Signal()
-    play_requested = Signal(str)     # "original" | "decoded"
+    play_requested = Signal(str)     # "original" | "decoded" | "opus" | "mp3"
+    ab_requested = Signal()
     stop_requested = Signal()
 
     def __init__(self, parent=None):
@@ -211,20 +213,39 @@ class AudioResultView(QWidget):
         self.play_original.setObjectName("playOriginal")
         self.play_decoded = QPushButton("▶ Play decoded")
         self.play_decoded.setObjectName("playDecoded")
+        self.play_opus = QPushButton("▶ Opus")
+        self.play_opus.setObjectName("playOpus")
+        self.play_mp3 = QPushButton("▶ MP3")
+        self.play_mp3.setObjectName("playMp3")
+        self.ab_button = QPushButton("A/B")
+        self.ab_button.setObjectName("abToggle")
+        self.ab_button.setToolTip("Switch between the original and the decoded signal at the same position")
         self.stop_button = QPushButton("■ Stop")
         self.stop_button.setObjectName("stopPlayback")
+        self.play_note = QLabel("")
+        self.play_note.setObjectName("playNote")
+        self.play_note.setStyleSheet("color: #a60")
+        self.playing_label = QLabel("")
+        self.playing_label.setObjectName("playingLabel")
         self.save_button.clicked.connect(self.save_requested)
         self.export_button.clicked.connect(self.export_requested)
         self.play_original.clicked.connect(lambda: self.play_requested.emit("original"))
         self.play_decoded.clicked.connect(lambda: self.play_requested.emit("decoded"))
+        self.play_opus.clicked.connect(lambda: self.play_requested.emit("opus"))
+        self.play_mp3.clicked.connect(lambda: self.play_requested.emit("mp3"))
+        self.ab_button.clicked.connect(self.ab_requested)
         self.stop_button.clicked.connect(self.stop_requested)
         self.can_play = False
         self.has_original = False
+        self.sources: set[str] = set()
         buttons = QHBoxLayout()
         for b in (self.save_button, self.export_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
-        for b in (self.play_original, self.play_decoded, self.stop_button):
+        buttons.addWidget(self.play_note)
+        buttons.addWidget(self.playing_label)
+        for b in (self.play_original, self.play_decoded, self.play_opus, self.play_mp3, self.ab_button,
+                  self.stop_button):
             buttons.addWidget(b)
         lay = QVBoxLayout(self)
         lay.addWidget(self.title)
@@ -243,12 +264,25 @@ class AudioResultView(QWidget):
             self._stale.discard(page)
             page.set_signals(*self._signals)
 
-    def set_playable(self, can_play: bool) -> None:
-        """Play buttons only where a playback path exists (see combiner_app.playback)."""
+    def set_playable(self, can_play: bool, reason: str = "") -> None:
+        """Play buttons stay visible; they are enabled where a device exists and the version is there (see
+        combiner_app.playback); otherwise the reason is shown beside them."""
         self.can_play = can_play
-        self.play_original.setVisible(can_play and self.has_original)
-        self.play_decoded.setVisible(can_play)
-        self.stop_button.setVisible(can_play)
+        self.play_note.setText("" if can_play else f"Playback unavailable: {reason or 'no audio output device'}")
+        for name, b in (("original", self.play_original), ("decoded", self.play_decoded),
+                        ("opus", self.play_opus), ("mp3", self.play_mp3)):
+            b.setEnabled(can_play and name in self.sources)
+            b.setVisible(name in ("original", "decoded") or name in self.sources)
+        self.ab_button.setEnabled(can_play and {"original", "decoded"} <= self.sources)
+        self.stop_button.setEnabled(can_play)
+
+    def set_sources(self, names) -> None:
+        """The versions that can be played now (e.g. {"original"} right after opening a clip)."""
+        self.sources = set(names)
+        self.set_playable(self.can_play, self.play_note.text().removeprefix("Playback unavailable: "))
+
+    def set_playing(self, name: str) -> None:
+        self.playing_label.setText(f"Playing: {name}" if name else "")
 
     def show_fields(self, fields: dict[str, str]) -> None:
         self.fields = dict(fields)
@@ -264,7 +298,6 @@ class AudioResultView(QWidget):
         self._signals = (original, decoded, sample_rate, alone)
         self._stale = {self.spectrograms, self.waveforms, self.overlay}
         self._draw_current()
-        self.set_playable(self.can_play)
         n = len(decoded)
         parts = [f"{n / sample_rate:.2f} s at {sample_rate:g} Hz"]
         if original is not None:

@@ -127,7 +127,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.explorer, "Explore rates")
         self.player = Player(self)
         self.audio_result = AudioResultView()
-        self.audio_result.set_playable(self.player.available())
+        self.audio_result.set_playable(self.player.available(), self.player.reason)
+        self.audio_result.ab_requested.connect(self.play_ab)
+        self.player.state_changed.connect(self.audio_result.set_playing)
         self.audio_result.save_requested.connect(self.save_dialog)
         self.audio_result.export_requested.connect(self.export_dialog)
         self.audio_result.play_requested.connect(self.play)
@@ -159,6 +161,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._set_modality("image")
         self._load_preferences()
+        from .worker import preload_in_background
+        preload_in_background()     # while the user picks a file
         self.settings_panel.estimate = self._estimate_text
         self.settings_panel.refresh_estimate()
         self.tray: QSystemTrayIcon | None = None
@@ -434,6 +438,7 @@ class MainWindow(QMainWindow):
                                        "Channels": str(clip.channels)})
         self.audio_result.save_button.setVisible(False)
         self.audio_result.export_button.setVisible(False)
+        self._playable()
         self.tabs.setCurrentWidget(self.audio_result)
         self.pages.setCurrentWidget(self.workspace)
         self.save_action.setEnabled(False)
@@ -536,6 +541,7 @@ class MainWindow(QMainWindow):
                           "Decode time": f"{d.seconds:.2f} s"})
         view.save_button.setVisible(False)
         view.export_button.setVisible(True)
+        self._playable()
         self.tabs.setCurrentWidget(view)
         self.pages.setCurrentWidget(self.workspace)
         self.save_action.setEnabled(False)
@@ -613,6 +619,7 @@ class MainWindow(QMainWindow):
                           "Duration": f"{enc.seconds:.2f} s", "Sample rate": f"{enc.sample_rate} Hz"})
         view.save_button.setVisible(True)
         view.export_button.setVisible(True)
+        self._playable()
         self.tabs.setCurrentWidget(view)
         self.save_action.setEnabled(True)
         self.export_action.setEnabled(True)
@@ -621,14 +628,31 @@ class MainWindow(QMainWindow):
                                   f"{enc.psnr:.2f} dB, SNR {enc.snr:.2f} dB, STOI {fmt(m.get('stoi'), 3)}, PESQ "
                                   f"{fmt(m.get('pesq'), 2)} in {res.seconds:.1f} s — not saved yet{note}")
 
+    def _playable(self) -> None:
+        """Hand the player every version of the current clip: original, decoded, Opus and MP3."""
+        sources, sr = {}, 0
+        if self.audio is not None:
+            sources["original"], sr = self.audio.samples, self.audio.sample_rate
+        dec = self.decoded_audio_signal()
+        if dec is not None:
+            sources["decoded"], sr = dec
+        if self.result is not None and self.audio is not None:
+            for ref in self.result.references:
+                sources[ref.codec] = ref.decoded
+        self.player.set_sources(sources, sr or 1)
+        self.audio_result.set_sources(sources)
+
     def play(self, which: str) -> None:
-        """Play the original clip or the decoded signal (where a playback path exists)."""
-        if which == "original" and self.audio is not None:
-            self.player.play(self.audio.samples, self.audio.sample_rate)
-        elif which == "decoded":
-            y_sr = self.decoded_audio_signal()
-            if y_sr is not None:
-                self.player.play(*y_sr)
+        """Play one version; while one plays, another continues from the same position (A/B)."""
+        if self.player.current:
+            self.player.switch(which)
+        else:
+            self.player.play(which)
+        if not self.player.available():
+            self.audio_result.set_playable(False, self.player.reason)
+
+    def play_ab(self) -> None:
+        self.play("decoded" if self.player.current == "original" else "original")
 
     def _on_encode_done(self, cancelled: bool) -> None:
         self.live.stop()

@@ -43,6 +43,23 @@ class EncodeResult:
     ref_metrics: dict = field(default_factory=dict)  # the same measures of each reference, by codec name
 
 
+def preload_measures() -> None:
+    """Import the measures' libraries (pystoi's import alone takes seconds and holds the GIL, which would stall
+    the window if it happened in the worker mid-job). The app calls this on a background thread at start."""
+    try:
+        import pesq  # noqa: F401
+        import pystoi.stoi  # noqa: F401
+        import pytorch_msssim  # noqa: F401
+    except ImportError:
+        pass
+
+
+def preload_in_background() -> threading.Thread:
+    t = threading.Thread(target=preload_measures, name="preload-measures", daemon=True)
+    t.start()
+    return t
+
+
 def speech_measures(original: np.ndarray, decoded: np.ndarray, sample_rate: int) -> dict:
     """SNR, PSNR, STOI and PESQ (engine.metrics); a measure that fails is left out rather than failing the job."""
     try:

@@ -182,10 +182,16 @@ def test_large_images_are_no_longer_refused(window, qtbot, tmp_path):
     with qtbot.waitSignal(window.runner.progress, timeout=30_000) as sig:
         window.compress()
     ev = sig.args[1]
-    assert ev.preview is None and ev.kl_bits.shape[1] == 1
+    assert ev.kl_bits.shape[1] == 1
+    assert ev.preview.shape == (384, 16, 16, 3)   # posterior-mean patches of the first batch (of 4)
     window.live.redraw()
     assert window.live.preview_stack.currentWidget() is window.live.patch_map
     assert window.live.patch_kl.shape == (48 * 32,)
+    shown = window.live.patch_preview_item.image          # the image building up beside the map
+    assert shown.shape == (512, 768, 3)
+    assert np.array_equal(shown[:16, :16], ev.preview[0]) and np.array_equal(shown[16:32, :16], ev.preview[48])
+    assert window.live.progress()[1] == window.live.work.total   # a fixed total over the 4 batches
+    assert window.live.work.batches == 4
     with qtbot.waitSignal(window.encode_finished, timeout=10_000) as sig:
         window.cancel()
     assert sig.args == [True] and window.result is None
