@@ -161,8 +161,6 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._set_modality("image")
         self._load_preferences()
-        from .worker import preload_in_background
-        preload_in_background()     # while the user picks a file
         self.settings_panel.estimate = self._estimate_text
         self.settings_panel.refresh_estimate()
         self.tray: QSystemTrayIcon | None = None
@@ -417,7 +415,13 @@ class MainWindow(QMainWindow):
         self.export_action.setText("&Export decoded WAV…" if audio else "&Export decoded PNG…")
 
     def _open_audio(self, path: Path) -> None:
-        x, sr, warnings = read_audio(path)
+        from .worker import preload_measures
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            preload_measures()    # once per session: STOI's SciPy import holds the GIL for seconds; here, not mid-job
+            x, sr, warnings = read_audio(path)
+        finally:
+            QApplication.restoreOverrideCursor()
         clip = AudioClip(x, sr, warnings)
         self.player.stop()
         self.path, self.image, self.audio, self.result = path, None, clip, None

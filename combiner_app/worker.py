@@ -45,19 +45,13 @@ class EncodeResult:
 
 def preload_measures() -> None:
     """Import the measures' libraries (pystoi's import alone takes seconds and holds the GIL, which would stall
-    the window if it happened in the worker mid-job). The app calls this on a background thread at start."""
+    the window if it happened in the worker mid-job). The app calls this when the first audio file is opened."""
     try:
         import pesq  # noqa: F401
         import pystoi.stoi  # noqa: F401
         import pytorch_msssim  # noqa: F401
     except ImportError:
         pass
-
-
-def preload_in_background() -> threading.Thread:
-    t = threading.Thread(target=preload_measures, name="preload-measures", daemon=True)
-    t.start()
-    return t
 
 
 def speech_measures(original: np.ndarray, decoded: np.ndarray, sample_rate: int) -> dict:
@@ -156,13 +150,19 @@ class EncodeWorker(QObject):
     def cancel(self) -> None:
         self._cancel.set()
         self._token.cancel()
+        self.cancel_t0 = time.perf_counter()
 
     @Slot()
     def run(self) -> None:
         with cancel.scope(self._token):
             cancelled = self._run()
         if cancelled:
+            import os
+            if os.environ.get("STUDIO_DEBUG_CANCEL"):
+                print(f"cancel seen after {time.perf_counter() - self.cancel_t0:.3f} s", flush=True)
             cancel.cleanup()
+            if os.environ.get("STUDIO_DEBUG_CANCEL"):
+                print(f"cleanup done after {time.perf_counter() - self.cancel_t0:.3f} s", flush=True)
         self.done.emit(cancelled)
 
     def _run(self) -> bool:

@@ -95,4 +95,4 @@ def cleanup() -> None:
     struck inside a backward pass on a worker thread."""
     import gc
 
-    gc.collect()
+    gc.collect(1)   # the young generations hold it; a full collection of a torch + Qt heap takes ~1 s
