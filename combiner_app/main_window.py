@@ -75,6 +75,8 @@ class MainWindow(QMainWindow):
     def __init__(self, prior_dirs=None, settings: QSettings | None = None, presets=None, ladder=LADDER,
                  audio_ladder=AUDIO_LADDER, patch_ladder=PATCH_LADDER, confirm_discard: bool = True):
         super().__init__()
+        from .worker import preload_torch
+        preload_torch()       # once per process, before the window is shown (see preload_torch)
         self.setWindowTitle(APP_TITLE)
         self.resize(1200, 780)
         self.setAcceptDrops(True)

@@ -43,6 +43,16 @@ class EncodeResult:
     ref_metrics: dict = field(default_factory=dict)  # the same measures of each reference, by codec name
 
 
+def preload_torch() -> None:
+    """torch's optimisers import torch._dynamo (sympy and much more) on their first step: seconds of imports
+    holding the GIL, which froze the window for 200-300 ms during the first steps of the first encode. The
+    window does it once, at start, before anything is on screen."""
+    try:
+        import torch._dynamo  # noqa: F401
+    except Exception:   # a build without dynamo: nothing to preload
+        pass
+
+
 def preload_measures() -> None:
     """Import the measures' libraries (pystoi's import alone takes seconds and holds the GIL, which would stall
     the window if it happened in the worker mid-job). The app calls this when the first audio file is opened."""
@@ -150,19 +160,13 @@ class EncodeWorker(QObject):
     def cancel(self) -> None:
         self._cancel.set()
         self._token.cancel()
-        self.cancel_t0 = time.perf_counter()
 
     @Slot()
     def run(self) -> None:
         with cancel.scope(self._token):
             cancelled = self._run()
         if cancelled:
-            import os
-            if os.environ.get("STUDIO_DEBUG_CANCEL"):
-                print(f"cancel seen after {time.perf_counter() - self.cancel_t0:.3f} s", flush=True)
             cancel.cleanup()
-            if os.environ.get("STUDIO_DEBUG_CANCEL"):
-                print(f"cleanup done after {time.perf_counter() - self.cancel_t0:.3f} s", flush=True)
         self.done.emit(cancelled)
 
     def _run(self) -> bool:

@@ -10,6 +10,7 @@ the results (bit for bit) are unaffected.
 """
 from __future__ import annotations
 
+import sys
 import threading
 from contextlib import contextmanager
 
@@ -58,12 +59,18 @@ def scope(token: Token | None):
         _local.token = prev
 
 
+def _compiling() -> bool:
+    # torch.compiler.is_compiling() imports the whole of torch._dynamo (sympy...) on first use: seconds of
+    # GIL-holding imports in the middle of an encode. Nothing is being compiled unless dynamo is loaded.
+    return "torch._dynamo" in sys.modules and torch.compiler.is_compiling()
+
+
 def check() -> None:
     """Raise Cancelled if this thread's token is set (no-op without a token, and while being compiled)."""
-    if torch.compiler.is_compiling():
-        return
     t = getattr(_local, "token", None)
-    if t is not None and t._event.is_set():
+    if t is None or _compiling():
+        return
+    if t._event.is_set():
         raise Cancelled("cancelled")
 
 
@@ -77,10 +84,8 @@ def _hook(token: Token):
 def watch(x: torch.Tensor) -> torch.Tensor:
     """Check now, and make the backward pass through `x` check too (the token is captured here, since a
     backward pass may run on another thread). Returns `x` unchanged."""
-    if torch.compiler.is_compiling():
-        return x
     t = getattr(_local, "token", None)
-    if t is None:
+    if t is None or _compiling():
         return x
     t.check()
     if x.requires_grad:

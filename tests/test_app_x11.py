@@ -47,7 +47,6 @@ def _env(display, tmp_path) -> dict:
     env.update(DISPLAY=display, QT_QPA_PLATFORM="xcb", STUDIO_SETTINGS=str(tmp_path / "studio.ini"),
                PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
     env.pop("COMBINER_PRIORS", None)
-    env["STUDIO_DEBUG_CANCEL"] = "1"
     return env
 
 
