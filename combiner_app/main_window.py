@@ -113,6 +113,8 @@ class MainWindow(QMainWindow):
         self.welcome.open_clicked.connect(self.open_dialog)
         self.settings_panel = SettingsPanel(presets, prior_dirs)
         self.settings_panel.compress_clicked.connect(self.compress)
+        self.settings_panel.roi_toggled.connect(self._paint_roi)
+        self.settings_panel.roi_cleared.connect(lambda: self.result_view.roi.clear())
         self.settings_panel.cancel_clicked.connect(self.cancel)
         self.live = LiveView()
         self.result_view = ResultView()
@@ -452,10 +454,12 @@ class MainWindow(QMainWindow):
         ch = "mono" if clip.channels == 1 else f"{clip.channels} channels"
         self.status_label.setText(f"Opened {path.name} ({clip.seconds:.2f} s, {sr} Hz, {ch})")
 
-    def _show_original(self, img: np.ndarray) -> None:
+    def _show_original(self, img: np.ndarray, keep_roi: bool = False) -> None:
         """Before any encode, the result tab shows the opened image alone."""
         from .image_panels import show_rgb
         rv = self.result_view
+        if not keep_roi or rv.roi.mask is None or rv.roi.mask.shape != img.shape[:2]:
+            rv.roi.reset(*img.shape[:2])
         rv.pages.setCurrentWidget(rv.single)
         show_rgb(rv.dec_item, img)
         rv.dec_label.setText("Original — press Compress")
@@ -580,7 +584,31 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{self.path.name} — compressing… — {APP_TITLE}")
         self._encode_t0 = time.perf_counter()
         # with the classical codecs at the same size (the split view and the table); made in the worker
-        self.runner.start(source, [self.settings_panel.rate()], fit, device, self.prior_dirs, references=True)
+        importance = None
+        if self.audio is None and self.live_is_patched():
+            plan_grid = self._patch_grid()
+            importance = self.result_view.roi.weights(plan_grid) if plan_grid else None
+        self.settings_panel.roi_check.setChecked(False)
+        self.runner.start(source, [self.settings_panel.rate()], fit, device, self.prior_dirs, references=True,
+                          importance=importance)
+
+    def live_is_patched(self) -> bool:
+        return self.image is not None and use_patches(self.image.shape, self.prior_dirs)
+
+    def _patch_grid(self) -> int:
+        p = self.settings_panel._plan
+        return p.patch if p is not None and p.patch else 0
+
+    def _paint_roi(self, on: bool) -> None:
+        """Show the original in the Result tab with the paintable region over it."""
+        if self.image is None:
+            return
+        if on:
+            self._show_original(self.image, keep_roi=True)
+            self.result_view.dec_label.setText("Paint the region that should get more bits (drag; the wheel "
+                                               "zooms)")
+            self.tabs.setCurrentWidget(self.result_view)
+        self.result_view.roi.enable(on)
 
     def cancel(self) -> None:
         self.runner.cancel()

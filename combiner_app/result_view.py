@@ -14,6 +14,7 @@ from engine.metrics import fmt
 
 from .compare import SplitCompare
 from .image_panels import image_box, link, show_rgb
+from .roi import RoiLayer
 
 
 def error_map(original: np.ndarray, recon: np.ndarray) -> np.ndarray:
@@ -42,6 +43,22 @@ def patch_fields(header) -> dict[str, str]:
     if header.alpha:
         out["Alpha"] = f"{len(header.alpha)} bytes, lossless"
     return out
+
+
+def allocation_without_region(result) -> np.ndarray | None:
+    """For an encode with a painted region: the blocks per patch the same content probe gives without it
+    (engine.patch_codec.allocate, as the encoder calls it for one batch), as the (rows, cols) grid."""
+    enc = result.encoded
+    probe = getattr(enc, "probe_kl_bits", None)
+    if not getattr(result, "importance_used", False) or probe is None or not enc.header.patch:
+        return None
+    from engine import patch_codec
+    from engine.patch_codec import MAX_UNITS
+    if len(probe) > MAX_UNITS:     # coded in several batches, each with its own share: not reproduced here
+        return None
+    n = patch_codec.allocate(probe, int(np.sum(enc.unit_blocks)), enc.prior.n_params)
+    grid = block_grid(enc.header)
+    return n.reshape(grid.shape)
 
 
 def equal_size_table(rows) -> str:
@@ -85,6 +102,7 @@ class ResultView(QWidget):
         self.single = pg.GraphicsLayoutWidget()
         self.single.setObjectName("decodedGraphics")
         self.dec_box, self.dec_item, self.dec_label = image_box(self.single, 0, 0, "Decoded")
+        self.roi = RoiLayer(self.dec_box)
         self.pages = QStackedWidget()
         self.pages.addWidget(self.compare)
         self.pages.addWidget(self.single)
@@ -99,6 +117,18 @@ class ResultView(QWidget):
         self.alloc_item.setColorMap(pg.colormap.get("viridis"))
         self.alloc_box.addItem(self.alloc_item)
         self.alloc.setVisible(False)
+        # with a region of interest: what the allocation would have been without it (same content probe)
+        self.alloc_before = pg.GraphicsLayoutWidget()
+        self.alloc_before.setObjectName("allocBefore")
+        self.alloc_before.setFixedSize(260, 170)
+        self.alloc_before_label = self.alloc_before.addLabel("Without the region", row=0, col=0)
+        self.alloc_before_box = self.alloc_before.addViewBox(row=1, col=0, invertY=True, lockAspect=True,
+                                                             enableMenu=False)
+        self.alloc_before_box.setMouseEnabled(False, False)
+        self.alloc_before_item = pg.ImageItem()
+        self.alloc_before_item.setColorMap(pg.colormap.get("viridis"))
+        self.alloc_before_box.addItem(self.alloc_before_item)
+        self.alloc_before.setVisible(False)
 
         self.stats = QLabel("")
         self.stats.setObjectName("resultStats")
@@ -123,6 +153,7 @@ class ResultView(QWidget):
         text.addWidget(self.stats)
         text.addWidget(self.table)
         bottom.addLayout(text, 1)
+        bottom.addWidget(self.alloc_before)
         bottom.addWidget(self.alloc)
         lay = QVBoxLayout(self)
         lay.addWidget(self.pages, 1)
@@ -134,16 +165,25 @@ class ResultView(QWidget):
         self.fields = fields
         self.stats.setText("&nbsp;&nbsp;&nbsp;".join(f"{k}: <b>{v}</b>" for k, v in fields.items()))
 
-    def show_allocation(self, header) -> None:
-        """Map of the blocks every patch got (patch-coded images); hidden for other files."""
+    def show_allocation(self, header, before: np.ndarray | None = None) -> None:
+        """Map of the blocks every patch got (patch-coded images); hidden for other files. `before`: the (rows,
+        cols) allocation without the painted region, shown beside it on the same colour scale."""
         grid = block_grid(header) if header is not None else None
         self.alloc.setVisible(grid is not None)
+        self.alloc_before.setVisible(grid is not None and before is not None)
         if grid is None:
             self.alloc_item.clear()
             return
         lo, hi = float(grid.min()), float(grid.max())
+        if before is not None:
+            lo, hi = min(lo, float(before.min())), max(hi, float(before.max()))
+            self.alloc_before_item.setImage(before.astype(np.float32), autoLevels=False,
+                                            levels=(lo, hi if hi > lo else lo + 1))
+            self.alloc_before_label.setText(f"Without the region ({int(before.min())}–{int(before.max())})")
+            self.alloc_before_box.autoRange(padding=0)
         self.alloc_item.setImage(grid, autoLevels=False, levels=(lo, hi if hi > lo else lo + 1))
-        self.alloc_label.setText(f"Blocks per patch ({int(lo)}–{int(hi)})")
+        self.alloc_label.setText(("With the region: " if before is not None else "Blocks per patch ")
+                                 + f"({int(grid.min())}–{int(grid.max())})")
         self.alloc_box.autoRange(padding=0)
 
     def show_encoded(self, original: np.ndarray, result) -> None:
@@ -167,7 +207,7 @@ class ResultView(QWidget):
         if enc.header.patch:
             fields.update(patch_fields(enc.header))
         self._show_fields(fields)
-        self.show_allocation(enc.header)
+        self.show_allocation(enc.header, allocation_without_region(result))
         self.save_button.setVisible(True)
         px = h * w
         sources = {"Original": original, "COMBINER": enc.reconstruction}
@@ -187,6 +227,8 @@ class ResultView(QWidget):
                      seconds: float | None = None) -> None:
         self.pages.setCurrentWidget(self.single)
         self.table.setVisible(False)
+        self.roi.enable(False)
+        self.roi.item.hide()
         show_rgb(self.dec_item, image)
         self.dec_label.setText(f"Decoded {name}")
         self.dec_box.autoRange(padding=0)

@@ -41,6 +41,7 @@ class EncodeResult:
                                                      # baselines.CodedImage (images) at equal size
     metrics: dict = field(default_factory=dict)      # images: {"ms_ssim"}; audio: {"snr","psnr","stoi","pesq"}
     ref_metrics: dict = field(default_factory=dict)  # the same measures of each reference, by codec name
+    importance_used: bool = False                    # a painted region of interest weighted the allocation
 
 
 def preload_torch() -> None:
@@ -149,8 +150,10 @@ class EncodeWorker(QObject):
     done = Signal(bool)                # cancelled?
 
     def __init__(self, source: np.ndarray | AudioClip, rates: list[float], fit: FitConfig, device: str = "cpu",
-                 prior_dirs=None, keep_going: bool = False, references: bool = False):
+                 prior_dirs=None, keep_going: bool = False, references: bool = False,
+                 importance: np.ndarray | None = None):
         super().__init__()
+        self.importance = importance   # patch images: (rows, cols) region-of-interest weights (roi.py)
         self.source, self.rates, self.fit, self.device = source, list(rates), fit, device
         self.prior_dirs, self.keep_going, self.references = prior_dirs, keep_going, references
         self._alpha: bytes | None = None    # an image's alpha plane as the patch codec stores it (made once)
@@ -218,7 +221,8 @@ class EncodeWorker(QObject):
             gen.close()
         if isinstance(result, list):   # encode_batch returns one result per image (encode_image just one)
             result = result[0]
-        res = EncodeResult(plan, result, time.perf_counter() - t0)
+        res = EncodeResult(plan, result, time.perf_counter() - t0,
+                           importance_used=self.importance is not None and bool(getattr(plan, "patch", 0)))
         if isinstance(self.source, AudioClip):
             res.metrics = speech_measures(self.source.samples, result.reconstruction, self.source.sample_rate)
         else:
@@ -255,8 +259,11 @@ class EncodeWorker(QObject):
             if self._alpha is None:
                 self._alpha = alpha_bytes(src)
             plan = plan_patches(src.shape, rate, self.prior_dirs, alpha=self._alpha)
+            imp = None
+            if self.importance is not None and tuple(self.importance.shape) == tuple(plan.grid):
+                imp = [self.importance]
             return plan, patch_codec.encode_image(src, rate, prior=plan.prior, fit=self.fit, device=self.device,
-                                                  prior_dirs=self.prior_dirs)
+                                                  prior_dirs=self.prior_dirs, importance=imp)
         plan = None   # too large: let the engine refuse it with its own message
         if src.shape[0] * src.shape[1] <= codec.MAX_PIXELS:
             plan = plan_encode(src.shape, rate, self.prior_dirs)
@@ -283,11 +290,12 @@ class EncodeRunner(QObject):
     def is_running(self) -> bool:
         return self._worker is not None
 
-    def start(self, source, rates, fit, device="cpu", prior_dirs=None, keep_going=False, references=False) -> None:
-        """`source`: an (H, W, C) uint8 image or an AudioClip."""
+    def start(self, source, rates, fit, device="cpu", prior_dirs=None, keep_going=False, references=False,
+              importance=None) -> None:
+        """`source`: an (H, W, C) uint8 image or an AudioClip; `importance`: region-of-interest weights."""
         if self.is_running():
             raise RuntimeError("an encode is already running")
-        self._worker = EncodeWorker(source, rates, fit, device, prior_dirs, keep_going, references)
+        self._worker = EncodeWorker(source, rates, fit, device, prior_dirs, keep_going, references, importance)
         self._thread = QThread()
         self._worker.moveToThread(self._thread)
         self._worker.planned.connect(self.planned)

@@ -222,3 +222,28 @@ def test_region_of_interest_moves_blocks_and_files_stay_normal(patch_prior, patc
     assert np.array_equal(dec, weighted.reconstruction)     # an ordinary file: the decoder needs nothing new
     same = run(patch_codec.encode_image(img, 2.0, prior=patch_prior, fit=PATCH_FIT, importance=[np.ones((3, 4))]))
     assert same.data == plain.data                           # a flat weight changes nothing
+
+
+def test_painted_region_gets_more_blocks_and_both_maps_show(qtbot, tmp_path, patch_prior_dir):
+    w = make_window(qtbot, tmp_path, [str(patch_prior_dir)])
+    src = tmp_path / "roi.png"
+    Image.fromarray(photo(48, 64, seed=4)).save(src)          # 3x4 patches of 16x16
+    assert w.open_path(src)
+    sp, rv = w.settings_panel, w.result_view
+    sp.bpp.setValue(2.0)
+    sp.preset.setCurrentText("patch")
+    assert sp.roi_check.isVisibleTo(sp)
+    sp.roi_check.setChecked(True)
+    assert w.tabs.currentWidget() is rv and rv.roi.enabled and not rv.dec_box.state["mouseEnabled"][0]
+    rv.roi.paint_rect(16, 32, 16, 32)                          # exactly patch (1, 1)
+    assert rv.roi.weights(16)[1, 1] == pytest.approx(4.0) and rv.roi.weights(16)[0, 0] == 1.0
+    with qtbot.waitSignal(w.encode_finished, timeout=60_000):
+        w.compress()
+    res = w.result
+    assert res.importance_used and not sp.roi_check.isChecked()
+    before = rv.alloc_before_item.image
+    after = rv.alloc_item.image
+    assert rv.alloc_before.isVisibleTo(rv) and before.shape == after.shape == (3, 4)
+    assert after[1, 1] > before[1, 1]                            # more blocks where painted
+    assert np.array_equal(after.reshape(-1), np.asarray(res.encoded.header.unit_blocks))
+    w.shutdown()
