@@ -172,6 +172,18 @@ class SplitCompare(QWidget):
         if self.shape is not None:
             h, w = self.shape
             self.box.setRange(xRange=(0, w), yRange=(0, h), padding=0)
+            self._fit_pending = not self.isVisible() or self.box.width() < 2   # again once laid out
+
+    def showEvent(self, e) -> None:
+        super().showEvent(e)
+        if getattr(self, "_fit_pending", False):
+            from PySide6.QtCore import QTimer
+            QTimer.singleShot(0, self.fit)
+
+    def resizeEvent(self, e) -> None:
+        super().resizeEvent(e)
+        if getattr(self, "_fit_pending", False) and self.isVisible():
+            self.fit()
 
     def _on_range(self, *_) -> None:
         (x0, x1), (y0, y1) = self.box.viewRange()

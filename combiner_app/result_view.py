@@ -94,11 +94,13 @@ class ResultView(QWidget):
             self.graphics.ci.layout.setColumnPreferredWidth(col, 10)
         self.split = SplitCompare()
         self.split.setObjectName("resultSplit")
-        self.split.link_to(self.orig_box)
         self.compare = QTabWidget()
         self.compare.setObjectName("compareTabs")
         self.compare.addTab(self.split, "Split view")
         self.compare.addTab(self.graphics, "Side by side, with the error")
+        # one zoom for both pages: the region in view carries over when switching (a live link to views on a
+        # hidden page would fight their aspect locks)
+        self.compare.currentChanged.connect(self._carry_zoom)
         self.single = pg.GraphicsLayoutWidget()
         self.single.setObjectName("decodedGraphics")
         self.dec_box, self.dec_item, self.dec_label = image_box(self.single, 0, 0, "Decoded")
@@ -160,6 +162,13 @@ class ResultView(QWidget):
         lay.addLayout(bottom)
         lay.addLayout(buttons)
         self.fields: dict[str, str] = {}
+
+    def _carry_zoom(self, index: int) -> None:
+        if self.split.shape is None:
+            return
+        src, dst = (self.split.box, self.orig_box) if self.compare.widget(index) is self.graphics else \
+            (self.orig_box, self.split.box)
+        dst.setRange(rect=src.viewRect(), padding=0)
 
     def _show_fields(self, fields: dict[str, str]) -> None:
         self.fields = fields

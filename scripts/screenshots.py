@@ -35,6 +35,7 @@ def parse_args(argv):
     ap.add_argument("--audio-clip", type=Path, default=SPEECH, help="speech clip to crop 3 s from")
     ap.add_argument("--audio-start", type=float, default=1.0, help="start of the crop (s)")
     ap.add_argument("--audio-preset", default="fast", help="encoder preset for the audio shots")
+    ap.add_argument("--skip-explorer", action="store_true", help="image part: leave rate_explorer.png as it is")
     return ap.parse_args(argv)
 
 
@@ -87,7 +88,7 @@ def main(argv=None) -> int:
     status = 0
     if a.only != "audio":
         if priors:
-            image_shots(win, pump, shot, priors)
+            image_shots(win, pump, shot, priors, a.skip_explorer)
         else:
             print("no image prior installed; image screenshots skipped", file=sys.stderr)
             status = 1
@@ -113,7 +114,7 @@ def photo_sample(tmp: Path) -> Path:
     return p
 
 
-def image_shots(win, pump, shot, priors) -> None:
+def image_shots(win, pump, shot, priors, skip_explorer: bool = False) -> None:
     import dataclasses
 
     from engine.config import PRESETS
@@ -158,6 +159,9 @@ def image_shots(win, pump, shot, priors) -> None:
         pump(lambda: opened["done"])
         shot("decoded_cmb.png")
     win.open_path(sample)
+    if skip_explorer:
+        tmpdir.cleanup()
+        return
 
     win.settings_panel.preset.setCurrentText("ladder")
     win.tabs.setCurrentWidget(win.explorer)
