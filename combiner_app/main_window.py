@@ -70,10 +70,12 @@ class MainWindow(QMainWindow):
     error_shown = Signal(str)
 
     decode_finished = Signal(bool)      # cancelled?
+    _probed = Signal(str, float)        # device, seconds per fitting step per unit of size (cost probe)
     closing = Signal()                  # a close was asked for while a job runs: the window closes when it ends
 
     def __init__(self, prior_dirs=None, settings: QSettings | None = None, presets=None, ladder=LADDER,
-                 audio_ladder=AUDIO_LADDER, patch_ladder=PATCH_LADDER, confirm_discard: bool = True):
+                 audio_ladder=AUDIO_LADDER, patch_ladder=PATCH_LADDER, confirm_discard: bool = True,
+                 probe_costs: bool = True):
         super().__init__()
         from .worker import preload_torch
         preload_torch()       # once per process, before the window is shown (see preload_torch)
@@ -107,6 +109,9 @@ class MainWindow(QMainWindow):
         self.decoder.failed.connect(lambda m: self.show_error("Cannot open file", self._cmb_message(m)))
         self.decoder.done.connect(self._on_decode_done)
         self._decode_path: Path | None = None
+        self._probe_thread = None
+        self.probe_costs = probe_costs             # measure this machine once when it has no cost model yet
+        self._probed.connect(self._on_probed)
         self._decode_t0 = 0.0
 
         self.welcome = Welcome()
@@ -213,8 +218,34 @@ class MainWindow(QMainWindow):
         device = self.settings_panel.device.currentText()
         per_size = clock.rate["fit"] * clock.work.batches / size_of(plan)
         self.store.setValue(f"cost/{device}/fit_per_size", per_size)
+        self.store.setValue(f"cost/{device}/source", "encode")
         if clock.measured_ratio():
             self.store.setValue(f"cost/{device}/code_ratio", clock.measured_ratio())
+        self.settings_panel.refresh_estimate()
+
+    def _probe_costs(self, plan) -> None:
+        """No cost model for this device yet: measure a few real fitting steps on a worker thread (once)."""
+        device = self.settings_panel.device.currentText()
+        if (plan is None or not self.probe_costs or self._cost_model(device)[1] is not None
+                or getattr(self, "_probe_thread", None)):
+            return
+        import threading
+
+        from .progress import probe_fit_cost
+
+        def work():
+            try:
+                self._probed.emit(device, probe_fit_cost(plan, device))
+            except Exception:    # no estimate is better than a crash
+                pass
+        self._probe_thread = threading.Thread(target=work, name="cost-probe", daemon=True)
+        self._probe_thread.start()
+
+    def _on_probed(self, device: str, per_size: float) -> None:
+        if self._cost_model(device)[1] is None:    # a finished encode's measurement wins
+            self.store.setValue(f"cost/{device}/fit_per_size", per_size)
+            self.store.setValue(f"cost/{device}/source", "probe")
+        self._probe_thread = None
         self.settings_panel.refresh_estimate()
 
     def _estimate_text(self, plan) -> str:
@@ -224,8 +255,13 @@ class MainWindow(QMainWindow):
         ratio, per_size = self._cost_model(device)
         secs = estimate_seconds(plan, fit, per_size, ratio)
         if secs is None:
-            return "Time: measured during the first encode on this machine, then estimated here"
-        return f"Estimated time: about {_fmt_time(secs)} with this preset on {device} (measured here)"
+            self._probe_costs(plan)
+            return ("Estimated time: measuring this machine…" if self.probe_costs else
+                    "Estimated time: known after the first encode on this machine")
+        if self.store.value(f"cost/{device}/source", "encode", str) == "probe":
+            return (f"Estimated time: roughly {_fmt_time(secs)} with this preset on {device} (from a short probe "
+                    "of this machine; measured properly by the first encode)")
+        return f"Estimated time: about {_fmt_time(secs)} with this preset on {device} (measured by the last encode)"
 
     def _may_discard(self, doing: str) -> bool:
         """True if there is no unsaved result, or the user agrees to lose it."""
@@ -840,4 +876,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self, timeout_ms: int = 60_000) -> bool:
         """Cancel every job and wait for its thread (the app's exit path and tests). -> all threads finished."""
+        probe = self._probe_thread
+        if probe is not None:
+            probe.join(timeout_ms / 1000)
         return all([r.shutdown(timeout_ms) for r in self._runners()])

@@ -13,6 +13,8 @@ import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from engine.config import FitConfig
 from engine.patch_codec import MAX_UNITS
 
@@ -109,3 +111,40 @@ def estimate_seconds(plan: EncodePlan, fit: FitConfig, fit_cost_per_size: float 
     w = work_of(plan, fit)
     f = fit_cost_per_size * size_of(plan) / w.batches
     return w.batches * (w.fit_steps * f + w.code_steps * f * (code_ratio or DEFAULT_CODE_RATIO))
+
+
+def probe_fit_cost(plan: EncodePlan, device: str = "cpu", steps: int = 4, max_units: int = 16) -> float:
+    """A short probe of this machine: seconds per fitting step per unit of `size_of`, from `steps` real β-ELBO
+    steps of the plan's prior on up to `max_units` units of random data (the first step, a warm-up, is not
+    counted). Takes well under a second for the shipped priors on CPU."""
+    import torch
+
+    from engine import rng, siren
+    from engine.fitting import Objective, new_state
+
+    prior = plan.prior
+    dev = torch.device(device)
+    b = max(1, min(max_units, plan.units))
+    if plan.patch:
+        n, size = plan.patch * plan.patch, b * plan.patch * plan.patch
+        coords = siren.grid_coords((plan.patch, plan.patch), device=dev)
+    else:
+        shape = prior.item_shape or (32, 32)
+        n = int(np.prod(shape[:-1])) if len(shape) > 1 else int(shape[0])
+        size = b
+        coords = (siren.grid_coords(tuple(shape[:2]), device=dev) if prior.inr.in_dim == 2
+                  else torch.linspace(-1, 1, n, device=dev)[:, None])
+    emb = siren.fourier_embed(coords, prior.inr)
+    mu_p, ls_p = prior.tensors(dev)
+    target = torch.rand(b, emb.shape[0], prior.inr.out_dim, device=dev) - 0.5
+    obj = Objective(prior.inr, emb, target, mu_p, ls_p, None, 1, None, prior.mixers(dev))
+    st = new_state(mu_p.expand(b, -1), (ls_p - 2.0).expand(b, -1), torch.full((b, 1), prior.beta, device=dev),
+                   2e-3)
+    gens = rng.unit_noise(list(range(b)), dev)
+    obj.step(st, gens)
+    obj.step(st, gens)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        obj.step(st, gens)
+    per_step = (time.perf_counter() - t0) / steps
+    return per_step / size

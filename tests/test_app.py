@@ -44,7 +44,8 @@ def png(tmp_path):
 
 
 def make_window(qtbot, tmp_path, prior_dirs, **kw):
-    kw.setdefault("confirm_discard", False)   # no modal question when a test drops a result
+    kw.setdefault("confirm_discard", False)
+    kw.setdefault("probe_costs", False)       # each test's fresh settings would otherwise probe the machine   # no modal question when a test drops a result
     from combiner_app.main_window import MainWindow
 
     settings = QSettings(str(tmp_path / "studio.ini"), QSettings.Format.IniFormat)

@@ -38,6 +38,7 @@ def make_window(qtbot, tmp_path, prior_dirs, **kw):
     from combiner_app.main_window import MainWindow
 
     kw.setdefault("confirm_discard", False)
+    kw.setdefault("probe_costs", False)       # each test's fresh settings would otherwise probe the machine
     settings = QSettings(str(tmp_path / "studio.ini"), QSettings.Format.IniFormat)
     w = MainWindow(prior_dirs=prior_dirs, settings=settings, presets={"fast": FAST_FIT, "patch": PATCH_FIT}, **kw)
     qtbot.addWidget(w)
@@ -246,4 +247,24 @@ def test_painted_region_gets_more_blocks_and_both_maps_show(qtbot, tmp_path, pat
     assert rv.alloc_before.isVisibleTo(rv) and before.shape == after.shape == (3, 4)
     assert after[1, 1] > before[1, 1]                            # more blocks where painted
     assert np.array_equal(after.reshape(-1), np.asarray(res.encoded.header.unit_blocks))
+    w.shutdown()
+
+
+def test_time_estimate_before_compress_from_a_probe_then_from_the_encode(qtbot, tmp_path, patch_prior_dir):
+    w = make_window(qtbot, tmp_path, [str(patch_prior_dir)], probe_costs=True)
+    src = tmp_path / "est.png"
+    Image.fromarray(photo(48, 64, seed=4)).save(src)
+    assert w.open_path(src)
+    w.settings_panel.preset.setCurrentText("patch")
+    label = w.settings_panel.estimate_label
+    qtbot.waitUntil(lambda: "roughly" in label.text(), timeout=30_000)   # the probe ran on a thread
+    with qtbot.waitSignal(w.encode_finished, timeout=60_000):
+        w.compress()
+    assert "measured by the last encode" in label.text()
+    ratio, per_size = w._cost_model(w.settings_panel.device.currentText())
+    assert per_size > 0 and (ratio is None or ratio > 0)
+    clock = w.live.clock
+    assert clock.fit_done == clock.work.batches * clock.work.fit_steps      # every fitting step accounted for
+    assert w.live.progress()[0] == w.live.work.total or w.live.finished_text
+    assert "Finished" in w.live.phase_label.text() and "decoded file PSNR" in w.live.phase_label.text()
     w.shutdown()
