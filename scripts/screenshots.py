@@ -125,7 +125,8 @@ def image_shots(win, pump, shot, priors, skip_explorer: bool = False) -> None:
     patch = [p for p in priors if p.patch]
     rate = min((p.rate for p in (patch or priors)), key=lambda r: abs(r - 0.3))
     # the same presets as the app, plus a shorter one for the ladder (six encodes)
-    win.settings_panel.presets["ladder"] = dataclasses.replace(PRESETS["fast"], steps=300)
+    win.settings_panel.presets["ladder"] = dataclasses.replace(PRESETS["fast"], steps=200, refine_groups=8)
+    win.explorer.patch_ladder = (0.1, 0.3, 0.6)     # three rungs keep the script to minutes on a CPU
     win.settings_panel.preset.addItem("ladder")
     win.open_path(sample)
     win.settings_panel.bpp.setValue(rate)
