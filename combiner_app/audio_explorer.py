@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QSl
 
 from engine.audio_codec import audio_psnr, audio_snr
 from engine.errors import CombinerError
+from engine.metrics import fmt
 
 from .audio_views import mono, stft_db
 from .plans import AudioClip, plan_audio
@@ -58,6 +59,8 @@ class Point:
     snr: float
     spectrum: np.ndarray      # (freqs, frames) dB
     note: str = ""
+    stoi: float | None = None
+    pesq: float | None = None
 
 
 class AudioRateExplorer(LadderMixin, QWidget):
@@ -174,6 +177,7 @@ class AudioRateExplorer(LadderMixin, QWidget):
         self.runner.cancel()
         self.clip = clip
         self.results, self.points = [], []
+        self._shown_result = None
         self.slider.setEnabled(False)
         self.slider.setRange(0, 0)
         self.rate_label.setText("")
@@ -214,14 +218,16 @@ class AudioRateExplorer(LadderMixin, QWidget):
             return stft_db(mono(y), clip.sample_rate, 512, hop)[0]
 
         pts = [Point("COMBINER", len(enc.data), enc.kbps, enc.psnr, enc.snr, spec(enc.reconstruction),
-                     f"{enc.header.units} units, {enc.header.n_indices} blocks")]
+                     f"{enc.header.units} units, {enc.header.n_indices} blocks", res.metrics.get("stoi"),
+                     res.metrics.get("pesq"))]
         for ref in res.references:
             note = f"level {ref.level:.2f}"
             if ref.nbytes > 1.25 * len(enc.data):   # e.g. Ogg/Opus has a floor of about a kilobyte
                 note += " (its smallest file)"
             pts.append(Point(REF_NAMES.get(ref.codec, ref.codec), ref.nbytes, ref.kbps(clip.seconds),
                              audio_psnr(clip.samples, ref.decoded), audio_snr(clip.samples, ref.decoded),
-                             spec(ref.decoded), note))
+                             spec(ref.decoded), note, res.ref_metrics.get(ref.codec, {}).get("stoi"),
+                             res.ref_metrics.get(ref.codec, {}).get("pesq")))
         return pts
 
     def _on_encoded(self, i: int, res: EncodeResult) -> None:
@@ -246,6 +252,7 @@ class AudioRateExplorer(LadderMixin, QWidget):
         if not 0 <= pos < len(self.results) or self.clip is None:
             return
         pts = self.points[pos]
+        self._shown_result = self.results[pos]
         duration, nyquist = self.clip.seconds, self.clip.sample_rate / 2.0
         top = np.ceil(max(float(p.spectrum.max()) for p in pts) / 10) * 10
         levels = (top - DB_RANGE, top)
@@ -262,12 +269,14 @@ class AudioRateExplorer(LadderMixin, QWidget):
         self.plots["COMBINER"].setRange(xRange=(0, duration), yRange=(0, nyquist), padding=0)
         cell = "<td style='padding:0 8px'>{}</td>"
         html = "<table><tr>" + "".join(f"<th style='padding:0 8px'>{h}</th>" for h in
-                                       ("codec", "bytes", "kbps", "PSNR (dB)", "SNR (dB)", "")) + "</tr>"
+                                       ("codec", "bytes", "kbps", "PSNR (dB)", "SNR (dB)", "STOI", "PESQ",
+                                        "")) + "</tr>"
         for p in pts:
             html += "<tr>" + "".join(cell.format(v) for v in (f"<b>{p.codec}</b>", p.nbytes, f"{p.kbps:.2f}",
-                                                                f"{p.psnr:.2f}", f"{p.snr:.2f}", p.note)) + "</tr>"
+                                                                f"{p.psnr:.2f}", f"{p.snr:.2f}", fmt(p.stoi, 3),
+                                                                fmt(p.pesq, 2), p.note)) + "</tr>"
         if len(pts) == 1:
-            html += "<tr><td colspan=6>(MP3/Opus unavailable in this libsndfile)</td></tr>"
+            html += "<tr><td colspan=8>(MP3/Opus unavailable in this libsndfile)</td></tr>"
         self.table.setText(html + "</table>")
         self.rd_current.setData([pts[0].kbps], [pts[0].psnr])
         self.shown.emit(pos)

@@ -79,13 +79,15 @@ class WaveformView(pg.GraphicsLayoutWidget):
         self.plots: list[pg.PlotItem] = []
         self.curves: dict[str, pg.PlotDataItem] = {}
 
-    def set_signals(self, original: np.ndarray | None, decoded: np.ndarray, sample_rate: float) -> None:
-        """`original` None: the decoded signal alone (an opened .cmb has no original)."""
+    def set_signals(self, original: np.ndarray | None, decoded: np.ndarray, sample_rate: float,
+                    alone: str = "decoded") -> None:
+        """`original` None: one signal alone (an opened .cmb, or an opened clip before any encode), titled
+        `alone`."""
         self.clear()
         self.plots, self.curves = [], {}
         d = mono(decoded)
         if original is None:
-            series = [("decoded", d, DEC_PEN)]
+            series = [(alone, d, ORIG_PEN if alone == "original" else DEC_PEN)]
         else:
             o = mono(original)
             n = min(len(o), len(d))
@@ -103,7 +105,7 @@ class WaveformView(pg.GraphicsLayoutWidget):
                     p.setXLink(self.plots[0])
                 self.plots.append(p)
         else:
-            title = "original (grey) and decoded (blue)" if original is not None else "decoded"
+            title = "original (grey) and decoded (blue)" if original is not None else alone
             p = self.addPlot(row=0, col=0, title=title)
             p.addLegend()
             for name, x, pen in series:
@@ -128,14 +130,16 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
         self.spectra: dict[str, np.ndarray] = {}
         self.colorbar: pg.ColorBarItem | None = None
 
-    def set_signals(self, original: np.ndarray | None, decoded: np.ndarray, sample_rate: float) -> None:
-        """`original` None: the decoded signal alone."""
+    def set_signals(self, original: np.ndarray | None, decoded: np.ndarray, sample_rate: float,
+                    alone: str = "decoded") -> None:
+        """`original` None: one signal alone, titled `alone` ("decoded" for an opened .cmb, "original" for an
+        opened clip)."""
         self.clear()
         self.images, self.spectra = {}, {}
         d = mono(decoded)
         if original is None:
             n = len(d)
-            series = [("decoded", d)]
+            series = [(alone, d)]
         else:
             o = mono(original)
             n = min(len(o), len(d))
@@ -175,12 +179,14 @@ class SpectrogramView(pg.GraphicsLayoutWidget):
 
 
 class AudioResultView(QWidget):
-    """Waveforms and spectrograms of an audio result, the numbers under them, Save/Export and, where this
-    machine can play sound, Play original / Play decoded."""
+    """Waveforms and spectrograms of an audio result, the numbers under them, Save/Export, and playback of the
+    original, the decoded signal and Opus / MP3 at the same size with an A/B switch (same position). Without an
+    audio device the buttons stay in view, disabled, with the reason beside them."""
 
     save_requested = Signal()
     export_requested = Signal()
-    play_requested = Signal(str)     # "original" | "decoded"
+    play_requested = Signal(str)     # "original" | "decoded" | "opus" | "mp3"
+    ab_requested = Signal()
     stop_requested = Signal()
 
     def __init__(self, parent=None):
@@ -207,20 +213,39 @@ class AudioResultView(QWidget):
         self.play_original.setObjectName("playOriginal")
         self.play_decoded = QPushButton("▶ Play decoded")
         self.play_decoded.setObjectName("playDecoded")
+        self.play_opus = QPushButton("▶ Opus")
+        self.play_opus.setObjectName("playOpus")
+        self.play_mp3 = QPushButton("▶ MP3")
+        self.play_mp3.setObjectName("playMp3")
+        self.ab_button = QPushButton("A/B")
+        self.ab_button.setObjectName("abToggle")
+        self.ab_button.setToolTip("Switch between the original and the decoded signal at the same position")
         self.stop_button = QPushButton("■ Stop")
         self.stop_button.setObjectName("stopPlayback")
+        self.play_note = QLabel("")
+        self.play_note.setObjectName("playNote")
+        self.play_note.setStyleSheet("color: #a60")
+        self.playing_label = QLabel("")
+        self.playing_label.setObjectName("playingLabel")
         self.save_button.clicked.connect(self.save_requested)
         self.export_button.clicked.connect(self.export_requested)
         self.play_original.clicked.connect(lambda: self.play_requested.emit("original"))
         self.play_decoded.clicked.connect(lambda: self.play_requested.emit("decoded"))
+        self.play_opus.clicked.connect(lambda: self.play_requested.emit("opus"))
+        self.play_mp3.clicked.connect(lambda: self.play_requested.emit("mp3"))
+        self.ab_button.clicked.connect(self.ab_requested)
         self.stop_button.clicked.connect(self.stop_requested)
         self.can_play = False
         self.has_original = False
+        self.sources: set[str] = set()
         buttons = QHBoxLayout()
         for b in (self.save_button, self.export_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
-        for b in (self.play_original, self.play_decoded, self.stop_button):
+        buttons.addWidget(self.play_note)
+        buttons.addWidget(self.playing_label)
+        for b in (self.play_original, self.play_decoded, self.play_opus, self.play_mp3, self.ab_button,
+                  self.stop_button):
             buttons.addWidget(b)
         lay = QVBoxLayout(self)
         lay.addWidget(self.title)
@@ -239,27 +264,40 @@ class AudioResultView(QWidget):
             self._stale.discard(page)
             page.set_signals(*self._signals)
 
-    def set_playable(self, can_play: bool) -> None:
-        """Play buttons only where a playback path exists (see combiner_app.playback)."""
+    def set_playable(self, can_play: bool, reason: str = "") -> None:
+        """Play buttons stay visible; they are enabled where a device exists and the version is there (see
+        combiner_app.playback); otherwise the reason is shown beside them."""
         self.can_play = can_play
-        self.play_original.setVisible(can_play and self.has_original)
-        self.play_decoded.setVisible(can_play)
-        self.stop_button.setVisible(can_play)
+        self.play_note.setText("" if can_play else f"Playback unavailable: {reason or 'no audio output device'}")
+        for name, b in (("original", self.play_original), ("decoded", self.play_decoded),
+                        ("opus", self.play_opus), ("mp3", self.play_mp3)):
+            b.setEnabled(can_play and name in self.sources)
+            b.setVisible(name in ("original", "decoded") or name in self.sources)
+        self.ab_button.setEnabled(can_play and {"original", "decoded"} <= self.sources)
+        self.stop_button.setEnabled(can_play)
+
+    def set_sources(self, names) -> None:
+        """The versions that can be played now (e.g. {"original"} right after opening a clip)."""
+        self.sources = set(names)
+        self.set_playable(self.can_play, self.play_note.text().removeprefix("Playback unavailable: "))
+
+    def set_playing(self, name: str) -> None:
+        self.playing_label.setText(f"Playing: {name}" if name else "")
 
     def show_fields(self, fields: dict[str, str]) -> None:
         self.fields = dict(fields)
         self.stats.setText("&nbsp;&nbsp;&nbsp;".join(f"{k}: <b>{v}</b>" for k, v in fields.items()))
 
     def set_signals(self, original: np.ndarray | None, decoded: np.ndarray, sample_rate: float,
-                    nbytes: int | None = None) -> None:
-        """Draw everything; `original` None for an opened .cmb. The stats line gets a default summary that
+                    nbytes: int | None = None, alone: str = "decoded") -> None:
+        """Draw everything; `original` None for one signal alone, titled `alone` (an opened .cmb: "decoded";
+        an opened clip before any encode: "original"). The stats line gets a default summary that
         `show_fields` may replace."""
         self.has_original = original is not None
         # Only the visible page is drawn now; the others when first shown (a shorter GUI stall per result).
-        self._signals = (original, decoded, sample_rate)
+        self._signals = (original, decoded, sample_rate, alone)
         self._stale = {self.spectrograms, self.waveforms, self.overlay}
         self._draw_current()
-        self.set_playable(self.can_play)
         n = len(decoded)
         parts = [f"{n / sample_rate:.2f} s at {sample_rate:g} Hz"]
         if original is not None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QPushButton, QVBoxLayout)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QPushButton, QVBoxLayout)
 
 from engine.config import PRESETS, FitConfig
 from engine.errors import CombinerError
@@ -22,6 +22,8 @@ def devices() -> list[str]:
 class SettingsPanel(QGroupBox):
     compress_clicked = Signal()
     cancel_clicked = Signal()
+    roi_toggled = Signal(bool)
+    roi_cleared = Signal()
 
     def __init__(self, presets: dict[str, FitConfig] | None = None, prior_dirs=None, parent=None):
         super().__init__("Compress", parent)
@@ -88,8 +90,29 @@ class SettingsPanel(QGroupBox):
         lay.addWidget(self.plan_label)
         lay.addLayout(buttons)
         lay.addStretch(1)
+        self.estimate_label = QLabel("")
+        self.estimate_label.setObjectName("estimateLabel")
+        self.estimate_label.setWordWrap(True)
+        self.estimate_label.setStyleSheet("color: #556")
+        lay.insertWidget(lay.indexOf(self.plan_label) + 1, self.estimate_label)
+        self.roi_check = QCheckBox("Paint a region of interest (more bits there)")
+        self.roi_check.setObjectName("roiCheck")
+        self.roi_check.setToolTip("Drag over the image in the Result tab; the painted patches get more blocks")
+        self.roi_clear = QPushButton("Clear region")
+        self.roi_clear.setObjectName("roiClear")
+        self.roi_check.toggled.connect(self.roi_toggled)
+        self.roi_clear.clicked.connect(self.roi_cleared)
+        roi_row = QHBoxLayout()
+        roi_row.addWidget(self.roi_check)
+        roi_row.addWidget(self.roi_clear)
+        lay.insertLayout(lay.indexOf(self.estimate_label) + 1, roi_row)
+        self._show_roi(False)
+        self.estimate = None        # (EncodePlan) -> text, set by the main window (its cost model)
+        self._plan = None
         self.bpp.valueChanged.connect(self._update_plan)
         self.kbps.valueChanged.connect(self._update_plan)
+        self.preset.currentTextChanged.connect(lambda _: self.refresh_estimate())
+        self.device.currentTextChanged.connect(lambda _: self.refresh_estimate())
 
     def _audio_mode(self, audio: bool) -> None:
         self.form.setRowVisible(self.bpp, not audio)
@@ -129,7 +152,12 @@ class SettingsPanel(QGroupBox):
                 p = plan_image(self.shape, self.bpp.value(), self.prior_dirs, alpha=self.alpha)
         except CombinerError as e:
             self.plan_label.setText(f"<span style='color:#b00'>{e}</span>")
+            self._plan = None
+            self.refresh_estimate()
             return
+        self._plan = p
+        self._show_roi(bool(p.patch))
+        self.refresh_estimate()
         if p.modality == "audio":
             kbps = p.file_bits / 1000.0 / self.clip.seconds
             warn = "".join(f"<br><span style='color:#a60'>{w}</span>" for w in p.warnings)
@@ -148,7 +176,20 @@ class SettingsPanel(QGroupBox):
         self.plan_label.setText(f"Prior <b>{p.prior.name}</b> (trained at {p.prior.rate:g} bpp)<br>"
                                 f"{p.n_blocks} blocks × κ={p.kappa} bits → {p.file_bits // 8} bytes")
 
+    def _show_roi(self, show: bool) -> None:
+        self.roi_check.setVisible(show)
+        self.roi_clear.setVisible(show)
+        if not show and self.roi_check.isChecked():
+            self.roi_check.setChecked(False)
+
+    def refresh_estimate(self) -> None:
+        if self.estimate is None or self._plan is None:
+            self.estimate_label.setText("")
+            return
+        self.estimate_label.setText(self.estimate(self._plan))
+
     def set_running(self, running: bool) -> None:
-        for w in (self.bpp, self.kbps, self.preset, self.device, self.compress_button):
+        for w in (self.bpp, self.kbps, self.preset, self.device, self.compress_button, self.roi_check,
+                  self.roi_clear):
             w.setEnabled(not running)
         self.cancel_button.setEnabled(running)

@@ -17,14 +17,20 @@ class LadderMixin:
         self.runner.shutdown()
 
     def _slide_to(self, res) -> None:
-        """`res` was just added to the (sorted) results: widen the slider and show it."""
+        """`res` was just added to the (sorted) results: widen the slider. The rung being looked at stays in
+        view (the slider follows its new index without redrawing); only the first result is shown at once."""
+        shown = getattr(self, "_shown_result", None)
+        keep = next((i for i, r in enumerate(self.results) if r is shown), None)
+        pos = keep if keep is not None else next(i for i, r in enumerate(self.results) if r is res)
+        self.slider.blockSignals(True)
         self.slider.setRange(0, len(self.results) - 1)
+        self.slider.setValue(pos)
+        self.slider.blockSignals(False)
         self.slider.setEnabled(True)
-        pos = self.results.index(res)
-        if self.slider.value() == pos:
+        if keep is None:
             self.show_position(pos)
         else:
-            self.slider.setValue(pos)
+            self.shown.emit(pos)
         self.result_added.emit(len(self.results))
 
     def _on_rate_failed(self, i: int, msg: str) -> None:

@@ -1,7 +1,12 @@
 """The live coding view: bit budget, per-block KL bars with the κ line, PSNR over steps, time/ETA and the
 reconstruction preview (for audio, which has no preview, the original waveform instead; for a patch-coded
-image, which has none either, a map of the KL of every patch). Events are recorded as they arrive and drawn
-at most ~20 times a second, so a fast encoder can never flood the GUI thread.
+image the image building up patch by patch beside a map of the KL of every patch). Events are recorded as they
+arrive and drawn at most ~20 times a second, so a fast encoder can never flood the GUI thread.
+
+Progress is honest: the step total is fixed before the first step (`progress.work_of`), and the ETA comes from
+a per-phase cost model measured as the encode runs (`progress.PhaseClock`). The live PSNR is that of the
+posterior mean (what the fit is aiming at); the decoded file's PSNR, usually a little lower because coded
+weights are samples, is shown when the encode finishes.
 
 Patch-coded images: patches hold different block counts, so the bars show each block's KL averaged over the
 patches that have that block; during the first half of an adaptive fit (the content probe) the engine reports
@@ -16,10 +21,15 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QStackedWidget, QVBoxLayout, QWidget
 
 from engine.codec import EncodeEvent
+from engine.config import FitConfig
 
 from .audio_views import ORIG_PEN, mono, peak_envelope
 from .image_panels import show_rgb
 from .plans import AudioClip, EncodePlan
+from .progress import DEFAULT_CODE_RATIO, PhaseClock, Work, refine_steps, size_of, work_of
+
+LIVE_PSNR_NOTE = ("live PSNR = posterior mean (an estimate while fitting); the decoded file's PSNR, measured on "
+                  "the real file, is shown when the encode finishes")
 
 CODED = pg.mkBrush(70, 130, 200)
 OPEN = pg.mkBrush(200, 200, 200)
@@ -42,6 +52,17 @@ class LiveView(QWidget):
         self.last: EncodeEvent | None = None
         self.units_before = 0      # units fully coded in earlier batches (a long clip is coded in batches)
         self._dirty = False
+        self.fit: FitConfig | None = None
+        self.code_ratio, self.fit_cost_per_size = DEFAULT_CODE_RATIO, None
+        self.work: Work | None = None
+        self.clock: PhaseClock | None = None
+        self.batch = 0                 # batch of units being coded (patch images over MAX_UNITS patches)
+        self._anchor = 0               # engine step count at the start of this batch's current segment
+        self._probing = False
+        self.canvas: np.ndarray | None = None      # patch images: the reconstruction so far, padded to patches
+        self._canvas_dirty = False
+        self.image_shape: tuple[int, int] | None = None
+        self.finished_text = ""
 
         self.phase_label = QLabel("Waiting for an encode")
         self.phase_label.setObjectName("phaseLabel")
@@ -64,7 +85,7 @@ class LiveView(QWidget):
                                           label="κ", labelOpts={"position": 0.97, "color": (220, 60, 40)})
         self.kl_plot.addItem(self.kappa_line)
 
-        self.psnr_plot = pg.PlotWidget(title="PSNR of the posterior mean")
+        self.psnr_plot = pg.PlotWidget(title="PSNR of the posterior mean (live estimate)")
         self.psnr_plot.setLabel("bottom", "step")
         self.psnr_plot.setLabel("left", "PSNR", units="dB")
         self.psnr_plot.hideButtons()
@@ -97,17 +118,29 @@ class LiveView(QWidget):
         self.patch_map_box.addItem(self.patch_map_item)
         self.patch_map_box.setMouseEnabled(False, False)
         self.patch_kl: np.ndarray | None = None    # (units,) latest KL of every patch, bits
+        # patch-coded images: the reconstruction building up, in the same layout as the map
+        self.patch_preview_label = self.patch_map.addLabel("Reconstruction so far (posterior mean)", row=0, col=1)
+        self.patch_preview_box = self.patch_map.addViewBox(row=1, col=1, invertY=True, lockAspect=True,
+                                                           enableMenu=False)
+        self.patch_preview_item = pg.ImageItem()
+        self.patch_preview_box.addItem(self.patch_preview_item)
+        self.patch_preview_box.setMouseEnabled(False, False)
         self.preview_stack = QStackedWidget()
         self.preview_stack.addWidget(self.preview)
         self.preview_stack.addWidget(self.wave_plot)
         self.preview_stack.addWidget(self.patch_map)
+        self.psnr_note = QLabel(LIVE_PSNR_NOTE)
+        self.psnr_note.setObjectName("psnrNote")
+        self.psnr_note.setWordWrap(True)
+        self.psnr_note.setStyleSheet("color: #667")
 
         grid = QGridLayout()
         grid.addWidget(self.kl_plot, 0, 0)
         grid.addWidget(self.preview_stack, 0, 1)
         grid.addWidget(self.psnr_plot, 1, 0, 1, 2)
-        grid.setColumnStretch(0, 3)
-        grid.setColumnStretch(1, 2)
+        grid.addWidget(self.psnr_note, 2, 0, 1, 2)
+        grid.setColumnStretch(0, 2)
+        grid.setColumnStretch(1, 3)
         lay = QVBoxLayout(self)
         lay.addWidget(self.phase_label)
         lay.addWidget(QLabel("Bits spent (header + coded blocks) against the target"))
@@ -126,6 +159,11 @@ class LiveView(QWidget):
         self.plan, self.t0, self.last = None, time.perf_counter(), None
         self.steps, self.psnrs, self.units_before = [], [], 0
         self.patch_kl = None
+        self.work, self.clock, self.batch, self._anchor, self._probing = None, None, 0, 0, False
+        self._global = False
+        self.canvas, self._canvas_dirty, self.finished_text = None, False, ""
+        self.image_shape = None if original is None or isinstance(original, AudioClip) else original.shape[:2]
+        show_rgb(self.patch_preview_item, None)
         self.kl_plot.setTitle("KL per block (bits)")
         self.psnr_plot.setTitle("PSNR of the posterior mean")
         if isinstance(original, AudioClip):
@@ -158,8 +196,27 @@ class LiveView(QWidget):
         self.bits_bar.setValue(0)
         self.bars.setOpts(x=np.zeros(0), height=np.zeros(0), brushes=None)
 
+    def set_fit(self, fit: FitConfig, device: str = "cpu", code_ratio: float | None = None,
+                fit_cost_per_size: float | None = None) -> None:
+        """The effort preset of the encode about to start, and this machine's stored cost model."""
+        self.fit = fit
+        self.code_ratio = code_ratio or DEFAULT_CODE_RATIO
+        self.fit_cost_per_size = fit_cost_per_size
+
+    def _start_clock(self, work: Work) -> None:
+        self.work = work
+        cost = None
+        if self.fit_cost_per_size and self.plan is not None:
+            cost = self.fit_cost_per_size * size_of(self.plan) / work.batches
+        self.clock = PhaseClock(work, self.code_ratio, cost)
+
     def set_plan(self, plan: EncodePlan) -> None:
         self.plan = plan
+        if plan.patch and self.fit is not None:
+            self._start_clock(work_of(plan, self.fit))   # fixed before the first step
+            rows, cols = plan.grid
+            self.canvas = np.full((rows * plan.patch, cols * plan.patch, 3), 40, np.uint8)
+            self._canvas_dirty = True
         self.kappa_line.setValue(plan.kappa)
         self.bars.setOpts(x=np.arange(plan.n_blocks), height=np.zeros(plan.n_blocks), brush=OPEN, brushes=None)
         self.kl_plot.setYRange(0, plan.kappa * 1.6)
@@ -184,8 +241,12 @@ class LiveView(QWidget):
             self.code_line.setValue(self.steps[-1])
             self.code_line.show()
         prev = self.last
-        if prev is not None and prev.phase == "code" and ev.phase == "fit" and prev.kl_bits is not None:
+        new_batch = prev is not None and prev.phase == "code" and ev.phase == "fit"
+        if new_batch and prev.kl_bits is not None:
             self.units_before += np.asarray(prev.kl_bits).shape[0]   # the next batch of units began
+        self._track(ev, prev, new_batch)
+        if ev.preview is not None and self.canvas is not None and self.plan is not None and self.plan.patch:
+            self._paste(ev.preview)
         self.steps.append(ev.step)
         psnr = ev.psnr
         if not np.isfinite(psnr) and self.psnrs:   # the PSNR is measured every few events: hold the last one
@@ -196,7 +257,73 @@ class LiveView(QWidget):
         self.last = ev
         self._dirty = True
 
+    def _track(self, ev: EncodeEvent, prev: EncodeEvent | None, new_batch: bool) -> None:
+        """Engine step counts -> (fitting steps, coding steps) done over all batches, fed to the clock."""
+        if self.fit is None:
+            return
+        if self.clock is None:   # not a patch image: the engine's own total is fixed across batches
+            per = self.fit.steps + refine_steps(self.fit, ev.n_blocks)
+            self._start_clock(Work(max(1, int(round(ev.total_steps / per))), self.fit.steps,
+                                   refine_steps(self.fit, ev.n_blocks)))
+            self._anchor = 0 if ev.total_steps >= per * self.work.batches else ev.step - 1
+            self._global = True
+        probing = ev.phase == "fit" and ev.n_blocks == 1 and self.plan is not None and self.plan.patch
+        if getattr(self, "_global", False):
+            within = ev.step
+            self.batch = 0
+        else:
+            if prev is None or new_batch:
+                if new_batch:
+                    self.batch += 1
+                self._anchor = ev.step - 1
+            elif self._probing and not probing and ev.phase == "fit":   # the probe ended, the fit goes on
+                self._anchor = ev.step - (self.fit.steps // 2 + 1)
+            within = ev.step - self._anchor
+        self._probing = probing
+        w = self.work
+        if getattr(self, "_global", False):
+            per = w.fit_steps + w.code_steps
+            b, within = divmod(max(0, within), per)
+            fit_done = b * w.fit_steps + min(within, w.fit_steps)
+            code_done = b * w.code_steps + max(0, within - w.fit_steps)
+        else:
+            fit_done = self.batch * w.fit_steps + min(within, w.fit_steps)
+            code_done = self.batch * w.code_steps + (max(0, within - w.fit_steps) if ev.phase == "code" else 0)
+        self.clock.update(ev.phase, min(fit_done, w.batches * w.fit_steps), min(code_done, w.batches * w.code_steps))
+
+    def _paste(self, patches: np.ndarray) -> None:
+        """(b, p, p, 3) posterior-mean patches of the current batch -> the canvas (only those patches change)."""
+        p = self.plan
+        rows, cols = p.grid
+        lo = min(self.units_before, p.units)
+        hi = min(lo + patches.shape[0], p.units)
+        for k, u in enumerate(range(lo, hi)):
+            r, c = divmod(u, cols)
+            self.canvas[r * p.patch:(r + 1) * p.patch, c * p.patch:(c + 1) * p.patch] = patches[k]
+        self._canvas_dirty = True
+
+    def progress(self) -> tuple[int, int]:
+        """(steps done, fixed total) over the whole encode."""
+        if self.clock is None:
+            return (self.last.step, self.last.total_steps) if self.last else (0, 1)
+        return self.clock.fit_done + self.clock.code_done, self.work.total
+
+    def finish(self, result) -> None:
+        """The encode's result arrived: say so, with the decoded file's PSNR beside the live estimate."""
+        enc = result.encoded
+        live = self.psnrs[-1] if self.psnrs else float("nan")
+        unit = f"{enc.kbps:.2f} kbps" if hasattr(enc, "kbps") else f"{enc.bpp:.3f} bpp"
+        self.finished_text = (f"Finished in {_fmt_time(result.seconds)}: {len(enc.data)} bytes ({unit}); decoded "
+                              f"file PSNR {enc.psnr:.2f} dB" + (f" (live posterior-mean estimate {live:.2f} dB)"
+                                                                 if np.isfinite(live) else ""))
+        if self.canvas is not None and self.image_shape is not None and enc.reconstruction.ndim == 3:
+            show_rgb(self.patch_preview_item, enc.reconstruction)
+            self.patch_preview_label.setText("Decoded result")
+            self._canvas_dirty = False
+        self._dirty = True
+
     def stop(self) -> None:
+        self._dirty = True
         self.redraw()
         self.timer.stop()
 
@@ -231,15 +358,22 @@ class LiveView(QWidget):
         if not self._dirty:
             return
         self._dirty = False
-        frac = ev.step / max(1, ev.total_steps)
-        eta = elapsed * (1 - frac) / frac if frac > 0 else float("nan")
+        done, total = self.progress()
+        if self.finished_text:
+            done = total
+        eta = self.clock.remaining() if self.clock is not None else None
         psnr = self.psnrs[-1] if self.psnrs else ev.psnr
-        self.time_label.setText(f"Elapsed {_fmt_time(elapsed)}   ETA {_fmt_time(eta) if eta == eta else '—'}"
-                                + (f"   PSNR {psnr:.2f} dB" if np.isfinite(psnr) else ""))
-        self.phase_label.setText(("Fitting the posterior" if ev.phase == "fit" else "Coding blocks") +
-                                 f" — step {ev.step}/{ev.total_steps}")
-        self.step_bar.setMaximum(ev.total_steps)
-        self.step_bar.setValue(ev.step)
+        self.time_label.setText(f"Elapsed {_fmt_time(elapsed)}   "
+                                + ("" if self.finished_text else
+                                   f"About {_fmt_time(eta)} left" if eta is not None else "Time left: measuring…")
+                                + (f"   live PSNR {psnr:.2f} dB (posterior mean)" if np.isfinite(psnr) else ""))
+        if self.finished_text:
+            self.phase_label.setText(self.finished_text)
+        else:
+            self.phase_label.setText(("Fitting the posterior" if ev.phase == "fit" else "Coding blocks") +
+                                     f" — step {done}/{total}")
+        self.step_bar.setMaximum(max(1, total))
+        self.step_bar.setValue(min(done, total))
         self.step_bar.setFormat("step %v / %m")
         kl_all = None if ev.kl_bits is None else np.asarray(ev.kl_bits, dtype=np.float64)
         if kl_all is not None and kl_all.ndim != 2:
@@ -256,6 +390,13 @@ class LiveView(QWidget):
             self.bars.setOpts(x=np.arange(len(kl)), height=kl, brushes=brushes)
         self.psnr_curve.setData(np.asarray(self.steps, float), np.asarray(self.psnrs, float))
         self.psnr_plot.setXRange(0, ev.total_steps, padding=0.02)
+        if self._canvas_dirty and self.canvas is not None and self.image_shape is not None:
+            h, w = self.image_shape
+            first = self.patch_preview_item.image is None
+            show_rgb(self.patch_preview_item, self.canvas[:h, :w])
+            self._canvas_dirty = False
+            if first:
+                self.patch_preview_box.autoRange(padding=0)
         if ev.preview is not None and self.preview_stack.currentWidget() is self.preview:
             first = self.preview_item.image is None
             show_rgb(self.preview_item, ev.preview[0])
@@ -275,8 +416,9 @@ class LiveView(QWidget):
         probing = ev.phase == "fit" and kl_all.shape[1] == 1 and ev.n_blocks == 1 and p.n_blocks > 1
         if probing:   # one KL per patch, not per block: only the map can show it
             self.kl_plot.setTitle("Probing the patches' content (KL per patch: see the map)")
+            done, total = self.progress()
             self.phase_label.setText(f"Probing the content of every patch to share out the blocks — step "
-                                     f"{ev.step}/{ev.total_steps}")
+                                     f"{done}/{total}")
             self.bars.setOpts(x=np.zeros(0), height=np.zeros(0), brushes=None)
             return
         self.kl_plot.setTitle(f"KL per block (bits, mean over {p.units} patches)")

@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     win.show()
     if a.file:
         win.open_path(a.file)
-    return app.exec()
+    rc = app.exec()
+    win.shutdown()   # whatever ended the event loop, no worker thread is left running when Python exits
+    return rc
 
 
 if __name__ == "__main__":

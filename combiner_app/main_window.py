@@ -11,14 +11,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QSplitter, QStackedWidget,
-                               QTabWidget)
+from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
+                               QSplitter, QStackedWidget, QSystemTrayIcon, QTabWidget)
 
-from engine import audio_codec, codec, container, media, patch_codec
+from engine import codec, container, media, patch_codec
 from engine.audio_io import AUDIO_SUFFIXES, audio_file_bytes, is_audio_path, read_audio
-from engine.errors import CombinerError
+from engine.errors import CombinerError, PriorError
+from engine.metrics import fmt
 
 from . import dialogs
 from .audio_explorer import AUDIO_LADDER, AudioRateExplorer
@@ -31,7 +32,30 @@ from .rate_explorer import LADDER, PATCH_LADDER, RateExplorer
 from .recent_files import RecentFiles
 from .result_view import ResultView
 from .welcome import Welcome
-from .worker import AudioClip, EncodePlan, EncodeResult, EncodeRunner
+from .recent_files import default_settings
+from .worker import AudioClip, DecodeRunner, Decoded, EncodePlan, EncodeResult, EncodeRunner
+
+APP_TITLE = "COMBINER Studio"
+PRIOR_HINT = ("\n\nPriors are looked up in the priors/ folder that ships with COMBINER Studio, in the folders "
+              "named by the COMBINER_PRIORS environment variable (separated by ':'), and in folders given with "
+              "--prior-dir when starting the app (combiner-studio --prior-dir DIR). A file can only be decoded "
+              "with the exact prior it was encoded with: get it from whoever made the file, or train one with "
+              "the scripts in benchmarks/.")
+
+
+def user_message(e: BaseException, path: Path | None = None) -> str:
+    """A message for a person: no Python class names, and the file named."""
+    import re
+
+    msg = str(e) if not isinstance(e, OSError) or not e.strerror else e.strerror
+    msg = re.sub(r"\(?\b[A-Z][A-Za-z]*(Error|Exception|Warning)\b:?\s*", "(", msg)
+    msg = re.sub(r"\(\(", "(", msg).replace("()", "").strip()
+    msg = re.sub(r"\(\s*\)", "", msg)
+    if path is not None and str(path) not in msg and path.name not in msg:
+        msg = f"{path}: {msg}"
+    if isinstance(e, PriorError) or "prior" in msg.lower() and "not installed" in msg.lower():
+        msg += PRIOR_HINT
+    return msg
 
 _IMAGE_GLOBS = "*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp *.ppm"
 _AUDIO_GLOBS = " ".join(f"*{s}" for s in sorted(AUDIO_SUFFIXES))
@@ -56,14 +80,25 @@ class MainWindow(QMainWindow):
     encode_finished = Signal(bool)      # cancelled?
     error_shown = Signal(str)
 
+    decode_finished = Signal(bool)      # cancelled?
+    _probed = Signal(str, float)        # device, seconds per fitting step per unit of size (cost probe)
+    closing = Signal()                  # a close was asked for while a job runs: the window closes when it ends
+
     def __init__(self, prior_dirs=None, settings: QSettings | None = None, presets=None, ladder=LADDER,
-                 audio_ladder=AUDIO_LADDER, patch_ladder=PATCH_LADDER):
+                 audio_ladder=AUDIO_LADDER, patch_ladder=PATCH_LADDER, confirm_discard: bool = True,
+                 probe_costs: bool = True):
         super().__init__()
-        self.setWindowTitle("COMBINER Studio")
+        from .worker import preload_torch
+        preload_torch()       # once per process, before the window is shown (see preload_torch)
+        self.setWindowTitle(APP_TITLE)
         self.resize(1200, 780)
         self.setAcceptDrops(True)
         self.prior_dirs = prior_dirs
-        self.recent = RecentFiles(settings)
+        self.store = settings if settings is not None else default_settings()
+        self.recent = RecentFiles(self.store)
+        self.confirm_discard = confirm_discard     # ask before an unsaved result is thrown away
+        self.saved = True                          # the current result is saved (or there is none)
+        self._closing = False
         self.path: Path | None = None
         self.image: np.ndarray | None = None       # the opened image (None for a .cmb or audio)
         self.audio: AudioClip | None = None        # the opened audio clip (None for a .cmb or an image)
@@ -79,11 +114,23 @@ class MainWindow(QMainWindow):
         self.runner.encoded.connect(self._on_encoded)
         self.runner.failed.connect(lambda m: self.show_error("Compression failed", m))
         self.runner.done.connect(self._on_encode_done)
+        self.decoder = DecodeRunner(self)
+        self.decoder.decode_progress.connect(self._on_decode_progress)
+        self.decoder.decoded.connect(self._on_decoded)
+        self.decoder.failed.connect(lambda m: self.show_error("Cannot open file", self._cmb_message(m)))
+        self.decoder.done.connect(self._on_decode_done)
+        self._decode_path: Path | None = None
+        self._probe_thread = None
+        self.probe_costs = probe_costs             # measure this machine once when it has no cost model yet
+        self._probed.connect(self._on_probed)
+        self._decode_t0 = 0.0
 
         self.welcome = Welcome()
         self.welcome.open_clicked.connect(self.open_dialog)
         self.settings_panel = SettingsPanel(presets, prior_dirs)
         self.settings_panel.compress_clicked.connect(self.compress)
+        self.settings_panel.roi_toggled.connect(self._paint_roi)
+        self.settings_panel.roi_cleared.connect(lambda: self.result_view.roi.clear())
         self.settings_panel.cancel_clicked.connect(self.cancel)
         self.live = LiveView()
         self.result_view = ResultView()
@@ -91,6 +138,7 @@ class MainWindow(QMainWindow):
         self.result_view.export_requested.connect(self.export_dialog)
         self.explorer = RateExplorer(self._current_settings, prior_dirs, ladder, patch_ladder=patch_ladder)
         self.explorer.busy_changed.connect(self._on_explorer_busy)
+        self.explorer.ladder_done.connect(lambda c: self._job_finished("Rate ladder", c))
         self.explorer.failed.connect(lambda m: self.show_error("Explore rates", m))
         self.tabs = QTabWidget()
         self.tabs.setObjectName("viewTabs")
@@ -99,13 +147,16 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.explorer, "Explore rates")
         self.player = Player(self)
         self.audio_result = AudioResultView()
-        self.audio_result.set_playable(self.player.available())
+        self.audio_result.set_playable(self.player.available(), self.player.reason)
+        self.audio_result.ab_requested.connect(self.play_ab)
+        self.player.state_changed.connect(self.audio_result.set_playing)
         self.audio_result.save_requested.connect(self.save_dialog)
         self.audio_result.export_requested.connect(self.export_dialog)
         self.audio_result.play_requested.connect(self.play)
         self.audio_result.stop_requested.connect(self.player.stop)
         self.audio_explorer = AudioRateExplorer(self._current_settings, prior_dirs, audio_ladder)
         self.audio_explorer.busy_changed.connect(self._on_explorer_busy)
+        self.audio_explorer.ladder_done.connect(lambda c: self._job_finished("Rate ladder", c))
         self.audio_explorer.failed.connect(lambda m: self.show_error("Explore rates", m))
         self.tabs.addTab(self.audio_result, "Result")
         self.tabs.addTab(self.audio_explorer, "Explore rates")
@@ -120,9 +171,126 @@ class MainWindow(QMainWindow):
         self.pages.addWidget(self.workspace)
         self.setCentralWidget(self.pages)
         self.status_label = QLabel("Ready")
+        self.status_label.setObjectName("statusLabel")
         self.statusBar().addWidget(self.status_label, 1)
+        self.job_bar = QProgressBar()
+        self.job_bar.setObjectName("jobBar")
+        self.job_bar.setMaximumWidth(220)
+        self.job_bar.setVisible(False)
+        self.statusBar().addPermanentWidget(self.job_bar)
         self._build_menus()
         self._set_modality("image")
+        self._load_preferences()
+        self.settings_panel.estimate = self._estimate_text
+        self.settings_panel.refresh_estimate()
+        self.tray: QSystemTrayIcon | None = None
+
+    # -- preferences ----------------------------------------------------------------------------------
+    def _load_preferences(self) -> None:
+        """Last preset, rates and device (QSettings), so the next session starts where this one left off."""
+        sp = self.settings_panel
+        preset = self.store.value("encode/preset", "", str)
+        if preset and sp.preset.findText(preset) >= 0:
+            sp.preset.setCurrentText(preset)
+        device = self.store.value("encode/device", "", str)
+        if device and sp.device.findText(device) >= 0:
+            sp.device.setCurrentText(device)
+        for key, spin in (("encode/bpp", sp.bpp), ("encode/kbps", sp.kbps)):
+            v = self.store.value(key, None)
+            try:
+                if v is not None:
+                    spin.setValue(float(v))
+            except (TypeError, ValueError):
+                pass
+        sp.preset.currentTextChanged.connect(lambda t: self._store("encode/preset", t))
+        sp.device.currentTextChanged.connect(lambda t: self._store("encode/device", t))
+        sp.bpp.valueChanged.connect(lambda v: self._store("encode/bpp", v))
+        sp.kbps.valueChanged.connect(lambda v: self._store("encode/kbps", v))
+
+    def _store(self, key: str, value) -> None:
+        self.store.setValue(key, value)
+
+    def _cost_model(self, device: str) -> tuple[float | None, float | None]:
+        """(coding/fitting cost ratio, seconds per fitting step per unit of size) measured on this machine."""
+        def get(key):
+            try:
+                v = self.store.value(f"cost/{device}/{key}", None)
+                return float(v) if v is not None else None
+            except (TypeError, ValueError):
+                return None
+        return get("code_ratio"), get("fit_per_size")
+
+    def _learn_costs(self) -> None:
+        """After a finished encode: keep the measured phase costs as this machine's model (per device)."""
+        clock, plan = self.live.clock, self.live.plan
+        if clock is None or plan is None or clock.rate["fit"] is None:
+            return
+        from .progress import size_of
+        device = self.settings_panel.device.currentText()
+        per_size = clock.rate["fit"] * clock.work.batches / size_of(plan)
+        self.store.setValue(f"cost/{device}/fit_per_size", per_size)
+        self.store.setValue(f"cost/{device}/source", "encode")
+        if clock.measured_ratio():
+            self.store.setValue(f"cost/{device}/code_ratio", clock.measured_ratio())
+        self.settings_panel.refresh_estimate()
+
+    def _probe_costs(self, plan) -> None:
+        """No cost model for this device yet: measure a few real fitting steps on a worker thread (once)."""
+        device = self.settings_panel.device.currentText()
+        if (plan is None or not self.probe_costs or self._cost_model(device)[1] is not None
+                or getattr(self, "_probe_thread", None)):
+            return
+        import threading
+
+        from .progress import probe_fit_cost
+
+        def work():
+            try:
+                self._probed.emit(device, probe_fit_cost(plan, device))
+            except Exception:    # no estimate is better than a crash
+                pass
+        self._probe_thread = threading.Thread(target=work, name="cost-probe", daemon=True)
+        self._probe_thread.start()
+
+    def _on_probed(self, device: str, per_size: float) -> None:
+        if self._cost_model(device)[1] is None:    # a finished encode's measurement wins
+            self.store.setValue(f"cost/{device}/fit_per_size", per_size)
+            self.store.setValue(f"cost/{device}/source", "probe")
+        self._probe_thread = None
+        self.settings_panel.refresh_estimate()
+
+    def _estimate_text(self, plan) -> str:
+        from .progress import estimate_seconds
+        from .live_view import _fmt_time
+        fit, device = self._current_settings()
+        ratio, per_size = self._cost_model(device)
+        secs = estimate_seconds(plan, fit, per_size, ratio)
+        if secs is None:
+            self._probe_costs(plan)
+            return ("Estimated time: measuring this machine…" if self.probe_costs else
+                    "Estimated time: known after the first encode on this machine")
+        if self.store.value(f"cost/{device}/source", "encode", str) == "probe":
+            return (f"Estimated time: roughly {_fmt_time(secs)} with this preset on {device} (from a short probe "
+                    "of this machine; measured properly by the first encode)")
+        return f"Estimated time: about {_fmt_time(secs)} with this preset on {device} (measured by the last encode)"
+
+    def _may_discard(self, doing: str) -> bool:
+        """True if there is no unsaved result, or the user agrees to lose it."""
+        if self.saved or self.result is None or not self.confirm_discard:
+            return True
+        box = QMessageBox(QMessageBox.Icon.Question, "Unsaved result",
+                          f"The compressed result has not been saved. {doing} anyway and lose it?",
+                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                          | QMessageBox.StandardButton.Cancel, self)
+        box.setObjectName("discardBox")
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        self.discard_box = box
+        answer = box.exec()
+        self.discard_box = None
+        if answer == QMessageBox.StandardButton.Save:
+            self.save_dialog()
+            return self.saved
+        return answer == QMessageBox.StandardButton.Discard
 
     # -- menus ----------------------------------------------------------------------------------------
     def _build_menus(self) -> None:
@@ -162,6 +330,8 @@ class MainWindow(QMainWindow):
     # -- errors ---------------------------------------------------------------------------------------
     def show_error(self, title: str, message: str) -> None:
         """Every error shown to the user goes through here (one non-blocking message box)."""
+        if self._closing:
+            return
         if self.error_box is not None:
             self.error_box.close()
         self.error_box = dialogs.error_box(self, title, message)
@@ -170,16 +340,19 @@ class MainWindow(QMainWindow):
 
     # -- opening --------------------------------------------------------------------------------------
     def dragEnterEvent(self, e) -> None:
+        """A reader of files: the drop is a copy, whatever the source proposed (never a move)."""
         if e.mimeData().hasUrls() and any(u.isLocalFile() for u in e.mimeData().urls()):
-            e.acceptProposedAction()
+            e.setDropAction(Qt.DropAction.CopyAction)
+            e.accept()
 
     dragMoveEvent = dragEnterEvent
 
     def dropEvent(self, e) -> None:
         files = [u.toLocalFile() for u in e.mimeData().urls() if u.isLocalFile()]
         if files:
-            e.acceptProposedAction()
-            self.open_path(files[0])
+            e.setDropAction(Qt.DropAction.CopyAction)
+            e.accept()
+            QTimer.singleShot(0, lambda: self.open_path(files[0]))   # let the drag source finish first
 
     def open_dialog(self) -> None:
         start = str(self.path.parent) if self.path else ""
@@ -188,23 +361,27 @@ class MainWindow(QMainWindow):
             self.open_path(path)
 
     def busy(self) -> bool:
-        return self.runner.is_running() or self.explorer.is_running() or self.audio_explorer.is_running()
+        return (self.runner.is_running() or self.explorer.is_running() or self.audio_explorer.is_running()
+                or self.decoder.is_running())
 
     def open_path(self, path: str | os.PathLike) -> bool:
         """Open an image, audio or .cmb file (menu, drop, recent list and command line all come here)."""
         path = Path(path)
         if self.busy():
-            self.show_error("Busy", "An encode is running; cancel it before opening another file.")
+            self.show_error("Busy", "A job is running; cancel it before opening another file.")
+            return False
+        if not self._may_discard(f"Open {path.name}"):
             return False
         try:
             if path.suffix.lower() == ".cmb" or self._looks_like_cmb(path):
-                self._open_cmb(path)
+                self._open_cmb(path)      # decodes in the worker: `file_opened` follows when it is done
+                return True
             elif is_audio_path(path):
                 self._open_audio(path)
             else:
                 self._open_image(path)
         except CombinerError as e:
-            self.show_error("Cannot open file", str(e))
+            self.show_error("Cannot open file", user_message(e, path))
             return False
         except OSError as e:
             self.show_error("Cannot open file", f"{path}: {e.strerror or e}")
@@ -212,10 +389,19 @@ class MainWindow(QMainWindow):
         except MemoryError:
             self.show_error("Cannot open file", f"{path}: not enough memory to open this file")
             return False
-        self.recent.add(str(path))
-        self.setWindowTitle(f"{path.name} — COMBINER Studio")
-        self.file_opened.emit(str(path))
+        except Exception as e:   # a reader's own exception type: a message, never a traceback
+            import traceback
+            traceback.print_exc()
+            self.show_error("Cannot open file", user_message(e, path))
+            return False
+        self._opened(path)
         return True
+
+    def _opened(self, path: Path) -> None:
+        self.saved = True
+        self.recent.add(str(path))
+        self.setWindowTitle(f"{path.name} — {APP_TITLE}")
+        self.file_opened.emit(str(path))
 
     @staticmethod
     def _looks_like_cmb(path: Path) -> bool:
@@ -280,7 +466,13 @@ class MainWindow(QMainWindow):
         self.export_action.setText("&Export decoded WAV…" if audio else "&Export decoded PNG…")
 
     def _open_audio(self, path: Path) -> None:
-        x, sr, warnings = read_audio(path)
+        from .worker import preload_measures
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            preload_measures()    # once per session: STOI's SciPy import holds the GIL for seconds; here, not mid-job
+            x, sr, warnings = read_audio(path)
+        finally:
+            QApplication.restoreOverrideCursor()
         clip = AudioClip(x, sr, warnings)
         self.player.stop()
         self.path, self.image, self.audio, self.result = path, None, clip, None
@@ -295,12 +487,13 @@ class MainWindow(QMainWindow):
         self.live.start(clip)
         self.live.timer.stop()
         self.live.phase_label.setText("Waiting for an encode")
-        self.audio_result.set_signals(None, x, sr)
+        self.audio_result.set_signals(None, x, sr, alone="original")
         self.audio_result.title.setText(f"Original {path.name} — press Compress")
         self.audio_result.show_fields({"Duration": f"{clip.seconds:.2f} s", "Sample rate": f"{sr} Hz",
                                        "Channels": str(clip.channels)})
         self.audio_result.save_button.setVisible(False)
         self.audio_result.export_button.setVisible(False)
+        self._playable()
         self.tabs.setCurrentWidget(self.audio_result)
         self.pages.setCurrentWidget(self.workspace)
         self.save_action.setEnabled(False)
@@ -308,10 +501,12 @@ class MainWindow(QMainWindow):
         ch = "mono" if clip.channels == 1 else f"{clip.channels} channels"
         self.status_label.setText(f"Opened {path.name} ({clip.seconds:.2f} s, {sr} Hz, {ch})")
 
-    def _show_original(self, img: np.ndarray) -> None:
+    def _show_original(self, img: np.ndarray, keep_roi: bool = False) -> None:
         """Before any encode, the result tab shows the opened image alone."""
         from .image_panels import show_rgb
         rv = self.result_view
+        if not keep_roi or rv.roi.mask is None or rv.roi.mask.shape != img.shape[:2]:
+            rv.roi.reset(*img.shape[:2])
         rv.pages.setCurrentWidget(rv.single)
         show_rgb(rv.dec_item, img)
         rv.dec_label.setText("Original — press Compress")
@@ -322,41 +517,70 @@ class MainWindow(QMainWindow):
         rv.export_button.setVisible(False)
 
     def _open_cmb(self, path: Path) -> None:
+        """Check the container on the spot (cheap), then decode in the worker with progress."""
         data = path.read_bytes()
-        header, _ = container.read(data)   # checks the checksum; says which decoder this file needs
-        if header.modality == "audio":
-            self._open_audio_cmb(path, data)
-            return
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)   # a large patch-coded image takes a while
         try:
-            if header.patch:
-                img, header, prior = patch_codec.decode_image_full(data, prior_dirs=self.prior_dirs)
-            else:
-                img, header, prior = codec.decode_full(data, prior_dirs=self.prior_dirs)
-        finally:
-            QApplication.restoreOverrideCursor()
+            container.read(data)   # checks the checksum and the fields before any work starts
+        except CombinerError as e:
+            raise CombinerError(self._cmb_message(str(e), path)) from None
+        self._decode_path, self._decode_t0 = path, time.perf_counter()
+        self.status_label.setText(f"Decoding {path.name}…")
+        self.job_bar.setRange(0, 0)
+        self.job_bar.setVisible(True)
+        self.decoder.start(data, self.prior_dirs)
+
+    def _cmb_message(self, msg: str, path: Path | None = None) -> str:
+        path = path or self._decode_path
+        out = msg if path is None or str(path) in msg else f"{path}: {msg}"
+        if "prior" in msg.lower() and ("not installed" in msg.lower() or "no prior" in msg.lower()
+                                       or "not found" in msg.lower()):
+            out += PRIOR_HINT
+        return out
+
+    def _on_decode_progress(self, done: int, total: int) -> None:
+        self.job_bar.setRange(0, total)
+        self.job_bar.setValue(done)
+        self.job_bar.setFormat(f"decoding %v/%m patches")
+
+    def _on_decode_done(self, cancelled: bool) -> None:
+        self.job_bar.setVisible(False)
+        if cancelled:
+            self.status_label.setText("Decoding cancelled")
+        self.decode_finished.emit(cancelled)
+        self._maybe_close()
+
+    def _on_decoded(self, d: Decoded) -> None:
+        path = self._decode_path
+        if d.modality == "audio":
+            self._open_audio_cmb(path, d)
+        else:
+            self._show_image_cmb(path, d)
+        self._opened(path)
+
+    def _show_image_cmb(self, path: Path, d: Decoded) -> None:
+        img, header, prior = d.signal, d.header, d.prior
         self.player.stop()
         self.path, self.image, self.result = path, None, None
         self.audio, self.decoded_audio = None, None
-        self.decoded = (img, header, prior, len(data))
+        self.decoded = (img, header, prior, d.nbytes)
         self.explorer.set_image(None)
         self.audio_explorer.set_clip(None)
         self._set_modality("image")
         self.settings_panel.setVisible(False)
         self._image_tabs(False)
-        self.result_view.show_decoded(img, header, prior, len(data), path.name)
+        self.result_view.show_decoded(img, header, prior, d.nbytes, path.name, d.seconds)
         self.result_view.export_button.setVisible(True)
         self.tabs.setCurrentWidget(self.result_view)
         self.pages.setCurrentWidget(self.workspace)
         self.save_action.setEnabled(False)
         self.export_action.setEnabled(True)
-        self.status_label.setText(f"Decoded {path.name}: {len(data)} bytes")
+        self.status_label.setText(f"Decoded {path.name}: {d.nbytes} bytes in {d.seconds:.2f} s")
 
-    def _open_audio_cmb(self, path: Path, data: bytes) -> None:
-        y, sr, header, prior = audio_codec.decode_audio_full(data, prior_dirs=self.prior_dirs)
+    def _open_audio_cmb(self, path: Path, d: Decoded) -> None:
+        y, sr, header, prior, nbytes = d.signal, d.sample_rate, d.header, d.prior, d.nbytes
         self.player.stop()
         self.path, self.image, self.audio, self.result, self.decoded = path, None, None, None, None
-        self.decoded_audio = (y, sr, header, prior, len(data))
+        self.decoded_audio = (y, sr, header, prior, nbytes)
         self.explorer.set_image(None)
         self.audio_explorer.set_clip(None)
         self._set_modality("audio")
@@ -365,19 +589,22 @@ class MainWindow(QMainWindow):
         n, c, _ = header.shape
         seconds = n / sr
         view = self.audio_result
-        view.set_signals(None, y, sr, len(data))
+        view.set_signals(None, y, sr, nbytes, alone="decoded")
         view.title.setText(f"Decoded {path.name}")
         view.show_fields({"Modality": header.modality, "Samples": f"{n} ({seconds:.2f} s)", "Channels": str(c),
                           "Sample rate": f"{sr} Hz", "Prior": prior.name, "Prior id": header.prior_id.hex(),
                           "Units": _units_text(header),
-                          "Bytes": str(len(data)), "Rate": f"{8 * len(data) / seconds / 1000:.2f} kbps"})
+                          "Bytes": str(nbytes), "Rate": f"{8 * nbytes / seconds / 1000:.2f} kbps",
+                          "Decode time": f"{d.seconds:.2f} s"})
         view.save_button.setVisible(False)
         view.export_button.setVisible(True)
+        self._playable()
         self.tabs.setCurrentWidget(view)
         self.pages.setCurrentWidget(self.workspace)
         self.save_action.setEnabled(False)
         self.export_action.setEnabled(True)
-        self.status_label.setText(f"Decoded {path.name}: {len(data)} bytes, {seconds:.2f} s of audio")
+        self.status_label.setText(f"Decoded {path.name}: {nbytes} bytes, {seconds:.2f} s of audio, in "
+                                  f"{d.seconds:.2f} s")
 
     # -- encoding -------------------------------------------------------------------------------------
     def _current_settings(self):
@@ -386,6 +613,8 @@ class MainWindow(QMainWindow):
     def compress(self) -> None:
         source = self.audio if self.audio is not None else self.image
         if source is None or self.busy():
+            return
+        if not self._may_discard("Compress again"):
             return
         fit, device = self._current_settings()
         self.result = None
@@ -396,10 +625,37 @@ class MainWindow(QMainWindow):
         self.export_action.setEnabled(False)
         self.player.stop()
         self.live.start(source)
+        self.live.set_fit(fit, device, *self._cost_model(device))
         self.tabs.setCurrentWidget(self.live)
         self.status_label.setText("Compressing…")
+        self.setWindowTitle(f"{self.path.name} — compressing… — {APP_TITLE}")
         self._encode_t0 = time.perf_counter()
-        self.runner.start(source, [self.settings_panel.rate()], fit, device, self.prior_dirs)
+        # with the classical codecs at the same size (the split view and the table); made in the worker
+        importance = None
+        if self.audio is None and self.live_is_patched():
+            plan_grid = self._patch_grid()
+            importance = self.result_view.roi.weights(plan_grid) if plan_grid else None
+        self.settings_panel.roi_check.setChecked(False)
+        self.runner.start(source, [self.settings_panel.rate()], fit, device, self.prior_dirs, references=True,
+                          importance=importance)
+
+    def live_is_patched(self) -> bool:
+        return self.image is not None and use_patches(self.image.shape, self.prior_dirs)
+
+    def _patch_grid(self) -> int:
+        p = self.settings_panel._plan
+        return p.patch if p is not None and p.patch else 0
+
+    def _paint_roi(self, on: bool) -> None:
+        """Show the original in the Result tab with the paintable region over it."""
+        if self.image is None:
+            return
+        if on:
+            self._show_original(self.image, keep_roi=True)
+            self.result_view.dec_label.setText("Paint the region that should get more bits (drag; the wheel "
+                                               "zooms)")
+            self.tabs.setCurrentWidget(self.result_view)
+        self.result_view.roi.enable(on)
 
     def cancel(self) -> None:
         self.runner.cancel()
@@ -413,6 +669,8 @@ class MainWindow(QMainWindow):
 
     def _on_encoded(self, i: int, res: EncodeResult) -> None:
         self.result = res
+        self.saved = False
+        self.live.finish(res)
         if self.audio is not None:
             self._show_audio_result(res)
             return
@@ -424,37 +682,58 @@ class MainWindow(QMainWindow):
         enc = res.encoded
         warns = getattr(enc, "warnings", None)
         note = f" ({'; '.join(warns)})" if warns else ""
-        self.status_label.setText(f"Compressed to {len(enc.data)} bytes ({enc.bpp:.3f} bpp), "
-                                  f"PSNR {enc.psnr:.2f} dB in {res.seconds:.1f} s — not saved yet{note}")
+        self.status_label.setText(f"Finished: {len(enc.data)} bytes ({enc.bpp:.3f} bpp), PSNR {enc.psnr:.2f} dB, "
+                                  f"MS-SSIM {fmt(res.metrics.get('ms_ssim'), 4)} in {res.seconds:.1f} s — not "
+                                  f"saved yet{note}")
 
     def _show_audio_result(self, res: EncodeResult) -> None:
         enc, clip = res.encoded, self.audio
         view = self.audio_result
         view.set_signals(clip.samples, enc.reconstruction, clip.sample_rate, len(enc.data))
         view.title.setText(f"{self.path.name}: original, decoded and difference")
+        m = res.metrics
         view.show_fields({"File size": f"{len(enc.data)} bytes", "Rate": f"{enc.kbps:.2f} kbps",
                           "PSNR": f"{enc.psnr:.2f} dB", "SNR": f"{enc.snr:.2f} dB",
+                          "STOI": fmt(m.get("stoi"), 3), "PESQ": fmt(m.get("pesq"), 2),
                           "Encode time": f"{res.seconds:.1f} s", "Prior": enc.prior.name,
                           "Units": _units_text(enc.header),
                           "Duration": f"{enc.seconds:.2f} s", "Sample rate": f"{enc.sample_rate} Hz"})
         view.save_button.setVisible(True)
         view.export_button.setVisible(True)
+        self._playable()
         self.tabs.setCurrentWidget(view)
         self.save_action.setEnabled(True)
         self.export_action.setEnabled(True)
         note = f" ({'; '.join(enc.warnings)})" if enc.warnings else ""
-        self.status_label.setText(f"Compressed to {len(enc.data)} bytes ({enc.kbps:.2f} kbps), PSNR "
-                                  f"{enc.psnr:.2f} dB, SNR {enc.snr:.2f} dB in {res.seconds:.1f} s — not saved "
-                                  f"yet{note}")
+        self.status_label.setText(f"Finished: {len(enc.data)} bytes ({enc.kbps:.2f} kbps), PSNR "
+                                  f"{enc.psnr:.2f} dB, SNR {enc.snr:.2f} dB, STOI {fmt(m.get('stoi'), 3)}, PESQ "
+                                  f"{fmt(m.get('pesq'), 2)} in {res.seconds:.1f} s — not saved yet{note}")
+
+    def _playable(self) -> None:
+        """Hand the player every version of the current clip: original, decoded, Opus and MP3."""
+        sources, sr = {}, 0
+        if self.audio is not None:
+            sources["original"], sr = self.audio.samples, self.audio.sample_rate
+        dec = self.decoded_audio_signal()
+        if dec is not None:
+            sources["decoded"], sr = dec
+        if self.result is not None and self.audio is not None:
+            for ref in self.result.references:
+                sources[ref.codec] = ref.decoded
+        self.player.set_sources(sources, sr or 1)
+        self.audio_result.set_sources(sources)
 
     def play(self, which: str) -> None:
-        """Play the original clip or the decoded signal (where a playback path exists)."""
-        if which == "original" and self.audio is not None:
-            self.player.play(self.audio.samples, self.audio.sample_rate)
-        elif which == "decoded":
-            y_sr = self.decoded_audio_signal()
-            if y_sr is not None:
-                self.player.play(*y_sr)
+        """Play one version; while one plays, another continues from the same position (A/B)."""
+        if self.player.current:
+            self.player.switch(which)
+        else:
+            self.player.play(which)
+        if not self.player.available():
+            self.audio_result.set_playable(False, self.player.reason)
+
+    def play_ab(self) -> None:
+        self.play("decoded" if self.player.current == "original" else "original")
 
     def _on_encode_done(self, cancelled: bool) -> None:
         self.live.stop()
@@ -464,11 +743,35 @@ class MainWindow(QMainWindow):
         if cancelled:
             self.live.phase_label.setText("Cancelled — nothing was written")
             self.status_label.setText("Cancelled; nothing was written")
+        if self.path is not None:
+            self.setWindowTitle(f"{self.path.name} — {APP_TITLE}")
+        if not cancelled and self.result is not None:
+            self._learn_costs()
+        if self.result is not None or cancelled:
+            self._job_finished("Compression", cancelled)
         self.encode_finished.emit(cancelled)
+        self._maybe_close()
+
+    def _job_finished(self, what: str, cancelled: bool) -> None:
+        """Say clearly that a long job has ended: window title, taskbar alert, a notification where there is
+        a system tray."""
+        if self._closing or cancelled:
+            return
+        name = self.path.name if self.path else ""
+        self.setWindowTitle(f"✓ {name} — {what.lower()} finished — {APP_TITLE}")
+        QApplication.alert(self)
+        if QSystemTrayIcon.isSystemTrayAvailable() and QSystemTrayIcon.supportsMessages():
+            if self.tray is None:
+                self.tray = QSystemTrayIcon(self.windowIcon(), self)
+                self.tray.setIcon(self.style().standardIcon(self.style().StandardPixmap.SP_DialogApplyButton))
+                self.tray.show()
+            self.tray.showMessage(APP_TITLE, f"{what} of {name} finished.")
 
     def _on_explorer_busy(self, busy: bool) -> None:
         self.settings_panel.compress_button.setEnabled(not busy and (self.image is not None or
                                                                      self.audio is not None))
+        if not busy:
+            self._maybe_close()
 
     # -- saving ---------------------------------------------------------------------------------------
     def _protected(self) -> list[str]:
@@ -493,6 +796,9 @@ class MainWindow(QMainWindow):
         except CombinerError as e:
             self.show_error("Cannot save", str(e))
             return False
+        self.saved = True
+        if self.path is not None:
+            self.setWindowTitle(f"{self.path.name} — {APP_TITLE}")
         self.status_label.setText(f"Saved {path} ({len(self.result.encoded.data)} bytes)")
         self.recent.add(str(path))
         return True
@@ -551,9 +857,37 @@ class MainWindow(QMainWindow):
         return True
 
     # -- closing --------------------------------------------------------------------------------------
+    def _runners(self) -> list:
+        return [self.runner, self.explorer.runner, self.audio_explorer.runner, self.decoder]
+
     def closeEvent(self, e) -> None:
-        self.runner.shutdown()
-        self.explorer.shutdown()
-        self.audio_explorer.shutdown()
+        """Never destroys a running thread: with a job running, the close cancels it (the engine sees that
+        within a fraction of a second) and the window closes when the job's `done` arrives."""
+        if not self._closing and not self._may_discard("Close the window"):
+            e.ignore()
+            return
+        if self.busy():
+            if not self._closing:
+                self._closing = True
+                for r in self._runners():
+                    r.cancel()
+                self.status_label.setText("Closing: stopping the running job…")
+                self.setWindowTitle(f"Closing… — {APP_TITLE}")
+                self.closing.emit()
+            e.ignore()
+            return
         self.player.close()
+        if self.tray is not None:
+            self.tray.hide()
         super().closeEvent(e)
+
+    def _maybe_close(self) -> None:
+        if self._closing and not self.busy():
+            QTimer.singleShot(0, self.close)
+
+    def shutdown(self, timeout_ms: int = 60_000) -> bool:
+        """Cancel every job and wait for its thread (the app's exit path and tests). -> all threads finished."""
+        probe = self._probe_thread
+        if probe is not None:
+            probe.join(timeout_ms / 1000)
+        return all([r.shutdown(timeout_ms) for r in self._runners()])

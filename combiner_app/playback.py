@@ -1,94 +1,140 @@
-"""Playing a clip without heavy dependencies. PySide6-Essentials has no QtMultimedia, so the player writes a
-temporary 16-bit WAV and hands it to whatever is there: QtMultimedia's QMediaPlayer (full PySide6), a
-command-line player (PipeWire/PulseAudio/ALSA/macOS/ffmpeg) run as a QProcess, or `winsound` on Windows.
-With none of them `available()` is False and the app hides its play buttons."""
+"""Playback with `sounddevice` (PortAudio): the original clip, the decoded signal and the reference codecs
+(Opus, MP3 at the same file size), with an A/B switch that keeps the position, so the same syllable can be
+heard through either codec. All versions are at the clip's own sample rate, aligned to the original.
+
+Where PortAudio or an output device is missing, `available()` is False and `reason` says why; the app shows
+that reason beside disabled play buttons rather than hiding them."""
 from __future__ import annotations
 
-import shutil
-import sys
-import tempfile
-from pathlib import Path
+import threading
 
 import numpy as np
-from PySide6.QtCore import QObject, QProcess, QUrl
-
-from engine.audio_io import audio_file_bytes
-
-# command-line players, each with the arguments that play one file and exit
-COMMANDS = (("pw-play", []), ("paplay", []), ("aplay", ["-q"]), ("afplay", []),
-            ("ffplay", ["-nodisp", "-autoexit", "-loglevel", "quiet"]))
+from PySide6.QtCore import QObject, QTimer, Signal
 
 
-def _qt_multimedia():
+def _sounddevice():
     try:
-        from PySide6.QtMultimedia import QAudioOutput, QMediaPlayer
-    except ImportError:
-        return None
-    return QMediaPlayer, QAudioOutput
-
-
-def backend() -> str | None:
-    """Name of the playback path this machine has, or None."""
-    if _qt_multimedia() is not None:
-        return "QtMultimedia"
-    for cmd, _ in COMMANDS:
-        if shutil.which(cmd):
-            return cmd
-    if sys.platform == "win32":
-        return "winsound"
-    return None
+        import sounddevice as sd
+    except (ImportError, OSError) as e:   # OSError: the PortAudio library itself is missing
+        return None, f"no audio library ({e})"
+    try:
+        dev = sd.query_devices(kind="output")
+    except Exception:
+        return None, "no audio output device found on this machine"
+    if not dev or int(dev.get("max_output_channels", 0)) < 1:
+        return None, "no audio output device found on this machine"
+    return sd, ""
 
 
 class Player(QObject):
-    """Plays one clip at a time; a new `play` stops the previous one."""
+    """Plays one of several named versions of a clip; `switch` changes the version at the same position."""
+
+    position_changed = Signal(float)   # seconds
+    state_changed = Signal(str)        # name of the version playing, or "" when stopped
 
     def __init__(self, parent=None, backend_name: str | None = "auto"):
         super().__init__(parent)
-        self.backend = backend() if backend_name == "auto" else backend_name
-        self._dir = tempfile.TemporaryDirectory(prefix="combiner-play-")
-        self._proc: QProcess | None = None
-        self._qt = None    # (QMediaPlayer, QAudioOutput) kept alive while playing
-        self._n = 0
+        if backend_name == "auto":
+            self._sd, self.reason = _sounddevice()
+        else:            # tests: None means "no device"
+            self._sd, self.reason = None, "no audio output device found on this machine"
+        self.backend = "sounddevice" if self._sd is not None else None
+        self.sources: dict[str, np.ndarray] = {}
+        self.sample_rate = 0
+        self.current = ""
+        self._pos = 0                  # next sample to play
+        self._lock = threading.Lock()
+        self._stream = None
+        self._timer = QTimer(self)
+        self._timer.setInterval(100)
+        self._timer.timeout.connect(self._tick)
 
     def available(self) -> bool:
         return self.backend is not None
 
-    def play(self, samples: np.ndarray, sample_rate: int) -> bool:
-        if not self.available():
-            return False
+    # -- content --------------------------------------------------------------------------------------
+    def set_sources(self, sources: dict[str, np.ndarray], sample_rate: int) -> None:
+        """{name: (N, C) or (N,) float samples in [-1, 1]} at one sample rate; stops playback."""
         self.stop()
-        self._n += 1   # a fresh name: the previous file may still be open in a player
-        path = Path(self._dir.name) / f"clip{self._n}.wav"
-        path.write_bytes(audio_file_bytes(np.asarray(samples, np.float32).reshape(len(samples), -1),
-                                          int(sample_rate), ".wav"))
-        if self.backend == "QtMultimedia":
-            QMediaPlayer, QAudioOutput = _qt_multimedia()
-            player, out = QMediaPlayer(self), QAudioOutput(self)
-            player.setAudioOutput(out)
-            player.setSource(QUrl.fromLocalFile(str(path)))
-            player.play()
-            self._qt = (player, out)
-        elif self.backend == "winsound":
-            import winsound
-            winsound.PlaySound(str(path), winsound.SND_FILENAME | winsound.SND_ASYNC)
-        else:
-            args = dict(COMMANDS)[self.backend]
-            self._proc = QProcess(self)
-            self._proc.start(shutil.which(self.backend), [*args, str(path)])
+        self.sample_rate = int(sample_rate)
+        self.sources = {k: np.ascontiguousarray(np.asarray(v, np.float32).reshape(len(v), -1))
+                        for k, v in sources.items() if v is not None}
+        self._pos = 0
+
+    def position(self) -> float:
+        return self._pos / self.sample_rate if self.sample_rate else 0.0
+
+    # -- playing --------------------------------------------------------------------------------------
+    def play(self, name: str, start: float | None = None) -> bool:
+        """Play version `name` from `start` seconds (default: where the last version was, or the start)."""
+        if name not in self.sources or not self.available():
+            return False
+        with self._lock:
+            if start is not None:
+                self._pos = int(start * self.sample_rate)
+            if self._pos >= len(self.sources[name]):
+                self._pos = 0
+            self.current = name
+        if self._stream is None:
+            channels = max(x.shape[1] for x in self.sources.values())
+            try:
+                self._stream = self._sd.OutputStream(samplerate=self.sample_rate, channels=channels,
+                                                     dtype="float32", callback=self._callback)
+                self._stream.start()
+            except Exception as e:   # the device went away or refuses this rate: say so, do not crash
+                self._stream = None
+                self.reason = f"playback failed: {e}"
+                self.current = ""
+                self.state_changed.emit("")
+                return False
+            self._timer.start()
+        self.state_changed.emit(name)
         return True
 
+    def switch(self, name: str) -> bool:
+        """A/B: continue with another version from the same position."""
+        if not self.current:
+            return self.play(name)
+        with self._lock:
+            if name in self.sources:
+                self.current = name
+        self.state_changed.emit(self.current)
+        return True
+
+    def _callback(self, out, frames, time_info, status) -> None:
+        with self._lock:
+            x = self.sources.get(self.current)
+            if x is None:
+                out.fill(0)
+                return
+            chunk = x[self._pos:self._pos + frames]
+            n = chunk.shape[0]
+            out.fill(0)
+            if n:
+                out[:n, :chunk.shape[1]] = chunk
+                if chunk.shape[1] < out.shape[1]:
+                    out[:n, chunk.shape[1]:] = chunk[:, :1]
+            self._pos += n
+            if n < frames:
+                raise self._sd.CallbackStop
+
+    def _tick(self) -> None:
+        self.position_changed.emit(self.position())
+        if self._stream is not None and not self._stream.active:
+            self.stop()
+
     def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.kill()
-            self._proc.waitForFinished(1000)
-            self._proc = None
-        if self._qt is not None:
-            self._qt[0].stop()
-            self._qt = None
-        if self.backend == "winsound":
-            import winsound
-            winsound.PlaySound(None, 0)
+        stream, self._stream = self._stream, None
+        self._timer.stop()
+        if stream is not None:
+            try:
+                stream.stop()
+                stream.close()
+            except Exception:
+                pass
+        if self.current:
+            self.current = ""
+            self.state_changed.emit("")
 
     def close(self) -> None:
         self.stop()
-        self._dir.cleanup()

@@ -1,6 +1,7 @@
 """“Explore rates”: encode the current image at a ladder of rates in the background, then flip among the
-cached results with a slider. Each position also shows JPEG / WebP / AVIF at the nearest file size and every
-point on a small rate–distortion plot (the classical codecs run with Pillow in the worker thread, so a large
+cached results with a slider. Each position is shown in a large split view (COMBINER | JPEG by default; either
+side may be the original, COMBINER or JPEG / WebP / AVIF at the nearest file size), with zoom and divider kept
+while flipping, a table with PSNR and MS-SSIM, and every point on a rate–distortion plot (the classical codecs run with Pillow in the worker thread, so a large
 image never stalls the window). Images of any size are patch-coded, on a ladder of their own that covers the
 patch priors' range (`PATCH_LADDER`)."""
 from __future__ import annotations
@@ -15,7 +16,9 @@ from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton, QS
 from engine.errors import CombinerError
 
 from . import baselines
-from .image_panels import image_box, show_rgb
+from engine.metrics import fmt
+
+from .compare import SplitCompare
 from .ladder import LadderMixin
 from .plans import alpha_bytes, plan_image, use_patches
 from .worker import EncodeRunner, EncodeResult
@@ -97,12 +100,9 @@ class RateExplorer(LadderMixin, QWidget):
         self.rate_label.setObjectName("rateLabel")
         self.rate_label.setMinimumWidth(90)
 
-        self.graphics = pg.GraphicsLayoutWidget()
-        self.panels = {}
-        for col, name in enumerate(["COMBINER"] + self.codecs):
-            self.panels[name] = image_box(self.graphics, 0, col, name)
-            self.graphics.ci.layout.setColumnStretchFactor(col, 1)
-            self.graphics.ci.layout.setColumnPreferredWidth(col, 10)
+        self.split = SplitCompare()
+        self.split.setObjectName("explorerSplit")
+        self._shown_result = None
         self.table = QLabel("")
         self.table.setObjectName("exploreTable")
         self.table.setTextFormat(Qt.TextFormat.RichText)
@@ -133,11 +133,12 @@ class RateExplorer(LadderMixin, QWidget):
         srow.addWidget(self.slider, 1)
         srow.addWidget(self.rate_label)
         grid = QGridLayout()
-        grid.addWidget(self.graphics, 0, 0)
+        grid.addWidget(self.split, 0, 0)
         grid.addWidget(self.rd, 0, 1, 2, 1)
         grid.addWidget(self.table, 1, 0)
         grid.setColumnStretch(0, 3)
-        grid.setColumnStretch(1, 2)
+        grid.setColumnStretch(1, 1)
+        grid.setRowStretch(0, 1)
         lay = QVBoxLayout(self)
         lay.addLayout(top)
         lay.addLayout(srow)
@@ -152,8 +153,8 @@ class RateExplorer(LadderMixin, QWidget):
         self.slider.setRange(0, 0)
         self.rate_label.setText("")
         self.table.setText("")
-        for _, item, _ in self.panels.values():
-            show_rgb(item, None)
+        self.split.clear()
+        self._shown_result = None
         self.rd_ladder.setData([], [])
         for c in self.rd_curves.values():
             c.setData([], [])
@@ -226,28 +227,33 @@ class RateExplorer(LadderMixin, QWidget):
     def show_position(self, pos: int) -> None:
         if not 0 <= pos < len(self.results) or self.image is None:
             return
-        enc = self.results[pos].encoded
+        res = self.results[pos]
+        self._shown_result = res
+        enc = res.encoded
         px = self.image.shape[0] * self.image.shape[1]
         others = self.baselines_for(pos)
         self.rate_label.setText(f"{enc.bpp:.2f} bpp")
-        show_rgb(self.panels["COMBINER"][1], enc.reconstruction)
-        self.panels["COMBINER"][2].setText(f"COMBINER<br>{enc.bpp:.2f} bpp")
-        rows = [("COMBINER", len(enc.data), enc.bpp, enc.psnr, "")]
+        sources = {"Original": self.image, "COMBINER": enc.reconstruction}
+        notes = {"COMBINER": f"{enc.bpp:.3f} bpp, {enc.psnr:.2f} dB"}
+        rows = [("COMBINER", len(enc.data), enc.bpp, enc.psnr, res.metrics.get("ms_ssim"), "")]
         for o in others:
-            show_rgb(self.panels[o.codec][1], o.decoded)
-            self.panels[o.codec][2].setText(f"{o.codec}<br>{o.bpp(px):.2f} bpp")
+            sources[o.codec] = o.decoded
+            notes[o.codec] = f"{o.bpp(px):.3f} bpp, {o.psnr:.2f} dB"
             note = f"quality {o.quality}"
             if o.quality == 1 and o.nbytes > 1.25 * len(enc.data):
                 note += " (its smallest file)"
-            rows.append((o.codec, o.nbytes, o.bpp(px), o.psnr, note))
-        for box, _, _ in self.panels.values():
-            box.autoRange(padding=0)
+            rows.append((o.codec, o.nbytes, o.bpp(px), o.psnr, res.ref_metrics.get(o.codec, {}).get("ms_ssim"),
+                         note))
+        first = not self.split.sources
+        self.split.set_sources(sources, notes)    # keeps the zoom, the divider and the chosen sides
+        if first:
+            self.split.set_pair("COMBINER", others[0].codec if others else "Original")
         cell = "<td style='padding:0 8px'>{}</td>"
         html = "<table><tr>" + "".join(f"<th style='padding:0 8px'>{h}</th>" for h in
-                                       ("codec", "bytes", "bpp", "PSNR (dB)", "")) + "</tr>"
-        for name, nb, bpp, ps, note in rows:
+                                       ("codec", "bytes", "bpp", "PSNR (dB)", "MS-SSIM", "")) + "</tr>"
+        for name, nb, bpp, ps, ms, note in rows:
             html += "<tr>" + "".join(cell.format(v) for v in (f"<b>{name}</b>", nb, f"{bpp:.3f}", f"{ps:.2f}",
-                                                                note)) + "</tr>"
+                                                                fmt(ms, 4), note)) + "</tr>"
         self.table.setText(html + "</table>")
         self.rd_current.setData([enc.bpp], [enc.psnr])
         self.rd_matched.setData([o.bpp(px) for o in others], [o.psnr for o in others],

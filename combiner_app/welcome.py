@@ -21,8 +21,9 @@ class Welcome(QWidget):
         button = QPushButton("Open…")
         button.setObjectName("welcomeOpen")
         button.clicked.connect(self.open_clicked)
-        note = QLabel("Images are coded with one neural network each (up to 65,536 pixels in this version); "
-                      "audio with one small network per chunk (WAV, FLAC, Ogg, MP3…).")
+        note = QLabel("Images of any size are coded with one small neural network per 64×64 patch (a 32×32 "
+                      "image with one network for the whole picture); audio with one small network per chunk "
+                      "(WAV, FLAC, Ogg, MP3…).")
         note.setAlignment(Qt.AlignmentFlag.AlignCenter)
         note.setStyleSheet("color: #667")
         lay = QVBoxLayout(self)

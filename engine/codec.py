@@ -14,7 +14,7 @@ from typing import Generator, Sequence
 import numpy as np
 import torch
 
-from . import container, limits, partition, rec, rng, siren
+from . import cancel, container, limits, partition, rec, rng, siren
 from .config import FitConfig
 from .container import CmbHeader
 from .errors import CmbFormatError, CombinerError, MediaError, PriorError
@@ -201,6 +201,7 @@ def code_units(target: torch.Tensor, emb: torch.Tensor, prior: Prior, members, f
                 if len(un) == 0:
                     continue
                 for b in groups[k][gi]:
+                    cancel.check()
                     jt = torch.from_numpy(mem[b]).to(device)
                     coded_kl[un, b] = klw[u][:, jt].sum(1).cpu().numpy()
                     idx = rec.select(seed, int(b), kappa, st.mu[u][:, jt], st.logstd[u][:, jt], mu_p[jt], ls_p[jt],

@@ -24,7 +24,7 @@ from typing import Generator, Sequence
 import numpy as np
 import torch
 
-from . import container, limits, rng, siren
+from . import cancel, container, limits, rng, siren
 from .codec import EncodeEvent, _members, _weights, code_units
 from .config import FitConfig
 from .container import CmbHeader
@@ -48,6 +48,7 @@ class EncodedImage:
     warnings: list[str] = field(default_factory=list)
     unit_blocks: np.ndarray = field(repr=False, default=None)   # (U,) blocks of each patch
     block_kl_bits: np.ndarray = field(repr=False, default=None)  # (U, max blocks) KL of each block when coded
+    probe_kl_bits: np.ndarray = field(repr=False, default=None)  # (U,) KL per patch after the content probe
 
     @property
     def bpp(self) -> float:
@@ -181,9 +182,9 @@ def uniform(total: int, units: int, cap: int) -> np.ndarray:
 # ---- encoder ---------------------------------------------------------------------------------------------
 
 def _probe(obj: Objective, prior: Prior, fit: FitConfig, device, steps: int, group: torch.Tensor,
-           kl_target: torch.Tensor, gens, total: int, done: int):
+           kl_target: torch.Tensor, gens, total: int, done: int, preview=None):
     """Fit with one rate weight per image (group) steered to its per-patch KL target -> yields events;
-    returns (mu, logstd, KL per unit in bits)."""
+    returns (mu, logstd, KL per unit in bits). `preview(pred)` makes event previews where the PSNR is measured."""
     bsz, P = obj.target.shape[0], prior.n_params
     mu_p, ls_p = obj.mu_p, obj.logstd_p
     ls0 = torch.from_numpy(prior.post_logstd).to(device) if prior.post_logstd is not None else ls_p - 2.0
@@ -199,20 +200,23 @@ def _probe(obj: Objective, prior: Prior, fit: FitConfig, device, steps: int, gro
         st.beta = beta_g[group][:, None]
         done += 1
         if it % 5 == 0 or it == steps - 1:
-            psnr = float("nan")
+            psnr, prev = float("nan"), None
             if it % 25 == 0 or it == steps - 1:
-                mse = masked_mse(obj.mean_prediction(st), obj.target, obj.weight)
+                pred = obj.mean_prediction(st)
+                mse = masked_mse(pred, obj.target, obj.weight)
                 psnr = float((-10 * torch.log10(mse.clamp_min(1e-10))).mean())
-            yield EncodeEvent("fit", done, total, 0, 1, psnr, kl.cpu().numpy(), None)
+                prev = preview(pred) if preview is not None else None
+            yield EncodeEvent("fit", done, total, 0, 1, psnr, kl.cpu().numpy(), prev)
     with torch.no_grad():
         kl_units = obj.kl_bits(st).sum(1)
     return st.mu.detach(), st.logstd.detach(), kl_units.cpu().numpy()
 
 
 @torch.no_grad()
-def _render(prior: Prior, seed: int, unit_blocks: Sequence[int], indices: Sequence[np.ndarray], device="cpu"
-            ) -> np.ndarray:
-    """Receiver side: per patch its block count and indices -> (U, p, p, 3) uint8 patches."""
+def _render(prior: Prior, seed: int, unit_blocks: Sequence[int], indices: Sequence[np.ndarray], device="cpu",
+            progress=None) -> np.ndarray:
+    """Receiver side: per patch its block count and indices -> (U, p, p, 3) uint8 patches. `progress(done,
+    total)` (patches), if given, is called after every render batch."""
     p = prior.patch
     emb = siren.fourier_embed(siren.grid_coords((p, p), device=device), prior.inr)
     mix = prior.mixers(device)
@@ -222,21 +226,28 @@ def _render(prior: Prior, seed: int, unit_blocks: Sequence[int], indices: Sequen
         us = np.flatnonzero(ub == nb)
         members = _members(prior, int(nb))
         for s in range(0, len(us), RENDER_BATCH):
+            cancel.check()
             part = us[s:s + RENDER_BATCH]
             w = _weights(prior, members, seed, np.stack([indices[u] for u in part]), device)
             y = siren.forward(w, emb, prior.inr, mix)   # (b, p*p, 3)
             x = ((y + 0.5).clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
             out[part] = x.reshape(len(part), p, p, 3).cpu().numpy()
+            if progress is not None:
+                progress(int((ub < nb).sum()) + s + len(part), len(ub))
     return out
 
 
 def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = None, *, prior: Prior | None = None,
                        fit: FitConfig = FitConfig(), device: str | torch.device = "cpu", seed: int = 0,
                        prior_dirs=None, compile: bool = False, adaptive: bool = True, max_units: int = MAX_UNITS,
-                       preview_every: int = 1) -> Generator[EncodeEvent, None, list[EncodedImage]]:
+                       preview_every: int = 1, importance: Sequence[np.ndarray | None] | None = None
+                       ) -> Generator[EncodeEvent, None, list[EncodedImage]]:
     """Encode images of any sizes (H, W, C) uint8, C in 1..4, at `rate_bpp` (from the real file size).
     All their patches are fitted and coded together, `max_units` at a time. Yields EncodeEvents; returns one
     EncodedImage per image. An image's result does not depend on the other images in the batch.
+    `importance` (one per image, None or a (rows, cols) array of non-negative weights over its patch grid)
+    scales each patch's measured KL before the adaptive allocation, so a painted region of interest gets more
+    blocks; the file format is unchanged (the allocation is encoder-side only).
     """
     device = torch.device(device)
     imgs = [check_image(i) for i in images]
@@ -269,7 +280,22 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
     blocks = [np.zeros(pl["patches"].shape[0], dtype=np.int64) for pl in plan]
     idx_out = [[None] * pl["patches"].shape[0] for pl in plan]
     kl_out = [[None] * pl["patches"].shape[0] for pl in plan]
+    probe_out = [np.zeros(pl["patches"].shape[0]) for pl in plan]
+    weights = [np.ones(pl["patches"].shape[0]) if importance is None or importance[i] is None
+               else np.maximum(np.asarray(importance[i], np.float64).reshape(-1), 1e-3) for i, pl in enumerate(plan)]
     dist = make_distortion(prior.inr, compile)
+
+    def preview_of(points: torch.Tensor | None):
+        """(b, n, 3) posterior-mean values at the batch's kept grid points -> (b, p, p, 3) uint8 patches (points
+        outside the image in every patch of the batch are not evaluated and show black)."""
+        def preview(pred: torch.Tensor) -> np.ndarray:
+            if points is not None:
+                full = torch.full((pred.shape[0], p * p, 3), -0.5, dtype=pred.dtype, device=pred.device)
+                full[:, points] = pred
+                pred = full
+            return ((pred + 0.5).clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).reshape(-1, p, p, 3).cpu().numpy()
+        return preview
+
     for s in range(0, n_all, max_units):
         part = units[s:s + max_units]
         img_of = np.array([i for i, _ in part])
@@ -279,6 +305,9 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         mask = np.stack([plan[i]["mask"][u] for i, u in part])
         weight = torch.from_numpy(mask).to(device) if mask.min() < 1 else None
         emb_b, target, weight = _inside_coords(emb, target, mask, weight)  # skip grid points outside the image
+        kept = None if emb_b.shape[0] == p * p else torch.from_numpy(
+            np.flatnonzero(mask.max(axis=0)[:, 0] > 0)).to(device)
+        batch_preview = preview_of(kept)
         # this batch's share of each image's budget, in proportion to its patches here
         share = {i: plan[i]["total"] * int((img_of == i).sum()) / plan[i]["patches"].shape[0]
                  for i in np.unique(img_of)}
@@ -296,11 +325,12 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
                                      device=device, dtype=torch.float32)
             mu, ls, kl_units = yield from _probe(obj, prior, fit, device, probe_steps,
                                                  torch.from_numpy(grp).to(device), kl_target, gens,
-                                                 total_steps, done)
+                                                 total_steps, done, batch_preview if preview_every else None)
             start = (mu, ls)
             for i in np.unique(img_of):
                 sel = img_of == i
-                n_units[sel] = allocate(kl_units[sel], int(round(share[i])), cap)
+                probe_out[i][uid[sel]] = kl_units[sel]
+                n_units[sel] = allocate(kl_units[sel] * weights[i][uid[sel]], int(round(share[i])), cap)
         else:
             for i in np.unique(img_of):
                 sel = img_of == i
@@ -309,7 +339,8 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         classes = [_members(prior, int(n)) for n in counts]
         unit_class = np.searchsorted(counts, n_units)
         idx, coded_kl = yield from code_units(
-            target, emb_b, prior, classes, fit, device, seed, None, preview_every, compile, weight,
+            target, emb_b, prior, classes, fit, device, seed, batch_preview if preview_every else None,
+            preview_every, compile, weight,
             total_offset=(s, n_all), pooled=False, unit_class=unit_class, start=start,
             steps=fit.steps - probe_steps, done_before=probe_steps, unit_ids=uid)
         for k, (i, u) in enumerate(part):
@@ -331,7 +362,7 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         for u, row in enumerate(kl_out[i]):
             kl[u, :len(row[:nb.max()])] = row[:nb.max()]
         out.append(EncodedImage(data, recon, hdr, prior, psnr_uint8(img[:, :, :nc], recon[:, :, :nc]),
-                                pl["warns"], nb, kl))
+                                pl["warns"], nb, kl, probe_out[i] if adaptive else None))
     return out
 
 
@@ -366,8 +397,10 @@ def encode_image(image: np.ndarray, rate_bpp: float, **kw) -> Generator[EncodeEv
 
 # ---- decoder ---------------------------------------------------------------------------------------------
 
-def decode_image_full(data: bytes, prior_dirs=None, device="cpu") -> tuple[np.ndarray, CmbHeader, Prior]:
-    """Patch-coded `.cmb` bytes -> ((H, W, C) uint8, header, prior). Raises CmbFormatError on any defect."""
+def decode_image_full(data: bytes, prior_dirs=None, device="cpu", progress=None
+                      ) -> tuple[np.ndarray, CmbHeader, Prior]:
+    """Patch-coded `.cmb` bytes -> ((H, W, C) uint8, header, prior). Raises CmbFormatError on any defect.
+    `progress(done, total)` (patches rendered) is called as the patches are evaluated."""
     hdr, idx = container.read(bytes(data))
     if not hdr.patch:
         raise CmbFormatError("this file is not a patch-coded image")
@@ -386,7 +419,7 @@ def decode_image_full(data: bytes, prior_dirs=None, device="cpu") -> tuple[np.nd
     ub = hdr.unit_blocks
     offs = np.concatenate([[0], np.cumsum(ub)])
     per_unit = [idx[offs[u]:offs[u + 1]] for u in range(len(ub))]
-    rgb = stitch(_render(prior, hdr.seed, ub, per_unit, device), h, w)
+    rgb = stitch(_render(prior, hdr.seed, ub, per_unit, device, progress), h, w)
     return from_rgb(rgb, c, alpha), hdr, prior
 
 

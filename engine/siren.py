@@ -9,6 +9,7 @@ import math
 
 import torch
 
+from . import cancel
 from .config import InrConfig
 
 
@@ -70,9 +71,9 @@ def forward(flat: torch.Tensor, emb: torch.Tensor, cfg: InrConfig,
     if mix is not None:
         layers = [(w @ a, b @ a) for (w, b), a in zip(layers, mix)]
     w, b = layers[0]
-    h = torch.sin(cfg.w0 * (torch.matmul(emb, w) + b))  # (B, N, H)
+    h = cancel.watch(torch.sin(cfg.w0 * (torch.matmul(emb, w) + b)))  # (B, N, H)
     for w, b in layers[1:-1]:
-        h = torch.sin(cfg.w0_hidden * torch.baddbmm(b, h, w))
+        h = cancel.watch(torch.sin(cfg.w0_hidden * torch.baddbmm(b, h, w)))
     w, b = layers[-1]
     return torch.baddbmm(b, h, w)  # (B, N, out)
 

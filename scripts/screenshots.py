@@ -2,8 +2,10 @@
 
     xvfb-run -a python scripts/screenshots.py [--prior-dir DIR] [--only image|audio] [--audio-clip FILE]
 
-Images: resources/samples/astronaut_32.png with the installed image priors -> empty.png, live.png
-(mid-encode), result.png (A/B with error map), decoded_cmb.png (a saved .cmb reopened), rate_explorer.png.
+Images: a 384x256 crop of scikit-image's astronaut photo with the installed (patch) priors -> empty.png,
+live.png (mid-encode: the image building up beside the KL map), result.png (split view original | COMBINER),
+result_vs_jpeg.png (COMBINER | JPEG at the same size), decoded_cmb.png (a saved .cmb reopened),
+rate_explorer.png (large split view, RD plot, equal-size table).
 Audio: a 3 s crop of a speech clip (written to a temporary WAV) with the installed audio priors (e.g.
 `--prior-dir /tmp/sp` or COMBINER_PRIORS) -> audio_live.png, audio_result.png (spectrograms),
 audio_waveforms.png, audio_decoded_cmb.png and audio_rate_explorer.png (COMBINER beside MP3 and Opus).
@@ -33,6 +35,7 @@ def parse_args(argv):
     ap.add_argument("--audio-clip", type=Path, default=SPEECH, help="speech clip to crop 3 s from")
     ap.add_argument("--audio-start", type=float, default=1.0, help="start of the crop (s)")
     ap.add_argument("--audio-preset", default="fast", help="encoder preset for the audio shots")
+    ap.add_argument("--skip-explorer", action="store_true", help="image part: leave rate_explorer.png as it is")
     return ap.parse_args(argv)
 
 
@@ -85,7 +88,7 @@ def main(argv=None) -> int:
     status = 0
     if a.only != "audio":
         if priors:
-            image_shots(win, pump, shot, priors)
+            image_shots(win, pump, shot, priors, a.skip_explorer)
         else:
             print("no image prior installed; image screenshots skipped", file=sys.stderr)
             status = 1
@@ -100,13 +103,34 @@ def main(argv=None) -> int:
     return status
 
 
-def image_shots(win, pump, shot, priors) -> None:
-    shot("empty.png")
+def photo_sample(tmp: Path) -> Path:
+    """A 384x256 crop of scikit-image's astronaut photo (a real photo, 6x4 patches of 64x64)."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data
 
-    win.open_path(SAMPLE)
-    rate = min((p.rate for p in priors), key=lambda r: abs(r - 1.0))
+    p = tmp / "astronaut_384x256.png"
+    Image.fromarray(np.ascontiguousarray(data.astronaut()[20:276, 64:448])).save(p)
+    return p
+
+
+def image_shots(win, pump, shot, priors, skip_explorer: bool = False) -> None:
+    import dataclasses
+
+    from engine.config import PRESETS
+
+    shot("empty.png")
+    tmpdir = tempfile.TemporaryDirectory()
+    sample = photo_sample(Path(tmpdir.name))
+    patch = [p for p in priors if p.patch]
+    rate = min((p.rate for p in (patch or priors)), key=lambda r: abs(r - 0.3))
+    # the same presets as the app, plus a shorter one for the ladder (six encodes)
+    win.settings_panel.presets["ladder"] = dataclasses.replace(PRESETS["fast"], steps=200, refine_groups=8)
+    win.explorer.patch_ladder = (0.1, 0.3, 0.6)     # three rungs keep the script to minutes on a CPU
+    win.settings_panel.preset.addItem("ladder")
+    win.open_path(sample)
     win.settings_panel.bpp.setValue(rate)
-    win.settings_panel.preset.setCurrentText("default")
+    win.settings_panel.preset.setCurrentText("fast")
     state = {"mid": False, "done": False}
 
     def on_progress(i, ev):
@@ -120,15 +144,27 @@ def image_shots(win, pump, shot, priors) -> None:
     win.compress()
     pump(lambda: state["done"])
     win.runner.progress.disconnect(on_progress)
+    rv = win.result_view
+    rv.split.set_pair("Original", "COMBINER")
+    rv.split.set_zoom(2.0)                      # the face, at 200 %
     shot("result.png")
+    rv.split.set_pair("COMBINER", "JPEG")
+    shot("result_vs_jpeg.png")
+    rv.split.fit()
     with tempfile.TemporaryDirectory() as tmp:   # save, then reopen the .cmb as a user would
-        cmb = Path(tmp) / "astronaut_32.cmb"
+        cmb = Path(tmp) / "astronaut_384x256.cmb"
         win.save_cmb(cmb)
+        opened = {"done": False}
+        win.file_opened.connect(lambda p: opened.update(done=True))
         win.open_path(cmb)
+        pump(lambda: opened["done"])
         shot("decoded_cmb.png")
-    win.open_path(SAMPLE)
+    win.open_path(sample)
+    if skip_explorer:
+        tmpdir.cleanup()
+        return
 
-    win.settings_panel.preset.setCurrentText("fast")
+    win.settings_panel.preset.setCurrentText("ladder")
     win.tabs.setCurrentWidget(win.explorer)
     ladder = {"done": False}
     win.explorer.ladder_done.connect(lambda c: ladder.update(done=True))
@@ -136,7 +172,9 @@ def image_shots(win, pump, shot, priors) -> None:
     pump(lambda: ladder["done"])
     n = len(win.explorer.results)
     win.explorer.slider.setValue(n // 2)
+    win.explorer.split.set_zoom(2.0)
     shot("rate_explorer.png")
+    tmpdir.cleanup()
 
 
 def audio_shots(win, pump, shot, audio_priors, a) -> None:

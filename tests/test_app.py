@@ -44,6 +44,8 @@ def png(tmp_path):
 
 
 def make_window(qtbot, tmp_path, prior_dirs, **kw):
+    kw.setdefault("confirm_discard", False)
+    kw.setdefault("probe_costs", False)       # each test's fresh settings would otherwise probe the machine   # no modal question when a test drops a result
     from combiner_app.main_window import MainWindow
 
     settings = QSettings(str(tmp_path / "studio.ini"), QSettings.Format.IniFormat)
@@ -216,7 +218,8 @@ def test_rate_slider_flips_between_ladder_results(window, qtbot, png):
     assert rates == sorted(rates) and abs(rates[0] - 0.5) < 0.2 and abs(rates[-1] - 2.0) < 0.3
     assert ex.slider.isEnabled() and ex.slider.maximum() == 2
     seen, flips = [], []
-    for pos in (0, 2, 1):
+    assert ex.slider.value() == 0       # stayed on the first rung shown while the others arrived
+    for pos in (2, 0, 1):
         t0 = time.perf_counter()
         with qtbot.waitSignal(ex.shown, timeout=2000):
             ex.slider.setValue(pos)
@@ -224,7 +227,9 @@ def test_rate_slider_flips_between_ladder_results(window, qtbot, png):
         enc = ex.results[pos].encoded
         seen.append(ex.rate_label.text())
         assert f"{enc.bpp:.2f}" in ex.rate_label.text()
-        assert np.array_equal(ex.panels["COMBINER"][1].image, enc.reconstruction)
+        assert np.array_equal(ex.split.sources["COMBINER"], enc.reconstruction)
+        assert ex.split.pair() == ("COMBINER", "JPEG")    # the split view: COMBINER | JPEG at this size
+        assert np.array_equal(ex.split.left_item.image, enc.reconstruction)
         html = ex.table.text()
         assert str(len(enc.data)) in html and "JPEG" in html and "WebP" in html
         others = ex.baselines_for(pos)
@@ -274,7 +279,8 @@ def test_cmb_view_disables_image_only_tabs(window, qtbot, png, tmp_path):
     window.open_path(png)
     assert compress(qtbot, window) is False
     window.save_cmb(tmp_path / "a.cmb")
-    window.open_path(tmp_path / "a.cmb")
+    with qtbot.waitSignal(window.file_opened, timeout=10_000):
+        window.open_path(tmp_path / "a.cmb")
     assert not window.tabs.isTabEnabled(window.tabs.indexOf(window.live))
     assert not window.tabs.isTabEnabled(window.tabs.indexOf(window.explorer))
     assert window.export_action.isEnabled() and not window.save_action.isEnabled()
@@ -323,9 +329,10 @@ def test_closing_the_window_mid_encode_stops_the_worker(window, qtbot, png, tmp_
         window.compress()
     thread = window.runner._thread
     t0 = time.perf_counter()
-    window.close()
-    assert time.perf_counter() - t0 < 2.0 and thread.isFinished()
     with qtbot.waitSignal(window.encode_finished, timeout=5000) as sig:
-        pass
-    assert sig.args == [True] and window.result is None
+        window.close()                          # never blocks: the close cancels, the window waits for done
+        assert window.isVisible() and time.perf_counter() - t0 < 0.2
+    assert sig.args == [True] and window.result is None and thread.isFinished()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=2000)   # then it closes by itself
+    assert time.perf_counter() - t0 < 2.0
     assert not list(tmp_path.glob("*.cmb"))

@@ -18,6 +18,9 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
 import engine.prior  # noqa: E402
+from combiner_app.worker import preload_measures  # noqa: E402
+
+preload_measures()   # the app does this on a background thread at start; here before any stall is measured
 from engine import reference_codecs  # noqa: E402
 from engine.audio_codec import decode_audio_full  # noqa: E402
 from engine.config import FitConfig  # noqa: E402
@@ -43,6 +46,8 @@ def wav(tmp_path):
 
 
 def make_window(qtbot, tmp_path, prior_dirs, **kw):
+    kw.setdefault("confirm_discard", False)
+    kw.setdefault("probe_costs", False)       # each test's fresh settings would otherwise probe the machine   # no modal question when a test drops a result
     from combiner_app.main_window import MainWindow
 
     settings = QSettings(str(tmp_path / "studio.ini"), QSettings.Format.IniFormat)
@@ -170,14 +175,60 @@ def test_drop_wav_encode_save_export_and_reopen(window, qtbot, wav, tmp_path, ti
     assert window.export_action.isEnabled() and "WAV" in window.export_action.text()
 
 
-def test_play_buttons_follow_the_playback_path(window, wav):
+def test_play_buttons_say_why_without_a_device(window, wav):
     window.open_path(wav)
     view = window.audio_result
-    assert view.play_decoded.isVisibleTo(view) == window.player.available()
-    window.player.backend = None   # no playback path: buttons hidden, play is a no-op
-    view.set_playable(False)
-    assert not view.play_decoded.isVisibleTo(view) and not view.play_original.isVisibleTo(view)
-    window.play("original")
+    assert view.play_original.isVisibleTo(view) and view.play_decoded.isVisibleTo(view)
+    assert view.play_original.isEnabled() == window.player.available()
+    assert not view.play_decoded.isEnabled()          # nothing decoded yet
+    window.player.backend = None   # no device: the buttons stay in view, disabled, with the reason beside them
+    view.set_playable(False, "no audio output device found on this machine")
+    assert view.play_original.isVisibleTo(view) and not view.play_original.isEnabled()
+    assert "no audio output device" in view.play_note.text() and view.play_note.isVisibleTo(view)
+    window.play("original")   # a no-op, never an exception
+
+
+class _FakeStream:
+    def __init__(self, **kw):
+        self.kw, self.active = kw, True
+
+    def start(self):
+        pass
+
+    def stop(self):
+        self.active = False
+
+    def close(self):
+        pass
+
+
+class _FakeSd:
+    class CallbackStop(Exception):
+        pass
+
+    OutputStream = _FakeStream
+
+
+def test_player_ab_switch_keeps_the_position(qtbot):
+    """The A/B switch continues the other version at the same sample (PortAudio's callback driven by hand)."""
+    from combiner_app.playback import Player
+
+    p = Player(backend_name=None)
+    p._sd, p.backend = _FakeSd, "sounddevice"
+    a = np.linspace(-0.5, 0.5, 1000, dtype=np.float32)
+    b = -a
+    p.set_sources({"original": a, "decoded": b}, 1000)
+    assert p.play("original")
+    out = np.zeros((300, 1), np.float32)
+    p._callback(out, 300, None, None)
+    assert np.array_equal(out[:, 0], a[:300]) and abs(p.position() - 0.3) < 1e-9
+    p.switch("decoded")
+    p._callback(out, 300, None, None)
+    assert np.array_equal(out[:, 0], b[300:600]) and p.current == "decoded"
+    with pytest.raises(_FakeSd.CallbackStop):   # the end of the clip stops the stream
+        p._callback(np.zeros((500, 1), np.float32), 500, None, None)
+    p.stop()
+    assert p.current == ""
 
 
 def test_bad_audio_files_show_a_dialog(window, qtbot, wav, tmp_path, tiny_audio_prior, tiny_audio_prior_dir):

@@ -34,6 +34,8 @@ def no_shipped_priors(monkeypatch, tmp_path_factory):
 
 
 def make_window(qtbot, tmp_path, prior_dirs, **kw):
+    kw.setdefault("confirm_discard", False)
+    kw.setdefault("probe_costs", False)       # each test's fresh settings would otherwise probe the machine   # no modal question when a test drops a result
     from combiner_app.main_window import MainWindow
 
     settings = QSettings(str(tmp_path / "studio.ini"), QSettings.Format.IniFormat)
@@ -151,7 +153,8 @@ def test_rgba_keeps_its_alpha(window, qtbot, tmp_path, patch_prior_dir):
     assert window.export_png(png_out)
     back = np.asarray(Image.open(png_out))
     assert back.shape == (30, 40, 4) and np.array_equal(back, enc.reconstruction)
-    assert window.open_path(out)
+    with qtbot.waitSignal(window.file_opened, timeout=10_000):
+        assert window.open_path(out)
     img, header, _, _ = window.decoded
     assert header.shape == (30, 40, 4) and header.alpha
     assert np.array_equal(img, enc.reconstruction)
@@ -180,10 +183,16 @@ def test_large_images_are_no_longer_refused(window, qtbot, tmp_path):
     with qtbot.waitSignal(window.runner.progress, timeout=30_000) as sig:
         window.compress()
     ev = sig.args[1]
-    assert ev.preview is None and ev.kl_bits.shape[1] == 1
+    assert ev.kl_bits.shape[1] == 1
+    assert ev.preview.shape == (384, 16, 16, 3)   # posterior-mean patches of the first batch (of 4)
     window.live.redraw()
     assert window.live.preview_stack.currentWidget() is window.live.patch_map
     assert window.live.patch_kl.shape == (48 * 32,)
+    shown = window.live.patch_preview_item.image          # the image building up beside the map
+    assert shown.shape == (512, 768, 3)
+    assert np.array_equal(shown[:16, :16], ev.preview[0]) and np.array_equal(shown[16:32, :16], ev.preview[48])
+    assert window.live.progress()[1] == window.live.work.total   # a fixed total over the 4 batches
+    assert window.live.work.batches == 4
     with qtbot.waitSignal(window.encode_finished, timeout=10_000) as sig:
         window.cancel()
     assert sig.args == [True] and window.result is None
@@ -227,7 +236,9 @@ def test_corrupt_patch_cmb_and_missing_prior(window, qtbot, tmp_path, patch_prio
     w = make_window(qtbot, tmp_path, prior_dirs=[])
     msg = expect_error(qtbot, w, lambda: w.open_path(good))
     assert container.read(data)[0].prior_id.hex() in msg and "not installed" in msg
-    assert window.open_path(good) and window.decoded[0].shape == (20, 30, 4)
+    with qtbot.waitSignal(window.file_opened, timeout=10_000):
+        assert window.open_path(good)
+    assert window.decoded[0].shape == (20, 30, 4)
 
 
 def test_rate_explorer_codes_patches(window, qtbot, tmp_path):
@@ -246,7 +257,7 @@ def test_rate_explorer_codes_patches(window, qtbot, tmp_path):
         with qtbot.waitSignal(ex.shown, timeout=2000):
             ex.slider.setValue(pos) if ex.slider.value() != pos else ex.show_position(pos)
         enc = ex.results[pos].encoded
-        assert np.array_equal(ex.panels["COMBINER"][1].image, enc.reconstruction)
+        assert np.array_equal(ex.split.sources["COMBINER"], enc.reconstruction)
         assert "JPEG" in ex.table.text()
         assert all(o.decoded.shape == enc.reconstruction.shape for o in ex.baselines_for(pos))
     x, _ = ex.rd_curves["JPEG"].getData()

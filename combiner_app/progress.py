@@ -1,0 +1,150 @@
+"""Honest progress for an encode: a step total fixed before the first step, and an ETA from a per-phase cost
+model. Fitting steps and coding steps cost differently (a coding step carries its share of the A* selection
+of a group of blocks, about twice a fitting step on CPU), so each phase's seconds per step are measured while
+it runs; before the coding phase starts, its cost is the fitting cost times the ratio measured on the last
+encode on this machine and device (kept in QSettings), or 2 without one.
+
+The same model gives the estimate shown before Compress is pressed: seconds per fitting step per pixel
+(patch-coded images) or per unit (one-network images, audio), as measured by the last encode with this
+device."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.config import FitConfig
+from engine.patch_codec import MAX_UNITS
+
+from .plans import EncodePlan
+
+DEFAULT_CODE_RATIO = 2.0
+
+
+def refine_steps(fit: FitConfig, n_blocks: int) -> int:
+    """Refinement steps between coded groups, exactly as engine.codec.code_units counts them."""
+    n_groups = max(1, min(fit.refine_groups, n_blocks))
+    refine = [int(round(fit.refine_first + (fit.refine_last - fit.refine_first) * g / max(1, n_groups - 1)))
+              for g in range(n_groups)]
+    refine[-1] = 0
+    return sum(refine)
+
+
+@dataclass
+class Work:
+    batches: int
+    fit_steps: int        # per batch (the content probe included)
+    code_steps: int       # per batch: refinement steps of the coding phase
+
+    @property
+    def total(self) -> int:
+        return self.batches * (self.fit_steps + self.code_steps)
+
+
+def work_of(plan: EncodePlan, fit: FitConfig) -> Work:
+    """Steps an encode of this plan takes, known before it starts."""
+    if plan.patch:
+        batches = max(1, math.ceil(plan.units / MAX_UNITS))
+        # patches get different block counts; the largest count sets the groups (at least the mean)
+        return Work(batches, fit.steps, refine_steps(fit, max(plan.n_blocks, fit.refine_groups)))
+    return Work(1, fit.steps, refine_steps(fit, plan.n_blocks))
+
+
+def size_of(plan: EncodePlan) -> float:
+    """What a step's cost scales with: pixels of all patches (patch images), samples or units otherwise."""
+    if plan.patch:
+        return float(plan.units * plan.patch * plan.patch)
+    return float(max(1, plan.units))
+
+
+class PhaseClock:
+    """Measures seconds per step in each phase and predicts the time left."""
+
+    def __init__(self, work: Work, code_ratio: float = DEFAULT_CODE_RATIO, fit_cost: float | None = None):
+        self.work, self.code_ratio = work, code_ratio
+        self.fit_cost = fit_cost           # seconds per fitting step, from the cost model (until measured)
+        self.rate = {"fit": None, "code": None}
+        self._mark: dict[str, tuple[float, int] | None] = {"fit": None, "code": None}
+        self._spent = {"fit": 0.0, "code": 0.0}
+        self._steps = {"fit": 0, "code": 0}
+        self.fit_done = 0                  # fitting steps done over all batches
+        self.code_done = 0
+
+    def update(self, phase: str, fit_done: int, code_done: int, now: float | None = None) -> None:
+        now = time.perf_counter() if now is None else now
+        steps = fit_done if phase == "fit" else code_done
+        other = "code" if phase == "fit" else "fit"
+        self._mark[other] = None
+        mark = self._mark[phase]
+        if mark is not None and steps > mark[1]:
+            self._spent[phase] += now - mark[0]
+            self._steps[phase] += steps - mark[1]
+            self.rate[phase] = self._spent[phase] / self._steps[phase]
+        self._mark[phase] = (now, steps)   # the first event of a phase only starts its clock (warm-up)
+        self.fit_done, self.code_done = fit_done, code_done
+
+    def seconds_per_step(self) -> tuple[float | None, float | None]:
+        f = self.rate["fit"] if self.rate["fit"] is not None else self.fit_cost
+        c = self.rate["code"] if self.rate["code"] is not None else (f * self.code_ratio if f else None)
+        return f, c
+
+    def remaining(self) -> float | None:
+        f, c = self.seconds_per_step()
+        if f is None or c is None:
+            return None
+        w = self.work
+        return (max(0, w.batches * w.fit_steps - self.fit_done) * f
+                + max(0, w.batches * w.code_steps - self.code_done) * c)
+
+    def measured_ratio(self) -> float | None:
+        f, c = self.rate["fit"], self.rate["code"]
+        return c / f if f and c else None
+
+
+def estimate_seconds(plan: EncodePlan, fit: FitConfig, fit_cost_per_size: float | None,
+                     code_ratio: float | None) -> float | None:
+    """Whole-encode estimate from the stored cost model (None when this machine has none yet)."""
+    if not fit_cost_per_size:
+        return None
+    w = work_of(plan, fit)
+    f = fit_cost_per_size * size_of(plan) / w.batches
+    return w.batches * (w.fit_steps * f + w.code_steps * f * (code_ratio or DEFAULT_CODE_RATIO))
+
+
+def probe_fit_cost(plan: EncodePlan, device: str = "cpu", steps: int = 4, max_units: int = 16) -> float:
+    """A short probe of this machine: seconds per fitting step per unit of `size_of`, from `steps` real β-ELBO
+    steps of the plan's prior on up to `max_units` units of random data (the first step, a warm-up, is not
+    counted). Takes well under a second for the shipped priors on CPU."""
+    import torch
+
+    from engine import rng, siren
+    from engine.fitting import Objective, new_state
+
+    prior = plan.prior
+    dev = torch.device(device)
+    b = max(1, min(max_units, plan.units))
+    if plan.patch:
+        n, size = plan.patch * plan.patch, b * plan.patch * plan.patch
+        coords = siren.grid_coords((plan.patch, plan.patch), device=dev)
+    else:
+        shape = prior.item_shape or (32, 32)
+        n = int(np.prod(shape[:-1])) if len(shape) > 1 else int(shape[0])
+        size = b
+        coords = (siren.grid_coords(tuple(shape[:2]), device=dev) if prior.inr.in_dim == 2
+                  else torch.linspace(-1, 1, n, device=dev)[:, None])
+    emb = siren.fourier_embed(coords, prior.inr)
+    mu_p, ls_p = prior.tensors(dev)
+    target = torch.rand(b, emb.shape[0], prior.inr.out_dim, device=dev) - 0.5
+    obj = Objective(prior.inr, emb, target, mu_p, ls_p, None, 1, None, prior.mixers(dev))
+    st = new_state(mu_p.expand(b, -1), (ls_p - 2.0).expand(b, -1), torch.full((b, 1), prior.beta, device=dev),
+                   2e-3)
+    gens = rng.unit_noise(list(range(b)), dev)
+    obj.step(st, gens)
+    obj.step(st, gens)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        obj.step(st, gens)
+    per_step = (time.perf_counter() - t0) / steps
+    return per_step / size

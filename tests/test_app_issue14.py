@@ -1,0 +1,270 @@
+"""Issue 14 (the app on real photos and recordings), offscreen: drops answer CopyAction, messages without Python
+class names and with the prior hint, the welcome note, the spectrogram title of an opened clip, .cmb decode in
+the worker with its time, the split view, MS-SSIM in the result, remembered settings, the unsaved-result
+question, engine-level cancel, the rate slider staying on the rung being viewed, and the region-of-interest
+weighting of the patch allocation."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from PIL import Image
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
+
+import engine.prior  # noqa: E402
+from engine import cancel, metrics, patch_codec  # noqa: E402
+from engine.codec import run  # noqa: E402
+from tests.conftest import FAST_FIT, PATCH_FIT, photo, photo_patches, voiced_audio  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def no_shipped_priors(monkeypatch, tmp_path_factory):
+    monkeypatch.setattr(engine.prior, "SHIPPED_DIR", tmp_path_factory.mktemp("no_shipped_priors"))
+    monkeypatch.delenv("COMBINER_PRIORS", raising=False)
+
+
+def make_window(qtbot, tmp_path, prior_dirs, **kw):
+    from combiner_app.main_window import MainWindow
+
+    kw.setdefault("confirm_discard", False)
+    kw.setdefault("probe_costs", False)       # each test's fresh settings would otherwise probe the machine
+    settings = QSettings(str(tmp_path / "studio.ini"), QSettings.Format.IniFormat)
+    w = MainWindow(prior_dirs=prior_dirs, settings=settings, presets={"fast": FAST_FIT, "patch": PATCH_FIT}, **kw)
+    qtbot.addWidget(w)
+    w.show()
+    return w
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, tiny_prior_dir):
+    w = make_window(qtbot, tmp_path, [str(tiny_prior_dir)])
+    yield w
+    w.shutdown()
+
+
+@pytest.fixture
+def png(tmp_path):
+    p = tmp_path / "patch.png"
+    Image.fromarray(photo_patches(1, seed=7)[0]).save(p)
+    return p
+
+
+def error_of(qtbot, w, action) -> str:
+    with qtbot.waitSignal(w.error_shown, timeout=10_000) as sig:
+        action()
+    w.error_box.close()
+    return sig.args[0]
+
+
+def test_drop_is_accepted_as_a_copy_even_when_a_move_is_proposed(window, qtbot, png):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(png))])
+    args = (Qt.DropAction.CopyAction | Qt.DropAction.MoveAction, mime, Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(QPoint(20, 20), *args)
+    enter.setDropAction(Qt.DropAction.MoveAction)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted() and enter.dropAction() == Qt.DropAction.CopyAction
+    drop = QDropEvent(QPointF(20, 20), *args)
+    drop.setDropAction(Qt.DropAction.MoveAction)
+    with qtbot.waitSignal(window.file_opened, timeout=5000):
+        QApplication.sendEvent(window, drop)
+    assert drop.isAccepted() and drop.dropAction() == Qt.DropAction.CopyAction
+    assert window.image is not None
+
+
+def test_messages_name_the_file_and_no_python_class(window, qtbot, tmp_path, tiny_prior_dir):
+    text = tmp_path / "notes.png"
+    text.write_text("this is not an image")
+    msg = error_of(qtbot, window, lambda: window.open_path(text))
+    assert "notes.png" in msg and "not a readable image" in msg
+    assert "UnidentifiedImageError" not in msg and "Error:" not in msg
+    bad = tmp_path / "broken.cmb"
+    bad.write_bytes(b"\xcb\x01garbage")
+    msg = error_of(qtbot, window, lambda: window.open_path(bad))
+    assert "broken.cmb" in msg
+    # the prior a file needs is missing: the message says where priors are looked up
+    from engine.codec import encode_batch
+    data = run(encode_batch(photo_patches(1, seed=3), 1.0, fit=FAST_FIT, prior_dirs=[str(tiny_prior_dir)]))[0].data
+    f = tmp_path / "needs_prior.cmb"
+    f.write_bytes(data)
+    w = make_window(qtbot, tmp_path, prior_dirs=[])
+    msg = error_of(qtbot, w, lambda: w.open_path(f))
+    assert "needs_prior.cmb" in msg and "not installed" in msg
+    assert "--prior-dir" in msg and "COMBINER_PRIORS" in msg
+    w.shutdown()
+
+
+def test_welcome_note_and_the_title_of_an_opened_clip(window, qtbot, tmp_path):
+    notes = " ".join(lbl.text() for lbl in window.welcome.findChildren(type(window.status_label)))
+    assert "65,536" not in notes and "any size" in notes
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, voiced_audio(0.5), 16000)
+    assert window.open_path(wav)
+    spec = window.audio_result.spectrograms
+    assert list(spec.images) == ["original"]      # not "decoded": nothing is decoded yet
+    assert spec.getItem(0, 0).titleLabel.text == "original"
+
+
+def test_cmb_open_decodes_in_the_worker_and_shows_the_decode_time(window, qtbot, png, tmp_path):
+    assert window.open_path(png)
+    window.settings_panel.preset.setCurrentText("fast")
+    with qtbot.waitSignal(window.encode_finished, timeout=60_000):
+        window.compress()
+    res = window.result
+    assert "MS-SSIM" in window.result_view.fields        # 32x32: too small for five scales -> "n/a"
+    assert window.result_view.fields["MS-SSIM"] == metrics.fmt(metrics.ms_ssim(window.image,
+                                                                               res.encoded.reconstruction), 4)
+    split = window.result_view.split
+    assert split.pair() == ("Original", "COMBINER")
+    assert np.array_equal(split.right_item.image, res.encoded.reconstruction)
+    assert "JPEG" in split.sources and split.sources["JPEG"].shape == res.encoded.reconstruction.shape
+    assert "JPEG" in window.result_view.table.text()
+    assert window.windowTitle().startswith("✓")            # the finished job says so in the title
+    out = tmp_path / "a.cmb"
+    assert window.save_cmb(out)
+    main = threading.get_ident()
+    seen = []
+    import combiner_app.worker as wk
+    orig = wk.decode_cmb
+
+    def spy(*a, **k):
+        seen.append(threading.get_ident())
+        return orig(*a, **k)
+    wk.decode_cmb = spy
+    try:
+        with qtbot.waitSignal(window.file_opened, timeout=20_000):
+            assert window.open_path(out)
+    finally:
+        wk.decode_cmb = orig
+    assert seen and seen[0] != main                          # decoded off the GUI thread
+    assert np.array_equal(window.decoded[0], res.encoded.reconstruction)
+    assert window.result_view.fields["Decode time"].endswith(" s")
+
+
+def test_settings_are_remembered(qtbot, tmp_path, tiny_prior_dir):
+    w = make_window(qtbot, tmp_path, [str(tiny_prior_dir)])
+    w.settings_panel.preset.setCurrentText("patch")
+    w.settings_panel.bpp.setValue(0.65)
+    w.settings_panel.kbps.setValue(17.0)
+    w.store.sync()
+    w2 = make_window(qtbot, tmp_path, [str(tiny_prior_dir)])
+    assert w2.settings_panel.preset.currentText() == "patch"
+    assert w2.settings_panel.bpp.value() == pytest.approx(0.65)
+    assert w2.settings_panel.kbps.value() == pytest.approx(17.0)
+    assert w2.settings_panel.device.currentText() == w.settings_panel.device.currentText()
+
+
+def test_unsaved_result_is_not_dropped_without_asking(qtbot, tmp_path, tiny_prior_dir, png, monkeypatch):
+    w = make_window(qtbot, tmp_path, [str(tiny_prior_dir)], confirm_discard=True)
+    w.settings_panel.preset.setCurrentText("fast")
+    assert w.open_path(png)
+    with qtbot.waitSignal(w.encode_finished, timeout=60_000):
+        w.compress()
+    assert w.result is not None and not w.saved
+    answers = []
+    monkeypatch.setattr(QMessageBox, "exec", lambda self: answers.append(self.text()) or
+                        QMessageBox.StandardButton.Cancel)
+    assert w.open_path(png) is False and w.result is not None      # cancelled: the result stays
+    assert "not been saved" in answers[0]
+    monkeypatch.setattr(QMessageBox, "exec", lambda self: QMessageBox.StandardButton.Discard)
+    assert w.open_path(png) and w.result is None
+    w.shutdown()
+
+
+def test_cancel_reaches_inside_a_fitting_step(patch_prior):
+    """A cancel from another thread stops a patch encode mid-step (checks between network layers, in the
+    backward pass and between A* blocks), in well under a second; without a token nothing changes."""
+    img = np.tile(photo(48, 48, seed=2), (4, 4, 1))       # 192x192: 144 patches of 16x16
+    tok = cancel.Token()
+    result = {}
+
+    def work():
+        with cancel.scope(tok):
+            try:
+                for ev in patch_codec.encode_image(img, 2.0, prior=patch_prior, fit=PATCH_FIT):
+                    result["events"] = result.get("events", 0) + 1
+            except cancel.Cancelled:
+                result["cancelled"] = time.perf_counter()
+        cancel.cleanup()
+
+    th = threading.Thread(target=work)
+    th.start()
+    while result.get("events", 0) < 3:
+        time.sleep(0.005)
+    t0 = time.perf_counter()
+    tok.cancel()
+    th.join(10)
+    assert "cancelled" in result and result["cancelled"] - t0 < 0.5
+    cancel.check()            # no token in scope on this thread: a no-op
+
+
+def test_region_of_interest_moves_blocks_and_files_stay_normal(patch_prior, patch_prior_dir):
+    img = photo(48, 64, seed=4)                              # 3x4 patches
+    plain = run(patch_codec.encode_image(img, 2.0, prior=patch_prior, fit=PATCH_FIT))
+    roi = np.ones((3, 4))
+    roi[1, 1] = 8.0                                          # "paint" one patch
+    weighted = run(patch_codec.encode_image(img, 2.0, prior=patch_prior, fit=PATCH_FIT, importance=[roi]))
+    assert np.array_equal(plain.probe_kl_bits, weighted.probe_kl_bits)   # same content probe
+    assert weighted.unit_blocks[5] > plain.unit_blocks[5]                # more blocks where painted
+    assert abs(int(weighted.unit_blocks.sum()) - int(plain.unit_blocks.sum())) <= 2
+    dec, hdr, _ = patch_codec.decode_image_full(weighted.data, prior_dirs=[str(patch_prior_dir)])
+    assert np.array_equal(dec, weighted.reconstruction)     # an ordinary file: the decoder needs nothing new
+    same = run(patch_codec.encode_image(img, 2.0, prior=patch_prior, fit=PATCH_FIT, importance=[np.ones((3, 4))]))
+    assert same.data == plain.data                           # a flat weight changes nothing
+
+
+def test_painted_region_gets_more_blocks_and_both_maps_show(qtbot, tmp_path, patch_prior_dir):
+    w = make_window(qtbot, tmp_path, [str(patch_prior_dir)])
+    src = tmp_path / "roi.png"
+    Image.fromarray(photo(48, 64, seed=4)).save(src)          # 3x4 patches of 16x16
+    assert w.open_path(src)
+    sp, rv = w.settings_panel, w.result_view
+    sp.bpp.setValue(2.0)
+    sp.preset.setCurrentText("patch")
+    assert sp.roi_check.isVisibleTo(sp)
+    sp.roi_check.setChecked(True)
+    assert w.tabs.currentWidget() is rv and rv.roi.enabled and not rv.dec_box.state["mouseEnabled"][0]
+    rv.roi.paint_rect(16, 32, 16, 32)                          # exactly patch (1, 1)
+    assert rv.roi.weights(16)[1, 1] == pytest.approx(4.0) and rv.roi.weights(16)[0, 0] == 1.0
+    with qtbot.waitSignal(w.encode_finished, timeout=60_000):
+        w.compress()
+    res = w.result
+    assert res.importance_used and not sp.roi_check.isChecked()
+    before = rv.alloc_before_item.image
+    after = rv.alloc_item.image
+    assert rv.alloc_before.isVisibleTo(rv) and before.shape == after.shape == (3, 4)
+    assert after[1, 1] > before[1, 1]                            # more blocks where painted
+    assert np.array_equal(after.reshape(-1), np.asarray(res.encoded.header.unit_blocks))
+    w.shutdown()
+
+
+def test_time_estimate_before_compress_from_a_probe_then_from_the_encode(qtbot, tmp_path, patch_prior_dir):
+    w = make_window(qtbot, tmp_path, [str(patch_prior_dir)], probe_costs=True)
+    src = tmp_path / "est.png"
+    Image.fromarray(photo(48, 64, seed=4)).save(src)
+    assert w.open_path(src)
+    w.settings_panel.preset.setCurrentText("patch")
+    label = w.settings_panel.estimate_label
+    qtbot.waitUntil(lambda: "roughly" in label.text(), timeout=30_000)   # the probe ran on a thread
+    with qtbot.waitSignal(w.encode_finished, timeout=60_000):
+        w.compress()
+    assert "measured by the last encode" in label.text()
+    ratio, per_size = w._cost_model(w.settings_panel.device.currentText())
+    assert per_size > 0 and (ratio is None or ratio > 0)
+    clock = w.live.clock
+    assert clock.fit_done == clock.work.batches * clock.work.fit_steps      # every fitting step accounted for
+    assert w.live.progress()[0] == w.live.work.total or w.live.finished_text
+    assert "Finished" in w.live.phase_label.text() and "decoded file PSNR" in w.live.phase_label.text()
+    w.shutdown()
