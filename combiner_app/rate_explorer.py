@@ -16,9 +16,9 @@ from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton, QS
 from engine.errors import CombinerError
 
 from . import baselines
-from engine.metrics import fmt
 
 from .compare import SplitCompare
+from .result_view import equal_size_table
 from .ladder import LadderMixin
 from .plans import alpha_bytes, plan_image, use_patches
 from .worker import EncodeRunner, EncodeResult
@@ -248,13 +248,7 @@ class RateExplorer(LadderMixin, QWidget):
         self.split.set_sources(sources, notes)    # keeps the zoom, the divider and the chosen sides
         if first:
             self.split.set_pair("COMBINER", others[0].codec if others else "Original")
-        cell = "<td style='padding:0 8px'>{}</td>"
-        html = "<table><tr>" + "".join(f"<th style='padding:0 8px'>{h}</th>" for h in
-                                       ("codec", "bytes", "bpp", "PSNR (dB)", "MS-SSIM", "")) + "</tr>"
-        for name, nb, bpp, ps, ms, note in rows:
-            html += "<tr>" + "".join(cell.format(v) for v in (f"<b>{name}</b>", nb, f"{bpp:.3f}", f"{ps:.2f}",
-                                                                fmt(ms, 4), note)) + "</tr>"
-        self.table.setText(html + "</table>")
+        self.table.setText(equal_size_table(rows))
         self.rd_current.setData([enc.bpp], [enc.psnr])
         self.rd_matched.setData([o.bpp(px) for o in others], [o.psnr for o in others],
                                 brush=[pg.mkBrush(COLORS[o.codec]) for o in others])

@@ -217,7 +217,6 @@ class _ClipPlan:
     chunks: np.ndarray            # (U, L, 1) level-normalised, at the prior's rate
     mask: np.ndarray              # (U, L, 1)
     sounding: np.ndarray          # (U,) bool: not digital silence
-    total: int                    # blocks over all units
     grid: np.ndarray              # block counts the clip's sounding units may take
     budget: Budget
     blocks: np.ndarray = None     # (U,) blocks of each unit, filled while coding
@@ -236,7 +235,7 @@ def _plan_clip(x: np.ndarray, sr: int, kbps: float, prior: Prior, seed: int) -> 
     budget.warnings.extend(bandwidth_notes(sr, prior))
     grid = level_grid(budget.total / max(1, budget.sounding), prior.n_params)
     u = chunks.shape[0]
-    return _ClipPlan(x, sr, gain, chunks, mask, sounding, budget.total if sounding.any() else 0, grid, budget,
+    return _ClipPlan(x, sr, gain, chunks, mask, sounding, grid, budget,
                      np.zeros(u, dtype=np.int64), [np.zeros(0, dtype=np.int64)] * u, [np.zeros(0)] * u)
 
 
@@ -283,7 +282,7 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
         mask = np.stack([plans[i].mask[u] for i, u in part])
         weight = torch.from_numpy(mask).to(device) if mask.min() < 1 else None
         # this batch's share of each clip's budget, in proportion to its sounding units here
-        share = {i: plans[i].total * int((clip_of == i).sum()) / int(plans[i].sounding.sum())
+        share = {i: plans[i].budget.total * int((clip_of == i).sum()) / int(plans[i].sounding.sum())
                  for i in np.unique(clip_of)}
         gens = rng.unit_noise([fit.seed * 1_000_003 + 700_001 + int(u) for u in uid], device)
         total_steps = max(1, int(round(per_batch * n_all / len(part))))

@@ -163,11 +163,7 @@ def header_bytes(h: CmbHeader) -> bytes:
             _put_varint(out, v)
     else:
         raise ValueError(f"unknown modality {h.modality!r}")
-    if len(h.prior_id) != ID_BYTES:
-        raise ValueError("prior id must be 3 bytes")
-    out += h.prior_id
-    _put_varint(out, h.seed)
-    out.append(h.kappa)
+    _put_prior_seed_kappa(out, h)
     _put_varint(out, h.n_blocks)
     return bytes(out)
 
@@ -178,6 +174,24 @@ def class_bits(n_classes: int) -> int:
 
 def patch_units(hh: int, ww: int, patch: int) -> int:
     return -(-hh // patch) * -(-ww // patch)
+
+
+def _put_prior_seed_kappa(out: bytearray, h: CmbHeader) -> None:
+    """The fields every kind shares after its shape: prior id (3 bytes), seed (varint), kappa (1 byte)."""
+    if len(h.prior_id) != ID_BYTES:
+        raise ValueError("prior id must be 3 bytes")
+    out += h.prior_id
+    _put_varint(out, h.seed)
+    out.append(h.kappa)
+
+
+def _read_prior_seed_kappa(r: "_Reader") -> tuple[bytes, int, int]:
+    pid = bytes(r.byte("prior id") for _ in range(ID_BYTES))
+    seed = r.varint("seed")
+    kappa = r.byte("kappa")
+    if not 1 <= kappa <= 24:
+        raise CmbFormatError(f"corrupt .cmb header: kappa {kappa} out of range")
+    return pid, seed, kappa
 
 
 def _zigzag(v: int) -> int:
@@ -230,11 +244,7 @@ def _gain_audio_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
     out.append(VERSION << 4 | KIND_AUDIO_GAIN)
     for v in (n, c, sr, h.units):
         _put_varint(out, v)
-    if len(h.prior_id) != ID_BYTES:
-        raise ValueError("prior id must be 3 bytes")
-    out += h.prior_id
-    _put_varint(out, h.seed)
-    out.append(h.kappa)
+    _put_prior_seed_kappa(out, h)
     _put_varint(out, _zigzag(h.gain))
     _put_classes(out, h.class_blocks, h.unit_class, lowest=0)
     return bytes(out)
@@ -247,11 +257,7 @@ def _read_gain_audio_header(r: "_Reader", data: bytes) -> CmbHeader:
         raise CmbFormatError("corrupt .cmb header: audio length, channels, rate or unit count is zero")
     if units > MAX_AUDIO_UNITS:   # silent units cost no bytes: bound what a small file can declare
         raise CmbFormatError(f"corrupt .cmb header: {units} units (at most {MAX_AUDIO_UNITS})")
-    pid = bytes(r.byte("prior id") for _ in range(ID_BYTES))
-    seed = r.varint("seed")
-    kappa = r.byte("kappa")
-    if not 1 <= kappa <= 24:
-        raise CmbFormatError(f"corrupt .cmb header: kappa {kappa} out of range")
+    pid, seed, kappa = _read_prior_seed_kappa(r)
     gain = _unzigzag(r.varint("gain"))
     from .audio_gain import code_range
 
@@ -273,11 +279,7 @@ def _patch_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
     out.append(VERSION << 4 | KIND_PATCHES)
     for v in (hh, ww, c, h.patch):
         _put_varint(out, v)
-    if len(h.prior_id) != ID_BYTES:
-        raise ValueError("prior id must be 3 bytes")
-    out += h.prior_id
-    _put_varint(out, h.seed)
-    out.append(h.kappa)
+    _put_prior_seed_kappa(out, h)
     _put_classes(out, h.class_blocks, h.unit_class, lowest=1)
     if c in (2, 4):
         _put_varint(out, len(h.alpha))
@@ -289,11 +291,7 @@ def _read_patch_header(r: "_Reader", data: bytes) -> CmbHeader:
     hh, ww, c, patch = r.varint("height"), r.varint("width"), r.varint("channels"), r.varint("patch side")
     if not (1 <= hh <= MAX_SIDE and 1 <= ww <= MAX_SIDE) or not 1 <= c <= 4 or not 1 <= patch <= 4096:
         raise CmbFormatError(f"corrupt .cmb header: image {ww}x{hh}x{c}, patch {patch}")
-    pid = bytes(r.byte("prior id") for _ in range(ID_BYTES))
-    seed = r.varint("seed")
-    kappa = r.byte("kappa")
-    if not 1 <= kappa <= 24:
-        raise CmbFormatError(f"corrupt .cmb header: kappa {kappa} out of range")
+    pid, seed, kappa = _read_prior_seed_kappa(r)
     units = patch_units(hh, ww, patch)
     blocks, unit_class = _read_classes(r, data, units, kappa, 1, ("patch", "patches"))
     alpha = b""
@@ -375,11 +373,7 @@ def read(data: bytes, indices: bool = True) -> tuple[CmbHeader, np.ndarray | Non
             raise CmbFormatError("corrupt .cmb header: audio length, channels, rate or unit count is zero")
     else:
         raise CmbFormatError(f"corrupt .cmb header: unknown signal kind {kind}")
-    pid = bytes(r.byte("prior id") for _ in range(ID_BYTES))
-    seed = r.varint("seed")
-    kappa = r.byte("kappa")
-    if not 1 <= kappa <= 24:
-        raise CmbFormatError(f"corrupt .cmb header: kappa {kappa} out of range")
+    pid, seed, kappa = _read_prior_seed_kappa(r)
     nb = r.varint("block count")
     return CmbHeader(modality, shape, pid, seed, kappa, nb, units), _payload(data, r.pos, nb * units, kappa, indices)
 

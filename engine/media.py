@@ -239,12 +239,7 @@ def check_writable(path: str | os.PathLike, protect: list[str | os.PathLike] = (
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise MediaError(f"cannot write {path}: the folder {folder} does not exist")
-    for p in protect:
-        try:
-            if path.exists() and os.path.samefile(path, p):
-                raise MediaError(f"refusing to overwrite the input file {p}")
-        except FileNotFoundError:
-            pass
+    _refuse_inputs(path, protect)
     probe = temp_path(path)
     try:
         with open(probe, "xb"):
@@ -259,17 +254,22 @@ def check_writable(path: str | os.PathLike, protect: list[str | os.PathLike] = (
         pass
 
 
-def write_atomic(path: str | os.PathLike, data: bytes, protect: list[str | os.PathLike] = ()) -> None:
-    """Write via a temporary file in the same folder and rename; refuse to overwrite any path in `protect`.
-    The temporary file is removed on any error or interruption (KeyboardInterrupt, SIGTERM turned into an
-    exception by the CLI); one left by a killed process is removed by the next write to the same folder."""
-    path = Path(path)
+def _refuse_inputs(path: Path, protect) -> None:
+    """MediaError if `path` is (the same file as) one of the inputs in `protect`."""
     for p in protect:
         try:
             if path.exists() and os.path.samefile(path, p):
                 raise MediaError(f"refusing to overwrite the input file {p}")
         except FileNotFoundError:
             pass
+
+
+def write_atomic(path: str | os.PathLike, data: bytes, protect: list[str | os.PathLike] = ()) -> None:
+    """Write via a temporary file in the same folder and rename; refuse to overwrite any path in `protect`.
+    The temporary file is removed on any error or interruption (KeyboardInterrupt, SIGTERM turned into an
+    exception by the CLI); one left by a killed process is removed by the next write to the same folder."""
+    path = Path(path)
+    _refuse_inputs(path, protect)
     clean_stale_temps(path.parent if str(path.parent) else ".", path.name)
     tmp = temp_path(path)
     try:
