@@ -28,6 +28,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine.codec import run  # noqa: E402
 from engine.config import FitConfig  # noqa: E402
+from engine.latent import macs_per_pixel  # noqa: E402
 from engine.media import read_image  # noqa: E402
 from engine.patch_codec import decode_image, encode_image_batch  # noqa: E402
 from engine.prior import Prior  # noqa: E402
@@ -116,6 +117,7 @@ def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
                     if a.save_dir and adaptive:
                         (Path(a.save_dir) / cmb_name(name, r)).write_bytes(e.data)
                     item = {"image": name, "target_bpp": r, "adaptive": adaptive, "prior": e.prior.name,
+                            "mac_per_px": macs_per_pixel(e.prior.inr, e.prior.latent, e.prior.patch),
                             "bytes": len(e.data), "bpp": 8 * len(e.data) / (im.shape[0] * im.shape[1]),
                             "psnr": psnr_uint8(im, dec), "encode_s": enc / len(part), "batch": len(part),
                             "decode_s": dec_s, "gpu_peak_mb": gpu_mb,
@@ -172,12 +174,14 @@ def add_classic(items: list[dict], files: list[Path], imgs: list[np.ndarray]) ->
 
 def report(a, items: list[dict], n_images: int, missing: list[str]) -> str:
     rows = []
-    for r in sorted({it["target_bpp"] for it in items}):
+    keys = sorted({(it["target_bpp"], it["prior"]) for it in items}, key=lambda k: (k[0], [it["prior"] for it in items].index(k[1])))
+    for r, prior in keys:
         for adaptive in (True, False):
-            per = [it for it in items if it["target_bpp"] == r and it["adaptive"] == adaptive]
+            per = [it for it in items if it["target_bpp"] == r and it["adaptive"] == adaptive and it["prior"] == prior]
             if not per:
                 continue
-            row = {"target_bpp": r, "adaptive": adaptive, "prior": per[0]["prior"], "n": len(per),
+            row = {"target_bpp": r, "adaptive": adaptive, "prior": prior, "n": len(per),
+                   "mac": per[0].get("mac_per_px"),
                    "bpp": float(np.mean([p["bpp"] for p in per])), "psnr": float(np.mean([p["psnr"] for p in per])),
                    "encode_s": float(np.mean([p["encode_s"] for p in per])),
                    "decode_s": float(np.mean([p["decode_s"] for p in per]))}
@@ -201,12 +205,14 @@ def report(a, items: list[dict], n_images: int, missing: list[str]) -> str:
                  f"{max(abs(it['psnr_diff_here']) for it in items if it['adaptive']):.1e} dB of the encoding "
                  "machine's decode; decode times are from there.")
     lines = [head + "\n",
-             "| target bpp | allocation | prior | images | bpp (file bytes) | PSNR dB | JPEG bpp / dB | WebP bpp / dB | "
-             "AVIF bpp / dB | encode s/img | decode s/img |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| target bpp | allocation | prior | MAC/px | images | bpp (file bytes) | PSNR dB | JPEG bpp / dB | "
+             "WebP bpp / dB | AVIF bpp / dB | encode s/img | decode s/img |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cl = [f"{r[f]['bpp']:.3f} / {r[f]['psnr']:.2f}" if f in r else "-" for f in ("JPEG", "WEBP", "AVIF")]
+        mac = f"{r['mac']:.0f}" if r.get("mac") else "-"
         lines.append(f"| {r['target_bpp']:g} | {'by content' if r['adaptive'] else 'uniform'} | {r['prior']} | "
-                     f"{r['n']} | {r['bpp']:.3f} | {r['psnr']:.2f} | {' | '.join(cl)} | {r['encode_s']:.1f} | "
+                     f"{mac} | {r['n']} | {r['bpp']:.3f} | {r['psnr']:.2f} | {' | '.join(cl)} | {r['encode_s']:.1f} | "
                      f"{r['decode_s']:.3f} |")
     lines.append("\nPublished anchors on Kodak (bpp, dB): " + "; ".join(
         f"{k} " + " ".join(f"({b}, {p})" for b, p in v) for k, v in ANCHORS.items()))

@@ -119,7 +119,7 @@ def probe_fit_cost(plan: EncodePlan, device: str = "cpu", steps: int = 4, max_un
     counted). Takes well under a second for the shipped priors on CPU."""
     import torch
 
-    from engine import rng, siren
+    from engine import latent, rng, siren
     from engine.fitting import Objective, new_state
 
     prior = plan.prior
@@ -137,7 +137,8 @@ def probe_fit_cost(plan: EncodePlan, device: str = "cpu", steps: int = 4, max_un
     emb = siren.fourier_embed(coords, prior.inr)
     mu_p, ls_p = prior.tensors(dev)
     target = torch.rand(b, emb.shape[0], prior.inr.out_dim, device=dev) - 0.5
-    obj = Objective(prior.inr, emb, target, mu_p, ls_p, None, 1, None, prior.mixers(dev))
+    canvases = latent.uniform_canvases(b, 1, 1, dev) if prior.latent is not None else None
+    obj = Objective(prior.field(emb, dev, canvases), target, mu_p, ls_p)
     st = new_state(mu_p.expand(b, -1), (ls_p - 2.0).expand(b, -1), torch.full((b, 1), prior.beta, device=dev),
                    2e-3)
     gens = rng.unit_noise(list(range(b)), dev)

@@ -14,7 +14,7 @@ unit, no gain) decode the same way with g = 0.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generator, Sequence
 
 import numpy as np
@@ -23,8 +23,8 @@ import torch
 from . import container, limits, rng, siren
 from .audio_gain import factor, gain_code
 from .audio_io import resample, resampled_length
-from .codec import EncodeEvent, _members, _weights, code_units
-from .fitting import Objective, make_distortion
+from .codec import EncodeEvent, Reporting, UnitBatch, _members, _weights, code_units
+from .fitting import Objective
 from .metrics import audio_psnr, snr as audio_snr  # noqa: F401 (re-exported)
 from .patch_codec import _probe, uniform
 from .config import FitConfig
@@ -272,7 +272,7 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
     L = prior.audio.chunk
     emb = siren.fourier_embed(siren.grid_coords((L,), device=device), prior.inr)
     mu_p, ls_p = prior.tensors(device)
-    dist = make_distortion(prior.inr, compile)
+    field = prior.field(emb, device, compile=compile)
     per_batch = fit.steps + fit.refine_groups * (fit.refine_first + fit.refine_last) // 2
     for s in range(0, len(units), max_units):
         part = units[s:s + max_units]
@@ -290,8 +290,7 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
         n_units = np.zeros(len(part), dtype=np.int64)
         start = None
         if adaptive:
-            obj = Objective(prior.inr, emb, target, mu_p, ls_p, None, 1, weight, prior.mixers(device))
-            obj.distortion = dist
+            obj = Objective(field, target, mu_p, ls_p, None, 1, weight)
             _, grp = np.unique(clip_of, return_inverse=True)
             kl_target = torch.tensor([share[i] * prior.kappa / (clip_of == i).sum() for i in np.unique(clip_of)],
                                      device=device, dtype=torch.float32)
@@ -308,10 +307,10 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
                 n_units[sel] = uniform(int(round(share[i])), int(sel.sum()), prior.n_params)
         counts = np.unique(n_units)
         classes = [_members(prior, int(nb)) for nb in counts]
+        batch = UnitBatch(target, field, classes, weight, np.searchsorted(counts, n_units), start, uid)
         idx, coded_kl = yield from code_units(
-            target, emb, prior, classes, fit, device, seed, None, 1, compile, weight,
-            total_offset=(s, n_all), pooled=True, unit_class=np.searchsorted(counts, n_units), start=start,
-            steps=fit.steps - probe_steps, done_before=probe_steps, unit_ids=uid)
+            batch, prior, replace(fit, steps=fit.steps - probe_steps), device, seed,
+            Reporting(None, 1, (s, n_all), probe_steps, pooled=True))
         for k, (i, u) in enumerate(part):
             plans[i].blocks[u] = n_units[k]
             plans[i].indices[u] = idx[k, :n_units[k]]

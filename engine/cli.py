@@ -126,10 +126,11 @@ def cmd_learn_prior(a) -> int:
     elif a.patch:  # photos of any size: seeded random square crops, one INR per crop
         from .media import load_training_patches
 
-        data, files = load_training_patches(a.data, a.patch, a.items or 512, a.seed, a.skip)
+        side = a.patch * (a.tile if a.latent else 1)   # latent priors learn on crops of tile x tile patches
+        data, files = load_training_patches(a.data, side, a.items or 512, a.seed, a.skip)
         n, h, w, c = data.shape
         rate, beta0, out_scale = a.rate, 3e-6 / a.rate, 1.0
-        data_items = f"{a.patch}x{a.patch} crops {a.skip}..{a.skip + n - 1} of the seed-{a.seed} stream over {len(files)} photos"
+        data_items = f"{side}x{side} crops {a.skip}..{a.skip + n - 1} of the seed-{a.seed} stream over {len(files)} photos"
     else:
         data = load_training_images(a.data)
         data = data[a.skip:]
@@ -138,11 +139,28 @@ def cmd_learn_prior(a) -> int:
         n, h, w, c = data.shape
         rate, beta0, out_scale = a.rate, 3e-6 / a.rate, 1.0  # beta's scale falls roughly as 1/rate
         data_items = f"items {a.skip}..{a.skip + n - 1}"
+    lat = None
+    if a.latent:
+        from .config import LatentConfig
+
+        if not a.patch:
+            raise CombinerError("--latent needs --patch (latent grids are a patch-prior feature)")
+        try:
+            levels = tuple(int(g) for g in a.latent.split(","))
+        except ValueError:
+            raise CombinerError(f"--latent {a.latent!r}: give grid sides per patch, e.g. 32,16,8,4,2") from None
+        if any(g < 1 or a.patch % g for g in levels):
+            raise CombinerError(f"--latent {a.latent}: every grid side must divide the patch side {a.patch}")
+        lat = LatentConfig(levels=levels, channels=a.latent_channels, shared=a.shared_inr)
+        if lat.shared:
+            out_scale = 0.1  # one network for all patches starts near mid-grey rather than at full-scale noise
     inr = InrConfig(in_dim=1 if layout else 2, out_dim=c, width=a.width, depth=a.depth, n_freqs=a.freqs,
-                    max_freq=a.max_freq)
+                    max_freq=a.max_freq, features=lat.features if lat else 0)
     cfg = LearnConfig(rate_bpp=rate, n_items=n, batch=a.batch or n, first_steps=a.first_steps,
                       round_steps=a.round_steps, rounds=a.rounds, seed=a.seed, inr=inr,
-                      beta_init=beta0, out_init_scale=out_scale, reparam=a.reparam)
+                      beta_init=a.beta_init or beta0, out_init_scale=out_scale, reparam=a.reparam, latent=lat,
+                      tile=a.tile, warmup=a.warmup if a.warmup is not None else LearnConfig.warmup,
+                      ups_lr=a.shared_lr)
     digest = hashlib.sha256(Path(a.data).read_bytes()).hexdigest()[:16] if Path(a.data).is_file() else None
     info = {"name": a.name, "data": Path(a.data).name, "data_sha256_16": digest, "data_items": data_items}
     rank, world = _init_distributed(a.device)
@@ -162,9 +180,14 @@ def cmd_learn_prior(a) -> int:
         init = Prior.load(a.init_prior)
         if init.inr != inr:
             raise CombinerError(f"--init-prior {a.init_prior} has another architecture than the options given")
-    gen = learn_prior(data, cfg, dev, checkpoint=ck, data_info=info, compile=a.compile, init=init, audio=layout,
-                      patch=a.patch)
     t0 = time.time()
+
+    def snapshot(p) -> None:  # after every prior update: a long run always leaves its latest prior in OUT
+        if not rank:
+            p.info.update(train_seconds=round(time.time() - t0, 1), device=str(dev), partial=True)
+            p.save(out)
+    gen = learn_prior(data, cfg, dev, checkpoint=ck, data_info=info, compile=a.compile, init=init, audio=layout,
+                      patch=a.patch, snapshot=snapshot)
     bar = tqdm(total=cfg.first_steps + cfg.rounds * cfg.round_steps, unit="step",
                disable=True if a.quiet or rank else None)
     try:
@@ -172,8 +195,11 @@ def cmd_learn_prior(a) -> int:
             ev = next(gen)
             bar.n = ev.step
             shown = f"{ev.rate * a.sample_rate / 1000:.2f} kbps" if layout else f"{ev.rate:.3f} bpp"
-            bar.set_postfix_str(f"round {ev.round} psnr {ev.psnr:.2f} dB rate {shown} beta {ev.beta:.2e}")
+            line = f"round {ev.round} psnr {ev.psnr:.2f} dB rate {shown} beta {ev.beta:.2e}"
+            bar.set_postfix_str(line)
             bar.refresh()
+            if bar.disable and not a.quiet and not rank and ev.step % 50 == 1:  # logs of runs in the background
+                print(f"step {ev.step}/{bar.total} {time.time() - t0:.0f} s {line}", flush=True)
     except StopIteration as stop:
         prior = stop.value
     bar.close()
@@ -485,7 +511,8 @@ def cmd_priors(a) -> int:
     for p in sorted(available(a.prior_dir), key=lambda p: (p.modality, p.rate)):
         unit = "kbps" if p.modality == "audio" else "bpp "
         print(f"{p.id[:12]}  {p.modality:<6} {p.rate:>5g} {unit} {p.n_params:>6} weights  "
-              f"{p.default_blocks:>4} blocks  width {p.inr.width} depth {p.inr.depth}  {p.name}")
+              f"{p.default_blocks:>4} blocks  width {p.inr.width} depth {p.inr.depth}"
+              f"{'  latents ' + 'x'.join(map(str, p.latent.levels)) if p.latent else ''}  {p.name}")
     return 0
 
 
@@ -523,6 +550,19 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--reparam", action="store_true", help="learn RECOMBINER's linear reparameterisation "
                     "of the weights with the prior")
     lp.add_argument("--name", default=None, help="a name stored in the manifest")
+    lp.add_argument("--latent", default=None, metavar="G1,G2,...",
+                    help="patch priors: positional latent grids of these sides per patch (e.g. 32,16,8,4,2), "
+                    "stitched over the image and learned with a small upsampler")
+    lp.add_argument("--latent-channels", type=int, default=1, help="values per latent grid cell")
+    lp.add_argument("--shared-inr", action="store_true", help="latent priors: one INR for every patch, learned "
+                    "into the prior; a patch codes its latent grids only")
+    lp.add_argument("--shared-lr", type=float, default=1e-3, help="latent priors: Adam learning rate of the "
+                    "parameters all patches share (upsampler, shared INR)")
+    lp.add_argument("--beta-init", type=float, default=None, help="initial rate weight (default: from the rate)")
+    lp.add_argument("--warmup", type=int, default=None,
+                    help="steps at --beta-init before the rate controller starts (latent priors: the whole first "
+                    "round, so the grids learn to carry content before the rate squeezes them)")
+    lp.add_argument("--tile", type=int, default=2, help="latent priors learn on crops of TILE x TILE patches")
     lp.add_argument("--checkpoint", default=None, help="checkpoint file (default: OUT.ckpt)")
     lp.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     lp.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,

@@ -18,7 +18,7 @@ from . import cancel, container, limits, partition, rec, rng, siren
 from .config import FitConfig
 from .container import CmbHeader
 from .errors import CmbFormatError, CombinerError, MediaError, PriorError
-from .fitting import Objective, adjust_beta, make_distortion, masked_mse, new_state
+from .fitting import Objective, adjust_beta, masked_mse, new_state
 from .prior import Prior, find_by_short_id, nearest
 from .signals import image_targets, psnr_uint8, to_uint8
 
@@ -109,26 +109,52 @@ def _members(prior: Prior, n_blocks: int) -> list[np.ndarray]:
     return partition.block_members(bo, n_blocks)
 
 
-def code_units(target: torch.Tensor, emb: torch.Tensor, prior: Prior, members, fit: FitConfig,
-               device: torch.device, seed: int, preview=None, preview_every: int = 1, compile: bool = False,
-               weight: torch.Tensor | None = None, total_offset: tuple[int, int] = (0, 1), pooled: bool = False,
-               event_every: int = 5, unit_class: np.ndarray | None = None,
-               start: tuple[torch.Tensor, torch.Tensor] | None = None, steps: int | None = None,
-               done_before: int = 0, unit_ids: np.ndarray | None = None) -> Generator[EncodeEvent, None, tuple[np.ndarray, np.ndarray]]:
-    """Fit and code B units (INRs) that share one coordinate grid: target (B, N, C) on the network scale,
-    emb (N, E). Yields EncodeEvents; returns (indices (B, n_blocks) int64, KL of each block when coded (B, n_blocks)).
+@dataclass
+class UnitBatch:
+    """B units (INRs) fitted and coded together, sharing one coordinate grid.
 
-    `members`: the weight indices of each block, shared by all units; or, with `unit_class` (B,) ints, one
-    such list per class (class k's units get len(members[k]) blocks; shorter rows are zero-padded in the
-    result). Block b of every class uses candidate stream (seed, b), so units of one class share candidates.
-    `preview(pred (B, N, C)) -> array` makes the event previews; `weight` (B, N, 1) masks padding out of the
-    distortion; `total_offset` = (units before this batch, units in all) scales the step counts when a long
-    signal is coded in several batches; `pooled` reports one PSNR over all units (they are one signal).
-    `start` = (mu, logstd) (B, P) continues from an earlier fit instead of the prior; `steps` overrides
-    fit.steps for the fitting phase and `done_before` counts steps already reported. `unit_ids` (B,) name
-    each unit's private noise stream (default 0..B-1): a unit with the same id, target and class is fitted
-    and coded alike whatever else shares its batch.
-    """
+    target (B, N, C) on the network scale; `field` the prior's networks on that grid (`prior.field(emb,
+    ...)`: flat vectors (B, P) -> (B, N, C)). `members`: the weight indices of each block, shared by all
+    units; or, with `unit_class` (B,) ints, one such list per class (class k's units get len(members[k])
+    blocks). `weight` (B, N, 1) masks padding out of the distortion. `start` = (mu, logstd) (B, P) continues
+    from an earlier fit instead of the prior. `unit_ids` (B,) name each unit's private noise stream (default
+    0..B-1): a unit with the same id, target and class is fitted and coded alike whatever else shares its
+    batch."""
+
+    target: torch.Tensor
+    field: object
+    members: list
+    weight: torch.Tensor | None = None
+    unit_class: np.ndarray | None = None
+    start: tuple[torch.Tensor, torch.Tensor] | None = None
+    unit_ids: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Reporting:
+    """How a batch reports progress. `preview(pred (B, N, C)) -> array` makes the event previews (every
+    `preview_every` coded groups); `total_offset` = (units before this batch, units in all) scales the step
+    counts when a long signal is coded in several batches; `done_before` counts steps already reported (a
+    probe); `pooled` reports one PSNR over all units (they are one signal); an event every `event_every`
+    steps keeps cancel and progress responsive."""
+
+    preview: object = None
+    preview_every: int = 1
+    total_offset: tuple[int, int] = (0, 1)
+    done_before: int = 0
+    pooled: bool = False
+    event_every: int = 5
+
+
+def code_units(batch: UnitBatch, prior: Prior, fit: FitConfig, device: torch.device, seed: int,
+               report: Reporting = Reporting()) -> Generator[EncodeEvent, None, tuple[np.ndarray, np.ndarray]]:
+    """Fit (fit.steps beta-ELBO steps) and code a batch of units. Yields EncodeEvents; returns (indices
+    (B, n_blocks) int64, KL of each block when coded (B, n_blocks)); rows of units with fewer blocks are
+    zero-padded. Block b of every class uses candidate stream (seed, b), so units of one class share
+    candidates."""
+    target, field, weight, start = batch.target, batch.field, batch.weight, batch.start
+    members, unit_class, unit_ids = batch.members, batch.unit_class, batch.unit_ids
+    preview, preview_every, pooled, event_every = report.preview, report.preview_every, report.pooled, report.event_every
     bsz = target.shape[0]
     if unit_class is None:
         classes, unit_class = [members], np.zeros(bsz, dtype=np.int64)
@@ -145,28 +171,25 @@ def code_units(target: torch.Tensor, emb: torch.Tensor, prior: Prior, members, f
     units_of = [torch.from_numpy(np.flatnonzero(unit_class == k)).to(device) for k in range(len(classes))]
     mu_p, ls_p = prior.tensors(device)
     ls0 = torch.from_numpy(prior.post_logstd).to(device) if prior.post_logstd is not None else ls_p - 2.0
-    mix = prior.mixers(device)
-
-    obj = Objective(prior.inr, emb, target, mu_p, ls_p, block_of, n_blocks, weight, mix)
-    obj.distortion = make_distortion(prior.inr, compile)
+    obj = Objective(field, target, mu_p, ls_p, block_of, n_blocks, weight)
     mu0, ls_start = start if start is not None else (mu_p.expand(bsz, P), ls0.expand(bsz, P))
     st = new_state(mu0, ls_start, torch.full((bsz, n_blocks), prior.beta, device=device), fit.lr)
     st.frozen = torch.zeros(bsz, P, dtype=torch.bool, device=device)
     ids = np.arange(bsz) if unit_ids is None else np.asarray(unit_ids)
     gens = rng.unit_noise([fit.seed * 1_000_003 + int(i) for i in ids], device)
     target_kl = kappa - fit.kl_margin_bits
-    fit_steps = fit.steps if steps is None else steps
+    fit_steps = fit.steps
 
     n_groups = min(fit.refine_groups, n_blocks)
     groups = [np.array_split(np.arange(c), n_groups) for c in counts]  # per class: its blocks in each group
     refine = [int(round(fit.refine_first + (fit.refine_last - fit.refine_first) * g / max(1, n_groups - 1)))
               for g in range(n_groups)]
     refine[-1] = 0  # nothing left to refine after the last group
-    per_batch = done_before + fit_steps + sum(refine)
+    per_batch = report.done_before + fit_steps + sum(refine)
     # Several batches of one signal report one progress count: steps so far over all batches.
-    before, n_all = total_offset
+    before, n_all = report.total_offset
     total = int(round(per_batch * n_all / bsz)) if n_all > bsz else per_batch
-    done = (int(round(per_batch * before / bsz)) if before else 0) + done_before
+    done = (int(round(per_batch * before / bsz)) if before else 0) + report.done_before
     klb = torch.zeros(bsz, n_blocks, device=device)
 
     def snapshot(with_preview: bool) -> tuple[float, np.ndarray | None]:
@@ -196,21 +219,29 @@ def code_units(target: torch.Tensor, emb: torch.Tensor, prior: Prior, members, f
     for gi in range(n_groups):
         with torch.no_grad():
             klw = obj.kl_bits(st)
-            for k, mem in enumerate(classes):
-                u, un = units_of[k], ucls[k]
-                if len(un) == 0:
-                    continue
-                for b in groups[k][gi]:
+            # Block b of every class draws from candidate stream (seed, b), and a shorter block's candidates
+            # are a prefix of a longer one's: classes that code block b in this group share one table.
+            todo: dict[int, list[int]] = {}
+            for k in range(len(classes)):
+                if len(ucls[k]):
+                    for b in groups[k][gi]:
+                        todo.setdefault(int(b), []).append(k)
+            for b, ks in sorted(todo.items()):
+                dmax = max(len(classes[k][b]) for k in ks)
+                table = (rec.candidate_table(seed, b, kappa, dmax, device)
+                         if len(ks) > 1 and (dmax << kappa) <= rec.SHARED_TABLE_BUDGET else None)
+                for k in ks:
                     cancel.check()
-                    jt = torch.from_numpy(mem[b]).to(device)
+                    u, un, jt = units_of[k], ucls[k], torch.from_numpy(classes[k][b]).to(device)
                     coded_kl[un, b] = klw[u][:, jt].sum(1).cpu().numpy()
-                    idx = rec.select(seed, int(b), kappa, st.mu[u][:, jt], st.logstd[u][:, jt], mu_p[jt], ls_p[jt],
-                                     rng.take(gens, un))
+                    idx = rec.select(seed, b, kappa, st.mu[u][:, jt], st.logstd[u][:, jt], mu_p[jt], ls_p[jt],
+                                     rng.take(gens, un), None if table is None else table[:, :len(jt)].contiguous())
                     indices[u, b] = idx
                     uu, jj = torch.meshgrid(u, jt, indexing="ij")
-                    st.fixed[uu, jj] = rec.sample_of(seed, int(b), idx, mu_p[jt], ls_p[jt])
+                    st.fixed[uu, jj] = rec.sample_of(seed, b, idx, mu_p[jt], ls_p[jt])
                     st.frozen[uu, jj] = True
-                coded[un] += len(groups[k][gi])
+            for k in range(len(classes)):
+                coded[ucls[k]] += len(groups[k][gi])
         ndone = int(coded.max())
         kl_view = klb.cpu().numpy().copy()
         done_mask = np.arange(n_blocks)[None, :] < coded[:, None]
@@ -257,8 +288,9 @@ def encode_batch(images: Sequence[np.ndarray], rate_bpp: float | None = None, *,
     def preview(pred: torch.Tensor) -> np.ndarray:
         return to_uint8(pred, h, w)
 
-    indices, coded_kl = yield from code_units(image_targets(imgs, device), emb, prior, members, fit, device, seed,
-                                              preview if preview_every else None, preview_every, compile)
+    batch = UnitBatch(image_targets(imgs, device), prior.field(emb, device, compile=compile), members)
+    indices, coded_kl = yield from code_units(batch, prior, fit, device, seed,
+                                              Reporting(preview if preview_every else None, preview_every))
     # The sender's final reconstruction goes through the receiver's own path.
     idx_np = indices
     recon = _render(prior, _weights(prior, members, seed, idx_np, "cpu"), h, w)

@@ -20,13 +20,14 @@ class InrConfig:
     max_freq: float = 16.0     # highest frequency, in multiples of pi (geometric spacing from 1)
     w0: float = 30.0           # SIREN frequency factor of the first sine layer
     w0_hidden: float = 1.0     # frequency factor of later sine layers
+    features: int = 0          # per-point input features besides the coordinates (latent grids; 0: none)
 
     @property
     def embed_dim(self) -> int:
         return self.in_dim * (1 + 2 * self.n_freqs)
 
     def layer_shapes(self) -> list[tuple[int, int]]:
-        dims = [self.embed_dim] + [self.width] * self.depth + [self.out_dim]
+        dims = [self.embed_dim + self.features] + [self.width] * self.depth + [self.out_dim]
         return list(zip(dims[:-1], dims[1:]))
 
     @property
@@ -34,7 +35,51 @@ class InrConfig:
         return sum(i * o + o for i, o in self.layer_shapes())
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.features:  # priors made before latent grids existed keep their ids
+            del d["features"]
+        return d
+
+
+@dataclass(frozen=True)
+class LatentConfig:
+    """Positional latent grids (RECOMBINER's learned positional embeddings, in COOL-CHIC's multi-resolution form).
+
+    Every patch owns one grid per level, `levels[l]` x `levels[l]` cells of `channels` values, coded like
+    weights. The grids of all patches of an image are stitched into one grid per level, passed through one
+    learned k x k convolution per level (shared by every patch, stored in the prior) and upsampled bilinearly
+    to pixels; the INR reads the `len(levels) * channels` upsampled values beside its Fourier features."""
+
+    levels: tuple[int, ...] = (32, 16, 8, 4, 2)   # cells per patch side at each level (divide the patch side)
+    channels: int = 1                             # values per cell
+    kernel: int = 3                               # side of the learned convolution on each stitched grid
+    scale: float = 20.0                           # feature = scale * coded value (coded values sit at the
+                                                  # weights' scale, so one learning rate suits both)
+    shared: bool = False                          # the INR's weights live in the prior, learned once for all
+                                                  # patches; a patch then codes its latent grids only
+
+    @property
+    def features(self) -> int:
+        return len(self.levels) * self.channels
+
+    @property
+    def n_latents(self) -> int:
+        return sum(g * g for g in self.levels) * self.channels
+
+    @property
+    def n_upsampler(self) -> int:
+        """Learned upsampler parameters: per level a (channels, channels, k, k) kernel and a bias."""
+        c, k = self.channels, self.kernel
+        return len(self.levels) * (c * c * k * k + c)
+
+    def to_dict(self) -> dict:
+        d = dict(levels=list(self.levels), channels=self.channels, kernel=self.kernel, scale=self.scale)
+        return d | ({"shared": True} if self.shared else {})
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LatentConfig":
+        return cls(levels=tuple(int(g) for g in d["levels"]), channels=int(d["channels"]),
+                   kernel=int(d["kernel"]), scale=float(d["scale"]), shared=bool(d.get("shared", False)))
 
 
 @dataclass(frozen=True)
@@ -72,6 +117,9 @@ class LearnConfig:
     seed: int = 0
     reparam: bool = False              # RECOMBINER's linear reparameterisation W = H A, A learned here
     mix_lr: float = 1e-3               # Adam learning rate of the shared matrices A
+    latent: LatentConfig | None = None # positional latent grids (patch priors), learned with their upsampler
+    tile: int = 2                      # latent priors: training crops are tile x tile patches, stitched
+    ups_lr: float = 1e-3               # Adam learning rate of the shared upsampler
     inr: InrConfig = field(default_factory=InrConfig)
 
 

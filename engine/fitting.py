@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import rng, siren
-from .config import InrConfig
+from . import rng
 from .posterior import LN2, block_sums, kl_gauss
 
 
@@ -38,21 +37,18 @@ def new_state(mu0: torch.Tensor, logstd0: torch.Tensor, beta0: torch.Tensor, lr:
 
 
 class Objective:
-    """Data, prior and block layout a FitState is fitted against."""
+    """Data, prior and block layout a FitState is fitted against. `field` maps the sampled flat vectors
+    (B, P) to predictions (B, N, C) (a latent.Field, or any callable of that shape)."""
 
-    def __init__(self, cfg: InrConfig, emb: torch.Tensor, target: torch.Tensor,
-                 mu_p: torch.Tensor, logstd_p: torch.Tensor,
-                 block_of: torch.Tensor | None = None, n_blocks: int = 1, weight: torch.Tensor | None = None,
-                 mix: list[torch.Tensor] | None = None):
-        self.cfg, self.emb, self.target = cfg, emb, target  # (N, E), (B, N, C)
-        self.mix = mix      # linear reparameterisation matrices (None: plain weights)
+    def __init__(self, field, target: torch.Tensor, mu_p: torch.Tensor, logstd_p: torch.Tensor,
+                 block_of: torch.Tensor | None = None, n_blocks: int = 1, weight: torch.Tensor | None = None):
+        self.field, self.target = field, target  # target (B, N, C)
         self.weight = weight  # (B, N, 1) 1 where the signal has a sample, 0 in the padding of a last chunk
         self.mu_p, self.logstd_p = mu_p, logstd_p           # (P,)
         dev = mu_p.device
         self.block_of = (block_of if block_of is not None
                          else torch.zeros(mu_p.shape[0], dtype=torch.int64, device=dev))
         self.n_blocks = n_blocks
-        self.distortion = make_distortion(cfg, compile=False)
 
     def kl_bits(self, st: FitState) -> torch.Tensor:
         """Per-weight KL in bits, zero for frozen weights -> (B, P)."""
@@ -73,7 +69,7 @@ class Objective:
     def step(self, st: FitState, gen) -> tuple[torch.Tensor, torch.Tensor]:
         """One Adam step on all items -> (mse (B,), block KL (B, nb)), both detached."""
         w = self.sample(st, gen)
-        mse = self.distortion(w, self.emb, self.target, self.weight, self.mix)  # (B,)
+        mse = masked_mse(self.field(w), self.target, self.weight)  # (B,)
         klb = block_sums(self.kl_bits(st), self.block_of, self.n_blocks)  # (B, nb)
         loss = mse.sum() + (st.beta * klb).sum()
         st.opt.zero_grad(set_to_none=True)
@@ -84,7 +80,7 @@ class Objective:
     @torch.no_grad()
     def mean_prediction(self, st: FitState) -> torch.Tensor:
         """Network output at the posterior means, coded weights at their samples -> (B, N, C)."""
-        return siren.forward(torch.where(st.frozen, st.fixed, st.mu), self.emb, self.cfg, self.mix)
+        return self.field(torch.where(st.frozen, st.fixed, st.mu))
 
     @torch.no_grad()
     def mean_mse(self, st: FitState) -> torch.Tensor:
@@ -98,20 +94,6 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | 
         return ((pred - target) ** 2).mean(dim=(1, 2))
     se = ((pred - target) ** 2 * weight).sum(dim=(1, 2))
     return se / (weight.sum(dim=(1, 2)) * target.shape[2]).clamp_min(1.0)
-
-
-def make_distortion(cfg: InrConfig, compile: bool):
-    """(w (B, P), emb (N, E), target (B, N, C)[, weight (B, N, 1)][, mix]) -> per-item MSE (B,); optionally
-    torch.compile'd."""
-    def distortion(w: torch.Tensor, emb: torch.Tensor, target: torch.Tensor,
-                   weight: torch.Tensor | None = None, mix: list[torch.Tensor] | None = None) -> torch.Tensor:
-        return masked_mse(siren.forward(w, emb, cfg, mix), target, weight)  # (B, N, C) -> (B,)
-    if compile:
-        try:  # about 2x faster on CPU; needs a C++ compiler, so fall back to eager when it cannot build
-            return torch.compile(distortion, dynamic=False)
-        except Exception:
-            return distortion
-    return distortion
 
 
 def adjust_beta(beta: torch.Tensor, kl: torch.Tensor, target: float, step: float) -> torch.Tensor:

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from . import siren
+from . import latent, siren
 from .config import LearnConfig
-from .fitting import Objective, adjust_beta, make_distortion, new_state
+from .fitting import Objective, adjust_beta, new_state
 from .posterior import LN2, kl_gauss
 from .prior import AudioLayout, Prior
 from .signals import audio_targets, image_targets
@@ -71,48 +71,85 @@ class _Reducer:
         return out
 
 
+def _tile_units(signals: np.ndarray, tile: int) -> np.ndarray:
+    """(N, t*p, t*p, C) crops -> (N*t*t, p, p, C) patches, each crop's patches row-major and contiguous."""
+    n, h, w, c = signals.shape
+    p = h // tile
+    x = signals.reshape(n, tile, p, tile, p, c).transpose(0, 1, 3, 2, 4, 5)
+    return np.ascontiguousarray(x.reshape(n * tile * tile, p, p, c))
+
+
 def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
                 checkpoint: str | os.PathLike | None = None, data_info: dict | None = None,
                 compile: bool = False, init: Prior | None = None, audio: AudioLayout | None = None,
-                patch: int = 0) -> Generator[LearnEvent, None, Prior]:
+                patch: int = 0, snapshot=None) -> Generator[LearnEvent, None, Prior]:
     """signals: (N, H, W, C) uint8 images, or (N, L, C) float audio chunks in [-1, 1] (give `audio`, the
     chunk layout the prior will code). All items the same size; `patch` marks an image prior for patches of
     that side. Returns the learned Prior; its rate is bits per pixel for images and kbit/s for audio.
 
+    Latent priors (`cfg.latent`, with `patch`): every item is a crop of cfg.tile x cfg.tile patches whose latent
+    grids are stitched as the codec stitches an image's; the items the prior averages over are the patches.
+    The shared upsampler is learned by gradient with the posteriors, like the reparameterisation.
+
+    `snapshot(prior)`, if given, receives the prior after every M-step but the last (long runs save it).
+
     `init`: continue from an earlier prior of the same architecture (its mean, std, typical posterior
-    std, beta and reparameterisation) instead of a fresh SIREN initialisation.
+    std, beta, reparameterisation and upsampler) instead of a fresh SIREN initialisation.
 
     Distributed: when torch.distributed is initialised (e.g. under torchrun), every process passes the same
-    `signals` (and its own `checkpoint` path) and fits the chunks of `cfg.batch` items it owns; KL, prior statistics and the gradient of
-    the shared reparameterisation are reduced across processes, and the result equals a 1-process run.
+    `signals` (and its own `checkpoint` path) and fits the chunks of `cfg.batch` items it owns; KL, prior
+    statistics and the gradient of the shared parameters are reduced across processes, and the result
+    equals a 1-process run.
     """
+    lat_cfg = cfg.latent
     signals = signals[: cfg.n_items]
+    per_item = 1
+    if lat_cfg is not None:
+        if not patch or signals.shape[1] != cfg.tile * patch or signals.shape[2] != cfg.tile * patch:
+            raise ValueError(f"latent priors learn on crops of {cfg.tile}x{cfg.tile} patches of side {patch}")
+        signals = _tile_units(signals, cfg.tile)
+        per_item = cfg.tile * cfg.tile
     n, *grid, c = signals.shape
     inr = cfg.inr
     assert inr.out_dim == c and inr.in_dim == len(grid)
+    assert inr.features == (lat_cfg.features if lat_cfg is not None else 0)
     npix = int(np.prod(grid))
     target_bits = cfg.rate_bpp * npix  # rate_bpp: bits per pixel, or per sample for audio
     emb = siren.fourier_embed(siren.grid_coords(tuple(grid), device=device), inr)
 
     def targets(s: slice) -> torch.Tensor:
         return image_targets(signals[s], device) if audio is None else audio_targets(signals[s], device)
-    P = inr.n_params
+    n_lat = lat_cfg.n_latents if lat_cfg is not None else 0
+    shared_inr = lat_cfg is not None and lat_cfg.shared   # one INR for all patches, learned like the upsampler
+    P = n_lat + (0 if shared_inr else inr.n_params)
 
-    all_chunks = [slice(i, min(n, i + cfg.batch)) for i in range(0, n, cfg.batch)]
+    step_units = max(per_item, cfg.batch // per_item * per_item)  # chunks hold whole crops
+    all_chunks = [slice(i, min(n, i + step_units)) for i in range(0, n, step_units)]
     red = _Reducer(len(all_chunks), device)
     mine = [i for i in range(len(all_chunks)) if red.mine(i)]
     chunks = [all_chunks[i] for i in mine]
 
     w_init = siren.siren_init(inr, cfg.seed, cfg.out_init_scale).to(device)
     std0 = siren.init_std(inr, cfg.out_init_scale).to(device)
+    inr_init = w_init
+    if lat_cfg is not None:  # latents start at zero with a prior std of one feature unit
+        lat0, lat_std = torch.zeros(n_lat, device=device), torch.full((n_lat,), 1.0 / lat_cfg.scale, device=device)
+        w_init = lat0 if shared_inr else torch.cat([lat0, w_init])
+        std0 = lat_std if shared_inr else torch.cat([lat_std, std0])
     mu_p, logstd_p = torch.zeros(P, device=device), torch.log(std0)
-    mix = siren.identity_mix(inr).to(device) if cfg.reparam else None
+    shared = {}   # parameters every network of the prior shares, learned by gradient
+    if cfg.reparam:
+        shared["mix"] = (siren.identity_mix(inr).to(device), cfg.mix_lr)
+    if lat_cfg is not None:
+        shared["ups"] = (latent.identity_upsampler(lat_cfg).to(device), cfg.ups_lr)
+    if shared_inr:
+        shared["inr"] = (inr_init, cfg.ups_lr)
     beta0 = torch.full((1, 1), cfg.beta_init, device=device)
     beta_range = (cfg.beta_init * 1e-2, cfg.beta_init * 1e2)  # anti-windup bounds of the controller
     states = [new_state(w_init.expand(s.stop - s.start, P), (std0.log() + cfg.init_logstd_offset).expand(s.stop - s.start, P),
                         beta0, cfg.lr, cfg.lr_std) for s in chunks]
     if init is not None:
-        if init.inr != inr or (init.mix is not None) != cfg.reparam:
+        if init.inr != inr or (init.mix is not None) != cfg.reparam or init.latent != lat_cfg:
             raise ValueError("the initial prior has another architecture")
         mu_p, logstd_p = (torch.from_numpy(a).to(device) for a in (init.mu, init.logstd))
         ls0 = torch.from_numpy(init.post_logstd).to(device) if init.post_logstd is not None else logstd_p - 2
@@ -120,11 +157,13 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
         states = [new_state(mu_p.expand(s.stop - s.start, P), ls0.expand(s.stop - s.start, P), beta0, cfg.lr,
                             cfg.lr_std) for s in chunks]
         if init.mix is not None:
-            mix = torch.from_numpy(init.mix).to(device)
-    mix_opt = None
-    if mix is not None:
-        mix = mix.clone().requires_grad_(True)
-        mix_opt = torch.optim.Adam([mix], lr=cfg.mix_lr)
+            shared["mix"] = (torch.from_numpy(init.mix).to(device), cfg.mix_lr)
+        if init.upsampler is not None:
+            shared["ups"] = (torch.from_numpy(init.upsampler).to(device), cfg.ups_lr)
+        if init.inr_weights is not None:
+            shared["inr"] = (torch.from_numpy(init.inr_weights).to(device), cfg.ups_lr)
+    params = {k: v.clone().requires_grad_(True) for k, (v, _) in shared.items()}
+    opts = {k: torch.optim.Adam([params[k]], lr=lr) for k, (_, lr) in shared.items()}
     start_round, done = 0, 0
     ck = Path(checkpoint) if checkpoint else None
     if ck and ck.exists():
@@ -137,36 +176,73 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
                 st.mu.copy_(m), st.logstd.copy_(s)
             st.beta = b
             st.opt.load_state_dict(o)
-        if mix is not None:
+        for k in params:
             with torch.no_grad():
-                mix.copy_(saved["mix"])
-            mix_opt.load_state_dict(saved["mix_opt"])
+                params[k].copy_(saved[k])
+            opts[k].load_state_dict(saved[k + "_opt"])
         start_round, done = saved["round"], saved["done"]
 
-    dist_fn = make_distortion(inr, compile)
+    def make_field(s: slice) -> latent.Field:
+        cv = latent.uniform_canvases((s.stop - s.start) // per_item, cfg.tile, cfg.tile, device) if lat_cfg else None
+        return latent.Field(inr, emb, None, lat_cfg, None, cv, patch, None, compile)
+
+    def bind(f: latent.Field) -> None:  # the shared parameters' current values, inside this step's graph
+        f.mix = siren.split_mix(params["mix"], inr) if "mix" in params else None
+        f.ups = params.get("ups")
+        f.shared = params.get("inr")
+
     total = _total_steps(cfg)
+    fields = [make_field(s) for s in chunks]
+    def current_prior() -> Prior:
+        """The prior as it stands (after the latest M-step), with its KL profile and provenance."""
+        with torch.no_grad():
+            for o in objs:
+                bind(o.field)
+            profile = (red.total({i: (kl_gauss(st.mu, st.logstd, mu_p, logstd_p) / LN2).sum(0)
+                                  for i, st in zip(mine, states)}) / n).cpu().numpy().astype(np.float32)
+            final_psnr = float(red.total({i: (-10 * torch.log10(o.mean_mse(st))).sum()
+                                          for i, o, st in zip(mine, objs, states)})) / n
+            post_ls = (red.total({i: st.logstd.sum(0) for i, st in zip(mine, states)}) / n).cpu().numpy()
+        perm = np.random.default_rng(cfg.seed).permutation
+        # latents are coded first: the weights' fine-tuning after them can still make up for their sample
+        order = (np.concatenate([perm(n_lat), n_lat + perm(P - n_lat)]) if n_lat else perm(P)).astype(np.int64)
+        history = list(init.info.get("history", [])) + [init.info.get("learn")] if init is not None else []
+        info = dict(data_info or {}, items=n, history=history, item_shape=[*grid, c], learn=asdict(cfg) | {"inr": inr.to_dict()},
+                    train_psnr_mean_weights=round(final_psnr, 3), train_kl_bits=round(float(profile.sum()), 1),
+                    processes=red.world, created=time.strftime("%Y-%m-%d"))
+        rate = cfg.rate_bpp if audio is None else cfg.rate_bpp * audio.sample_rate / 1000.0  # kbit/s
+
+        def out(k: str) -> np.ndarray | None:
+            return params[k].detach().cpu().numpy().astype(np.float32) if k in params else None
+        return Prior(inr=inr, modality="image" if audio is None else "audio", mu=mu_p.cpu().numpy().astype(np.float32),
+                     logstd=logstd_p.cpu().numpy().astype(np.float32), order=order, kl_profile=profile,
+                     kappa=cfg.kappa, rate=rate, beta=float(beta0), info=info,
+                     post_logstd=post_ls.astype(np.float32), audio=audio, mix=out("mix"), patch=patch,
+                     latent=lat_cfg, upsampler=out("ups"), inr_weights=out("inr"))
+
     for rnd in range(start_round, cfg.rounds + 1):
         steps = cfg.first_steps if rnd == 0 else cfg.round_steps
         # one noise stream per chunk and round: the same whichever process owns the chunk
         gens = [torch.Generator(device=device).manual_seed(cfg.seed + 7919 * rnd + 104729 * (i + 1)) for i in mine]
-        objs = [Objective(inr, emb, targets(s), mu_p, logstd_p) for s in chunks]
-        for o in objs:
-            o.distortion = dist_fn
+        objs = [Objective(f, targets(s), mu_p, logstd_p) for f, s in zip(fields, chunks)]
         for it in range(steps):
             sums = {}
             for i, st, obj, g in zip(mine, states, objs, gens):
-                obj.mix = siren.split_mix(mix, inr) if mix is not None else None
-                mse, kl = obj.step(st, g)   # accumulates the shared mix gradient, steps the posteriors
+                bind(obj.field)
+                mse, kl = obj.step(st, g)   # accumulates the shared gradients, steps the posteriors
                 sums[i] = torch.stack([kl[:, 0].sum().double(), (-10 * torch.log10(mse)).sum().double()])
-                if mix is not None:
-                    sums[i] = torch.cat([sums[i], mix.grad.double().flatten()])
-                    mix.grad = None
+                for k in params:
+                    sums[i] = torch.cat([sums[i], params[k].grad.double().flatten()])
+                    params[k].grad = None
             tot = red.total(sums)
             kl_mean, psnr_mean = float(tot[0]) / n, float(tot[1]) / n
-            if mix is not None:
-                mix.grad = tot[2:].to(mix.dtype)
-                mix_opt.step()
-                mix.grad = None
+            o = 2
+            for k in params:
+                m = params[k].numel()
+                params[k].grad = tot[o:o + m].to(params[k].dtype).reshape(params[k].shape)
+                o += m
+                opts[k].step()
+                params[k].grad = None
             beta = states[0].beta if states else beta0
             if done >= cfg.warmup or init is not None:
                 beta = adjust_beta(beta, torch.tensor(kl_mean, device=device), target_bits, cfg.beta_step)
@@ -184,33 +260,18 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
                              for i, st in zip(mine, states)}) / n
             logstd_p = (0.5 * torch.log(var)).float()
         if ck:
-            _save_checkpoint(ck, cfg, states, mu_p, logstd_p, rnd + 1, done, mix, mix_opt)
+            _save_checkpoint(ck, cfg, states, mu_p, logstd_p, rnd + 1, done, params, opts)
+        if snapshot is not None and rnd < cfg.rounds:
+            snapshot(current_prior())
 
-    with torch.no_grad():
-        mixers = siren.split_mix(mix, inr) if mix is not None else None
-        for o in objs:
-            o.mix = mixers
-        profile = (red.total({i: (kl_gauss(st.mu, st.logstd, mu_p, logstd_p) / LN2).sum(0)
-                              for i, st in zip(mine, states)}) / n).cpu().numpy().astype(np.float32)
-        final_psnr = float(red.total({i: (-10 * torch.log10(o.mean_mse(st))).sum()
-                                      for i, o, st in zip(mine, objs, states)})) / n
-        post_ls = (red.total({i: st.logstd.sum(0) for i, st in zip(mine, states)}) / n).cpu().numpy()
-    order = np.random.default_rng(cfg.seed).permutation(P).astype(np.int64)
-    history = list(init.info.get("history", [])) + [init.info.get("learn")] if init is not None else []
-    info = dict(data_info or {}, items=n, history=history, item_shape=[*grid, c], learn=asdict(cfg) | {"inr": inr.to_dict()},
-                train_psnr_mean_weights=round(final_psnr, 3), train_kl_bits=round(float(profile.sum()), 1),
-                processes=red.world, created=time.strftime("%Y-%m-%d"))
-    rate = cfg.rate_bpp if audio is None else cfg.rate_bpp * audio.sample_rate / 1000.0  # kbit/s
-    return Prior(inr=inr, modality="image" if audio is None else "audio", mu=mu_p.cpu().numpy().astype(np.float32),
-                 logstd=logstd_p.cpu().numpy().astype(np.float32), order=order, kl_profile=profile,
-                 kappa=cfg.kappa, rate=rate, beta=float(beta0), info=info,
-                 post_logstd=post_ls.astype(np.float32), audio=audio,
-                 mix=mix.detach().cpu().numpy().astype(np.float32) if mix is not None else None, patch=patch)
+    return current_prior()
 
 
-def _save_checkpoint(path: Path, cfg, states, mu_p, logstd_p, rnd: int, done: int, mix=None, mix_opt=None) -> None:
+def _save_checkpoint(path: Path, cfg, states, mu_p, logstd_p, rnd: int, done: int, params=None, opts=None) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    extra = {"mix": mix.detach(), "mix_opt": mix_opt.state_dict()} if mix is not None else {}
+    extra = {}
+    for k in params or {}:
+        extra[k], extra[k + "_opt"] = params[k].detach(), opts[k].state_dict()
     torch.save(extra | {"config": repr(cfg), "mu_p": mu_p, "logstd_p": logstd_p, "round": rnd, "done": done,
                 "mu": [st.mu.detach() for st in states], "logstd": [st.logstd.detach() for st in states],
                 "beta": [st.beta for st in states], "opt": [st.opt.state_dict() for st in states]}, tmp)

@@ -317,6 +317,14 @@ def load_training_patches(path: str | os.PathLike, patch: int, n_items: int, see
     Crops are items skip .. skip + n_items - 1 of one seeded stream (photo drawn uniformly, then a uniform
     position inside it), so a later stage with a larger `skip` sees crops the earlier stages did not."""
     p = Path(path)
+    if p.is_file() and p.suffix.lower() == ".npz":  # crops packed in advance (benchmarks/pack_crops.py)
+        with np.load(p) as z:
+            crops = z["images"]
+        if crops.ndim != 4 or crops.shape[1] != patch or crops.shape[2] != patch or crops.dtype != np.uint8:
+            raise MediaError(f"{p}: 'images' holds {crops.shape} {crops.dtype}, not {patch}x{patch} uint8 crops")
+        if skip + n_items > len(crops):
+            raise MediaError(f"{p}: {len(crops)} crops, fewer than the {skip + n_items} asked for")
+        return np.ascontiguousarray(crops[skip:skip + n_items]), [p]
     files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if p.is_dir() else []
     if not files:
         raise MediaError(f"{p}: no images in this folder")

@@ -18,18 +18,19 @@ in proportion to that KL, quantised to a few block counts, and every block is he
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generator, Sequence
 
 import numpy as np
 import torch
 
 from . import cancel, container, limits, rng, siren
-from .codec import EncodeEvent, _members, _weights, code_units
+from .latent import Canvas
+from .codec import EncodeEvent, Reporting, UnitBatch, _members, _weights, code_units
 from .config import FitConfig
 from .container import CmbHeader
 from .errors import CmbFormatError, CombinerError, MediaError, PriorError
-from .fitting import Objective, adjust_beta, make_distortion, masked_mse, new_state
+from .fitting import Objective, adjust_beta, masked_mse, new_state
 from .prior import Prior, available, find_by_short_id, nearest_patch
 from .signals import psnr_uint8
 
@@ -212,28 +213,90 @@ def _probe(obj: Objective, prior: Prior, fit: FitConfig, device, steps: int, gro
     return st.mu.detach(), st.logstd.detach(), kl_units.cpu().numpy()
 
 
-@torch.no_grad()
-def _render(prior: Prior, seed: int, unit_blocks: Sequence[int], indices: Sequence[np.ndarray], device="cpu",
-            progress=None) -> np.ndarray:
-    """Receiver side: per patch its block count and indices -> (U, p, p, 3) uint8 patches. `progress(done,
-    total)` (patches), if given, is called after every render batch."""
-    p = prior.patch
-    emb = siren.fourier_embed(siren.grid_coords((p, p), device=device), prior.inr)
-    mix = prior.mixers(device)
-    out = np.empty((len(unit_blocks), p, p, 3), dtype=np.uint8)
+def _batches(grids: list[tuple[int, int]], max_units: int, stitched: bool) -> list[list[tuple[int, np.ndarray]]]:
+    """Plan the encoder's batches: each a list of (image, its patch indices). Plain priors fill batches of
+    `max_units` patches in image order. Latent priors keep images whole, or (an image of more than
+    `max_units` patches) cut it into bands of whole patch rows, so every batch stitches its patches."""
+    sizes = [r * c for r, c in grids]
+    if not stitched:
+        units = [(i, u) for i, n in enumerate(sizes) for u in range(n)]
+        out = []
+        for s in range(0, len(units), max_units):
+            part = units[s:s + max_units]
+            out.append([(i, np.array([u for j, u in part if j == i])) for i in dict.fromkeys(j for j, _ in part)])
+        return out
+    out, cur, n_cur = [], [], 0
+    for i, (rows, cols) in enumerate(grids):
+        if sizes[i] <= max_units:
+            if n_cur + sizes[i] > max_units and cur:
+                out.append(cur)
+                cur, n_cur = [], 0
+            cur.append((i, np.arange(sizes[i])))
+            n_cur += sizes[i]
+            continue
+        if cur:
+            out.append(cur)
+            cur, n_cur = [], 0
+        band = max(1, max_units // cols)
+        for r0 in range(0, rows, band):
+            out.append([(i, np.arange(r0 * cols, min(rows, r0 + band) * cols))])
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _canvases(segs, grids, context, device) -> list[Canvas]:
+    """Stitching layout of one latent batch: an image whole, or a band of it with one patch row of context
+    above and below (more than the upsampler's reach) taken from `context`."""
+    out, off = [], 0
+    for i, us in segs:
+        rows, cols = grids[i]
+        if len(us) == rows * cols:
+            out.append(Canvas(rows, cols, torch.arange(off, off + len(us), device=device)))
+        else:
+            r0, r1 = int(us[0]) // cols, int(us[-1]) // cols + 1
+            a, b = max(0, r0 - 1), min(rows, r1 + 1)
+            cells = torch.full(((b - a) * cols,), -1, dtype=torch.int64, device=device)
+            cells[(r0 - a) * cols:(r1 - a) * cols] = torch.arange(off, off + len(us), device=device)
+            out.append(Canvas(b - a, cols, cells, context[i][a * cols:b * cols]))
+        off += len(us)
+    return out
+
+
+def _unit_weights(prior: Prior, seed: int, unit_blocks: Sequence[int], indices: Sequence[np.ndarray],
+                  device="cpu") -> torch.Tensor:
+    """Receiver side: per patch its block count and coded indices -> flat vectors (U, P)."""
     ub = np.asarray(unit_blocks)
+    w = torch.empty(len(ub), prior.n_params, device=device)
     for nb in np.unique(ub):
         us = np.flatnonzero(ub == nb)
-        members = _members(prior, int(nb))
-        for s in range(0, len(us), RENDER_BATCH):
-            cancel.check()
-            part = us[s:s + RENDER_BATCH]
-            w = _weights(prior, members, seed, np.stack([indices[u] for u in part]), device)
-            y = siren.forward(w, emb, prior.inr, mix)   # (b, p*p, 3)
-            x = ((y + 0.5).clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
-            out[part] = x.reshape(len(part), p, p, 3).cpu().numpy()
-            if progress is not None:
-                progress(int((ub < nb).sum()) + s + len(part), len(ub))
+        w[torch.from_numpy(us).to(device)] = _weights(prior, _members(prior, int(nb)), seed,
+                                                      np.stack([indices[u] for u in us]), device)
+    return w
+
+
+@torch.no_grad()
+def _render(prior: Prior, seed: int, unit_blocks: Sequence[int], indices: Sequence[np.ndarray], device="cpu",
+            progress=None, grid: tuple[int, int] | None = None) -> np.ndarray:
+    """Receiver side: per patch its block count and indices -> (U, p, p, 3) uint8 patches. `grid` (rows, cols)
+    is the patch layout (latent priors stitch their grids over it). `progress(done, total)` (patches), if
+    given, is called after every render batch."""
+    p = prior.patch
+    emb = siren.fourier_embed(siren.grid_coords((p, p), device=device), prior.inr)
+    n = len(unit_blocks)
+    w = _unit_weights(prior, seed, unit_blocks, indices, device)        # (U, P)
+    rows, cols = grid if grid is not None else (1, n)
+    field = prior.field(emb, device, [Canvas(rows, cols, torch.arange(n, device=device))])
+    feat = field.features(w)                                              # (U, p*p, F) or None
+    out = np.empty((n, p, p, 3), dtype=np.uint8)
+    for s in range(0, n, RENDER_BATCH):
+        cancel.check()
+        sl = slice(s, min(n, s + RENDER_BATCH))
+        y = field(w[sl], feat[sl] if feat is not None else None)  # (b, p*p, 3)
+        x = ((y + 0.5).clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
+        out[sl] = x.reshape(-1, p, p, 3).cpu().numpy()
+        if progress is not None:
+            progress(sl.stop, n)
     return out
 
 
@@ -283,7 +346,6 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
     probe_out = [np.zeros(pl["patches"].shape[0]) for pl in plan]
     weights = [np.ones(pl["patches"].shape[0]) if importance is None or importance[i] is None
                else np.maximum(np.asarray(importance[i], np.float64).reshape(-1), 1e-3) for i, pl in enumerate(plan)]
-    dist = make_distortion(prior.inr, compile)
 
     def preview_of(points: torch.Tensor | None):
         """(b, n, 3) posterior-mean values at the batch's kept grid points -> (b, p, p, 3) uint8 patches (points
@@ -296,8 +358,13 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
             return ((pred + 0.5).clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).reshape(-1, p, p, 3).cpu().numpy()
         return preview
 
-    for s in range(0, n_all, max_units):
-        part = units[s:s + max_units]
+    grids = [patch_grid(img.shape[0], img.shape[1], p) for img in imgs]
+    # latent priors: each image's best-known latents (the prior mean until a band of it is coded)
+    context = ([mu_p[:prior.latent.n_latents].expand(pl["patches"].shape[0], -1).clone() for pl in plan]
+               if prior.latent is not None else None)
+    s = 0
+    for segs in _batches(grids, max_units, prior.latent is not None):
+        part = [(i, int(u)) for i, us in segs for u in us]
         img_of = np.array([i for i, _ in part])
         uid = np.array([u for _, u in part])
         tgt = np.stack([plan[i]["patches"][u] for i, u in part])
@@ -307,6 +374,8 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         emb_b, target, weight = _inside_coords(emb, target, mask, weight)  # skip grid points outside the image
         kept = None if emb_b.shape[0] == p * p else torch.from_numpy(
             np.flatnonzero(mask.max(axis=0)[:, 0] > 0)).to(device)
+        field = prior.field(emb_b, device, _canvases(segs, grids, context, device) if context else None, kept,
+                            compile)
         batch_preview = preview_of(kept)
         # this batch's share of each image's budget, in proportion to its patches here
         share = {i: plan[i]["total"] * int((img_of == i).sum()) / plan[i]["patches"].shape[0]
@@ -318,8 +387,7 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         total_steps = max(1, int(round(per_batch * max(1, n_all / len(part)))))
         done = int(round(per_batch * s / len(part)))
         if adaptive:
-            obj = Objective(prior.inr, emb_b, target, mu_p, ls_p, None, 1, weight, prior.mixers(device))
-            obj.distortion = dist
+            obj = Objective(field, target, mu_p, ls_p, None, 1, weight)
             _, grp = np.unique(img_of, return_inverse=True)
             kl_target = torch.tensor([share[i] * prior.kappa / (img_of == i).sum() for i in np.unique(img_of)],
                                      device=device, dtype=torch.float32)
@@ -338,15 +406,19 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         counts = np.unique(n_units)
         classes = [_members(prior, int(n)) for n in counts]
         unit_class = np.searchsorted(counts, n_units)
+        batch = UnitBatch(target, field, classes, weight, unit_class, start, uid)
         idx, coded_kl = yield from code_units(
-            target, emb_b, prior, classes, fit, device, seed, batch_preview if preview_every else None,
-            preview_every, compile, weight,
-            total_offset=(s, n_all), pooled=False, unit_class=unit_class, start=start,
-            steps=fit.steps - probe_steps, done_before=probe_steps, unit_ids=uid)
+            batch, prior, replace(fit, steps=fit.steps - probe_steps), device, seed,
+            Reporting(batch_preview if preview_every else None, preview_every, (s, n_all), probe_steps))
         for k, (i, u) in enumerate(part):
             blocks[i][u] = n_units[k]
             idx_out[i][u] = idx[k, :n_units[k]]
             kl_out[i][u] = coded_kl[k]
+        if context:  # later bands of these images see this band's coded latents
+            coded = _unit_weights(prior, seed, n_units, [idx[k, :n_units[k]] for k in range(len(part))], device)
+            for k, (i, u) in enumerate(part):
+                context[i][u] = coded[k, :prior.latent.n_latents]
+        s += len(part)
 
     out = []
     for i, (img, pl) in enumerate(zip(imgs, plan)):
@@ -355,7 +427,7 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         hdr = _header(img.shape, prior, seed, cls_blocks, np.searchsorted(cls_blocks, nb), pl["alpha"])
         data = container.write(hdr, np.concatenate(idx_out[i]))
         # The sender's reconstruction goes through the receiver's own path.
-        rgb = stitch(_render(prior, seed, nb, idx_out[i]), img.shape[0], img.shape[1])
+        rgb = stitch(_render(prior, seed, nb, idx_out[i], grid=grids[i]), img.shape[0], img.shape[1])
         recon = from_rgb(rgb, img.shape[2], pl["alpha_arr"])
         nc = min(3, img.shape[2]) if img.shape[2] != 2 else 1
         kl = np.zeros((len(nb), int(nb.max())))
@@ -419,7 +491,7 @@ def decode_image_full(data: bytes, prior_dirs=None, device="cpu", progress=None
     ub = hdr.unit_blocks
     offs = np.concatenate([[0], np.cumsum(ub)])
     per_unit = [idx[offs[u]:offs[u + 1]] for u in range(len(ub))]
-    rgb = stitch(_render(prior, hdr.seed, ub, per_unit, device, progress), h, w)
+    rgb = stitch(_render(prior, hdr.seed, ub, per_unit, device, progress, patch_grid(h, w, hdr.patch)), h, w)
     return from_rgb(rgb, c, alpha), hdr, prior
 
 

@@ -18,7 +18,7 @@ import torch
 from safetensors.numpy import load_file, save_file
 from safetensors import safe_open
 
-from .config import InrConfig
+from .config import InrConfig, LatentConfig
 from .errors import PriorError
 
 ID_BYTES = 3
@@ -50,6 +50,9 @@ class Prior:
     audio: AudioLayout | None = None       # audio priors only: chunk length and sample rate
     mix: np.ndarray | None = None          # flat linear-reparameterisation matrices (RECOMBINER), or None
     patch: int = 0                         # image patch priors: side of the square patch each INR codes
+    latent: LatentConfig | None = None     # latent-grid patch priors: the grids at the head of each vector
+    upsampler: np.ndarray | None = None    # their learned per-level convolutions (latent.split_upsampler)
+    inr_weights: np.ndarray | None = None  # latent.shared priors: the one INR every patch uses
 
     @property
     def n_params(self) -> int:
@@ -72,12 +75,14 @@ class Prior:
             ident["audio"] = {"chunk": self.audio.chunk, "sample_rate": self.audio.sample_rate}
         if self.patch:
             ident["patch"] = self.patch
+        if self.latent is not None:
+            ident["latent"] = self.latent.to_dict()
         return ident
 
     @property
     def id(self) -> str:
         h = hashlib.sha256(json.dumps(self._identity(), sort_keys=True).encode())
-        for a in (self.mu, self.logstd, self.order, self.kl_profile, self.post_logstd, self.mix):
+        for a in (self.mu, self.logstd, self.order, self.kl_profile, self.post_logstd, self.mix, self.upsampler, self.inr_weights):
             if a is not None:
                 h.update(np.ascontiguousarray(a).tobytes())
         return h.hexdigest()
@@ -101,6 +106,16 @@ class Prior:
 
         return split_mix(torch.from_numpy(self.mix).to(device), self.inr)
 
+    def field(self, emb: torch.Tensor, device: torch.device | str, canvases=None, points=None, compile=False):
+        """This prior's networks over the embedded grid `emb` (see latent.Field); latent priors also need the
+        `canvases` that stitch the batch's patches into images."""
+        from .latent import Field
+
+        ups = torch.from_numpy(self.upsampler).to(device) if self.upsampler is not None else None
+        shared = torch.from_numpy(self.inr_weights).to(device) if self.inr_weights is not None else None
+        return Field(self.inr, emb, self.mixers(device), self.latent, ups, canvases, self.patch, points, compile,
+                     shared)
+
     def save(self, path: str | os.PathLike) -> None:
         """Write atomically (temporary file in the same folder, then rename)."""
         manifest = dict(self._identity(), rate=self.rate, beta=self.beta, info=self.info, id=self.id)
@@ -111,6 +126,10 @@ class Prior:
             tensors["post_logstd"] = self.post_logstd
         if self.mix is not None:
             tensors["mix"] = self.mix
+        if self.upsampler is not None:
+            tensors["upsampler"] = self.upsampler
+        if self.inr_weights is not None:
+            tensors["inr_weights"] = self.inr_weights
         save_file(tensors, str(tmp), metadata={"manifest": json.dumps(manifest)})
         os.replace(tmp, path)
 
@@ -126,7 +145,20 @@ class Prior:
                     rate=float(m["rate"]), beta=float(m["beta"]), info=m.get("info", {}),
                     post_logstd=t.get("post_logstd"),
                     audio=AudioLayout(**m["audio"]) if m.get("audio") else None, mix=t.get("mix"),
-                    patch=int(m.get("patch", 0)))
+                    patch=int(m.get("patch", 0)),
+                    latent=LatentConfig.from_dict(m["latent"]) if m.get("latent") else None,
+                    upsampler=t.get("upsampler"), inr_weights=t.get("inr_weights"))
+            if (p.latent is None) != (p.upsampler is None) or (
+                    p.latent is not None and (p.upsampler.shape != (p.latent.n_upsampler,)
+                                              or p.inr.features != p.latent.features or not p.patch
+                                              or any(p.patch % g for g in p.latent.levels))):
+                raise PriorError(f"{path}: latent grids and upsampler do not fit the prior")
+            shared = p.latent is not None and p.latent.shared
+            if shared != (p.inr_weights is not None) or (shared and p.inr_weights.shape != (p.inr.n_params,)):
+                raise PriorError(f"{path}: the shared INR weights do not fit the prior")
+            coded_inr = 0 if shared else p.inr.n_params
+            if p.n_params != coded_inr + (p.latent.n_latents if p.latent is not None else 0):
+                raise PriorError(f"{path}: {p.n_params} prior entries do not fit the architecture")
         except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError, Exception) as e:
             if isinstance(e, PriorError):
                 raise

@@ -14,6 +14,13 @@ import torch
 from . import rng
 
 SCORE_BUDGET = 1 << 22   # candidate weights (K x d) scored at a time: bounds memory whatever the block size
+SHARED_TABLE_BUDGET = 1 << 24  # largest candidate table (K x d) kept to share between classes of units
+
+
+def candidate_table(seed: int, block: int, kappa: int, dim: int, device) -> torch.Tensor:
+    """All 2**kappa candidates of one block -> (K, dim); its first d columns are the table of the same block
+    with d weights (the candidate stream is a prefix code in the weight position)."""
+    return rng.candidates(seed, block, torch.arange(1 << kappa, device=device), dim)
 
 
 def log_ratio_coeffs(mu_q: torch.Tensor, logstd_q: torch.Tensor, mu_p: torch.Tensor,
@@ -29,17 +36,18 @@ def log_ratio_coeffs(mu_q: torch.Tensor, logstd_q: torch.Tensor, mu_p: torch.Ten
 
 def select(seed: int, block: int, kappa: int, mu_q: torch.Tensor, logstd_q: torch.Tensor,
            mu_p: torch.Tensor, logstd_p: torch.Tensor,
-           gen) -> torch.Tensor:
+           gen, table: torch.Tensor | None = None) -> torch.Tensor:
     """Indices chosen for B items for one block -> (B,) int64. All tensors on one device. `gen`: the
-    sender's private randomness, one torch.Generator for all items, a list of one per item, or rng.UnitNoise."""
+    sender's private randomness, one torch.Generator for all items, a list of one per item, or rng.UnitNoise.
+    `table`: this block's (K, d) candidates if the caller already has them (`candidate_table`)."""
     dev = mu_q.device
     k = 1 << kappa
     step = max(1, SCORE_BUDGET // max(1, mu_p.shape[0]))
     if step < k:  # a large block: score the candidates in chunks (same result, bounded memory)
         a, b = log_ratio_coeffs(mu_q, logstd_q, mu_p, logstd_p)
         return _select_chunked(seed, block, k, step, a, b, torch.cumsum(_arrival_noise(gen, block, k, mu_q), 0),
-                               mu_p.shape[0])
-    z = rng.candidates(seed, block, torch.arange(k, device=dev), mu_p.shape[0])  # (K, d)
+                               mu_p.shape[0], table)
+    z = table if table is not None else rng.candidates(seed, block, torch.arange(k, device=dev), mu_p.shape[0])
     a, b = log_ratio_coeffs(mu_q, logstd_q, mu_p, logstd_p)                   # (B, d)
     score = (z * z) @ a.T + z @ b.T                                            # (K, B)
     if isinstance(gen, rng.UnitNoise):
@@ -53,12 +61,13 @@ def select(seed: int, block: int, kappa: int, mu_q: torch.Tensor, logstd_q: torc
 
 
 def _select_chunked(seed: int, block: int, k: int, step: int, a: torch.Tensor, b: torch.Tensor,
-                    arrivals: torch.Tensor, d: int) -> torch.Tensor:
+                    arrivals: torch.Tensor, d: int, table: torch.Tensor | None = None) -> torch.Tensor:
     """argmax over K candidates scored `step` at a time; the first maximum wins, as torch.argmax's."""
     dev = a.device
     best = best_idx = None
     for s in range(0, k, step):
-        z = rng.candidates(seed, block, torch.arange(s, min(k, s + step), device=dev), d)
+        z = (table[s:s + step] if table is not None
+             else rng.candidates(seed, block, torch.arange(s, min(k, s + step), device=dev), d))
         sc = (z * z) @ a.T + z @ b.T - torch.log(arrivals[s:s + step])        # (step, B)
         i = torch.argmax(sc, dim=0)
         v = sc.gather(0, i[None])[0]

@@ -62,16 +62,21 @@ def identity_mix(cfg: InrConfig) -> torch.Tensor:
 
 
 def forward(flat: torch.Tensor, emb: torch.Tensor, cfg: InrConfig,
-            mix: list[torch.Tensor] | None = None) -> torch.Tensor:
+            mix: list[torch.Tensor] | None = None, feat: torch.Tensor | None = None) -> torch.Tensor:
     """Evaluate B networks at the same N embedded coordinates: (B, P), (N, E) -> (B, N, out_dim).
 
     With `mix` (RECOMBINER's linear reparameterisation) the flat vector holds h, and layer l's weights and
-    bias are [W_l; b_l] = [H_l; c_l] A_l with A_l (out, out) shared by every network of a prior."""
+    bias are [W_l; b_l] = [H_l; c_l] A_l with A_l (out, out) shared by every network of a prior.
+    `feat` (B, N, cfg.features): per-network input features read beside the embedding (latent grids)."""
     layers = unflatten(flat, cfg)
     if mix is not None:
         layers = [(w @ a, b @ a) for (w, b), a in zip(layers, mix)]
     w, b = layers[0]
-    h = cancel.watch(torch.sin(cfg.w0 * (torch.matmul(emb, w) + b)))  # (B, N, H)
+    e = emb.shape[-1]
+    pre = torch.matmul(emb, w[:, :e]) + b  # (B, N, H)
+    if cfg.features:
+        pre = torch.baddbmm(pre, feat, w[:, e:])
+    h = cancel.watch(torch.sin(cfg.w0 * pre))  # (B, N, H)
     for w, b in layers[1:-1]:
         h = cancel.watch(torch.sin(cfg.w0_hidden * torch.baddbmm(b, h, w)))
     w, b = layers[-1]

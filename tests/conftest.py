@@ -118,3 +118,28 @@ def patch_prior(patch_prior_dir):
     return Prior.load(patch_prior_dir / "tinypatch.safetensors")
 
 
+
+
+@pytest.fixture(scope="session")
+def latent_prior_dir(tmp_path_factory):
+    """A tiny 16x16 latent-grid patch prior (grids of 8, 4 and 2 cells per patch, stitched over 2x2-patch
+    crops), learned with the project's learner on real photo crops."""
+    from engine.config import LatentConfig
+
+    torch.manual_seed(0)
+    lat = LatentConfig(levels=(8, 4, 2), channels=1)
+    cfg = LearnConfig(rate_bpp=2.0, n_items=12, batch=48, first_steps=150, round_steps=60, rounds=2, warmup=50,
+                      beta_init=1.5e-6, latent=lat, tile=2,
+                      inr=InrConfig(width=10, depth=2, n_freqs=2, max_freq=4.0, features=lat.features))
+    prior = run(learn_prior(photo_patches(12, size=32, seed=4), cfg, torch.device("cpu"), patch=16,
+                            data_info={"name": "tiny-latent-test"}))
+    d = tmp_path_factory.mktemp("latent_priors")
+    prior.save(d / "tinylatent.safetensors")
+    return d
+
+
+@pytest.fixture(scope="session")
+def latent_prior(latent_prior_dir):
+    from engine.prior import Prior
+
+    return Prior.load(latent_prior_dir / "tinylatent.safetensors")

@@ -241,10 +241,10 @@ def test_extreme_shapes_cost_what_their_pixels_cost(patch_prior, monkeypatch):
 
     work = []
 
-    def spy(target, emb, prior, members, *a, **k):  # count the work, skip the fitting
-        work[-1] += target.shape[0] * emb.shape[0]
-        nb = max(len(m) for m in members)
-        return np.zeros((target.shape[0], nb), np.int64), np.zeros((target.shape[0], nb))
+    def spy(batch, *a, **k):  # count the work, skip the fitting
+        work[-1] += batch.target.shape[0] * batch.field.emb.shape[0]
+        nb = max(len(m) for m in batch.members)
+        return np.zeros((batch.target.shape[0], nb), np.int64), np.zeros((batch.target.shape[0], nb))
         yield
 
     monkeypatch.setattr(pc, "code_units", spy)

@@ -1,0 +1,171 @@
+"""Latent-grid patch priors: stitching without seams, the prior file, exact encode/decode, bands, odd sizes,
+and resumable learning."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from engine import latent
+from engine.codec import run
+from engine.config import InrConfig, LatentConfig, LearnConfig
+from engine.errors import PriorError
+from engine.learn import learn_prior
+from engine.patch_codec import decode_image_full, encode_image_batch
+from engine.prior import Prior
+from engine.signals import psnr_uint8
+
+from .conftest import PATCH_FIT, photo, photo_patches
+
+LAT = LatentConfig(levels=(8, 4, 2), channels=2)
+
+
+def _random_upsampler(cfg: LatentConfig, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return latent.identity_upsampler(cfg) + 0.1 * torch.randn(cfg.n_upsampler, generator=g)
+
+
+def _reference_features(lat: torch.Tensor, rows: int, cols: int, cfg: LatentConfig, p: int,
+                        ups: torch.Tensor) -> torch.Tensor:
+    """Independent reference: paste each patch's grids into a whole-image grid with explicit loops, then
+    convolve and interpolate the whole image once -> (rows*cols, p*p, F)."""
+    layers = latent.split_upsampler(ups, cfg)
+    c, per_level, o = cfg.channels, [], 0
+    for g, (w, b) in zip(cfg.levels, layers):
+        big = torch.zeros(c, rows * g, cols * g)
+        for u in range(rows * cols):
+            r, q = divmod(u, cols)
+            cell = lat[u, o:o + g * g * c].reshape(g, g, c).permute(2, 0, 1)
+            big[:, r * g:(r + 1) * g, q * g:(q + 1) * g] = cell
+        o += g * g * c
+        big = F.conv2d(F.pad(big[None] * cfg.scale, [cfg.kernel // 2] * 4, mode="replicate"), w, b)
+        per_level.append(F.interpolate(big, size=(rows * p, cols * p), mode="bilinear", align_corners=False)[0])
+    img = torch.cat(per_level, 0)  # (F, rows*p, cols*p)
+    out = torch.empty(rows * cols, p * p, cfg.features)
+    for u in range(rows * cols):
+        r, q = divmod(u, cols)
+        out[u] = img[:, r * p:(r + 1) * p, q * p:(q + 1) * p].permute(1, 2, 0).reshape(p * p, -1)
+    return out
+
+
+def test_stitched_features_equal_one_whole_image_upsampling():
+    rows, cols, p = 2, 3, 16
+    lat = torch.randn(rows * cols, LAT.n_latents) * 0.05
+    ups = _random_upsampler(LAT)
+    got = latent.features(lat, latent.uniform_canvases(1, rows, cols), LAT, p, ups)
+    assert torch.allclose(got, _reference_features(lat, rows, cols, LAT, p, ups), atol=1e-5)
+
+
+def test_a_band_with_context_equals_its_rows_of_the_whole_image():
+    rows, cols, p = 4, 2, 16
+    lat = torch.randn(rows * cols, LAT.n_latents) * 0.05
+    ups = _random_upsampler(LAT, 1)
+    whole = latent.features(lat, latent.uniform_canvases(1, rows, cols), LAT, p, ups)
+    # rows 1..2 in the batch, rows 0 and 3 as context (the encoder's band layout)
+    cells = torch.tensor([-1, -1, 0, 1, 2, 3, -1, -1])
+    band = latent.features(lat[2:6], [latent.Canvas(4, 2, cells, lat.clone())], LAT, p, ups)
+    assert torch.allclose(band, whole[2:6], atol=1e-5)
+
+
+def test_no_seams_between_patches():
+    """Across a patch border the features change no more than inside a patch (edge jump <= 2x interior)."""
+    rows, cols, p = 3, 3, 16
+    lat = torch.randn(rows * cols, LAT.n_latents) * 0.05
+    f = latent.features(lat, latent.uniform_canvases(1, rows, cols), LAT, p, _random_upsampler(LAT, 2))
+    img = f.reshape(rows, cols, p, p, -1).permute(0, 2, 1, 3, 4).reshape(rows * p, cols * p, -1)
+    dx = (img[:, 1:] - img[:, :-1]).abs().mean(dim=(0, 2))   # (cols*p - 1,) mean jump between columns
+    border = dx[[q * p - 1 for q in range(1, cols)]]
+    interior = dx[[k for k in range(cols * p - 1) if (k + 1) % p]]
+    assert border.max() <= 2.0 * interior.mean()
+    # the same latents coded as independent patches (no stitching) do show seams
+    f1 = latent.features(lat, latent.uniform_canvases(rows * cols, 1, 1), LAT, p, _random_upsampler(LAT, 2))
+    img1 = f1.reshape(rows, cols, p, p, -1).permute(0, 2, 1, 3, 4).reshape(rows * p, cols * p, -1)
+    dx1 = (img1[:, 1:] - img1[:, :-1]).abs().mean(dim=(0, 2))
+    assert dx1[[q * p - 1 for q in range(1, cols)]].max() > 2.0 * dx1[[k for k in range(cols * p - 1) if (k + 1) % p]].mean()
+
+
+def test_latent_prior_round_trips_through_its_file(latent_prior, latent_prior_dir, tmp_path):
+    assert latent_prior.latent == LatentConfig(levels=(8, 4, 2), channels=1)
+    assert latent_prior.n_params == latent_prior.latent.n_latents + latent_prior.inr.n_params
+    assert not np.allclose(latent_prior.upsampler, latent.identity_upsampler(latent_prior.latent).numpy())
+    # latents are coded first
+    assert set(latent_prior.order[:latent_prior.latent.n_latents]) == set(range(latent_prior.latent.n_latents))
+    latent_prior.save(tmp_path / "copy.safetensors")
+    again = Prior.load(tmp_path / "copy.safetensors")
+    assert again.id == latent_prior.id and again.latent == latent_prior.latent
+    assert np.array_equal(again.upsampler, latent_prior.upsampler)
+    # the upsampler is part of the prior's identity
+    bad = Prior(**{**again.__dict__, "upsampler": again.upsampler + 1.0})
+    assert bad.id != again.id
+    # an upsampler that does not fit the grids is refused
+    broken = Prior(**{**again.__dict__, "upsampler": again.upsampler[:-1]})
+    broken.save(tmp_path / "broken.safetensors")
+    with pytest.raises(PriorError):
+        Prior.load(tmp_path / "broken.safetensors")
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (65, 33), (40, 50)])
+def test_latent_encode_decodes_exactly_at_odd_sizes(latent_prior, latent_prior_dir, shape):
+    img = photo(*shape, seed=7)
+    res = run(encode_image_batch([img], 2.0, prior=latent_prior, fit=PATCH_FIT))[0]
+    out, hdr, pr = decode_image_full(res.data, prior_dirs=[latent_prior_dir])
+    assert pr.id == latent_prior.id and hdr.patch == 16
+    assert np.array_equal(out, res.reconstruction) and out.shape == img.shape
+    assert abs(res.bpp - 2.0) / 2.0 < 0.05 or shape == (1, 1)
+
+
+def test_latent_codec_learns_real_content_and_bands_decode_exactly(latent_prior, latent_prior_dir):
+    img = photo(48, 64, seed=8)
+    whole = run(encode_image_batch([img], 2.0, prior=latent_prior, fit=PATCH_FIT))[0]
+    flat = np.full_like(img, int(img.mean()))
+    assert whole.psnr > psnr_uint8(img, flat) + 3.0  # better than the image's mean colour
+    # an image fitted in bands of one patch row (more patches than a batch holds) still decodes exactly
+    bands = run(encode_image_batch([img], 2.0, prior=latent_prior, fit=PATCH_FIT, max_units=4))[0]
+    out, _, _ = decode_image_full(bands.data, prior_dirs=[latent_prior_dir])
+    assert np.array_equal(out, bands.reconstruction)
+    assert bands.psnr > whole.psnr - 2.0
+
+
+def test_latent_batch_equals_single(latent_prior):
+    a, b = photo(40, 40, seed=9), photo(20, 56, seed=10)
+    both = run(encode_image_batch([a, b], 2.0, prior=latent_prior, fit=PATCH_FIT))
+    alone = run(encode_image_batch([a], 2.0, prior=latent_prior, fit=PATCH_FIT))[0]
+    assert both[0].data == alone.data
+
+
+def test_latent_learning_resumes_from_checkpoint(tmp_path):
+    lat = LatentConfig(levels=(4, 2), channels=1)
+    cfg = LearnConfig(rate_bpp=1.0, n_items=3, batch=12, first_steps=12, round_steps=6, rounds=2, warmup=4,
+                      latent=lat, tile=2, inr=InrConfig(width=6, depth=2, n_freqs=2, max_freq=4.0,
+                                                        features=lat.features))
+    data = photo_patches(3, size=32, seed=5)
+    full = run(learn_prior(data, cfg, torch.device("cpu"), patch=16))
+    ck = tmp_path / "ck.pt"
+    gen = learn_prior(data, cfg, torch.device("cpu"), checkpoint=ck, patch=16)
+    for ev in gen:
+        if ev.round == 1:
+            break
+    gen.close()
+    resumed = run(learn_prior(data, cfg, torch.device("cpu"), checkpoint=ck, patch=16))
+    assert resumed.mu.shape == full.mu.shape and resumed.upsampler.shape == full.upsampler.shape
+    assert np.corrcoef(resumed.mu, full.mu)[0, 1] > 0.9
+    assert np.allclose(resumed.upsampler, full.upsampler, atol=0.05)
+
+
+def test_shared_decoder_prior_codes_latents_only(tmp_path):
+    """A latent prior whose INR lives in the prior: files hold the latent grids only and decode exactly."""
+    lat = LatentConfig(levels=(8, 4, 2), channels=2, shared=True)
+    cfg = LearnConfig(rate_bpp=2.0, n_items=4, batch=16, first_steps=150, round_steps=30, rounds=1, warmup=150,
+                      beta_init=3e-7, latent=lat, tile=2, out_init_scale=0.1, ups_lr=5e-3,
+                      inr=InrConfig(width=10, depth=2, n_freqs=2, max_freq=4.0, features=lat.features))
+    prior = run(learn_prior(photo_patches(4, size=32, seed=6), cfg, torch.device("cpu"), patch=16))
+    assert prior.n_params == lat.n_latents and prior.inr_weights.shape == (cfg.inr.n_params,)
+    prior.save(tmp_path / "shared.safetensors")
+    again = Prior.load(tmp_path / "shared.safetensors")
+    assert again.id == prior.id and np.array_equal(again.inr_weights, prior.inr_weights)
+    img = photo(40, 24, seed=11)
+    res = run(encode_image_batch([img], 2.0, prior=again, fit=PATCH_FIT))[0]
+    out, _, _ = decode_image_full(res.data, prior_dirs=[tmp_path])
+    assert np.array_equal(out, res.reconstruction)
+    assert res.psnr > psnr_uint8(img, np.full_like(img, int(img.mean())))
