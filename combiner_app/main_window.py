@@ -160,6 +160,8 @@ class MainWindow(QMainWindow):
         self.audio_explorer.failed.connect(lambda m: self.show_error("Explore rates", m))
         self.tabs.addTab(self.audio_result, "Result")
         self.tabs.addTab(self.audio_explorer, "Explore rates")
+        self._tab_shown = self.tabs.currentWidget()
+        self.tabs.currentChanged.connect(self._link_views)
 
         self.workspace = QSplitter()
         self.workspace.addWidget(self.settings_panel)
@@ -451,6 +453,20 @@ class MainWindow(QMainWindow):
         self.status_label.setText(f"Opened {path.name} ({w}×{h})")
         if too_large is not None:
             self.show_error("Image too large", too_large)
+
+    def _link_views(self, _index: int) -> None:
+        """Linked zoom between the Result tab and the rate explorer: the tab being opened shows the same centre
+        at the same zoom percentage as the tab being left (or the whole image), when both show the same
+        image."""
+        prev, cur = self._tab_shown, self.tabs.currentWidget()
+        self._tab_shown = cur
+        views = {self.result_view: (self.result_view.view_state, self.result_view.set_view_state),
+                 self.explorer: (self.explorer.split.view_state, self.explorer.split.set_view_state)}
+        if prev is cur or prev not in views or cur not in views:
+            return
+        if self.result_view.split.shape is None or self.result_view.split.shape != self.explorer.split.shape:
+            return
+        views[cur][1](views[prev][0]())
 
     def _image_tabs(self, enabled: bool) -> None:
         """Live coding and Explore rates belong to an opened image or clip, not to an opened .cmb."""

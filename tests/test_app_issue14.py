@@ -268,3 +268,67 @@ def test_time_estimate_before_compress_from_a_probe_then_from_the_encode(qtbot, 
     assert w.live.progress()[0] == w.live.work.total or w.live.finished_text
     assert "Finished" in w.live.phase_label.text() and "decoded file PSNR" in w.live.phase_label.text()
     w.shutdown()
+
+
+def test_rate_slider_stays_on_the_rung_in_view_when_a_result_arrives_before_it(qtbot, tmp_path, tiny_prior_dir,
+                                                                                 png):
+    # a descending ladder: every new result sorts in front of the ones already there
+    w = make_window(qtbot, tmp_path, [str(tiny_prior_dir)], ladder=(2.0, 1.0, 0.5))
+    assert w.open_path(png)
+    w.settings_panel.preset.setCurrentText("fast")
+    ex = w.explorer
+    viewed = {}
+
+    def user_moves(n):
+        if n == 2 and not viewed:        # two rungs there: the user looks at the lower one
+            ex.slider.setValue(0)
+            viewed["res"] = ex.results[0]
+    ex.result_added.connect(user_moves)
+    with qtbot.waitSignal(ex.ladder_done, timeout=120_000):
+        ex.explore()
+    assert len(ex.results) == 3 and viewed
+    pos = next(i for i, r in enumerate(ex.results) if r is viewed["res"])
+    assert pos == 1                                        # the third result went in front of it
+    assert ex.slider.value() == pos and ex._shown_result is viewed["res"]
+    assert np.array_equal(ex.split.sources["COMBINER"], viewed["res"].encoded.reconstruction)
+    assert f"{viewed['res'].encoded.bpp:.2f}" in ex.rate_label.text()
+    w.shutdown()
+
+
+def test_result_and_rate_explorer_split_views_share_their_zoom(window, qtbot, png):
+    from PySide6.QtCore import QRectF
+
+    assert window.open_path(png)
+    window.settings_panel.preset.setCurrentText("fast")
+    with qtbot.waitSignal(window.encode_finished, timeout=60_000):
+        window.compress()
+    ex = window.explorer
+    with qtbot.waitSignal(ex.ladder_done, timeout=120_000):
+        ex.explore()
+    rv = window.result_view
+    assert window.tabs.currentWidget() is rv and rv.split.shape == ex.split.shape == (32, 32)
+
+    def centre(split):
+        r = split.box.viewRect()
+        return r.center().x(), r.center().y()
+    rv.split.box.setRange(rect=QRectF(4, 6, 8, 8), padding=0)        # zoomed into the top left
+    qtbot.wait(50)
+    z = rv.split.zoom()
+    window.tabs.setCurrentWidget(ex)                                # never shown before: applied once laid out
+    qtbot.waitUntil(lambda: abs(ex.split.zoom() / z - 1) < 0.01, timeout=3000)
+    assert centre(ex.split) == pytest.approx((8, 10), abs=0.05)
+    assert ex.split.zoom_label.text() == rv.split.zoom_label.text()  # the same percentage on both tabs
+    ex.split.box.setRange(rect=QRectF(20, 20, 10, 10), padding=0)   # zoom and pan there
+    qtbot.wait(50)
+    z = ex.split.zoom()
+    for _ in range(3):                                              # round trips neither drift nor widen
+        window.tabs.setCurrentWidget(rv)
+        qtbot.wait(30)
+        assert centre(rv.split) == pytest.approx((25, 25), abs=0.05) and rv.split.zoom() == pytest.approx(z, 0.01)
+        window.tabs.setCurrentWidget(ex)
+        qtbot.wait(30)
+        assert centre(ex.split) == pytest.approx((25, 25), abs=0.05) and ex.split.zoom() == pytest.approx(z, 0.01)
+    ex.split.fit()                                                  # the whole image carries as "fit"
+    window.tabs.setCurrentWidget(rv)
+    r = rv.split.box.viewRect()
+    assert r.left() <= 0 and r.top() <= 0 and r.right() >= 32 and r.bottom() >= 32
