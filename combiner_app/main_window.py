@@ -6,6 +6,7 @@ patch-coded (`engine.patch_codec`) when a patch prior is installed; an image of 
 prior's size (e.g. 32x32 with the CIFAR-10 priors) is coded as one INR, as the CLI does (`plans.use_patches`)."""
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -120,6 +121,9 @@ class MainWindow(QMainWindow):
         self.decoder.failed.connect(lambda m: self.show_error("Cannot open file", self._cmb_message(m)))
         self.decoder.done.connect(self._on_decode_done)
         self._decode_path: Path | None = None
+        self._pending_encode: dict | None = None   # Compress was pressed; the worker starts after the next paint
+        self._tab_soon = None                      # a tab to show on the next turn of the event loop
+        self._done_soon: bool | None = None        # the encode's end, handled once its result is on screen
         self._probe_thread = None
         self.probe_costs = probe_costs             # measure this machine once when it has no cost model yet
         self._probed.connect(self._on_probed)
@@ -240,25 +244,40 @@ class MainWindow(QMainWindow):
         """No cost model for this device yet: measure a few real fitting steps on a worker thread (once)."""
         device = self.settings_panel.device.currentText()
         if (plan is None or not self.probe_costs or self._cost_model(device)[1] is not None
-                or getattr(self, "_probe_thread", None)):
+                or getattr(self, "_probe_thread", None) or self.busy()):
             return
         import threading
 
         from .progress import probe_fit_cost
 
+        from engine import cancel
+
+        token = self._probe_stop = cancel.Token()   # reaches inside a step: a probe step can take seconds
+
         def work():
+            per_size = float("nan")
             try:
-                self._probed.emit(device, probe_fit_cost(plan, device))
+                per_size = probe_fit_cost(plan, device, token=token) or float("nan")
             except Exception:    # no estimate is better than a crash
                 pass
+            self._probed.emit(device, per_size)
         self._probe_thread = threading.Thread(target=work, name="cost-probe", daemon=True)
         self._probe_thread.start()
 
+    def _stop_probe(self) -> None:
+        """An encode is starting: it measures the costs itself, and the probe would only take CPU time (and the
+        GIL) from it and from the window's first paint of the Live tab."""
+        token = getattr(self, "_probe_stop", None)
+        if token is not None:
+            token.cancel()
+
     def _on_probed(self, device: str, per_size: float) -> None:
+        self._probe_thread = None
+        if not math.isfinite(per_size):    # stopped (an encode began) or failed: no model from the probe
+            return
         if self._cost_model(device)[1] is None:    # a finished encode's measurement wins
             self.store.setValue(f"cost/{device}/fit_per_size", per_size)
             self.store.setValue(f"cost/{device}/source", "probe")
-        self._probe_thread = None
         self.settings_panel.refresh_estimate()
 
     def _estimate_text(self, plan) -> str:
@@ -363,7 +382,7 @@ class MainWindow(QMainWindow):
             self.open_path(path)
 
     def busy(self) -> bool:
-        return (self.runner.is_running() or self.explorer.is_running() or self.audio_explorer.is_running()
+        return (self.runner.is_running() or self._pending_encode is not None or self.explorer.is_running() or self.audio_explorer.is_running()
                 or self.decoder.is_running())
 
     def open_path(self, path: str | os.PathLike) -> bool:
@@ -633,6 +652,7 @@ class MainWindow(QMainWindow):
         if not self._may_discard("Compress again"):
             return
         fit, device = self._current_settings()
+        self._stop_probe()
         self.result = None
         self.settings_panel.set_running(True)
         self.explorer.explore_button.setEnabled(False)
@@ -642,7 +662,9 @@ class MainWindow(QMainWindow):
         self.player.stop()
         self.live.start(source)
         self.live.set_fit(fit, device, *self._cost_model(device))
-        self.tabs.setCurrentWidget(self.live)
+        plan = self.settings_panel._plan   # the worker's plan too (same computation): laid out before the show
+        if plan is not None and plan.modality == ("audio" if self.audio is not None else "image"):
+            self.live.set_plan(plan)
         self.status_label.setText("Compressing…")
         self.setWindowTitle(f"{self.path.name} — compressing… — {APP_TITLE}")
         self._encode_t0 = time.perf_counter()
@@ -652,8 +674,36 @@ class MainWindow(QMainWindow):
             plan_grid = self._patch_grid()
             importance = self.result_view.roi.weights(plan_grid) if plan_grid else None
         self.settings_panel.roi_check.setChecked(False)
-        self.runner.start(source, [self.settings_panel.rate()], fit, device, self.prior_dirs, references=True,
-                          importance=importance)
+        args = (source, [self.settings_panel.rate()], fit, device, self.prior_dirs)
+        self._pending_encode = dict(args=args, importance=importance)
+        self._show_tab_soon(self.live)
+
+    def _show_tab_soon(self, widget) -> None:
+        """Switch to a tab on a later turn of the event loop. Its layout (show and resize events of every plot)
+        and then its first paint each get a turn of their own instead of adding to the handler that filled it:
+        together they were the window's longest stalls (the Live tab after Compress, the Result tab after an
+        encode). A Compress's worker starts only after the Live tab's first paint."""
+        self._tab_soon = widget
+        QTimer.singleShot(1, self._show_tab_now)
+
+    def _show_tab_now(self) -> None:
+        widget, self._tab_soon = self._tab_soon, None
+        if widget is not None:
+            self.tabs.setCurrentWidget(widget)
+            if widget is self.live and self._pending_encode is not None:
+                self.live.after_paint(self._start_encode)
+        if self._done_soon is not None:      # the encode ended while its result waited to be shown
+            cancelled, self._done_soon = self._done_soon, None
+            QTimer.singleShot(1, lambda: self._on_encode_done(cancelled))
+
+    def _start_encode(self) -> None:
+        job, self._pending_encode = self._pending_encode, None
+        if job is None:
+            return
+        if self._closing or job.get("cancelled"):
+            self._on_encode_done(True)
+            return
+        self.runner.start(*job["args"], references=True, importance=job["importance"])
 
     def live_is_patched(self) -> bool:
         return self.image is not None and use_patches(self.image.shape, self.prior_dirs)
@@ -674,6 +724,8 @@ class MainWindow(QMainWindow):
         self.result_view.roi.enable(on)
 
     def cancel(self) -> None:
+        if self._pending_encode is not None:
+            self._pending_encode["cancelled"] = True
         self.runner.cancel()
         self.status_label.setText("Cancelling…")
 
@@ -692,7 +744,7 @@ class MainWindow(QMainWindow):
             return
         self.result_view.show_encoded(self.image, res)
         self.result_view.export_button.setVisible(True)
-        self.tabs.setCurrentWidget(self.result_view)
+        self._show_tab_soon(self.result_view)
         self.save_action.setEnabled(True)
         self.export_action.setEnabled(True)
         enc = res.encoded
@@ -752,6 +804,9 @@ class MainWindow(QMainWindow):
         self.play("decoded" if self.player.current == "original" else "original")
 
     def _on_encode_done(self, cancelled: bool) -> None:
+        if self._tab_soon is not None:    # the result is shown first (encode_finished: it is on screen)
+            self._done_soon = cancelled
+            return
         self.live.stop()
         self.settings_panel.set_running(False)
         self.explorer.explore_button.setEnabled(self.explorer.image is not None)
@@ -903,7 +958,15 @@ class MainWindow(QMainWindow):
 
     def shutdown(self, timeout_ms: int = 60_000) -> bool:
         """Cancel every job and wait for its thread (the app's exit path and tests). -> all threads finished."""
+        self._stop_probe()
         probe = self._probe_thread
         if probe is not None:
             probe.join(timeout_ms / 1000)
+        if self._pending_encode is not None:   # Compress was pressed but the worker never started
+            self._pending_encode = None
+            self._tab_soon = None
+            self._on_encode_done(True)
+        if self._done_soon is not None:       # an encode's end waited for its result to be shown
+            cancelled, self._done_soon, self._tab_soon = self._done_soon, None, None
+            self._on_encode_done(cancelled)
         return all([r.shutdown(timeout_ms) for r in self._runners()])

@@ -113,18 +113,30 @@ def estimate_seconds(plan: EncodePlan, fit: FitConfig, fit_cost_per_size: float 
     return w.batches * (w.fit_steps * f + w.code_steps * f * (code_ratio or DEFAULT_CODE_RATIO))
 
 
-def probe_fit_cost(plan: EncodePlan, device: str = "cpu", steps: int = 4, max_units: int = 16) -> float:
-    """A short probe of this machine: seconds per fitting step per unit of `size_of`, from `steps` real β-ELBO
-    steps of the plan's prior on up to `max_units` units of random data (the first step, a warm-up, is not
-    counted). Takes well under a second for the shipped priors on CPU."""
+def probe_batch(plan: EncodePlan, max_units: int = 16) -> int:
+    """Units the probe fits at once: a patch image's real batch (all its patches, up to MAX_UNITS), since
+    the cost of a patch-step is not constant in the batch size (on this 2-core CPU it doubled from 16 to 96
+    patches, 7.5 -> 15.7 ms); for other plans up to `max_units` units."""
+    if plan.patch:
+        return max(1, min(plan.units, MAX_UNITS))
+    return max(1, min(max_units, plan.units))
+
+
+def probe_fit_cost(plan: EncodePlan, device: str = "cpu", steps: int = 5, max_units: int = 16,
+                   stop=None, budget_s: float = 3.0, token=None) -> float | None:
+    """A short probe of this machine: seconds per fitting step per unit of `size_of`, from real β-ELBO steps of
+    the plan's prior on the encode's own batch of units (`probe_batch`) of random data. One warm-up step is
+    not counted; then up to `steps` steps, fewer once `budget_s` has passed (two at least), and their median
+    is taken, so that a moment of load on a shared machine does not set the estimate. None when `stop()`
+    becomes true or `token` (engine.cancel) is cancelled: an encode began, which measures the costs itself."""
     import torch
 
-    from engine import rng, siren
+    from engine import cancel, rng, siren
     from engine.fitting import Objective, new_state
 
     prior = plan.prior
     dev = torch.device(device)
-    b = max(1, min(max_units, plan.units))
+    b = probe_batch(plan, max_units)
     if plan.patch:
         n, size = plan.patch * plan.patch, b * plan.patch * plan.patch
         coords = siren.grid_coords((plan.patch, plan.patch), device=dev)
@@ -134,17 +146,27 @@ def probe_fit_cost(plan: EncodePlan, device: str = "cpu", steps: int = 4, max_un
         size = b
         coords = (siren.grid_coords(tuple(shape[:2]), device=dev) if prior.inr.in_dim == 2
                   else torch.linspace(-1, 1, n, device=dev)[:, None])
-    emb = siren.fourier_embed(coords, prior.inr)
-    mu_p, ls_p = prior.tensors(dev)
-    target = torch.rand(b, emb.shape[0], prior.inr.out_dim, device=dev) - 0.5
-    obj = Objective(prior.inr, emb, target, mu_p, ls_p, None, 1, None, prior.mixers(dev))
-    st = new_state(mu_p.expand(b, -1), (ls_p - 2.0).expand(b, -1), torch.full((b, 1), prior.beta, device=dev),
-                   2e-3)
-    gens = rng.unit_noise(list(range(b)), dev)
-    obj.step(st, gens)
-    obj.step(st, gens)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        obj.step(st, gens)
-    per_step = (time.perf_counter() - t0) / steps
-    return per_step / size
+    times = []
+    try:
+        with cancel.scope(token):
+            emb = siren.fourier_embed(coords, prior.inr)
+            mu_p, ls_p = prior.tensors(dev)
+            target = torch.rand(b, emb.shape[0], prior.inr.out_dim, device=dev) - 0.5
+            obj = Objective(prior.inr, emb, target, mu_p, ls_p, None, 1, None, prior.mixers(dev))
+            st = new_state(mu_p.expand(b, -1), (ls_p - 2.0).expand(b, -1),
+                           torch.full((b, 1), prior.beta, device=dev), 2e-3)
+            gens = rng.unit_noise(list(range(b)), dev)
+            t_start = time.perf_counter()
+            for k in range(steps + 1):
+                if stop is not None and stop():
+                    return None
+                t0 = time.perf_counter()
+                obj.step(st, gens)
+                if k:                                  # the first step is a warm-up
+                    times.append(time.perf_counter() - t0)
+                if len(times) >= 2 and time.perf_counter() - t_start > budget_s:
+                    break
+    except cancel.Cancelled:
+        cancel.cleanup()
+        return None
+    return float(np.median(times)) / size

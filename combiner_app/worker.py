@@ -52,6 +52,23 @@ def preload_torch() -> None:
         import torch._dynamo  # noqa: F401
     except Exception:   # a build without dynamo: nothing to preload
         pass
+    preload_image_job()
+
+
+def preload_image_job() -> None:
+    """The other imports an image encode would otherwise make in the worker during its first second, each of
+    them Python work holding the GIL (PySide's import hook even reads every new module's source), which made
+    the window's first paint of the Live tab wait 150-400 ms: Pillow's image plugins (its first WebP/AVIF save
+    imports all 45 of them), pytorch_msssim (the result's MS-SSIM) and the profiler module that the optimiser's
+    first zero_grad imports."""
+    from PIL import Image
+
+    Image.init()
+    for name in ("pytorch_msssim", "torch.profiler._cupti_monitor"):
+        try:
+            __import__(name)
+        except Exception:   # an optional package or a torch without it: nothing to preload
+            pass
 
 
 def preload_measures() -> None:

@@ -332,3 +332,110 @@ def test_result_and_rate_explorer_split_views_share_their_zoom(window, qtbot, pn
     window.tabs.setCurrentWidget(rv)
     r = rv.split.box.viewRect()
     assert r.left() <= 0 and r.top() <= 0 and r.right() >= 32 and r.bottom() >= 32
+
+
+
+
+def test_the_encode_starts_after_the_live_tab_is_painted(window, qtbot, png):
+    from PySide6.QtCore import QEvent, QObject
+
+    assert window.open_path(png)
+    window.settings_panel.preset.setCurrentText("fast")
+    qtbot.wait(50)
+    painted, started = [], []
+
+    class PaintSpy(QObject):
+        def eventFilter(self, obj, ev):
+            if ev.type() == QEvent.Type.Paint:
+                painted.append(time.perf_counter())
+            return False
+    spy = PaintSpy()
+    window.live.installEventFilter(spy)
+    start = window.runner.start
+
+    def spy_start(*a, **k):
+        started.append((time.perf_counter(), len(painted)))
+        return start(*a, **k)
+    window.runner.start = spy_start
+    with qtbot.waitSignal(window.encode_finished, timeout=60_000) as sig:
+        window.compress()
+        assert window.busy() and not started          # Compress returns at once; the worker waits for a paint
+    assert sig.args == [False] and window.result is not None
+    assert len(started) == 1 and started[0][1] >= 1      # the Live tab was painted before the worker started
+    assert window.tabs.currentWidget() is window.result_view
+    window.live.removeEventFilter(spy)
+
+
+def test_cancel_or_close_before_the_worker_started(window, qtbot, png):
+    assert window.open_path(png)
+    window.settings_panel.preset.setCurrentText("fast")
+    with qtbot.waitSignal(window.encode_finished, timeout=5000) as sig:
+        window.compress()
+        window.cancel()                                # before the Live tab's first paint
+    assert sig.args == [True] and window.result is None and not window.runner.is_running()
+    assert window.settings_panel.compress_button.isEnabled() and not window.busy()
+    window.compress()
+    assert window.busy()
+    assert window.shutdown(5000) and not window.busy() and window.result is None
+
+
+def test_live_redraws_do_not_lay_the_plots_out_again(qtbot, patch_prior_dir):
+    from combiner_app.live_view import LiveView
+    from combiner_app.plans import plan_patches
+    from engine.codec import EncodeEvent
+
+    view = LiveView()
+    qtbot.addWidget(view)
+    view.resize(900, 600)
+    view.show()
+    img = photo(48, 64, seed=2)
+    plan = plan_patches(img.shape, 2.0, [str(patch_prior_dir)])
+    view.start(img)
+    view.set_fit(PATCH_FIT)
+    view.set_plan(plan)
+    titles = []
+    orig = view.kl_plot.setTitle
+    view.kl_plot.setTitle = lambda t, **k: (titles.append(t), orig(t, **k))
+    rng = np.random.default_rng(0)
+    n = plan.n_blocks
+    for step in range(1, 41):
+        probing = step <= 20
+        kl = rng.random((plan.units, 1 if probing else n)) * 10
+        ev = EncodeEvent("fit", step, 200, 0, 1 if probing else n, 20.0 + step / 10, kl)
+        view.add_event(ev)
+        view.redraw()
+        qtbot.wait(1)
+    assert len(titles) == 2        # once into the content probe, once out of it: not on every redraw
+    assert "Probing" in titles[0] and "mean over" in titles[1]
+    view.stop()
+
+
+def test_the_cost_probe_fits_the_encodes_batch_and_stops_inside_a_step(patch_prior_dir):
+    from combiner_app.plans import plan_patches
+    from combiner_app.progress import probe_batch, probe_fit_cost
+
+    dirs = [str(patch_prior_dir)]
+    big = plan_patches((1024, 1536, 3), 2.0, dirs)
+    assert big.units > patch_codec.MAX_UNITS and probe_batch(big) == patch_codec.MAX_UNITS
+    small = plan_patches((48, 64, 3), 2.0, dirs)
+    assert probe_batch(small) == small.units == 12
+    assert probe_fit_cost(small, steps=3) > 0
+    token = cancel.Token()
+    threading.Timer(0.3, token.cancel).start()
+    t0 = time.perf_counter()
+    assert probe_fit_cost(big, token=token, steps=100_000, budget_s=1e9) is None   # an encode began
+    assert time.perf_counter() - t0 < 1.5
+
+
+def test_an_encode_imports_nothing_on_its_worker_thread(window, qtbot, png):
+    """Imports hold the GIL (and PySide's import hook reads each new module's source): done by the window at
+    start, never mid-job, where they stalled the first paint of the Live tab."""
+    import sys
+
+    assert window.open_path(png)
+    window.settings_panel.preset.setCurrentText("fast")
+    before = set(sys.modules)
+    with qtbot.waitSignal(window.encode_finished, timeout=60_000):
+        window.compress()
+    assert window.result is not None and window.result.references      # JPEG/WebP/AVIF ran too
+    assert sorted(set(sys.modules) - before) == []
