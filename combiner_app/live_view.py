@@ -209,18 +209,22 @@ class LiveView(QWidget):
         self.bars.setOpts(x=np.zeros(0), height=np.zeros(0), brushes=None)
 
     def set_fit(self, fit: FitConfig, device: str = "cpu", code_ratio: float | None = None,
-                fit_cost_per_size: float | None = None) -> None:
-        """The effort preset of the encode about to start, and this machine's stored cost model."""
+                fit_cost_per_size: float | None = None, tail_per_size: float | None = None) -> None:
+        """The effort preset of the encode about to start, and this machine's stored cost model
+        (`tail_per_size`: seconds per unit of size of the work after the last step)."""
         self.fit = fit
         self.code_ratio = code_ratio or DEFAULT_CODE_RATIO
         self.fit_cost_per_size = fit_cost_per_size
+        self.tail_per_size = tail_per_size
 
     def _start_clock(self, work: Work) -> None:
         self.work = work
-        cost = None
+        cost, tail = None, 0.0
         if self.fit_cost_per_size and self.plan is not None:
             cost = self.fit_cost_per_size * size_of(self.plan) / work.batches
-        self.clock = PhaseClock(work, self.code_ratio, cost)
+        if getattr(self, "tail_per_size", None) and self.plan is not None:
+            tail = self.tail_per_size * size_of(self.plan)
+        self.clock = PhaseClock(work, self.code_ratio, cost, tail)
 
     @staticmethod
     def _plan_key(plan: EncodePlan) -> tuple:

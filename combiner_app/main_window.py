@@ -108,6 +108,7 @@ class MainWindow(QMainWindow):
         self.decoded_audio: tuple | None = None    # (samples, sample_rate, header, prior, nbytes) of an audio .cmb
         self.error_box = None
         self._encode_t0 = 0.0
+        self._marks: dict[str, float] = {}
 
         self.runner = EncodeRunner(self)
         self.runner.planned.connect(self._on_planned)
@@ -226,6 +227,18 @@ class MainWindow(QMainWindow):
                 return None
         return get("code_ratio"), get("fit_per_size")
 
+    def _overheads(self, device: str) -> tuple[float, float]:
+        """(head, tail) seconds per unit of size outside the steps, measured by the last encode (0 without
+        one): before the first step (the worker's start, the classical codecs' curves) and after the last (final
+        decode, MS-SSIM, the classical codecs at the same size)."""
+        out = []
+        for key in ("head_per_size", "tail_per_size"):
+            try:
+                out.append(max(0.0, float(self.store.value(f"cost/{device}/{key}", 0.0))))
+            except (TypeError, ValueError):
+                out.append(0.0)
+        return out[0], out[1]
+
     def _learn_costs(self) -> None:
         """After a finished encode: keep the measured phase costs as this machine's model (per device)."""
         clock, plan = self.live.clock, self.live.plan
@@ -233,11 +246,16 @@ class MainWindow(QMainWindow):
             return
         from .progress import size_of
         device = self.settings_panel.device.currentText()
-        per_size = clock.rate["fit"] * clock.work.batches / size_of(plan)
+        size = size_of(plan)
+        per_size = clock.rate["fit"] * clock.work.batches / size
         self.store.setValue(f"cost/{device}/fit_per_size", per_size)
         self.store.setValue(f"cost/{device}/source", "encode")
         if clock.measured_ratio():
             self.store.setValue(f"cost/{device}/code_ratio", clock.measured_ratio())
+        marks = self._marks
+        if {"first", "last", "encoded"} <= set(marks):
+            self.store.setValue(f"cost/{device}/head_per_size", max(0.0, marks["first"] - self._encode_t0) / size)
+            self.store.setValue(f"cost/{device}/tail_per_size", max(0.0, marks["encoded"] - marks["last"]) / size)
         self.settings_panel.refresh_estimate()
 
     def _probe_costs(self, plan) -> None:
@@ -285,7 +303,7 @@ class MainWindow(QMainWindow):
         from .live_view import _fmt_time
         fit, device = self._current_settings()
         ratio, per_size = self._cost_model(device)
-        secs = estimate_seconds(plan, fit, per_size, ratio)
+        secs = estimate_seconds(plan, fit, per_size, ratio, sum(self._overheads(device)))
         if secs is None:
             self._probe_costs(plan)
             return ("Estimated time: measuring this machine…" if self.probe_costs else
@@ -661,13 +679,14 @@ class MainWindow(QMainWindow):
         self.export_action.setEnabled(False)
         self.player.stop()
         self.live.start(source)
-        self.live.set_fit(fit, device, *self._cost_model(device))
+        self.live.set_fit(fit, device, *self._cost_model(device), tail_per_size=self._overheads(device)[1])
         plan = self.settings_panel._plan   # the worker's plan too (same computation): laid out before the show
         if plan is not None and plan.modality == ("audio" if self.audio is not None else "image"):
             self.live.set_plan(plan)
         self.status_label.setText("Compressing…")
         self.setWindowTitle(f"{self.path.name} — compressing… — {APP_TITLE}")
         self._encode_t0 = time.perf_counter()
+        self._marks = {}        # first and last progress event, result: the time outside the steps
         # with the classical codecs at the same size (the split view and the table); made in the worker
         importance = None
         if self.audio is None and self.live_is_patched():
@@ -733,9 +752,13 @@ class MainWindow(QMainWindow):
         self.live.set_plan(plan)
 
     def _on_progress(self, i: int, ev) -> None:
+        now = time.perf_counter()
+        self._marks.setdefault("first", now)
+        self._marks["last"] = now
         self.live.add_event(ev)
 
     def _on_encoded(self, i: int, res: EncodeResult) -> None:
+        self._marks["encoded"] = time.perf_counter()
         self.result = res
         self.saved = False
         self.live.finish(res)

@@ -2,7 +2,7 @@
 model. Fitting steps and coding steps cost differently (a coding step carries its share of the A* selection
 of a group of blocks, about twice a fitting step on CPU), so each phase's seconds per step are measured while
 it runs; before the coding phase starts, its cost is the fitting cost times the ratio measured on the last
-encode on this machine and device (kept in QSettings), or 2 without one.
+encode on this machine and device (kept in QSettings), or 2.3 without one.
 
 The same model gives the estimate shown before Compress is pressed: seconds per fitting step per pixel
 (patch-coded images) or per unit (one-network images, audio), as measured by the last encode with this
@@ -20,7 +20,7 @@ from engine.patch_codec import MAX_UNITS
 
 from .plans import EncodePlan
 
-DEFAULT_CODE_RATIO = 2.0
+DEFAULT_CODE_RATIO = 2.3   # shipped patch priors, CPU: 2.2-2.3 measured (A* selection included)
 
 
 def refine_steps(fit: FitConfig, n_blocks: int) -> int:
@@ -60,15 +60,24 @@ def size_of(plan: EncodePlan) -> float:
 
 
 class PhaseClock:
-    """Measures seconds per step in each phase and predicts the time left."""
+    """Measures seconds per step in each phase and predicts the time left.
 
-    def __init__(self, work: Work, code_ratio: float = DEFAULT_CODE_RATIO, fit_cost: float | None = None):
+    All the time between two events is charged to the phase of the later one, including time in which no step
+    was counted: the A* selection of a group of blocks reports progress (blocks coded) without a refinement
+    step, and the first coding event arrives after the first group was selected. Dropping those intervals made
+    the coding phase look about half as costly as it is. `tail`: seconds of work after the last step (final
+    decode, MS-SSIM, the classical codecs at the same size), from the cost model."""
+
+    def __init__(self, work: Work, code_ratio: float = DEFAULT_CODE_RATIO, fit_cost: float | None = None,
+                 tail: float = 0.0):
         self.work, self.code_ratio = work, code_ratio
         self.fit_cost = fit_cost           # seconds per fitting step, from the cost model (until measured)
+        self.tail = tail
         self.rate = {"fit": None, "code": None}
         self._mark: dict[str, tuple[float, int] | None] = {"fit": None, "code": None}
         self._spent = {"fit": 0.0, "code": 0.0}
         self._steps = {"fit": 0, "code": 0}
+        self._last: float | None = None    # time of the previous event
         self.fit_done = 0                  # fitting steps done over all batches
         self.code_done = 0
 
@@ -76,18 +85,30 @@ class PhaseClock:
         now = time.perf_counter() if now is None else now
         steps = fit_done if phase == "fit" else code_done
         other = "code" if phase == "fit" else "fit"
+        if self._mark[phase] is None:
+            if self._last is not None and self._mark[other] is not None:
+                # a phase change: its clock starts at the previous event, with the steps done by then
+                self._mark[phase] = (self._last, self.fit_done if phase == "fit" else self.code_done)
+            else:
+                self._mark[phase] = (now, steps)   # the very first event only starts the clock (warm-up)
         self._mark[other] = None
         mark = self._mark[phase]
-        if mark is not None and steps > mark[1]:
+        if steps > mark[1]:
             self._spent[phase] += now - mark[0]
             self._steps[phase] += steps - mark[1]
             self.rate[phase] = self._spent[phase] / self._steps[phase]
-        self._mark[phase] = (now, steps)   # the first event of a phase only starts its clock (warm-up)
+            self._mark[phase] = (now, steps)
+        # else: no step counted yet; the time keeps running from the mark
+        self._last = now
         self.fit_done, self.code_done = fit_done, code_done
 
     def seconds_per_step(self) -> tuple[float | None, float | None]:
         f = self.rate["fit"] if self.rate["fit"] is not None else self.fit_cost
-        c = self.rate["code"] if self.rate["code"] is not None else (f * self.code_ratio if f else None)
+        # the coding cost comes in lumps (a group's A* selection, then its refinement steps): it is trusted once
+        # an eighth of the coding steps are measured, the model's ratio to the fitting cost before that
+        # (a single first group made the ETA jump to twice the truth and back)
+        enough = self._steps["code"] >= max(1, self.work.batches * self.work.code_steps // 8)
+        c = self.rate["code"] if self.rate["code"] is not None and enough else (f * self.code_ratio if f else None)
         return f, c
 
     def remaining(self) -> float | None:
@@ -96,7 +117,15 @@ class PhaseClock:
             return None
         w = self.work
         return (max(0, w.batches * w.fit_steps - self.fit_done) * f
-                + max(0, w.batches * w.code_steps - self.code_done) * c)
+                + max(0, w.batches * w.code_steps - self.code_done) * c + self.tail)
+
+    def steps_seconds(self) -> float | None:
+        """All the steps of the encode at the measured (or modelled) costs."""
+        f, c = self.seconds_per_step()
+        if f is None or c is None:
+            return None
+        w = self.work
+        return w.batches * (w.fit_steps * f + w.code_steps * c)
 
     def measured_ratio(self) -> float | None:
         f, c = self.rate["fit"], self.rate["code"]
@@ -104,13 +133,16 @@ class PhaseClock:
 
 
 def estimate_seconds(plan: EncodePlan, fit: FitConfig, fit_cost_per_size: float | None,
-                     code_ratio: float | None) -> float | None:
-    """Whole-encode estimate from the stored cost model (None when this machine has none yet)."""
+                     code_ratio: float | None, extra_per_size: float | None = None) -> float | None:
+    """Whole-encode estimate from the stored cost model (None when this machine has none yet):
+    the steps, plus the work outside them (`extra_per_size`: the classical codecs' curves before the first
+    step, the final decode, MS-SSIM and the codecs at the same size after the last), per unit of size."""
     if not fit_cost_per_size:
         return None
     w = work_of(plan, fit)
     f = fit_cost_per_size * size_of(plan) / w.batches
-    return w.batches * (w.fit_steps * f + w.code_steps * f * (code_ratio or DEFAULT_CODE_RATIO))
+    steps = w.batches * (w.fit_steps * f + w.code_steps * f * (code_ratio or DEFAULT_CODE_RATIO))
+    return steps + (extra_per_size or 0.0) * size_of(plan)
 
 
 def probe_batch(plan: EncodePlan, max_units: int = 16) -> int:

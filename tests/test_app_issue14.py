@@ -334,6 +334,52 @@ def test_result_and_rate_explorer_split_views_share_their_zoom(window, qtbot, pn
     assert r.left() <= 0 and r.top() <= 0 and r.right() >= 32 and r.bottom() >= 32
 
 
+def test_phase_clock_charges_the_coding_time_between_refinement_steps():
+    from combiner_app.progress import PhaseClock, Work
+
+    clock = PhaseClock(Work(1, 10, 4))
+    t = 0.0
+    for s in range(1, 11):                       # fitting: 1 s a step
+        t += 1.0
+        clock.update("fit", s, 0, now=t)
+    # coding: each group first spends 3 s in the A* selection (progress events, no refinement step yet),
+    # then 1 refinement step of 1 s; the first coding event comes after the first selection
+    code = 0
+    for g in range(4):
+        for _ in range(3):
+            t += 1.0
+            clock.update("code", 10, code, now=t)
+        t += 1.0
+        code += 1
+        clock.update("code", 10, code, now=t)
+    assert clock.rate["fit"] == pytest.approx(1.0)
+    assert clock.rate["code"] == pytest.approx(4.0)        # 16 s over 4 steps, the selections included
+    assert clock.measured_ratio() == pytest.approx(4.0)
+    assert clock.remaining() == pytest.approx(0.0)
+    clock.tail = 2.5
+    assert clock.remaining() == pytest.approx(2.5)          # the work after the last step is still to come
+
+
+def test_estimate_after_an_encode_matches_that_encode(qtbot, tmp_path, patch_prior_dir):
+    from combiner_app.progress import estimate_seconds
+
+    w = make_window(qtbot, tmp_path, [str(patch_prior_dir)])
+    src = tmp_path / "est.png"
+    Image.fromarray(photo(48, 64, seed=5)).save(src)
+    assert w.open_path(src)
+    w.settings_panel.preset.setCurrentText("patch")
+    with qtbot.waitSignal(w.encode_finished, timeout=60_000):
+        w.compress()
+    actual = w._marks["encoded"] - w._encode_t0            # Compress pressed -> result there
+    fit, device = w._current_settings()
+    ratio, per_size = w._cost_model(device)
+    est = estimate_seconds(w.settings_panel._plan, fit, per_size, ratio, sum(w._overheads(device)))
+    head, tail = w._overheads(device)
+    print(f"\nestimate {est:.2f} s for an encode that took {actual:.2f} s (ratio {ratio:.2f}, "
+          f"outside the steps {head * 3072:.2f} + {tail * 3072:.2f} s)")
+    assert est == pytest.approx(actual, rel=0.15)
+    assert "about" in w.settings_panel.estimate_label.text()
+    w.shutdown()
 
 
 def test_the_encode_starts_after_the_live_tab_is_painted(window, qtbot, png):
