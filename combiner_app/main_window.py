@@ -573,12 +573,20 @@ class MainWindow(QMainWindow):
         """Check the container on the spot (cheap), then decode in the worker with progress."""
         data = path.read_bytes()
         try:
-            container.read(data)   # checks the checksum and the fields before any work starts
+            header, _ = container.read(data)   # checks the checksum and the fields before any work starts
         except CombinerError as e:
             raise CombinerError(self._cmb_message(str(e), path)) from None
         self._decode_path, self._decode_t0 = path, time.perf_counter()
         self.status_label.setText(f"Decoding {path.name}…")
-        self.job_bar.setRange(0, 0)
+        # patch images report patches rendered, audio its sounding units; a one-network image is one step
+        self._decode_what = "units" if header.modality == "audio" else "patches"
+        total = 0
+        if header.modality == "audio" or header.patch:
+            total = int(np.count_nonzero(np.asarray(header.unit_blocks))) if header.modality == "audio" else \
+                int(header.units)
+        self.job_bar.setRange(0, total)
+        self.job_bar.setValue(0)
+        self.job_bar.setFormat(f"decoding %v/%m {self._decode_what}")
         self.job_bar.setVisible(True)
         self.decoder.start(data, self.prior_dirs)
 
@@ -593,7 +601,7 @@ class MainWindow(QMainWindow):
     def _on_decode_progress(self, done: int, total: int) -> None:
         self.job_bar.setRange(0, total)
         self.job_bar.setValue(done)
-        self.job_bar.setFormat(f"decoding %v/%m patches")
+        self.job_bar.setFormat(f"decoding %v/%m {getattr(self, '_decode_what', 'patches')}")
 
     def _on_decode_done(self, cancelled: bool) -> None:
         self.job_bar.setVisible(False)

@@ -105,12 +105,13 @@ class Decoded:
 
 
 def decode_cmb(data: bytes, prior_dirs=None, progress=None) -> Decoded:
-    """`.cmb` bytes -> Decoded, with `progress(done, total)` while a patch-coded image is rendered. Raises the
+    """`.cmb` bytes -> Decoded, with `progress(done, total)` while a patch-coded image or an audio clip is
+    rendered (patches, or the clip's sounding units). Raises the
     engine's CombinerError (bad file, missing prior) and cancel.Cancelled."""
     t0 = time.perf_counter()
     header, _ = container.read(data)   # checks the checksum; says which decoder this file needs
     if header.modality == "audio":
-        y, sr, header, prior = audio_codec.decode_audio_full(data, prior_dirs=prior_dirs)
+        y, sr, header, prior = audio_codec.decode_audio_full(data, prior_dirs=prior_dirs, progress=progress)
         return Decoded("audio", y, header, prior, len(data), time.perf_counter() - t0, sr)
     if header.patch:
         img, header, prior = patch_codec.decode_image_full(data, prior_dirs=prior_dirs, progress=progress)
@@ -122,7 +123,7 @@ def decode_cmb(data: bytes, prior_dirs=None, progress=None) -> Decoded:
 class DecodeWorker(QObject):
     """Decodes one `.cmb` file's bytes off the GUI thread."""
 
-    progress = Signal(int, int)       # patches rendered, patches in all
+    progress = Signal(int, int)       # patches (image) or sounding units (audio) rendered, and in all
     decoded = Signal(object)          # Decoded
     failed = Signal(str)
     done = Signal(bool)               # cancelled?
