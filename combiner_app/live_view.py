@@ -26,7 +26,7 @@ from engine.config import FitConfig
 from .audio_views import ORIG_PEN, mono, peak_envelope
 from .image_panels import show_rgb
 from .plans import AudioClip, EncodePlan
-from .progress import DEFAULT_CODE_RATIO, PhaseClock, Work, refine_steps, size_of, work_of
+from .progress import DEFAULT_CODE_RATIO, PhaseClock, Work, code_groups, refine_steps, size_of, work_of
 
 LIVE_PSNR_NOTE = ("live PSNR = posterior mean (an estimate while fitting); the decoded file's PSNR, measured on "
                   "the real file, is shown when the encode finishes")
@@ -291,7 +291,7 @@ class LiveView(QWidget):
         if self.clock is None:   # not a patch image: the engine's own total is fixed across batches
             per = self.fit.steps + refine_steps(self.fit, ev.n_blocks)
             self._start_clock(Work(max(1, int(round(ev.total_steps / per))), self.fit.steps,
-                                   refine_steps(self.fit, ev.n_blocks)))
+                                   refine_steps(self.fit, ev.n_blocks), code_groups(self.fit, ev.n_blocks)))
             self._anchor = 0 if ev.total_steps >= per * self.work.batches else ev.step - 1
             self._global = True
         probing = ev.phase == "fit" and ev.n_blocks == 1 and self.plan is not None and self.plan.patch
@@ -314,9 +314,15 @@ class LiveView(QWidget):
             fit_done = b * w.fit_steps + min(within, w.fit_steps)
             code_done = b * w.code_steps + max(0, within - w.fit_steps)
         else:
+            b = self.batch
             fit_done = self.batch * w.fit_steps + min(within, w.fit_steps)
             code_done = self.batch * w.code_steps + (max(0, within - w.fit_steps) if ev.phase == "code" else 0)
-        self.clock.update(ev.phase, min(fit_done, w.batches * w.fit_steps), min(code_done, w.batches * w.code_steps))
+        groups = None
+        if ev.phase == "code" and w.groups and ev.n_blocks:   # groups selected: blocks coded, in group units
+            groups = min(b, w.batches - 1) * w.groups + min(w.groups, int(round(ev.blocks_done * w.groups
+                                                                                 / ev.n_blocks)))
+        self.clock.update(ev.phase, min(fit_done, w.batches * w.fit_steps), min(code_done, w.batches * w.code_steps),
+                          groups_done=groups)
 
     def _paste(self, patches: np.ndarray) -> None:
         """(b, p, p, 3) posterior-mean patches of the current batch -> the canvas (only those patches change)."""

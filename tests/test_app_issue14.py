@@ -485,3 +485,33 @@ def test_an_encode_imports_nothing_on_its_worker_thread(window, qtbot, png):
         window.compress()
     assert window.result is not None and window.result.references      # JPEG/WebP/AVIF ran too
     assert sorted(set(sys.modules) - before) == []
+
+
+def test_eta_of_the_coding_phase_counts_group_selections_apart_from_steps():
+    """fast preset's shape: 16 groups, refinement steps shrinking 30 -> 5, a fixed A* selection per group."""
+    from combiner_app.progress import PhaseClock, Work
+
+    refine = [round(30 - 25 * g / 15) for g in range(16)]
+    refine[-1] = 0
+    step_s, select_s = 0.1, 2.0
+    truth = sum(refine) * step_s + 16 * select_s
+
+    def replay(with_groups: bool) -> tuple[float, float]:
+        clock = PhaseClock(Work(1, 10, sum(refine), 16))
+        t = 0.0
+        for s in range(1, 11):
+            t += step_s
+            clock.update("fit", s, 0, now=t)
+        t0, done = t, 0
+        for g in range(5):                          # five groups coded: selection, then its refinement steps
+            t += select_s
+            clock.update("code", 10, done, now=t, groups_done=(g + 1) if with_groups else None)
+            for _ in range(refine[g]):
+                t += step_s
+                done += 1
+                clock.update("code", 10, done, now=t, groups_done=(g + 1) if with_groups else None)
+        return clock.remaining(), truth - (t - t0)
+    left, true_left = replay(True)
+    assert left == pytest.approx(true_left, rel=0.03)
+    left, true_left = replay(False)                 # a cost per step alone: the later, shorter groups cost more
+    assert left < 0.85 * true_left
