@@ -17,6 +17,28 @@ DIVIDER_PEN = pg.mkPen((255, 255, 255), width=2)
 DIVIDER_HOVER = pg.mkPen((255, 200, 60), width=3)
 
 
+def box_state(box: pg.ViewBox, shape: tuple[int, int]):
+    """"fit" while the whole (h, w) image is in the view box, else (centre x, centre y, screen pixels per
+    image pixel): what a linked view needs to show the same place at the same zoom."""
+    h, w = shape
+    r = box.viewRect()
+    if r.left() <= 0.5 and r.top() <= 0.5 and r.right() >= w - 0.5 and r.bottom() >= h - 0.5:
+        return "fit"
+    z = box.width() / r.width() if r.width() > 0 and box.width() > 0 else 1.0
+    return (r.center().x(), r.center().y(), z)
+
+
+def set_box_state(box: pg.ViewBox, state, shape: tuple[int, int]) -> None:
+    """Show `box_state`'s answer of another view in this (laid out) view box."""
+    h, w = shape
+    if state == "fit":
+        box.setRange(xRange=(0, w), yRange=(0, h), padding=0)
+        return
+    cx, cy, z = state
+    hw, hh = box.width() / z / 2, box.height() / z / 2
+    box.setRange(xRange=(cx - hw, cx + hw), yRange=(cy - hh, cy + hh), padding=0)
+
+
 class SplitCompare(QWidget):
     """`set_sources({name: (H, W, C) uint8})` then `set_pair(left, right)`; the user may change either side."""
 
@@ -172,18 +194,47 @@ class SplitCompare(QWidget):
         if self.shape is not None:
             h, w = self.shape
             self.box.setRange(xRange=(0, w), yRange=(0, h), padding=0)
-            self._fit_pending = not self.isVisible() or self.box.width() < 2   # again once laid out
+            # again once laid out (a hidden view has no size yet)
+            self._pending = "fit" if not self.isVisible() or self.box.width() < 2 else None
+
+    def view_state(self):
+        """What a linked view should show: "fit" while the whole image is in view, else (centre x, centre y,
+        zoom in screen pixels per image pixel); None when empty."""
+        if self.shape is None:
+            return None
+        pending = getattr(self, "_pending", None)
+        return pending if pending is not None else box_state(self.box, self.shape)
+
+    def set_view_state(self, state) -> None:
+        """Show what `view_state` of a linked view returned: the same centre at the same zoom percentage (or the
+        whole image), now or once this view is laid out. This is the linked zoom between split views on
+        different tabs (a live link to a hidden view would fight its aspect lock)."""
+        if state is None or self.shape is None:
+            return
+        if state == "fit":
+            self.fit()
+            return
+        if not self.isVisible() or self.box.width() < 2:
+            self._pending = tuple(state)
+            return
+        self._pending = None
+        set_box_state(self.box, state, self.shape)
+
+    def _apply_pending(self) -> None:
+        pending, self._pending = getattr(self, "_pending", None), None
+        if pending is not None:
+            self.set_view_state(pending)
 
     def showEvent(self, e) -> None:
         super().showEvent(e)
-        if getattr(self, "_fit_pending", False):
+        if getattr(self, "_pending", None) is not None:
             from PySide6.QtCore import QTimer
-            QTimer.singleShot(0, self.fit)
+            QTimer.singleShot(0, self._apply_pending)
 
     def resizeEvent(self, e) -> None:
         super().resizeEvent(e)
-        if getattr(self, "_fit_pending", False) and self.isVisible():
-            self.fit()
+        if getattr(self, "_pending", None) is not None and self.isVisible():
+            self._apply_pending()
 
     def _on_range(self, *_) -> None:
         (x0, x1), (y0, y1) = self.box.viewRange()

@@ -26,7 +26,7 @@ from engine.config import FitConfig
 from .audio_views import ORIG_PEN, mono, peak_envelope
 from .image_panels import show_rgb
 from .plans import AudioClip, EncodePlan
-from .progress import DEFAULT_CODE_RATIO, PhaseClock, Work, refine_steps, size_of, work_of
+from .progress import DEFAULT_CODE_RATIO, PhaseClock, Work, code_groups, refine_steps, size_of, work_of
 
 LIVE_PSNR_NOTE = ("live PSNR = posterior mean (an estimate while fitting); the decoded file's PSNR, measured on "
                   "the real file, is shown when the encode finishes")
@@ -152,6 +152,18 @@ class LiveView(QWidget):
         self.timer = QTimer(self)
         self.timer.setInterval(self.REDRAW_MS)
         self.timer.timeout.connect(self.redraw)
+        self._after_paint = None
+        self._settle = QTimer(self)
+        self._settle.setSingleShot(True)
+        self._settle.timeout.connect(lambda: self._run_after_paint())
+
+    @staticmethod
+    def _title(plot: pg.PlotWidget, text: str) -> None:
+        """Set a plot's title only when it changes: pyqtgraph lays the whole plot out again (label, view box,
+        both axes redrawn) on every setTitle, which the patch redraws used to do 20 times a second."""
+        if getattr(plot, "_title_text", None) != text:
+            plot._title_text = text
+            plot.setTitle(text)
 
     # -- feeding -------------------------------------------------------------------------------------
     def start(self, original: np.ndarray | AudioClip | None = None) -> None:
@@ -164,8 +176,8 @@ class LiveView(QWidget):
         self.canvas, self._canvas_dirty, self.finished_text = None, False, ""
         self.image_shape = None if original is None or isinstance(original, AudioClip) else original.shape[:2]
         show_rgb(self.patch_preview_item, None)
-        self.kl_plot.setTitle("KL per block (bits)")
-        self.psnr_plot.setTitle("PSNR of the posterior mean")
+        self._title(self.kl_plot, "KL per block (bits)")
+        self._title(self.psnr_plot, "PSNR of the posterior mean")
         if isinstance(original, AudioClip):
             self._start_audio(original)
             return
@@ -197,20 +209,35 @@ class LiveView(QWidget):
         self.bars.setOpts(x=np.zeros(0), height=np.zeros(0), brushes=None)
 
     def set_fit(self, fit: FitConfig, device: str = "cpu", code_ratio: float | None = None,
-                fit_cost_per_size: float | None = None) -> None:
-        """The effort preset of the encode about to start, and this machine's stored cost model."""
+                fit_cost_per_size: float | None = None, tail_per_size: float | None = None) -> None:
+        """The effort preset of the encode about to start, and this machine's stored cost model
+        (`tail_per_size`: seconds per unit of size of the work after the last step)."""
         self.fit = fit
         self.code_ratio = code_ratio or DEFAULT_CODE_RATIO
         self.fit_cost_per_size = fit_cost_per_size
+        self.tail_per_size = tail_per_size
 
     def _start_clock(self, work: Work) -> None:
         self.work = work
-        cost = None
+        cost, tail = None, 0.0
         if self.fit_cost_per_size and self.plan is not None:
             cost = self.fit_cost_per_size * size_of(self.plan) / work.batches
-        self.clock = PhaseClock(work, self.code_ratio, cost)
+        if getattr(self, "tail_per_size", None) and self.plan is not None:
+            tail = self.tail_per_size * size_of(self.plan)
+        self.clock = PhaseClock(work, self.code_ratio, cost, tail)
+
+    @staticmethod
+    def _plan_key(plan: EncodePlan) -> tuple:
+        return (plan.modality, plan.prior.id, plan.units, plan.n_blocks, plan.kappa, plan.patch, tuple(plan.grid),
+                plan.total_blocks, plan.overhead_bits, plan.target_bits)
 
     def set_plan(self, plan: EncodePlan) -> None:
+        """Lay the view out for this plan. The window sets the plan it already knows before the Live tab is
+        shown, so the first paint is the only one; the worker's own plan then changes nothing unless it
+        differs (it is the same computation)."""
+        if self.plan is not None and self._plan_key(self.plan) == self._plan_key(plan):
+            self.plan = plan
+            return
         self.plan = plan
         if plan.patch and self.fit is not None:
             self._start_clock(work_of(plan, self.fit))   # fixed before the first step
@@ -223,17 +250,17 @@ class LiveView(QWidget):
         self.kl_plot.setXRange(-1, plan.n_blocks)
         if plan.patch:
             rows, cols = plan.grid
-            self.kl_plot.setTitle(f"KL per block (bits, mean over {plan.units} patches)")
-            self.psnr_plot.setTitle("PSNR of the posterior mean (mean over patches)")
+            self._title(self.kl_plot, f"KL per block (bits, mean over {plan.units} patches)")
+            self._title(self.psnr_plot, "PSNR of the posterior mean (mean over patches)")
             self.patch_kl = np.zeros(plan.units)
             self.patch_map_label.setText(f"KL per patch (bits), {cols}×{rows} patches of {plan.patch}×{plan.patch}")
             self.patch_map_item.setImage(self.patch_kl.reshape(rows, cols), autoLevels=False, levels=(0, 1))
             self.patch_map_box.autoRange(padding=0)
             self.preview_stack.setCurrentWidget(self.patch_map)
         elif plan.units > 1:
-            self.kl_plot.setTitle(f"KL per block (bits, mean over {plan.units} units)")
+            self._title(self.kl_plot, f"KL per block (bits, mean over {plan.units} units)")
             # the engine averages per-unit PSNRs, so this reads higher than the final whole-clip PSNR
-            self.psnr_plot.setTitle("PSNR of the posterior mean (mean over units)")
+            self._title(self.psnr_plot, "PSNR of the posterior mean (mean over units)")
         self._set_bits(0)
 
     def add_event(self, ev: EncodeEvent) -> None:
@@ -264,7 +291,7 @@ class LiveView(QWidget):
         if self.clock is None:   # not a patch image: the engine's own total is fixed across batches
             per = self.fit.steps + refine_steps(self.fit, ev.n_blocks)
             self._start_clock(Work(max(1, int(round(ev.total_steps / per))), self.fit.steps,
-                                   refine_steps(self.fit, ev.n_blocks)))
+                                   refine_steps(self.fit, ev.n_blocks), code_groups(self.fit, ev.n_blocks)))
             self._anchor = 0 if ev.total_steps >= per * self.work.batches else ev.step - 1
             self._global = True
         probing = ev.phase == "fit" and ev.n_blocks == 1 and self.plan is not None and self.plan.patch
@@ -287,9 +314,15 @@ class LiveView(QWidget):
             fit_done = b * w.fit_steps + min(within, w.fit_steps)
             code_done = b * w.code_steps + max(0, within - w.fit_steps)
         else:
+            b = self.batch
             fit_done = self.batch * w.fit_steps + min(within, w.fit_steps)
             code_done = self.batch * w.code_steps + (max(0, within - w.fit_steps) if ev.phase == "code" else 0)
-        self.clock.update(ev.phase, min(fit_done, w.batches * w.fit_steps), min(code_done, w.batches * w.code_steps))
+        groups = None
+        if ev.phase == "code" and w.groups and ev.n_blocks:   # groups selected: blocks coded, in group units
+            groups = min(b, w.batches - 1) * w.groups + min(w.groups, int(round(ev.blocks_done * w.groups
+                                                                                 / ev.n_blocks)))
+        self.clock.update(ev.phase, min(fit_done, w.batches * w.fit_steps), min(code_done, w.batches * w.code_steps),
+                          groups_done=groups)
 
     def _paste(self, patches: np.ndarray) -> None:
         """(b, p, p, 3) posterior-mean patches of the current batch -> the canvas (only those patches change)."""
@@ -326,6 +359,31 @@ class LiveView(QWidget):
         self._dirty = True
         self.redraw()
         self.timer.stop()
+
+    # -- first paint ---------------------------------------------------------------------------------
+    def after_paint(self, callback, fallback_ms: int = 600) -> None:
+        """Call `callback` once, when this view has been painted and then not repainted for a redraw interval
+        (the first show of the tab takes two passes: its layout settles after the first paint), or after
+        `fallback_ms` if it is not painted at all (a hidden window). The window starts the encode's worker this
+        way: the Live tab's first paint (every plot, axis and image laid out at once, the heaviest paint of the
+        app) then runs alone instead of sharing the CPU and the GIL with the encode's first steps."""
+        self._after_paint = callback
+        if not self.isVisible():
+            fallback_ms = 0
+        QTimer.singleShot(fallback_ms, lambda: self._run_after_paint(callback))
+
+    def _run_after_paint(self, only=None) -> None:
+        cb = getattr(self, "_after_paint", None)
+        if cb is None or (only is not None and cb is not only):   # done already, or an older fallback
+            return
+        self._after_paint = None
+        self._settle.stop()
+        cb()
+
+    def paintEvent(self, e) -> None:
+        super().paintEvent(e)
+        if getattr(self, "_after_paint", None) is not None:
+            self._settle.start(self.REDRAW_MS)    # (re)started by each pass: fires once the paints settle
 
     # -- drawing -------------------------------------------------------------------------------------
     def _set_bits(self, blocks_done: int, units_in_batch: int = 0, n_blocks: int = 0) -> None:
@@ -415,13 +473,13 @@ class LiveView(QWidget):
         self.patch_map_item.setImage(self.patch_kl.reshape(rows, cols), autoLevels=False, levels=(0, top))
         probing = ev.phase == "fit" and kl_all.shape[1] == 1 and ev.n_blocks == 1 and p.n_blocks > 1
         if probing:   # one KL per patch, not per block: only the map can show it
-            self.kl_plot.setTitle("Probing the patches' content (KL per patch: see the map)")
+            self._title(self.kl_plot, "Probing the patches' content (KL per patch: see the map)")
             done, total = self.progress()
             self.phase_label.setText(f"Probing the content of every patch to share out the blocks — step "
                                      f"{done}/{total}")
             self.bars.setOpts(x=np.zeros(0), height=np.zeros(0), brushes=None)
             return
-        self.kl_plot.setTitle(f"KL per block (bits, mean over {p.units} patches)")
+        self._title(self.kl_plot, f"KL per block (bits, mean over {p.units} patches)")
         have = kl_all > 0    # a patch with fewer blocks reports exactly 0 for the blocks it lacks
         kl = kl_all.sum(axis=0) / np.maximum(have.sum(axis=0), 1)
         brushes = [CODED if i < ev.blocks_done else OPEN for i in range(len(kl))]

@@ -6,6 +6,7 @@ patch-coded (`engine.patch_codec`) when a patch prior is installed; an image of 
 prior's size (e.g. 32x32 with the CIFAR-10 priors) is coded as one INR, as the CLI does (`plans.use_patches`)."""
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -107,6 +108,7 @@ class MainWindow(QMainWindow):
         self.decoded_audio: tuple | None = None    # (samples, sample_rate, header, prior, nbytes) of an audio .cmb
         self.error_box = None
         self._encode_t0 = 0.0
+        self._marks: dict[str, float] = {}
 
         self.runner = EncodeRunner(self)
         self.runner.planned.connect(self._on_planned)
@@ -120,6 +122,9 @@ class MainWindow(QMainWindow):
         self.decoder.failed.connect(lambda m: self.show_error("Cannot open file", self._cmb_message(m)))
         self.decoder.done.connect(self._on_decode_done)
         self._decode_path: Path | None = None
+        self._pending_encode: dict | None = None   # Compress was pressed; the worker starts after the next paint
+        self._tab_soon = None                      # a tab to show on the next turn of the event loop
+        self._done_soon: bool | None = None        # the encode's end, handled once its result is on screen
         self._probe_thread = None
         self.probe_costs = probe_costs             # measure this machine once when it has no cost model yet
         self._probed.connect(self._on_probed)
@@ -160,6 +165,8 @@ class MainWindow(QMainWindow):
         self.audio_explorer.failed.connect(lambda m: self.show_error("Explore rates", m))
         self.tabs.addTab(self.audio_result, "Result")
         self.tabs.addTab(self.audio_explorer, "Explore rates")
+        self._tab_shown = self.tabs.currentWidget()
+        self.tabs.currentChanged.connect(self._link_views)
 
         self.workspace = QSplitter()
         self.workspace.addWidget(self.settings_panel)
@@ -220,6 +227,18 @@ class MainWindow(QMainWindow):
                 return None
         return get("code_ratio"), get("fit_per_size")
 
+    def _overheads(self, device: str) -> tuple[float, float]:
+        """(head, tail) seconds per unit of size outside the steps, measured by the last encode (0 without
+        one): before the first step (the worker's start, the classical codecs' curves) and after the last (final
+        decode, MS-SSIM, the classical codecs at the same size)."""
+        out = []
+        for key in ("head_per_size", "tail_per_size"):
+            try:
+                out.append(max(0.0, float(self.store.value(f"cost/{device}/{key}", 0.0))))
+            except (TypeError, ValueError):
+                out.append(0.0)
+        return out[0], out[1]
+
     def _learn_costs(self) -> None:
         """After a finished encode: keep the measured phase costs as this machine's model (per device)."""
         clock, plan = self.live.clock, self.live.plan
@@ -227,36 +246,56 @@ class MainWindow(QMainWindow):
             return
         from .progress import size_of
         device = self.settings_panel.device.currentText()
-        per_size = clock.rate["fit"] * clock.work.batches / size_of(plan)
+        size = size_of(plan)
+        per_size = clock.rate["fit"] * clock.work.batches / size
         self.store.setValue(f"cost/{device}/fit_per_size", per_size)
         self.store.setValue(f"cost/{device}/source", "encode")
         if clock.measured_ratio():
             self.store.setValue(f"cost/{device}/code_ratio", clock.measured_ratio())
+        marks = self._marks
+        if {"first", "last", "encoded"} <= set(marks):
+            self.store.setValue(f"cost/{device}/head_per_size", max(0.0, marks["first"] - self._encode_t0) / size)
+            self.store.setValue(f"cost/{device}/tail_per_size", max(0.0, marks["encoded"] - marks["last"]) / size)
         self.settings_panel.refresh_estimate()
 
     def _probe_costs(self, plan) -> None:
         """No cost model for this device yet: measure a few real fitting steps on a worker thread (once)."""
         device = self.settings_panel.device.currentText()
         if (plan is None or not self.probe_costs or self._cost_model(device)[1] is not None
-                or getattr(self, "_probe_thread", None)):
+                or getattr(self, "_probe_thread", None) or self.busy()):
             return
         import threading
 
         from .progress import probe_fit_cost
 
+        from engine import cancel
+
+        token = self._probe_stop = cancel.Token()   # reaches inside a step: a probe step can take seconds
+
         def work():
+            per_size = float("nan")
             try:
-                self._probed.emit(device, probe_fit_cost(plan, device))
+                per_size = probe_fit_cost(plan, device, token=token) or float("nan")
             except Exception:    # no estimate is better than a crash
                 pass
+            self._probed.emit(device, per_size)
         self._probe_thread = threading.Thread(target=work, name="cost-probe", daemon=True)
         self._probe_thread.start()
 
+    def _stop_probe(self) -> None:
+        """An encode is starting: it measures the costs itself, and the probe would only take CPU time (and the
+        GIL) from it and from the window's first paint of the Live tab."""
+        token = getattr(self, "_probe_stop", None)
+        if token is not None:
+            token.cancel()
+
     def _on_probed(self, device: str, per_size: float) -> None:
+        self._probe_thread = None
+        if not math.isfinite(per_size):    # stopped (an encode began) or failed: no model from the probe
+            return
         if self._cost_model(device)[1] is None:    # a finished encode's measurement wins
             self.store.setValue(f"cost/{device}/fit_per_size", per_size)
             self.store.setValue(f"cost/{device}/source", "probe")
-        self._probe_thread = None
         self.settings_panel.refresh_estimate()
 
     def _estimate_text(self, plan) -> str:
@@ -264,7 +303,7 @@ class MainWindow(QMainWindow):
         from .live_view import _fmt_time
         fit, device = self._current_settings()
         ratio, per_size = self._cost_model(device)
-        secs = estimate_seconds(plan, fit, per_size, ratio)
+        secs = estimate_seconds(plan, fit, per_size, ratio, sum(self._overheads(device)))
         if secs is None:
             self._probe_costs(plan)
             return ("Estimated time: measuring this machine…" if self.probe_costs else
@@ -361,7 +400,7 @@ class MainWindow(QMainWindow):
             self.open_path(path)
 
     def busy(self) -> bool:
-        return (self.runner.is_running() or self.explorer.is_running() or self.audio_explorer.is_running()
+        return (self.runner.is_running() or self._pending_encode is not None or self.explorer.is_running() or self.audio_explorer.is_running()
                 or self.decoder.is_running())
 
     def open_path(self, path: str | os.PathLike) -> bool:
@@ -452,6 +491,20 @@ class MainWindow(QMainWindow):
         if too_large is not None:
             self.show_error("Image too large", too_large)
 
+    def _link_views(self, _index: int) -> None:
+        """Linked zoom between the Result tab and the rate explorer: the tab being opened shows the same centre
+        at the same zoom percentage as the tab being left (or the whole image), when both show the same
+        image."""
+        prev, cur = self._tab_shown, self.tabs.currentWidget()
+        self._tab_shown = cur
+        views = {self.result_view: (self.result_view.view_state, self.result_view.set_view_state),
+                 self.explorer: (self.explorer.split.view_state, self.explorer.split.set_view_state)}
+        if prev is cur or prev not in views or cur not in views:
+            return
+        if self.result_view.split.shape is None or self.result_view.split.shape != self.explorer.split.shape:
+            return
+        views[cur][1](views[prev][0]())
+
     def _image_tabs(self, enabled: bool) -> None:
         """Live coding and Explore rates belong to an opened image or clip, not to an opened .cmb."""
         for w in (self.live, self.explorer, self.audio_explorer):
@@ -520,12 +573,20 @@ class MainWindow(QMainWindow):
         """Check the container on the spot (cheap), then decode in the worker with progress."""
         data = path.read_bytes()
         try:
-            container.read(data)   # checks the checksum and the fields before any work starts
+            header, _ = container.read(data)   # checks the checksum and the fields before any work starts
         except CombinerError as e:
             raise CombinerError(self._cmb_message(str(e), path)) from None
         self._decode_path, self._decode_t0 = path, time.perf_counter()
         self.status_label.setText(f"Decoding {path.name}…")
-        self.job_bar.setRange(0, 0)
+        # patch images report patches rendered, audio its sounding units; a one-network image is one step
+        self._decode_what = "units" if header.modality == "audio" else "patches"
+        total = 0
+        if header.modality == "audio" or header.patch:
+            total = int(np.count_nonzero(np.asarray(header.unit_blocks))) if header.modality == "audio" else \
+                int(header.units)
+        self.job_bar.setRange(0, total)
+        self.job_bar.setValue(0)
+        self.job_bar.setFormat(f"decoding %v/%m {self._decode_what}")
         self.job_bar.setVisible(True)
         self.decoder.start(data, self.prior_dirs)
 
@@ -540,7 +601,7 @@ class MainWindow(QMainWindow):
     def _on_decode_progress(self, done: int, total: int) -> None:
         self.job_bar.setRange(0, total)
         self.job_bar.setValue(done)
-        self.job_bar.setFormat(f"decoding %v/%m patches")
+        self.job_bar.setFormat(f"decoding %v/%m {getattr(self, '_decode_what', 'patches')}")
 
     def _on_decode_done(self, cancelled: bool) -> None:
         self.job_bar.setVisible(False)
@@ -617,6 +678,7 @@ class MainWindow(QMainWindow):
         if not self._may_discard("Compress again"):
             return
         fit, device = self._current_settings()
+        self._stop_probe()
         self.result = None
         self.settings_panel.set_running(True)
         self.explorer.explore_button.setEnabled(False)
@@ -625,19 +687,50 @@ class MainWindow(QMainWindow):
         self.export_action.setEnabled(False)
         self.player.stop()
         self.live.start(source)
-        self.live.set_fit(fit, device, *self._cost_model(device))
-        self.tabs.setCurrentWidget(self.live)
+        self.live.set_fit(fit, device, *self._cost_model(device), tail_per_size=self._overheads(device)[1])
+        plan = self.settings_panel._plan   # the worker's plan too (same computation): laid out before the show
+        if plan is not None and plan.modality == ("audio" if self.audio is not None else "image"):
+            self.live.set_plan(plan)
         self.status_label.setText("Compressing…")
         self.setWindowTitle(f"{self.path.name} — compressing… — {APP_TITLE}")
         self._encode_t0 = time.perf_counter()
+        self._marks = {}        # first and last progress event, result: the time outside the steps
         # with the classical codecs at the same size (the split view and the table); made in the worker
         importance = None
         if self.audio is None and self.live_is_patched():
             plan_grid = self._patch_grid()
             importance = self.result_view.roi.weights(plan_grid) if plan_grid else None
         self.settings_panel.roi_check.setChecked(False)
-        self.runner.start(source, [self.settings_panel.rate()], fit, device, self.prior_dirs, references=True,
-                          importance=importance)
+        args = (source, [self.settings_panel.rate()], fit, device, self.prior_dirs)
+        self._pending_encode = dict(args=args, importance=importance)
+        self._show_tab_soon(self.live)
+
+    def _show_tab_soon(self, widget) -> None:
+        """Switch to a tab on a later turn of the event loop. Its layout (show and resize events of every plot)
+        and then its first paint each get a turn of their own instead of adding to the handler that filled it:
+        together they were the window's longest stalls (the Live tab after Compress, the Result tab after an
+        encode). A Compress's worker starts only after the Live tab's first paint."""
+        self._tab_soon = widget
+        QTimer.singleShot(1, self._show_tab_now)
+
+    def _show_tab_now(self) -> None:
+        widget, self._tab_soon = self._tab_soon, None
+        if widget is not None:
+            self.tabs.setCurrentWidget(widget)
+            if widget is self.live and self._pending_encode is not None:
+                self.live.after_paint(self._start_encode)
+        if self._done_soon is not None:      # the encode ended while its result waited to be shown
+            cancelled, self._done_soon = self._done_soon, None
+            QTimer.singleShot(1, lambda: self._on_encode_done(cancelled))
+
+    def _start_encode(self) -> None:
+        job, self._pending_encode = self._pending_encode, None
+        if job is None:
+            return
+        if self._closing or job.get("cancelled"):
+            self._on_encode_done(True)
+            return
+        self.runner.start(*job["args"], references=True, importance=job["importance"])
 
     def live_is_patched(self) -> bool:
         return self.image is not None and use_patches(self.image.shape, self.prior_dirs)
@@ -658,6 +751,8 @@ class MainWindow(QMainWindow):
         self.result_view.roi.enable(on)
 
     def cancel(self) -> None:
+        if self._pending_encode is not None:
+            self._pending_encode["cancelled"] = True
         self.runner.cancel()
         self.status_label.setText("Cancelling…")
 
@@ -665,9 +760,13 @@ class MainWindow(QMainWindow):
         self.live.set_plan(plan)
 
     def _on_progress(self, i: int, ev) -> None:
+        now = time.perf_counter()
+        self._marks.setdefault("first", now)
+        self._marks["last"] = now
         self.live.add_event(ev)
 
     def _on_encoded(self, i: int, res: EncodeResult) -> None:
+        self._marks["encoded"] = time.perf_counter()
         self.result = res
         self.saved = False
         self.live.finish(res)
@@ -676,7 +775,7 @@ class MainWindow(QMainWindow):
             return
         self.result_view.show_encoded(self.image, res)
         self.result_view.export_button.setVisible(True)
-        self.tabs.setCurrentWidget(self.result_view)
+        self._show_tab_soon(self.result_view)
         self.save_action.setEnabled(True)
         self.export_action.setEnabled(True)
         enc = res.encoded
@@ -736,6 +835,9 @@ class MainWindow(QMainWindow):
         self.play("decoded" if self.player.current == "original" else "original")
 
     def _on_encode_done(self, cancelled: bool) -> None:
+        if self._tab_soon is not None:    # the result is shown first (encode_finished: it is on screen)
+            self._done_soon = cancelled
+            return
         self.live.stop()
         self.settings_panel.set_running(False)
         self.explorer.explore_button.setEnabled(self.explorer.image is not None)
@@ -887,7 +989,15 @@ class MainWindow(QMainWindow):
 
     def shutdown(self, timeout_ms: int = 60_000) -> bool:
         """Cancel every job and wait for its thread (the app's exit path and tests). -> all threads finished."""
+        self._stop_probe()
         probe = self._probe_thread
         if probe is not None:
             probe.join(timeout_ms / 1000)
+        if self._pending_encode is not None:   # Compress was pressed but the worker never started
+            self._pending_encode = None
+            self._tab_soon = None
+            self._on_encode_done(True)
+        if self._done_soon is not None:       # an encode's end waited for its result to be shown
+            cancelled, self._done_soon, self._tab_soon = self._done_soon, None, None
+            self._on_encode_done(cancelled)
         return all([r.shutdown(timeout_ms) for r in self._runners()])

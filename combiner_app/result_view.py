@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QStackedWidget, 
 
 from engine.metrics import fmt
 
-from .compare import SplitCompare
+from .compare import SplitCompare, box_state, set_box_state
 from .image_panels import image_box, link, show_rgb
 from .roi import RoiLayer
 
@@ -169,6 +169,24 @@ class ResultView(QWidget):
         src, dst = (self.split.box, self.orig_box) if self.compare.widget(index) is self.graphics else \
             (self.orig_box, self.split.box)
         dst.setRange(rect=src.viewRect(), padding=0)
+
+    def view_state(self):
+        """The split view's zoom and centre (`SplitCompare.view_state`) on the comparison page shown; the side
+        by side page carries its region into the split view first. None on the single decoded view."""
+        if self.pages.currentWidget() is not self.compare or self.split.shape is None:
+            return None
+        if self.compare.currentWidget() is self.graphics:
+            return box_state(self.orig_box, self.split.shape)
+        return self.split.view_state()
+
+    def set_view_state(self, state) -> None:
+        """Linked zoom with the rate explorer's split view (the main window carries it across tabs)."""
+        if state is None or self.pages.currentWidget() is not self.compare or self.split.shape is None:
+            return
+        if self.compare.currentWidget() is self.graphics:
+            set_box_state(self.orig_box, state, self.split.shape)   # its two neighbours are linked to it
+        else:
+            self.split.set_view_state(state)
 
     def _show_fields(self, fields: dict[str, str]) -> None:
         self.fields = fields

@@ -52,6 +52,23 @@ def preload_torch() -> None:
         import torch._dynamo  # noqa: F401
     except Exception:   # a build without dynamo: nothing to preload
         pass
+    preload_image_job()
+
+
+def preload_image_job() -> None:
+    """The other imports an image encode would otherwise make in the worker during its first second, each of
+    them Python work holding the GIL (PySide's import hook even reads every new module's source), which made
+    the window's first paint of the Live tab wait 150-400 ms: Pillow's image plugins (its first WebP/AVIF save
+    imports all 45 of them), pytorch_msssim (the result's MS-SSIM) and the profiler module that the optimiser's
+    first zero_grad imports."""
+    from PIL import Image
+
+    Image.init()
+    for name in ("pytorch_msssim", "torch.profiler._cupti_monitor"):
+        try:
+            __import__(name)
+        except Exception:   # an optional package or a torch without it: nothing to preload
+            pass
 
 
 def preload_measures() -> None:
@@ -88,12 +105,13 @@ class Decoded:
 
 
 def decode_cmb(data: bytes, prior_dirs=None, progress=None) -> Decoded:
-    """`.cmb` bytes -> Decoded, with `progress(done, total)` while a patch-coded image is rendered. Raises the
+    """`.cmb` bytes -> Decoded, with `progress(done, total)` while a patch-coded image or an audio clip is
+    rendered (patches, or the clip's sounding units). Raises the
     engine's CombinerError (bad file, missing prior) and cancel.Cancelled."""
     t0 = time.perf_counter()
     header, _ = container.read(data)   # checks the checksum; says which decoder this file needs
     if header.modality == "audio":
-        y, sr, header, prior = audio_codec.decode_audio_full(data, prior_dirs=prior_dirs)
+        y, sr, header, prior = audio_codec.decode_audio_full(data, prior_dirs=prior_dirs, progress=progress)
         return Decoded("audio", y, header, prior, len(data), time.perf_counter() - t0, sr)
     if header.patch:
         img, header, prior = patch_codec.decode_image_full(data, prior_dirs=prior_dirs, progress=progress)
@@ -105,7 +123,7 @@ def decode_cmb(data: bytes, prior_dirs=None, progress=None) -> Decoded:
 class DecodeWorker(QObject):
     """Decodes one `.cmb` file's bytes off the GUI thread."""
 
-    progress = Signal(int, int)       # patches rendered, patches in all
+    progress = Signal(int, int)       # patches (image) or sounding units (audio) rendered, and in all
     decoded = Signal(object)          # Decoded
     failed = Signal(str)
     done = Signal(bool)               # cancelled?

@@ -162,15 +162,17 @@ def _chunks(x: np.ndarray, prior: Prior) -> tuple[np.ndarray, np.ndarray]:
 
 @torch.no_grad()
 def _render(prior: Prior, seed: int, unit_blocks: np.ndarray, indices: Sequence[np.ndarray], n: int, c: int,
-            sr: int, gain: int | None, device="cpu") -> np.ndarray:
+            sr: int, gain: int | None, device="cpu", progress=None) -> np.ndarray:
     """Receiver side: per unit its block count and indices -> (N, C) float32 at the original rate. Units with
-    no blocks are silent. `gain` None: a kind-8 file (no level normalisation)."""
+    no blocks are silent. `gain` None: a kind-8 file (no level normalisation). `progress(done, total)`:
+    sounding units rendered so far, after each render batch."""
     L = prior.audio.chunk
     m, k = layout(n, c, sr, prior)
     emb = siren.fourier_embed(siren.grid_coords((L,), device=device), prior.inr)
     mix = prior.mixers(device)
     out = np.zeros((len(unit_blocks), L), dtype=np.float32)
     ub = np.asarray(unit_blocks)
+    done, total = 0, int((ub > 0).sum())
     for nb in np.unique(ub[ub > 0]):
         us = np.flatnonzero(ub == nb)
         members = _members(prior, int(nb))
@@ -178,6 +180,9 @@ def _render(prior: Prior, seed: int, unit_blocks: np.ndarray, indices: Sequence[
             part = us[s:s + RENDER_BATCH]
             w = _weights(prior, members, seed, np.stack([indices[u] for u in part]), device)
             out[part] = (siren.forward(w, emb, prior.inr, mix)[:, :, 0] * 2.0).cpu().numpy()
+            done += len(part)
+            if progress is not None:
+                progress(done, total)
     y = out.reshape(c, k * L)[:, :m].T                              # (M, C) at the prior's rate
     if gain is not None:
         y = y / np.float32(factor(gain))
@@ -331,8 +336,10 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
     return out
 
 
-def decode_audio_full(data: bytes, prior_dirs=None, device="cpu") -> tuple[np.ndarray, int, CmbHeader, Prior]:
-    """`.cmb` bytes -> ((N, C) float32 samples in [-1, 1], sample rate, header, prior)."""
+def decode_audio_full(data: bytes, prior_dirs=None, device="cpu", progress=None
+                      ) -> tuple[np.ndarray, int, CmbHeader, Prior]:
+    """`.cmb` bytes -> ((N, C) float32 samples in [-1, 1], sample rate, header, prior); `progress(done, total)`
+    as the sounding units are rendered (see _render)."""
     hdr, idx = container.read(bytes(data))
     if hdr.modality != "audio":
         raise CmbFormatError(f"this is an {hdr.modality} file, not audio")
@@ -353,7 +360,7 @@ def decode_audio_full(data: bytes, prior_dirs=None, device="cpu") -> tuple[np.nd
     ub = np.asarray(hdr.unit_blocks, dtype=np.int64)
     offs = np.concatenate([[0], np.cumsum(ub)])
     per_unit = [idx[offs[u]:offs[u + 1]] for u in range(len(ub))]
-    y = _render(prior, hdr.seed, ub, per_unit, n, c, sr, hdr.gain, device)
+    y = _render(prior, hdr.seed, ub, per_unit, n, c, sr, hdr.gain, device, progress)
     return y, sr, hdr, prior
 
 

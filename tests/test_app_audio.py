@@ -349,3 +349,30 @@ def test_stereo_44k_clip_plans_one_unit_per_chunk_and_channel(window, tmp_path, 
     sp = window.settings_panel
     assert sp.bpp.isVisibleTo(sp) and not sp.kbps.isVisibleTo(sp) and visible(window, window.result_view)
     assert not visible(window, window.audio_result) and window.audio is None
+
+
+def test_opening_an_audio_cmb_shows_decode_progress(window, qtbot, tmp_path, tiny_audio_prior_dir):
+    from engine.audio_codec import encode_audio
+    from engine.codec import run
+    from combiner_app.worker import decode_cmb
+
+    dirs = [str(tiny_audio_prior_dir)]
+    enc = run(encode_audio(voiced_audio(0.5, SR, seed=6), SR, 16.0, fit=FAST_FIT, prior_dirs=dirs))
+    sounding = int(np.count_nonzero(np.asarray(enc.header.unit_blocks)))
+    calls = []
+    d = decode_cmb(enc.data, dirs, lambda done, total: calls.append((done, total)))
+    assert d.modality == "audio" and np.array_equal(d.signal, enc.reconstruction)
+    assert calls and calls[-1] == (sounding, sounding)                     # the units rendered, in the worker
+    assert all(b[0] > a[0] for a, b in zip(calls, calls[1:]))
+    out = tmp_path / "progress.cmb"
+    out.write_bytes(enc.data)
+    seen, bars = [], []
+    window.decoder.decode_progress.connect(lambda done, total: seen.append((done, total)))
+    with qtbot.waitSignal(window.file_opened, timeout=20_000):
+        assert window.open_path(out)
+        bar = window.job_bar                                              # determinate from the start
+        bars.append((bar.isVisible(), bar.maximum(), bar.value(), bar.format()))
+    assert bars[0][:3] == (True, sounding, 0) and bars[0][3].endswith("units")
+    assert seen and seen[-1] == (sounding, sounding)
+    qtbot.waitUntil(lambda: not window.job_bar.isVisible(), timeout=5000)   # gone once the worker is done
+    assert window.decoded_audio is not None and "Decode time" in window.audio_result.fields

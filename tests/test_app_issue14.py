@@ -268,3 +268,250 @@ def test_time_estimate_before_compress_from_a_probe_then_from_the_encode(qtbot, 
     assert w.live.progress()[0] == w.live.work.total or w.live.finished_text
     assert "Finished" in w.live.phase_label.text() and "decoded file PSNR" in w.live.phase_label.text()
     w.shutdown()
+
+
+def test_rate_slider_stays_on_the_rung_in_view_when_a_result_arrives_before_it(qtbot, tmp_path, tiny_prior_dir,
+                                                                                 png):
+    # a descending ladder: every new result sorts in front of the ones already there
+    w = make_window(qtbot, tmp_path, [str(tiny_prior_dir)], ladder=(2.0, 1.0, 0.5))
+    assert w.open_path(png)
+    w.settings_panel.preset.setCurrentText("fast")
+    ex = w.explorer
+    viewed = {}
+
+    def user_moves(n):
+        if n == 2 and not viewed:        # two rungs there: the user looks at the lower one
+            ex.slider.setValue(0)
+            viewed["res"] = ex.results[0]
+    ex.result_added.connect(user_moves)
+    with qtbot.waitSignal(ex.ladder_done, timeout=120_000):
+        ex.explore()
+    assert len(ex.results) == 3 and viewed
+    pos = next(i for i, r in enumerate(ex.results) if r is viewed["res"])
+    assert pos == 1                                        # the third result went in front of it
+    assert ex.slider.value() == pos and ex._shown_result is viewed["res"]
+    assert np.array_equal(ex.split.sources["COMBINER"], viewed["res"].encoded.reconstruction)
+    assert f"{viewed['res'].encoded.bpp:.2f}" in ex.rate_label.text()
+    w.shutdown()
+
+
+def test_result_and_rate_explorer_split_views_share_their_zoom(window, qtbot, png):
+    from PySide6.QtCore import QRectF
+
+    assert window.open_path(png)
+    window.settings_panel.preset.setCurrentText("fast")
+    with qtbot.waitSignal(window.encode_finished, timeout=60_000):
+        window.compress()
+    ex = window.explorer
+    with qtbot.waitSignal(ex.ladder_done, timeout=120_000):
+        ex.explore()
+    rv = window.result_view
+    assert window.tabs.currentWidget() is rv and rv.split.shape == ex.split.shape == (32, 32)
+
+    def centre(split):
+        r = split.box.viewRect()
+        return r.center().x(), r.center().y()
+    rv.split.box.setRange(rect=QRectF(4, 6, 8, 8), padding=0)        # zoomed into the top left
+    qtbot.wait(50)
+    z = rv.split.zoom()
+    window.tabs.setCurrentWidget(ex)                                # never shown before: applied once laid out
+    qtbot.waitUntil(lambda: abs(ex.split.zoom() / z - 1) < 0.01, timeout=3000)
+    assert centre(ex.split) == pytest.approx((8, 10), abs=0.05)
+    assert ex.split.zoom_label.text() == rv.split.zoom_label.text()  # the same percentage on both tabs
+    ex.split.box.setRange(rect=QRectF(20, 20, 10, 10), padding=0)   # zoom and pan there
+    qtbot.wait(50)
+    z = ex.split.zoom()
+    for _ in range(3):                                              # round trips neither drift nor widen
+        window.tabs.setCurrentWidget(rv)
+        qtbot.wait(30)
+        assert centre(rv.split) == pytest.approx((25, 25), abs=0.05) and rv.split.zoom() == pytest.approx(z, 0.01)
+        window.tabs.setCurrentWidget(ex)
+        qtbot.wait(30)
+        assert centre(ex.split) == pytest.approx((25, 25), abs=0.05) and ex.split.zoom() == pytest.approx(z, 0.01)
+    ex.split.fit()                                                  # the whole image carries as "fit"
+    window.tabs.setCurrentWidget(rv)
+    r = rv.split.box.viewRect()
+    assert r.left() <= 0 and r.top() <= 0 and r.right() >= 32 and r.bottom() >= 32
+
+
+def test_phase_clock_charges_the_coding_time_between_refinement_steps():
+    from combiner_app.progress import PhaseClock, Work
+
+    clock = PhaseClock(Work(1, 10, 4))
+    t = 0.0
+    for s in range(1, 11):                       # fitting: 1 s a step
+        t += 1.0
+        clock.update("fit", s, 0, now=t)
+    # coding: each group first spends 3 s in the A* selection (progress events, no refinement step yet),
+    # then 1 refinement step of 1 s; the first coding event comes after the first selection
+    code = 0
+    for g in range(4):
+        for _ in range(3):
+            t += 1.0
+            clock.update("code", 10, code, now=t)
+        t += 1.0
+        code += 1
+        clock.update("code", 10, code, now=t)
+    assert clock.rate["fit"] == pytest.approx(1.0)
+    assert clock.rate["code"] == pytest.approx(4.0)        # 16 s over 4 steps, the selections included
+    assert clock.measured_ratio() == pytest.approx(4.0)
+    assert clock.remaining() == pytest.approx(0.0)
+    clock.tail = 2.5
+    assert clock.remaining() == pytest.approx(2.5)          # the work after the last step is still to come
+
+
+def test_estimate_after_an_encode_matches_that_encode(qtbot, tmp_path, patch_prior_dir):
+    from combiner_app.progress import estimate_seconds
+
+    w = make_window(qtbot, tmp_path, [str(patch_prior_dir)])
+    src = tmp_path / "est.png"
+    Image.fromarray(photo(48, 64, seed=5)).save(src)
+    assert w.open_path(src)
+    w.settings_panel.preset.setCurrentText("patch")
+    with qtbot.waitSignal(w.encode_finished, timeout=60_000):
+        w.compress()
+    actual = w._marks["encoded"] - w._encode_t0            # Compress pressed -> result there
+    fit, device = w._current_settings()
+    ratio, per_size = w._cost_model(device)
+    est = estimate_seconds(w.settings_panel._plan, fit, per_size, ratio, sum(w._overheads(device)))
+    head, tail = w._overheads(device)
+    print(f"\nestimate {est:.2f} s for an encode that took {actual:.2f} s (ratio {ratio:.2f}, "
+          f"outside the steps {head * 3072:.2f} + {tail * 3072:.2f} s)")
+    assert est == pytest.approx(actual, rel=0.15)
+    assert "about" in w.settings_panel.estimate_label.text()
+    w.shutdown()
+
+
+def test_the_encode_starts_after_the_live_tab_is_painted(window, qtbot, png):
+    from PySide6.QtCore import QEvent, QObject
+
+    assert window.open_path(png)
+    window.settings_panel.preset.setCurrentText("fast")
+    qtbot.wait(50)
+    painted, started = [], []
+
+    class PaintSpy(QObject):
+        def eventFilter(self, obj, ev):
+            if ev.type() == QEvent.Type.Paint:
+                painted.append(time.perf_counter())
+            return False
+    spy = PaintSpy()
+    window.live.installEventFilter(spy)
+    start = window.runner.start
+
+    def spy_start(*a, **k):
+        started.append((time.perf_counter(), len(painted)))
+        return start(*a, **k)
+    window.runner.start = spy_start
+    with qtbot.waitSignal(window.encode_finished, timeout=60_000) as sig:
+        window.compress()
+        assert window.busy() and not started          # Compress returns at once; the worker waits for a paint
+    assert sig.args == [False] and window.result is not None
+    assert len(started) == 1 and started[0][1] >= 1      # the Live tab was painted before the worker started
+    assert window.tabs.currentWidget() is window.result_view
+    window.live.removeEventFilter(spy)
+
+
+def test_cancel_or_close_before_the_worker_started(window, qtbot, png):
+    assert window.open_path(png)
+    window.settings_panel.preset.setCurrentText("fast")
+    with qtbot.waitSignal(window.encode_finished, timeout=5000) as sig:
+        window.compress()
+        window.cancel()                                # before the Live tab's first paint
+    assert sig.args == [True] and window.result is None and not window.runner.is_running()
+    assert window.settings_panel.compress_button.isEnabled() and not window.busy()
+    window.compress()
+    assert window.busy()
+    assert window.shutdown(5000) and not window.busy() and window.result is None
+
+
+def test_live_redraws_do_not_lay_the_plots_out_again(qtbot, patch_prior_dir):
+    from combiner_app.live_view import LiveView
+    from combiner_app.plans import plan_patches
+    from engine.codec import EncodeEvent
+
+    view = LiveView()
+    qtbot.addWidget(view)
+    view.resize(900, 600)
+    view.show()
+    img = photo(48, 64, seed=2)
+    plan = plan_patches(img.shape, 2.0, [str(patch_prior_dir)])
+    view.start(img)
+    view.set_fit(PATCH_FIT)
+    view.set_plan(plan)
+    titles = []
+    orig = view.kl_plot.setTitle
+    view.kl_plot.setTitle = lambda t, **k: (titles.append(t), orig(t, **k))
+    rng = np.random.default_rng(0)
+    n = plan.n_blocks
+    for step in range(1, 41):
+        probing = step <= 20
+        kl = rng.random((plan.units, 1 if probing else n)) * 10
+        ev = EncodeEvent("fit", step, 200, 0, 1 if probing else n, 20.0 + step / 10, kl)
+        view.add_event(ev)
+        view.redraw()
+        qtbot.wait(1)
+    assert len(titles) == 2        # once into the content probe, once out of it: not on every redraw
+    assert "Probing" in titles[0] and "mean over" in titles[1]
+    view.stop()
+
+
+def test_the_cost_probe_fits_the_encodes_batch_and_stops_inside_a_step(patch_prior_dir):
+    from combiner_app.plans import plan_patches
+    from combiner_app.progress import probe_batch, probe_fit_cost
+
+    dirs = [str(patch_prior_dir)]
+    big = plan_patches((1024, 1536, 3), 2.0, dirs)
+    assert big.units > patch_codec.MAX_UNITS and probe_batch(big) == patch_codec.MAX_UNITS
+    small = plan_patches((48, 64, 3), 2.0, dirs)
+    assert probe_batch(small) == small.units == 12
+    assert probe_fit_cost(small, steps=3) > 0
+    token = cancel.Token()
+    threading.Timer(0.3, token.cancel).start()
+    t0 = time.perf_counter()
+    assert probe_fit_cost(big, token=token, steps=100_000, budget_s=1e9) is None   # an encode began
+    assert time.perf_counter() - t0 < 1.5
+
+
+def test_an_encode_imports_nothing_on_its_worker_thread(window, qtbot, png):
+    """Imports hold the GIL (and PySide's import hook reads each new module's source): done by the window at
+    start, never mid-job, where they stalled the first paint of the Live tab."""
+    import sys
+
+    assert window.open_path(png)
+    window.settings_panel.preset.setCurrentText("fast")
+    before = set(sys.modules)
+    with qtbot.waitSignal(window.encode_finished, timeout=60_000):
+        window.compress()
+    assert window.result is not None and window.result.references      # JPEG/WebP/AVIF ran too
+    assert sorted(set(sys.modules) - before) == []
+
+
+def test_eta_of_the_coding_phase_counts_group_selections_apart_from_steps():
+    """fast preset's shape: 16 groups, refinement steps shrinking 30 -> 5, a fixed A* selection per group."""
+    from combiner_app.progress import PhaseClock, Work
+
+    refine = [round(30 - 25 * g / 15) for g in range(16)]
+    refine[-1] = 0
+    step_s, select_s = 0.1, 2.0
+    truth = sum(refine) * step_s + 16 * select_s
+
+    def replay(with_groups: bool) -> tuple[float, float]:
+        clock = PhaseClock(Work(1, 10, sum(refine), 16))
+        t = 0.0
+        for s in range(1, 11):
+            t += step_s
+            clock.update("fit", s, 0, now=t)
+        t0, done = t, 0
+        for g in range(5):                          # five groups coded: selection, then its refinement steps
+            t += select_s
+            clock.update("code", 10, done, now=t, groups_done=(g + 1) if with_groups else None)
+            for _ in range(refine[g]):
+                t += step_s
+                done += 1
+                clock.update("code", 10, done, now=t, groups_done=(g + 1) if with_groups else None)
+        return clock.remaining(), truth - (t - t0)
+    left, true_left = replay(True)
+    assert left == pytest.approx(true_left, rel=0.03)
+    left, true_left = replay(False)                 # a cost per step alone: the later, shorter groups cost more
+    assert left < 0.85 * true_left
