@@ -13,3 +13,14 @@ run --rate 0.1 --width 32 --name photo64-0.1bpp -o priors/photo64-0.1bpp.safeten
 run --rate 0.3 --width 40 --name photo64-0.3bpp -o priors/photo64-0.3bpp.safetensors
 run --rate 0.6 --width 48 --name photo64-0.6bpp -o priors/photo64-0.6bpp.safetensors
 run --rate 1.2 --width 64 --name photo64-1.2bpp -o priors/photo64-1.2bpp.safetensors
+
+# Latent-grid patch prior with one shared INR (issue 11, stage 1 and 2 on this CPU; docs/results.md). Stage 1
+# fits the first round at a small beta so the grids learn to carry content before the rate squeezes them;
+# stage 2 warm-starts from stage 1 on crops stage 1 did not see. A later stage continues the same way
+# (--init-prior priors/photo64-shared-0.3bpp.safetensors --skip 128, under a new file name: a shipped prior
+# never changes, because files name it by its content id).
+lat() { combiner learn-prior --data "$D" --patch 64 --latent 32,16,8,4,2 --shared-inr --shared-lr 2e-3 --rate 0.3 \
+        --width 32 --depth 2 --freqs 4 --max-freq 8 --items 64 --beta-init 3e-7 --round-steps 100 --threads 1 "$@"; }
+lat --first-steps 200 --warmup 200 --rounds 5 --name photo64-shared-0.3bpp -o /tmp/photo64-shared-stage1.safetensors
+lat --first-steps 100 --warmup 0 --rounds 4 --skip 64 --init-prior /tmp/photo64-shared-stage1.safetensors \
+    --name photo64-shared-0.3bpp -o priors/photo64-shared-0.3bpp.safetensors
