@@ -218,7 +218,10 @@ def audio_shots(win, pump, shot, audio_priors, a) -> None:
         view.views.setCurrentWidget(view.spectrograms)
         cmb = Path(tmp) / wav.with_suffix(".cmb").name
         win.save_cmb(cmb)
-        win.open_path(cmb)
+        opened = {"done": False}
+        win.file_opened.connect(lambda p: opened.update(done=True))
+        win.open_path(cmb)         # decodes in the worker
+        pump(lambda: opened["done"])
         shot("audio_decoded_cmb.png")
         win.open_path(wav)
         ex = win.audio_explorer

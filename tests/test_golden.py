@@ -42,3 +42,16 @@ def test_golden_audio_file_of_the_first_audio_kind_still_decodes():
     assert prior.name == "speech16k-10kbps" and sr == 16000 and hdr.gain is None and hdr.n_blocks == 30
     assert y.shape == want.shape == (6400, 1)
     assert np.max(np.abs(y - want)) < 1e-4
+
+
+def test_golden_latent_grid_file_decodes_to_the_stored_picture():
+    """A kind-9 file of 2x2 patches coded with the shipped latent-grid prior (grids stitched across the patches,
+    shared INR): guards the stitching, the upsampler and the latent layout."""
+    from engine.patch_codec import decode_image_full
+
+    img, hdr, prior = decode_image_full((DATA / "coffee_0.3bpp_latent.cmb").read_bytes())
+    want = np.asarray(Image.open(DATA / "coffee_0.3bpp_latent_decoded.png"))
+    assert prior.name == "photo64-shared-0.3bpp" and prior.latent is not None and prior.latent.shared
+    assert hdr.shape == (80, 100, 3) and hdr.patch == 64 and hdr.units == 4
+    diff = np.abs(img.astype(int) - want.astype(int))
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.999
