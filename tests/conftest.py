@@ -32,16 +32,21 @@ def photo_patches(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
     return np.stack(out).astype(np.uint8)
 
 
+def _learn_into(tmp_path_factory, folder: str, file: str, signals, cfg: LearnConfig, name: str, **kw):
+    """Learn a tiny prior with the project's learner (torch seeded) and save it as `file` in a fresh folder."""
+    torch.manual_seed(0)
+    prior = run(learn_prior(signals, cfg, torch.device("cpu"), data_info={"name": name}, **kw))
+    d = tmp_path_factory.mktemp(folder)
+    prior.save(d / file)
+    return d
+
+
 @pytest.fixture(scope="session")
 def tiny_prior_dir(tmp_path_factory):
     """A real (tiny) prior learned with the project's own learner on 24 photo patches; saved to a folder."""
-    torch.manual_seed(0)
     cfg = LearnConfig(rate_bpp=1.0, n_items=24, batch=24, first_steps=300, round_steps=100, rounds=3,
                       warmup=50, beta_init=3e-6, inr=InrConfig(width=8, depth=2, n_freqs=3, max_freq=8.0))
-    prior = run(learn_prior(photo_patches(24, seed=1), cfg, torch.device("cpu"), data_info={"name": "tiny-test"}))
-    d = tmp_path_factory.mktemp("priors")
-    prior.save(d / "tiny.safetensors")
-    return d
+    return _learn_into(tmp_path_factory, "priors", "tiny.safetensors", photo_patches(24, seed=1), cfg, "tiny-test")
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +75,6 @@ def tiny_audio_prior_dir(tmp_path_factory):
     """A tiny 16 kHz audio prior (200-sample chunks) learned with the project's learner on synthetic speech."""
     from engine.prior import AudioLayout
 
-    torch.manual_seed(0)
     chunk = 200
     from engine.audio_gain import normalise
 
@@ -79,11 +83,8 @@ def tiny_audio_prior_dir(tmp_path_factory):
     cfg = LearnConfig(rate_bpp=2.0, n_items=48, batch=48, first_steps=200, round_steps=80, rounds=2, warmup=50,
                       beta_init=3e-7, out_init_scale=0.1,
                       inr=InrConfig(in_dim=1, out_dim=1, width=16, depth=2, n_freqs=4, max_freq=32.0))
-    prior = run(learn_prior(chunks, cfg, torch.device("cpu"), data_info={"name": "tiny-audio-test"},
-                            audio=AudioLayout(chunk, 16000)))
-    d = tmp_path_factory.mktemp("audio_priors")
-    prior.save(d / "tiny_audio.safetensors")
-    return d
+    return _learn_into(tmp_path_factory, "audio_priors", "tiny_audio.safetensors", chunks, cfg, "tiny-audio-test",
+                       audio=AudioLayout(chunk, 16000))
 
 
 @pytest.fixture(scope="session")
@@ -101,14 +102,10 @@ def photo(h: int, w: int, seed: int = 0) -> np.ndarray:
 @pytest.fixture(scope="session")
 def patch_prior_dir(tmp_path_factory):
     """A tiny 16x16 patch prior with the linear reparameterisation, learned on real photo crops."""
-    torch.manual_seed(0)
     cfg = LearnConfig(rate_bpp=2.0, n_items=32, batch=32, first_steps=200, round_steps=80, rounds=2, warmup=50,
                       beta_init=1.5e-6, reparam=True, inr=InrConfig(width=12, depth=2, n_freqs=3, max_freq=8.0))
-    prior = run(learn_prior(photo_patches(32, size=16, seed=3), cfg, torch.device("cpu"), patch=16,
-                            data_info={"name": "tiny-patch-test"}))
-    d = tmp_path_factory.mktemp("patch_priors")
-    prior.save(d / "tinypatch.safetensors")
-    return d
+    return _learn_into(tmp_path_factory, "patch_priors", "tinypatch.safetensors", photo_patches(32, size=16, seed=3),
+                       cfg, "tiny-patch-test", patch=16)
 
 
 @pytest.fixture(scope="session")
@@ -126,16 +123,12 @@ def latent_prior_dir(tmp_path_factory):
     crops), learned with the project's learner on real photo crops."""
     from engine.config import LatentConfig
 
-    torch.manual_seed(0)
     lat = LatentConfig(levels=(8, 4, 2), channels=1)
     cfg = LearnConfig(rate_bpp=2.0, n_items=12, batch=48, first_steps=150, round_steps=60, rounds=2, warmup=50,
                       beta_init=1.5e-6, latent=lat, tile=2,
                       inr=InrConfig(width=10, depth=2, n_freqs=2, max_freq=4.0, features=lat.features))
-    prior = run(learn_prior(photo_patches(12, size=32, seed=4), cfg, torch.device("cpu"), patch=16,
-                            data_info={"name": "tiny-latent-test"}))
-    d = tmp_path_factory.mktemp("latent_priors")
-    prior.save(d / "tinylatent.safetensors")
-    return d
+    return _learn_into(tmp_path_factory, "latent_priors", "tinylatent.safetensors",
+                       photo_patches(12, size=32, seed=4), cfg, "tiny-latent-test", patch=16)
 
 
 @pytest.fixture(scope="session")
