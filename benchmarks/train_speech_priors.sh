@@ -13,6 +13,23 @@ train() {  # kbps width items rounds
     --items "$3" --first-steps 400 --round-steps 200 --rounds "$4" --threads 1 --name "$name" -q \
     -o "$OUT/$name.safetensors"
 }
-( train 5 32 512 8; train 40 64 384 5 ) &
-( train 10 48 512 8; train 20 56 384 5 ) &
-wait
+MODE=${1:-plain}   # plain | latent
+if [ "$MODE" = plain ]; then
+  ( train 5 32 512 8; train 40 64 384 5 ) &
+  ( train 10 48 512 8; train 20 56 384 5 ) &
+  wait
+fi
+
+# Latent-grid speech priors (issue 12, item 3): per 800-sample chunk, 1-D grids of 400, 200, 100, 50 and 25
+# cells (775 coded values), stitched over the channel, a learned 3-tap convolution per level and one shared
+# SIREN (width 32) in the prior. Learned on runs of 4 consecutive chunks; the first round fits at a small beta
+# so the grids learn to carry the sound before the rate squeezes them (as for the photo latent prior).
+# A later stage: --init-prior OUT/NAME.safetensors --skip 256 --first-steps 100 --warmup 0, under a new name.
+latent() {  # kbps items rounds
+  local name=speech16k-latent-$1kbps
+  combiner learn-prior --data "$DATA" --kbps "$1" --latent 400,200,100,50,25 --shared-inr --shared-lr 2e-3 \
+    --width 32 --depth 2 --freqs 2 --max-freq 2 --items "$2" --tile 4 --first-steps 300 --warmup 300 \
+    --beta-init 1e-8 --round-steps 100 --rounds "$3" --threads 1 --no-compile --name "$name" -q \
+    -o "$OUT/$name.safetensors"
+}
+if [ "$MODE" = latent ]; then latent 12 256 10; fi

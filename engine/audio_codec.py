@@ -11,6 +11,12 @@ on the L-point grid, keeps the first M samples, maps them from the network scale
 divides by the gain 10^(g * GAIN_STEP_DB / 20) (engine/audio_gain.py), resamples to sr with SciPy's polyphase
 filter, keeps the first N samples and clips to [-1, 1]. Files of the older kind 8 (one block count for every
 unit, no gain) decode the same way with g = 0.
+
+Latent priors (``prior.latent``, 1-D grids; engine/latent.py): a unit's vector starts with its latent grids.
+The receiver stitches the grids of the K units of each channel in time order (a silent unit, n_u = 0, takes
+the prior mean), turns them into features with the prior's upsampler and evaluates each sounding unit's INR on
+its features; silent units still decode to exact zeros. It may do so in windows of units with one unit of
+margin on each side (see latent.py), which gives the features of the whole channel.
 """
 from __future__ import annotations
 
@@ -20,13 +26,14 @@ from typing import Generator, Sequence
 import numpy as np
 import torch
 
-from . import container, limits, rng, siren
+from . import cancel, container, limits, rng, siren
 from .audio_gain import factor, gain_code
 from .audio_io import resample, resampled_length
 from .codec import EncodeEvent, Reporting, UnitBatch, _members, _weights, code_units
 from .fitting import Objective
 from .metrics import audio_psnr, snr as audio_snr  # noqa: F401 (re-exported)
-from .patch_codec import _probe, uniform
+from .latent import Canvas
+from .patch_codec import _probe, _unit_weights, uniform
 from .config import FitConfig
 from .container import CmbHeader
 from .errors import CmbFormatError, CombinerError, MediaError, PriorError
@@ -173,6 +180,24 @@ def _render(prior: Prior, seed: int, unit_blocks: np.ndarray, indices: Sequence[
     out = np.zeros((len(unit_blocks), L), dtype=np.float32)
     ub = np.asarray(unit_blocks)
     done, total = 0, int((ub > 0).sum())
+    if prior.latent is not None:
+        for ch in range(c):
+            for a in range(0, k, RENDER_BATCH):
+                cancel.check()
+                b = min(k, a + RENDER_BATCH)
+                lo, hi = ch * k + max(0, a - 1), ch * k + min(k, b + 1)    # one unit of margin each side
+                w = _vectors(prior, seed, ub[lo:hi], indices[lo:hi], device)   # (hi-lo, P)
+                field = prior.field(emb, device, [Canvas(1, hi - lo, torch.arange(hi - lo, device=device))])
+                feat = field.features(w)                                  # (hi-lo, L, F)
+                keep = torch.arange(ch * k + a - lo, ch * k + b - lo, device=device)
+                keep = keep[torch.from_numpy(ub[ch * k + a:ch * k + b] > 0).to(device)]
+                if len(keep):
+                    y = field(w[keep], feat[keep])[:, :, 0] * 2.0
+                    out[(keep + lo).cpu().numpy()] = y.cpu().numpy()
+                done += len(keep)
+                if progress is not None and len(keep):
+                    progress(done, total)
+        ub = ub[:0]   # every unit is rendered
     for nb in np.unique(ub[ub > 0]):
         us = np.flatnonzero(ub == nb)
         members = _members(prior, int(nb))
@@ -188,6 +213,39 @@ def _render(prior: Prior, seed: int, unit_blocks: np.ndarray, indices: Sequence[
         y = y / np.float32(factor(gain))
     y = resample(np.ascontiguousarray(y), prior.audio.sample_rate, sr)[:n]
     return np.clip(y, -1.0, 1.0).astype(np.float32)
+
+
+def _vectors(prior: Prior, seed: int, unit_blocks: np.ndarray, indices: Sequence[np.ndarray], device
+             ) -> torch.Tensor:
+    """Receiver side: units' coded vectors (n, P); a silent unit (no blocks) takes the prior mean."""
+    w = torch.from_numpy(prior.mu).to(device).repeat(len(unit_blocks), 1)
+    on = np.flatnonzero(np.asarray(unit_blocks) > 0)
+    if len(on):
+        w[torch.from_numpy(on).to(device)] = _unit_weights(prior, seed, unit_blocks[on], [indices[u] for u in on],
+                                                           device)
+    return w
+
+
+def _canvases(part: list[tuple[int, int]], plans: list["_ClipPlan"], context: list[torch.Tensor], device
+              ) -> list[Canvas]:
+    """Stitching layout of one batch of a latent prior: per (clip, channel) the run of chunks from the batch's
+    first unit there to its last, with one unit of margin each side; cells outside the batch (silent units,
+    units of other batches) take their latents from `context` (coded values, or the prior mean)."""
+    where: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for j, (i, u) in enumerate(part):
+        k = plans[i].chunks.shape[0] // plans[i].x.shape[1]
+        where.setdefault((i, u // k), []).append((j, u))
+    out = []
+    for (i, ch), members in where.items():
+        k = plans[i].chunks.shape[0] // plans[i].x.shape[1]
+        us = [u for _, u in members]
+        lo, hi = max(ch * k, min(us) - 1), min((ch + 1) * k, max(us) + 2)
+        cells = torch.full((hi - lo,), -1, dtype=torch.int64, device=device)
+        cells[torch.tensor([u - lo for u in us], device=device)] = torch.tensor([j for j, _ in members],
+                                                                                device=device)
+        ctx = None if bool((cells >= 0).all()) else context[i][lo:hi]
+        out.append(Canvas(1, hi - lo, cells, ctx))
+    return out
 
 
 def check_audio(samples: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -277,6 +335,9 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
     L = prior.audio.chunk
     emb = siren.fourier_embed(siren.grid_coords((L,), device=device), prior.inr)
     mu_p, ls_p = prior.tensors(device)
+    n_lat = prior.latent.n_latents if prior.latent is not None else 0
+    # latent priors: each clip's best-known latents per unit (the prior mean until the unit is coded)
+    context = [mu_p[:n_lat].expand(pl.chunks.shape[0], -1).clone() for pl in plans] if n_lat else None
     field = prior.field(emb, device, compile=compile)
     per_batch = fit.steps + fit.refine_groups * (fit.refine_first + fit.refine_last) // 2
     for s in range(0, len(units), max_units):
@@ -286,6 +347,8 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
         target = torch.from_numpy(np.stack([plans[i].chunks[u] for i, u in part])).to(device) * 0.5  # network scale
         mask = np.stack([plans[i].mask[u] for i, u in part])
         weight = torch.from_numpy(mask).to(device) if mask.min() < 1 else None
+        if n_lat:
+            field = prior.field(emb, device, _canvases(part, plans, context, device), compile=compile)
         # this batch's share of each clip's budget, in proportion to its sounding units here
         share = {i: plans[i].budget.total * int((clip_of == i).sum()) / int(plans[i].sounding.sum())
                  for i in np.unique(clip_of)}
@@ -320,6 +383,10 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
             plans[i].blocks[u] = n_units[k]
             plans[i].indices[u] = idx[k, :n_units[k]]
             plans[i].kl[u] = coded_kl[k, :n_units[k]]
+        if n_lat:  # later batches see these units' coded latents
+            coded = _unit_weights(prior, seed, n_units, [idx[k, :n_units[k]] for k in range(len(part))], device)
+            for k, (i, u) in enumerate(part):
+                context[i][u] = coded[k, :n_lat]
     out = []
     for pl in plans:
         n, c = pl.x.shape

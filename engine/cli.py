@@ -106,19 +106,37 @@ def cmd_learn_prior(a) -> int:
         torch.set_num_threads(a.threads)
     if (a.rate is None) == (a.kbps is None):
         raise CombinerError("give --rate (bits per pixel, images) or --kbps (audio)")
+    lat = None
+    if a.latent:
+        from .config import LatentConfig
+
+        if not a.patch and a.kbps is None:
+            raise CombinerError("--latent needs --patch or --kbps (latent grids are per patch or per audio chunk)")
+        side = a.chunk if a.kbps is not None else a.patch
+        try:
+            levels = tuple(int(g) for g in a.latent.split(","))
+        except ValueError:
+            raise CombinerError(f"--latent {a.latent!r}: give grid sides per patch (e.g. 32,16,8,4,2) or cells per "
+                                f"chunk (e.g. 400,200,100,50,25)") from None
+        if any(g < 2 or side % g for g in levels):
+            raise CombinerError(f"--latent {a.latent}: every grid side must be 2 or more and divide the "
+                                f"{'patch side' if a.patch else 'chunk length'} {side}")
+        lat = LatentConfig(levels=levels, channels=a.latent_channels, shared=a.shared_inr, dim=1 if a.kbps is not None else 2)
     layout = None
     if a.kbps is not None:  # audio: a folder of audio files cut into chunks, one INR per chunk
         from .audio_io import load_training_chunks
         from .prior import AudioLayout
 
         layout = AudioLayout(a.chunk, a.sample_rate)
-        data, files = load_training_chunks(a.data, a.chunk, a.sample_rate, a.items, a.seed, a.skip,
+        run = a.chunk * (a.tile if a.latent else 1)   # latent priors learn on runs of TILE consecutive chunks
+        data, files = load_training_chunks(a.data, run, a.sample_rate, a.items, a.seed, a.skip,
                                            normalise=a.level_normalise)
         n, _, c = data.shape
         rate = a.kbps * 1000.0 / a.sample_rate   # bits per sample
         beta0 = 3e-7 / rate                       # audio MSEs are ~10x smaller than images'
         out_scale = 0.1
-        data_items = f"chunks {a.skip}..{a.skip + n - 1} of the seed-{a.seed} shuffle of {len(files)} files"
+        what = f"runs of {a.tile} chunks" if a.latent else "chunks"
+        data_items = f"{what} {a.skip}..{a.skip + n - 1} of the seed-{a.seed} shuffle of {len(files)} files"
         if a.level_normalise:
             from .audio_gain import REF_DBFS
 
@@ -139,21 +157,8 @@ def cmd_learn_prior(a) -> int:
         n, h, w, c = data.shape
         rate, beta0, out_scale = a.rate, 3e-6 / a.rate, 1.0  # beta's scale falls roughly as 1/rate
         data_items = f"items {a.skip}..{a.skip + n - 1}"
-    lat = None
-    if a.latent:
-        from .config import LatentConfig
-
-        if not a.patch:
-            raise CombinerError("--latent needs --patch (latent grids are a patch-prior feature)")
-        try:
-            levels = tuple(int(g) for g in a.latent.split(","))
-        except ValueError:
-            raise CombinerError(f"--latent {a.latent!r}: give grid sides per patch, e.g. 32,16,8,4,2") from None
-        if any(g < 1 or a.patch % g for g in levels):
-            raise CombinerError(f"--latent {a.latent}: every grid side must divide the patch side {a.patch}")
-        lat = LatentConfig(levels=levels, channels=a.latent_channels, shared=a.shared_inr)
-        if lat.shared:
-            out_scale = 0.1  # one network for all patches starts near mid-grey rather than at full-scale noise
+    if lat is not None and lat.shared:
+        out_scale = 0.1  # one network for all units starts near mid-grey rather than at full-scale noise
     inr = InrConfig(in_dim=1 if layout else 2, out_dim=c, width=a.width, depth=a.depth, n_freqs=a.freqs,
                     max_freq=a.max_freq, features=lat.features if lat else 0)
     cfg = LearnConfig(rate_bpp=rate, n_items=n, batch=a.batch or n, first_steps=a.first_steps,
@@ -510,7 +515,8 @@ def cmd_priors(a) -> int:
 
     for p in sorted(available(a.prior_dir), key=lambda p: (p.modality, p.rate)):
         unit = "kbps" if p.modality == "audio" else "bpp "
-        print(f"{p.id[:12]}  {p.modality:<6} {p.rate:>5g} {unit} {p.n_params:>6} weights  "
+        coded = "values " if p.latent is not None and p.latent.shared else "weights"   # shared INR: latents only
+        print(f"{p.id[:12]}  {p.modality:<6} {p.rate:>5g} {unit} {p.n_params:>6} {coded}  "
               f"{p.default_blocks:>4} blocks  width {p.inr.width} depth {p.inr.depth}"
               f"{'  latents ' + 'x'.join(map(str, p.latent.levels)) if p.latent else ''}  {p.name}")
     return 0
@@ -551,8 +557,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "of the weights with the prior")
     lp.add_argument("--name", default=None, help="a name stored in the manifest")
     lp.add_argument("--latent", default=None, metavar="G1,G2,...",
-                    help="patch priors: positional latent grids of these sides per patch (e.g. 32,16,8,4,2), "
-                    "stitched over the image and learned with a small upsampler")
+                    help="positional latent grids: sides per patch (e.g. 32,16,8,4,2) for patch priors, cells per "
+                    "chunk (e.g. 400,200,100,50,25) for audio, stitched over the image or the channel and learned "
+                    "with a small upsampler")
     lp.add_argument("--latent-channels", type=int, default=1, help="values per latent grid cell")
     lp.add_argument("--shared-inr", action="store_true", help="latent priors: one INR for every patch, learned "
                     "into the prior; a patch codes its latent grids only")
@@ -562,7 +569,8 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--warmup", type=int, default=None,
                     help="steps at --beta-init before the rate controller starts (latent priors: the whole first "
                     "round, so the grids learn to carry content before the rate squeezes them)")
-    lp.add_argument("--tile", type=int, default=2, help="latent priors learn on crops of TILE x TILE patches")
+    lp.add_argument("--tile", type=int, default=2, help="latent priors learn on crops of TILE x TILE patches (audio: "
+                    "runs of TILE chunks)")
     lp.add_argument("--checkpoint", default=None, help="checkpoint file (default: OUT.ckpt)")
     lp.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     lp.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,

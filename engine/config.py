@@ -45,10 +45,11 @@ class InrConfig:
 class LatentConfig:
     """Positional latent grids (RECOMBINER's learned positional embeddings, in COOL-CHIC's multi-resolution form).
 
-    Every patch owns one grid per level, `levels[l]` x `levels[l]` cells of `channels` values, coded like
-    weights. The grids of all patches of an image are stitched into one grid per level, passed through one
-    learned k x k convolution per level (shared by every patch, stored in the prior) and upsampled bilinearly
-    to pixels; the INR reads the `len(levels) * channels` upsampled values beside its Fourier features."""
+    Every unit (an image patch, or an audio chunk with `dim` 1) owns one grid per level, `levels[l]` cells per
+    side (`levels[l]` ** dim cells) of `channels` values, coded like weights. The grids of all units of an image
+    (or of one audio channel) are stitched into one grid per level, passed through one learned convolution per
+    level (k x k, or k taps in 1-D; shared by every unit, stored in the prior) and upsampled (bi)linearly to
+    pixels or samples; the INR reads the `len(levels) * channels` upsampled values beside its Fourier features."""
 
     levels: tuple[int, ...] = (32, 16, 8, 4, 2)   # cells per patch side at each level (divide the patch side)
     channels: int = 1                             # values per cell
@@ -57,6 +58,7 @@ class LatentConfig:
                                                   # weights' scale, so one learning rate suits both)
     shared: bool = False                          # the INR's weights live in the prior, learned once for all
                                                   # patches; a patch then codes its latent grids only
+    dim: int = 2                                  # grid dimensions: 2 for image patches, 1 for audio chunks
 
     @property
     def features(self) -> int:
@@ -64,22 +66,24 @@ class LatentConfig:
 
     @property
     def n_latents(self) -> int:
-        return sum(g * g for g in self.levels) * self.channels
+        return sum(g ** self.dim for g in self.levels) * self.channels
 
     @property
     def n_upsampler(self) -> int:
-        """Learned upsampler parameters: per level a (channels, channels, k, k) kernel and a bias."""
+        """Learned upsampler parameters: per level a (channels, channels, k[, k]) kernel and a bias."""
         c, k = self.channels, self.kernel
-        return len(self.levels) * (c * c * k * k + c)
+        return len(self.levels) * (c * c * k ** self.dim + c)
 
     def to_dict(self) -> dict:
         d = dict(levels=list(self.levels), channels=self.channels, kernel=self.kernel, scale=self.scale)
-        return d | ({"shared": True} if self.shared else {})
+        # fields at their default are left out, so priors made before they existed keep their ids
+        return d | ({"shared": True} if self.shared else {}) | ({"dim": self.dim} if self.dim != 2 else {})
 
     @classmethod
     def from_dict(cls, d: dict) -> "LatentConfig":
         return cls(levels=tuple(int(g) for g in d["levels"]), channels=int(d["channels"]),
-                   kernel=int(d["kernel"]), scale=float(d["scale"]), shared=bool(d.get("shared", False)))
+                   kernel=int(d["kernel"]), scale=float(d["scale"]), shared=bool(d.get("shared", False)),
+                   dim=int(d.get("dim", 2)))
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,8 @@ class LearnConfig:
     reparam: bool = False              # RECOMBINER's linear reparameterisation W = H A, A learned here
     mix_lr: float = 1e-3               # Adam learning rate of the shared matrices A
     latent: LatentConfig | None = None # positional latent grids (patch priors), learned with their upsampler
-    tile: int = 2                      # latent priors: training crops are tile x tile patches, stitched
+    tile: int = 2                      # latent priors: training items are tile x tile patches (tile chunks in
+                                       # audio), stitched
     ups_lr: float = 1e-3               # Adam learning rate of the shared upsampler
     inr: InrConfig = field(default_factory=InrConfig)
 

@@ -15,6 +15,13 @@ patches blend into each other: there is no seam at patch borders.
 The receiver always has every patch's latents before it renders. An encoder that fits an image in bands of
 patch rows (images with more patches than fit in memory at once) sees the rows outside the band as fixed
 `context` (their coded values above, the prior mean below); the file is the same kind either way.
+
+Audio (``latent.dim`` 1) is the same in one dimension: the units are the chunks of one channel, a canvas is
+1 x K chunks, every level's grid of g cells per chunk is stitched over the channel, replicate-padded by k // 2,
+convolved with the level's k-tap kernel and interpolated linearly (half-sample centres, edges clamped) to
+K * L samples. With every level at 2 cells per unit or more, a unit's features depend only on its own cells and
+its neighbours' (conv reach 1 cell, interpolation reach 1 cell), so a receiver may evaluate a long channel in
+windows with one unit of margin on each side and get what the whole canvas gives.
 """
 from __future__ import annotations
 
@@ -47,25 +54,30 @@ def uniform_canvases(n: int, rows: int, cols: int, device=None) -> list[Canvas]:
     return [Canvas(rows, cols, torch.arange(i * k, (i + 1) * k, device=device)) for i in range(n)]
 
 
-def split_upsampler(flat: torch.Tensor, cfg: LatentConfig) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(n_upsampler,) -> per level (kernel (c, c, k, k), bias (c,))."""
+def _kernel_shape(cfg: LatentConfig) -> tuple[int, int, int, int]:
+    """conv2d weight shape of one level: (c, c, k, k), or (c, c, 1, k) for 1-D grids (one row of cells)."""
     c, k = cfg.channels, cfg.kernel
+    return (c, c, k, k) if cfg.dim == 2 else (c, c, 1, k)
+
+
+def split_upsampler(flat: torch.Tensor, cfg: LatentConfig) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(n_upsampler,) -> per level (kernel (c, c, k, k) or (c, c, 1, k), bias (c,))."""
+    c, shape = cfg.channels, _kernel_shape(cfg)
+    size = c * c * cfg.kernel ** cfg.dim
     out, o = [], 0
     for _ in cfg.levels:
-        w = flat[o:o + c * c * k * k].reshape(c, c, k, k)
-        o += c * c * k * k
-        out.append((w, flat[o:o + c]))
-        o += c
+        out.append((flat[o:o + size].reshape(shape), flat[o + size:o + size + c]))
+        o += size + c
     return out
 
 
 def identity_upsampler(cfg: LatentConfig) -> torch.Tensor:
     """Upsampler that starts as plain bilinear interpolation: centre tap 1 on the diagonal, zero bias."""
-    c, k = cfg.channels, cfg.kernel
+    c, shape = cfg.channels, _kernel_shape(cfg)
     parts = []
     for _ in cfg.levels:
-        w = torch.zeros(c, c, k, k)
-        w[range(c), range(c), k // 2, k // 2] = 1.0
+        w = torch.zeros(shape)
+        w[range(c), range(c), shape[2] // 2, shape[3] // 2] = 1.0
         parts += [w.reshape(-1), torch.zeros(c)]
     return torch.cat(parts)
 
@@ -73,33 +85,67 @@ def identity_upsampler(cfg: LatentConfig) -> torch.Tensor:
 def _level_slices(cfg: LatentConfig) -> list[slice]:
     out, o = [], 0
     for g in cfg.levels:
-        out.append(slice(o, o + g * g * cfg.channels))
-        o += g * g * cfg.channels
+        out.append(slice(o, o + g ** cfg.dim * cfg.channels))
+        o += g ** cfg.dim * cfg.channels
     return out
 
 
 def _stitched_features(lat: torch.Tensor, rows: int, cols: int, cfg: LatentConfig, patch: int,
                        ups: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """(n, rows*cols, L) latents of n layouts -> (n, rows*cols, p*p, F) features of every patch."""
-    n, c, p = lat.shape[0], cfg.channels, patch
+    """(n, rows*cols, L) latents of n layouts -> (n, rows*cols, p**dim, F) features of every unit (1-D: rows 1)."""
+    if cfg.dim == 1:
+        return _stitched_features_1d(lat, cols, cfg, patch, ups)
+    n, c, p, k = lat.shape[0], cfg.channels, patch, cfg.kernel
     feats = []
     for sl, g, (w, b) in zip(_level_slices(cfg), cfg.levels, ups):
         grid = lat[:, :, sl].reshape(n, rows, cols, g, g, c).permute(0, 5, 1, 3, 2, 4)  # (n, c, R, g, C, g)
         grid = grid.reshape(n, c, rows * g, cols * g) * cfg.scale
-        if cfg.kernel > 1:
-            grid = F.pad(grid, [cfg.kernel // 2] * 4, mode="replicate")
+        if k > 1:
+            grid = F.pad(grid, [k // 2] * 4, mode="replicate")
         grid = F.conv2d(grid, w, b)                                                  # (n, c, R*g, C*g)
         up = F.interpolate(grid, size=(rows * p, cols * p), mode="bilinear", align_corners=False)
         feats.append(up.reshape(n, c, rows, p, cols, p).permute(0, 2, 4, 3, 5, 1))  # (n, R, C, p, p, c)
     return torch.cat(feats, dim=-1).reshape(n, rows * cols, p * p, cfg.features)
 
 
+def _taps(x: torch.Tensor, reach: int) -> list[torch.Tensor]:
+    """(..., G) -> the 2 * reach + 1 shifted views x[..., i + t - reach] (edges replicated), each (..., G)."""
+    g = x.shape[-1]
+    padded = torch.cat([x[..., :1].expand(*x.shape[:-1], reach), x, x[..., -1:].expand(*x.shape[:-1], reach)], -1)
+    return [padded[..., t:t + g] for t in range(2 * reach + 1)]
+
+
+def _stitched_features_1d(lat: torch.Tensor, cols: int, cfg: LatentConfig, chunk: int,
+                          ups: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """(n, cols, L) latents of n runs of chunks -> (n, cols, chunk, F) features.
+
+    The same maths as the 2-D path (replicate-padded k-tap convolution, then linear interpolation with
+    half-sample centres and clamped edges), written as per-element sums whose weights depend only on a sample's
+    place inside its cell, so a sample's features come out bit-identical whatever run it is computed in (a
+    window of a long clip or the whole clip)."""
+    n, c = lat.shape[0], cfg.channels
+    feats = []
+    for sl, g, (w, b) in zip(_level_slices(cfg), cfg.levels, ups):
+        seq = lat[:, :, sl].reshape(n, cols * g, c).transpose(1, 2) * cfg.scale       # (n, c, G) cells in order
+        taps = _taps(seq, cfg.kernel // 2)
+        conv = b[None, :, None].expand(n, c, seq.shape[-1])
+        for t, x in enumerate(taps):                                                 # (c_out, c_in) per tap
+            conv = conv + (w[None, :, :, 0, t, None] * x[:, None]).sum(2)             # (n, c, G)
+        s = chunk // g                                                                # samples per cell
+        pos = (torch.arange(s, dtype=lat.dtype, device=lat.device) + 0.5) / s - 0.5  # (s,) in (-1/2, 1/2)
+        left, mid, right = _taps(conv, 1)
+        up = (left[..., None] * (-pos).clamp_min(0) + mid[..., None] * (1 - pos.abs())
+              + right[..., None] * pos.clamp_min(0))                                  # (n, c, G, s)
+        feats.append(up.reshape(n, c, cols, chunk).permute(0, 2, 3, 1))               # (n, cols, chunk, c)
+    return torch.cat(feats, dim=-1)
+
+
 def features(lat: torch.Tensor, canvases: list[Canvas], cfg: LatentConfig, patch: int,
              ups: torch.Tensor) -> torch.Tensor:
-    """Latents of a batch (B, L) -> features (B, p*p, F). Every batch unit must sit in exactly one canvas."""
-    bsz = lat.shape[0]
+    """Latents of a batch (B, L) -> features (B, p**dim, F). Every batch unit must sit in exactly one canvas."""
+    bsz, npts = lat.shape[0], patch ** cfg.dim
     layers = split_upsampler(ups, cfg)
-    out = lat.new_zeros(bsz, patch * patch, cfg.features)
+    out = lat.new_zeros(bsz, npts, cfg.features)
     # Layouts of one shape whose cells are all in the batch are evaluated together.
     groups: dict[tuple[int, int], list[Canvas]] = {}
     for cv in canvases:
@@ -114,14 +160,15 @@ def features(lat: torch.Tensor, canvases: list[Canvas], cfg: LatentConfig, patch
     for (r, c), cvs in groups.items():
         cells = torch.stack([cv.cells for cv in cvs])                      # (n, R*C)
         f = _stitched_features(lat[cells], r, c, cfg, patch, layers)       # (n, R*C, p*p, F)
-        out = out.index_copy(0, cells.reshape(-1), f.reshape(-1, patch * patch, cfg.features))
+        out = out.index_copy(0, cells.reshape(-1), f.reshape(-1, npts, cfg.features))
     return out
 
 
 class Field:
-    """A prior's networks over one patch grid: flat vectors (B, P) -> predictions (B, N, out_dim).
+    """A prior's networks over one unit's grid: flat vectors (B, P) -> predictions (B, N, out_dim).
 
-    emb (N, E) are the embedded grid points (all p*p, or the subset `points` of them); plain priors need
+    emb (N, E) are the embedded grid points (all p**dim, or the subset `points` of them; `patch` is the unit's
+    side: the patch side, or the chunk length of audio); plain priors need
     nothing else. Latent priors also need the `canvases` that stitch the batch's patches and `ups`; with
     `latent.shared` the coded vector is the latents alone and every patch uses the prior's INR weights."""
 
@@ -164,10 +211,10 @@ class Field:
 
 
 def macs_per_pixel(inr: InrConfig, latent: LatentConfig | None, patch: int) -> float:
-    """Multiply-accumulates per decoded pixel: the INR's layers plus, for latent priors, the convolutions
-    (at each level's cell rate) and the bilinear interpolation (4 taps per feature)."""
+    """Multiply-accumulates per decoded pixel (or sample): the INR's layers plus, for latent priors, the
+    convolutions (at each level's cell rate) and the (bi)linear interpolation (2 ** dim taps per feature)."""
     mac = sum(i * o for i, o in inr.layer_shapes())
     if latent is not None:
-        c, k = latent.channels, latent.kernel
-        mac += sum(c * c * k * k * (g / patch) ** 2 for g in latent.levels) + 4 * latent.features
+        c, k, d = latent.channels, latent.kernel, latent.dim
+        mac += sum(c * c * k ** d * (g / patch) ** d for g in latent.levels) + 2 ** d * latent.features
     return float(mac)

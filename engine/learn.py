@@ -72,7 +72,11 @@ class _Reducer:
 
 
 def _tile_units(signals: np.ndarray, tile: int) -> np.ndarray:
-    """(N, t*p, t*p, C) crops -> (N*t*t, p, p, C) patches, each crop's patches row-major and contiguous."""
+    """(N, t*p, t*p, C) crops -> (N*t*t, p, p, C) patches, each crop's patches row-major and contiguous;
+    (N, t*L, C) audio runs -> (N*t, L, C) chunks in time order."""
+    if signals.ndim == 3:
+        n, m, c = signals.shape
+        return np.ascontiguousarray(signals.reshape(n * tile, m // tile, c))
     n, h, w, c = signals.shape
     p = h // tile
     x = signals.reshape(n, tile, p, tile, p, c).transpose(0, 1, 3, 2, 4, 5)
@@ -89,6 +93,7 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
 
     Latent priors (`cfg.latent`, with `patch`): every item is a crop of cfg.tile x cfg.tile patches whose latent
     grids are stitched as the codec stitches an image's; the items the prior averages over are the patches.
+    Audio latent priors (`cfg.latent.dim` 1): every item is a run of cfg.tile consecutive chunks, (N, tile*L, C).
     The shared upsampler is learned by gradient with the posteriors, like the reparameterisation.
 
     `snapshot(prior)`, if given, receives the prior after every M-step but the last (long runs save it).
@@ -105,10 +110,14 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
     signals = signals[: cfg.n_items]
     per_item = 1
     if lat_cfg is not None:
-        if not patch or signals.shape[1] != cfg.tile * patch or signals.shape[2] != cfg.tile * patch:
+        if audio is not None:
+            if lat_cfg.dim != 1 or signals.shape[1] != cfg.tile * audio.chunk:
+                raise ValueError(f"audio latent priors learn on 1-D grids over runs of {cfg.tile} chunks of "
+                                 f"{audio.chunk} samples")
+        elif lat_cfg.dim != 2 or not patch or signals.shape[1] != cfg.tile * patch or signals.shape[2] != cfg.tile * patch:
             raise ValueError(f"latent priors learn on crops of {cfg.tile}x{cfg.tile} patches of side {patch}")
         signals = _tile_units(signals, cfg.tile)
-        per_item = cfg.tile * cfg.tile
+        per_item = cfg.tile ** lat_cfg.dim
     n, *grid, c = signals.shape
     inr = cfg.inr
     assert inr.out_dim == c and inr.in_dim == len(grid)
@@ -183,8 +192,9 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
         start_round, done = saved["round"], saved["done"]
 
     def make_field(s: slice) -> latent.Field:
-        cv = latent.uniform_canvases((s.stop - s.start) // per_item, cfg.tile, cfg.tile, device) if lat_cfg else None
-        return latent.Field(inr, emb, None, lat_cfg, None, cv, patch, None, compile)
+        rows = 1 if audio is not None else cfg.tile
+        cv = latent.uniform_canvases((s.stop - s.start) // per_item, rows, cfg.tile, device) if lat_cfg else None
+        return latent.Field(inr, emb, None, lat_cfg, None, cv, patch or (audio.chunk if audio else 0), None, compile)
 
     def bind(f: latent.Field) -> None:  # the shared parameters' current values, inside this step's graph
         f.mix = siren.split_mix(params["mix"], inr) if "mix" in params else None

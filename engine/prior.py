@@ -66,6 +66,13 @@ class Prior:
         return tuple(shape) if shape else None
 
     @property
+    def train_steps(self) -> int:
+        """Posterior steps of prior learning over all its stages (0 when the file does not record them)."""
+        stages = [h for h in self.info.get("history", []) if isinstance(h, dict)] + [self.info.get("learn") or {}]
+        return sum(int(h.get("first_steps", 0)) + int(h.get("rounds", 0)) * int(h.get("round_steps", 0))
+                   for h in stages)
+
+    @property
     def default_blocks(self) -> int:
         return max(1, int(round(float(self.kl_profile.astype(np.float64).sum()) / self.kappa)))
 
@@ -106,6 +113,12 @@ class Prior:
 
         return split_mix(torch.from_numpy(self.mix).to(device), self.inr)
 
+    @property
+    def unit_side(self) -> int:
+        """Side of the unit one INR codes: the patch side of a patch prior, the chunk length of an audio prior
+        (0 for single-image priors)."""
+        return self.patch or (self.audio.chunk if self.audio is not None else 0)
+
     def field(self, emb: torch.Tensor, device: torch.device | str, canvases=None, points=None, compile=False):
         """This prior's networks over the embedded grid `emb` (see latent.Field); latent priors also need the
         `canvases` that stitch the batch's patches into images."""
@@ -113,7 +126,7 @@ class Prior:
 
         ups = torch.from_numpy(self.upsampler).to(device) if self.upsampler is not None else None
         shared = torch.from_numpy(self.inr_weights).to(device) if self.inr_weights is not None else None
-        return Field(self.inr, emb, self.mixers(device), self.latent, ups, canvases, self.patch, points, compile,
+        return Field(self.inr, emb, self.mixers(device), self.latent, ups, canvases, self.unit_side, points, compile,
                      shared)
 
     def save(self, path: str | os.PathLike) -> None:
@@ -150,8 +163,10 @@ class Prior:
                     upsampler=t.get("upsampler"), inr_weights=t.get("inr_weights"))
             if (p.latent is None) != (p.upsampler is None) or (
                     p.latent is not None and (p.upsampler.shape != (p.latent.n_upsampler,)
-                                              or p.inr.features != p.latent.features or not p.patch
-                                              or any(p.patch % g for g in p.latent.levels))):
+                                              or p.inr.features != p.latent.features or not p.unit_side
+                                              or p.latent.dim != p.inr.in_dim
+                                              or p.latent.dim != (1 if p.audio is not None else 2)
+                                              or any(g < 2 or p.unit_side % g for g in p.latent.levels))):
                 raise PriorError(f"{path}: latent grids and upsampler do not fit the prior")
             shared = p.latent is not None and p.latent.shared
             if shared != (p.inr_weights is not None) or (shared and p.inr_weights.shape != (p.inr.n_params,)):
@@ -208,13 +223,23 @@ def find_by_short_id(short: bytes, extra=None) -> Prior:
                      f"(looked in: {', '.join(str(d) for d in search_dirs(extra))})")
 
 
+LATENT_REACH = 2.5   # audio: a latent-grid prior serves rates within this factor of the rate it was trained at
+
+
 def nearest(modality: str, channels: int, rate: float, extra=None) -> Prior:
-    """Shipped/available prior of this modality and channel count whose training rate is nearest (in log)."""
+    """Shipped/available prior of this modality and channel count whose training rate is nearest (in log).
+    Audio: a latent-grid prior trained within a factor LATENT_REACH of the rate comes first, because on
+    speech_test it measures better than every plain prior at those rates (docs/results.md)."""
     cands = [p for p in available(extra) if p.modality == modality and p.inr.out_dim == channels and not p.patch]
     if not cands:
         raise PriorError(f"no {modality} prior for {channels} channel(s) is installed "
                          f"(looked in: {', '.join(str(d) for d in search_dirs(extra))})")
-    return min(cands, key=lambda p: abs(np.log(p.rate / rate)))
+
+    def key(p: Prior):
+        dist = abs(np.log(p.rate / rate))
+        preferred = modality == "audio" and p.latent is not None and dist <= np.log(LATENT_REACH)
+        return (not preferred, round(dist, 9))
+    return min(cands, key=key)
 
 
 def nearest_patch(rate: float, extra=None) -> Prior:
@@ -223,6 +248,6 @@ def nearest_patch(rate: float, extra=None) -> Prior:
     if not cands:
         raise PriorError(f"no patch prior for images of any size is installed "
                          f"(looked in: {', '.join(str(d) for d in search_dirs(extra))})")
-    # At equal distance a plain prior wins: latent-grid priors are chosen by name (--prior) until their
-    # training measures better than the plain ones on Kodak (docs/results.md).
-    return min(cands, key=lambda p: (round(abs(np.log(p.rate / rate)), 9), p.latent is not None))
+    # At equal distance a latent-grid prior wins (photo64-shared-0.3bpp-s3 measures 0.5 dB above the plain
+    # photo64-0.3bpp on Kodak crops, docs/results.md), and among those the one trained longest (a later stage).
+    return min(cands, key=lambda p: (round(abs(np.log(p.rate / rate)), 9), p.latent is None, -p.train_steps))

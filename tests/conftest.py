@@ -136,3 +136,30 @@ def latent_prior(latent_prior_dir):
     from engine.prior import Prior
 
     return Prior.load(latent_prior_dir / "tinylatent.safetensors")
+
+
+@pytest.fixture(scope="session")
+def audio_latent_prior_dir(tmp_path_factory):
+    """A tiny 16 kHz latent-grid audio prior: 200-sample chunks, 1-D grids of 50, 20 and 10 cells per chunk
+    stitched over runs of 4 chunks, one shared INR; learned with the project's learner on synthetic speech."""
+    from engine.audio_gain import normalise
+    from engine.config import LatentConfig
+    from engine.prior import AudioLayout
+
+    chunk, tile = 200, 4
+    x = np.concatenate([normalise(voiced_audio(1.0, seed=s), 16000) for s in range(4)])
+    runs = x[: len(x) // (tile * chunk) * tile * chunk].reshape(-1, tile * chunk, 1)[:12]
+    lat = LatentConfig(levels=(50, 20, 10), channels=1, shared=True, dim=1)
+    cfg = LearnConfig(rate_bpp=2.0, n_items=12, batch=48, first_steps=150, round_steps=60, rounds=2, warmup=50,
+                      beta_init=3e-8, out_init_scale=0.1, latent=lat, tile=tile,
+                      inr=InrConfig(in_dim=1, out_dim=1, width=12, depth=2, n_freqs=2, max_freq=4.0,
+                                    features=lat.features))
+    return _learn_into(tmp_path_factory, "audio_latent_priors", "tiny_audio_latent.safetensors", runs, cfg,
+                       "tiny-audio-latent-test", audio=AudioLayout(chunk, 16000))
+
+
+@pytest.fixture(scope="session")
+def audio_latent_prior(audio_latent_prior_dir):
+    from engine.prior import Prior
+
+    return Prior.load(audio_latent_prior_dir / "tiny_audio_latent.safetensors")

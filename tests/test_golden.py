@@ -55,3 +55,16 @@ def test_golden_latent_grid_file_decodes_to_the_stored_picture():
     assert hdr.shape == (80, 100, 3) and hdr.patch == 64 and hdr.units == 4
     diff = np.abs(img.astype(int) - want.astype(int))
     assert diff.max() <= 1 and (diff == 0).mean() > 0.999
+
+
+def test_golden_latent_audio_file_decodes_to_the_stored_samples():
+    """A kind-10 file (0.4 s of LibriSpeech test-clean, 8 chunks, 5 block-count classes) coded with the shipped
+    latent-grid speech prior: guards the 1-D stitching, the upsampler, the shared INR and the gain."""
+    from engine.audio_codec import decode_audio_full
+
+    y, sr, hdr, prior = decode_audio_full((DATA / "speech_12kbps_latent.cmb").read_bytes())
+    want = np.load(DATA / "speech_12kbps_latent_decoded.npy")
+    assert prior.name == "speech16k-latent-12kbps" and prior.latent is not None and prior.latent.dim == 1
+    assert sr == 16000 and hdr.units == 8 and hdr.gain == 49 and len(hdr.class_blocks) == 5
+    assert y.shape == want.shape == (6400, 1)
+    assert np.max(np.abs(y - want)) < 1e-4

@@ -169,3 +169,17 @@ def test_shared_decoder_prior_codes_latents_only(tmp_path):
     out, _, _ = decode_image_full(res.data, prior_dirs=[tmp_path])
     assert np.array_equal(out, res.reconstruction)
     assert res.psnr > psnr_uint8(img, np.full_like(img, int(img.mean())))
+
+
+def test_patch_prior_choice_prefers_the_latest_latent_stage():
+    """At equal rate distance a latent-grid prior wins over a plain one and the most-trained stage over earlier
+    ones (a later stage has the earlier stages in its history)."""
+    from engine.prior import available, nearest_patch
+
+    chosen = nearest_patch(0.3)
+    same = [p for p in available() if p.patch and p.rate == chosen.rate]
+    if not any(p.latent is not None for p in same):
+        pytest.skip("no shipped latent patch prior")
+    assert chosen.latent is not None
+    assert chosen.train_steps == max(p.train_steps for p in same if p.latent is not None)
+    assert chosen.train_steps > sum(int(h["first_steps"]) for h in chosen.info["history"])
