@@ -238,7 +238,7 @@ def nearest(modality: str, channels: int, rate: float, extra=None) -> Prior:
     def key(p: Prior):
         dist = abs(np.log(p.rate / rate))
         preferred = modality == "audio" and p.latent is not None and dist <= np.log(LATENT_REACH)
-        return (not preferred, round(dist, 9))
+        return (not preferred, round(dist, 9), -p.train_steps)   # then the latest stage of equal rate
     return min(cands, key=key)
 
 
