@@ -181,38 +181,48 @@ def _render(prior: Prior, seed: int, unit_blocks: np.ndarray, indices: Sequence[
     ub = np.asarray(unit_blocks)
     done, total = 0, int((ub > 0).sum())
     if prior.latent is not None:
-        for ch in range(c):
-            for a in range(0, k, RENDER_BATCH):
-                cancel.check()
-                b = min(k, a + RENDER_BATCH)
-                lo, hi = ch * k + max(0, a - 1), ch * k + min(k, b + 1)    # one unit of margin each side
-                w = _vectors(prior, seed, ub[lo:hi], indices[lo:hi], device)   # (hi-lo, P)
-                field = prior.field(emb, device, [Canvas(1, hi - lo, torch.arange(hi - lo, device=device))])
-                feat = field.features(w)                                  # (hi-lo, L, F)
-                keep = torch.arange(ch * k + a - lo, ch * k + b - lo, device=device)
-                keep = keep[torch.from_numpy(ub[ch * k + a:ch * k + b] > 0).to(device)]
-                if len(keep):
-                    y = field(w[keep], feat[keep])[:, :, 0] * 2.0
-                    out[(keep + lo).cpu().numpy()] = y.cpu().numpy()
-                done += len(keep)
-                if progress is not None and len(keep):
+        out = _render_latent(prior, seed, ub, indices, c, k, emb, device, progress)
+    else:
+        for nb in np.unique(ub[ub > 0]):
+            us = np.flatnonzero(ub == nb)
+            members = _members(prior, int(nb))
+            for s in range(0, len(us), RENDER_BATCH):
+                part = us[s:s + RENDER_BATCH]
+                w = _weights(prior, members, seed, np.stack([indices[u] for u in part]), device)
+                out[part] = (siren.forward(w, emb, prior.inr, mix)[:, :, 0] * 2.0).cpu().numpy()
+                done += len(part)
+                if progress is not None:
                     progress(done, total)
-        ub = ub[:0]   # every unit is rendered
-    for nb in np.unique(ub[ub > 0]):
-        us = np.flatnonzero(ub == nb)
-        members = _members(prior, int(nb))
-        for s in range(0, len(us), RENDER_BATCH):
-            part = us[s:s + RENDER_BATCH]
-            w = _weights(prior, members, seed, np.stack([indices[u] for u in part]), device)
-            out[part] = (siren.forward(w, emb, prior.inr, mix)[:, :, 0] * 2.0).cpu().numpy()
-            done += len(part)
-            if progress is not None:
-                progress(done, total)
     y = out.reshape(c, k * L)[:, :m].T                              # (M, C) at the prior's rate
     if gain is not None:
         y = y / np.float32(factor(gain))
     y = resample(np.ascontiguousarray(y), prior.audio.sample_rate, sr)[:n]
     return np.clip(y, -1.0, 1.0).astype(np.float32)
+
+
+def _render_latent(prior: Prior, seed: int, ub: np.ndarray, indices: Sequence[np.ndarray], c: int, k: int,
+                   emb: torch.Tensor, device, progress=None) -> np.ndarray:
+    """Receiver side of a latent prior -> (U, L) network outputs x 2: per channel, windows of RENDER_BATCH units
+    with one unit of margin each side (which gives the whole channel's features, see latent.py); silent units
+    stay zero. `progress(done, total)` counts sounding units."""
+    out = np.zeros((len(ub), prior.audio.chunk), dtype=np.float32)
+    done, total = 0, int((ub > 0).sum())
+    for ch in range(c):
+        for a in range(0, k, RENDER_BATCH):
+            cancel.check()
+            b = min(k, a + RENDER_BATCH)
+            lo, hi = ch * k + max(0, a - 1), ch * k + min(k, b + 1)    # one unit of margin each side
+            w = _vectors(prior, seed, ub[lo:hi], indices[lo:hi], device)   # (hi-lo, P)
+            field = prior.field(emb, device, [Canvas(1, hi - lo, torch.arange(hi - lo, device=device))])
+            feat = field.features(w)                                  # (hi-lo, L, F)
+            keep = torch.arange(ch * k + a - lo, ch * k + b - lo, device=device)
+            keep = keep[torch.from_numpy(ub[ch * k + a:ch * k + b] > 0).to(device)]
+            if len(keep):
+                out[(keep + lo).cpu().numpy()] = (field(w[keep], feat[keep])[:, :, 0] * 2.0).cpu().numpy()
+                done += len(keep)
+                if progress is not None:
+                    progress(done, total)
+    return out
 
 
 def _vectors(prior: Prior, seed: int, unit_blocks: np.ndarray, indices: Sequence[np.ndarray], device
@@ -231,13 +241,13 @@ def _canvases(part: list[tuple[int, int]], plans: list["_ClipPlan"], context: li
     """Stitching layout of one batch of a latent prior: per (clip, channel) the run of chunks from the batch's
     first unit there to its last, with one unit of margin each side; cells outside the batch (silent units,
     units of other batches) take their latents from `context` (coded values, or the prior mean)."""
+    per_channel = {i: plans[i].chunks.shape[0] // plans[i].x.shape[1] for i, _ in part}   # K of each clip
     where: dict[tuple[int, int], list[tuple[int, int]]] = {}
     for j, (i, u) in enumerate(part):
-        k = plans[i].chunks.shape[0] // plans[i].x.shape[1]
-        where.setdefault((i, u // k), []).append((j, u))
+        where.setdefault((i, u // per_channel[i]), []).append((j, u))
     out = []
     for (i, ch), members in where.items():
-        k = plans[i].chunks.shape[0] // plans[i].x.shape[1]
+        k = per_channel[i]
         us = [u for _, u in members]
         lo, hi = max(ch * k, min(us) - 1), min((ch + 1) * k, max(us) + 2)
         cells = torch.full((hi - lo,), -1, dtype=torch.int64, device=device)
