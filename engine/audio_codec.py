@@ -20,7 +20,7 @@ margin on each side (see latent.py), which gives the features of the whole chann
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Generator, Sequence
 
 import numpy as np
@@ -29,11 +29,10 @@ import torch
 from . import cancel, container, limits, rng, siren
 from .audio_gain import factor, gain_code
 from .audio_io import resample, resampled_length
-from .codec import EncodeEvent, Reporting, UnitBatch, _members, _weights, code_units
-from .fitting import Objective
+from .codec import EncodeEvent, Reporting, _members, _weights
 from .metrics import audio_psnr, snr as audio_snr  # noqa: F401 (re-exported)
 from .latent import Canvas
-from .patch_codec import _probe, _unit_weights, uniform
+from .unit_coding import ContentBatch, LatentContext, code_by_content, unit_weights
 from .config import FitConfig
 from .container import CmbHeader
 from .errors import CmbFormatError, CombinerError, MediaError, PriorError
@@ -231,12 +230,12 @@ def _vectors(prior: Prior, seed: int, unit_blocks: np.ndarray, indices: Sequence
     w = torch.from_numpy(prior.mu).to(device).repeat(len(unit_blocks), 1)
     on = np.flatnonzero(np.asarray(unit_blocks) > 0)
     if len(on):
-        w[torch.from_numpy(on).to(device)] = _unit_weights(prior, seed, unit_blocks[on], [indices[u] for u in on],
-                                                           device)
+        w[torch.from_numpy(on).to(device)] = unit_weights(prior, seed, unit_blocks[on], [indices[u] for u in on],
+                                                          device)
     return w
 
 
-def _canvases(part: list[tuple[int, int]], plans: list["_ClipPlan"], context: list[torch.Tensor], device
+def _canvases(part: list[tuple[int, int]], plans: list["_ClipPlan"], context: LatentContext, device
               ) -> list[Canvas]:
     """Stitching layout of one batch of a latent prior: per (clip, channel) the run of chunks from the batch's
     first unit there to its last, with one unit of margin each side; cells outside the batch (silent units,
@@ -341,15 +340,15 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
     # All sounding units in one list: (clip, unit within clip); batches of max_units.
     units = [(i, u) for i, pl in enumerate(plans) for u in np.flatnonzero(pl.sounding)]
     n_all = max(1, len(units))
-    probe_steps = fit.steps // 2 if adaptive else 0
     L = prior.audio.chunk
     emb = siren.fourier_embed(siren.grid_coords((L,), device=device), prior.inr)
-    mu_p, ls_p = prior.tensors(device)
-    n_lat = prior.latent.n_latents if prior.latent is not None else 0
     # latent priors: each clip's best-known latents per unit (the prior mean until the unit is coded)
-    context = [mu_p[:n_lat].expand(pl.chunks.shape[0], -1).clone() for pl in plans] if n_lat else None
+    context = LatentContext(prior, [pl.chunks.shape[0] for pl in plans], device) if prior.latent is not None else None
     field = prior.field(emb, device, compile=compile)
-    per_batch = fit.steps + fit.refine_groups * (fit.refine_first + fit.refine_last) // 2
+
+    def split(i: int, units: np.ndarray, kl: np.ndarray, total: int) -> np.ndarray:
+        return allocate(kl, total, plans[i].grid)
+
     for s in range(0, len(units), max_units):
         part = units[s:s + max_units]
         clip_of = np.array([i for i, _ in part])
@@ -357,46 +356,22 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
         target = torch.from_numpy(np.stack([plans[i].chunks[u] for i, u in part])).to(device) * 0.5  # network scale
         mask = np.stack([plans[i].mask[u] for i, u in part])
         weight = torch.from_numpy(mask).to(device) if mask.min() < 1 else None
-        if n_lat:
+        if context is not None:
             field = prior.field(emb, device, _canvases(part, plans, context, device), compile=compile)
         # this batch's share of each clip's budget, in proportion to its sounding units here
         share = {i: plans[i].budget.total * int((clip_of == i).sum()) / int(plans[i].sounding.sum())
                  for i in np.unique(clip_of)}
         gens = rng.unit_noise([fit.seed * 1_000_003 + 700_001 + int(u) for u in uid], device)
-        total_steps = max(1, int(round(per_batch * n_all / len(part))))
-        done = int(round(per_batch * s / len(part)))
-        n_units = np.zeros(len(part), dtype=np.int64)
-        start = None
-        if adaptive:
-            obj = Objective(field, target, mu_p, ls_p, None, 1, weight)
-            _, grp = np.unique(clip_of, return_inverse=True)
-            kl_target = torch.tensor([share[i] * prior.kappa / (clip_of == i).sum() for i in np.unique(clip_of)],
-                                     device=device, dtype=torch.float32)
-            mu, ls, kl_units = yield from _probe(obj, prior, fit, device, probe_steps,
-                                                 torch.from_numpy(grp).to(device), kl_target, gens,
-                                                 total_steps, done)
-            start = (mu, ls)
-            for i in np.unique(clip_of):
-                sel = clip_of == i
-                n_units[sel] = allocate(kl_units[sel], int(round(share[i])), plans[i].grid)
-        else:
-            for i in np.unique(clip_of):
-                sel = clip_of == i
-                n_units[sel] = uniform(int(round(share[i])), int(sel.sum()), prior.n_params)
-        counts = np.unique(n_units)
-        classes = [_members(prior, int(nb)) for nb in counts]
-        batch = UnitBatch(target, field, classes, weight, np.searchsorted(counts, n_units), start, uid)
-        idx, coded_kl = yield from code_units(
-            batch, prior, replace(fit, steps=fit.steps - probe_steps), device, seed,
-            Reporting(None, 1, (s, n_all), probe_steps, pooled=True))
+        coded = yield from code_by_content(ContentBatch(target, field, weight, clip_of, uid, share, gens), prior,
+                                           fit, device, seed, split if adaptive else None,
+                                           Reporting(None, 1, (s, n_all), pooled=True))
         for k, (i, u) in enumerate(part):
-            plans[i].blocks[u] = n_units[k]
-            plans[i].indices[u] = idx[k, :n_units[k]]
-            plans[i].kl[u] = coded_kl[k, :n_units[k]]
-        if n_lat:  # later batches see these units' coded latents
-            coded = _unit_weights(prior, seed, n_units, [idx[k, :n_units[k]] for k in range(len(part))], device)
-            for k, (i, u) in enumerate(part):
-                context[i][u] = coded[k, :n_lat]
+            nb = coded.blocks[k]
+            plans[i].blocks[u] = nb
+            plans[i].indices[u] = coded.indices[k, :nb]
+            plans[i].kl[u] = coded.kl[k, :nb]
+        if context is not None:  # later batches see these units' coded latents
+            context.record(prior, seed, part, coded, device)
     out = []
     for pl in plans:
         n, c = pl.x.shape

@@ -24,7 +24,7 @@ from . import latent, siren
 from .config import LearnConfig
 from .fitting import Objective, adjust_beta, new_state
 from .posterior import LN2, kl_gauss
-from .prior import AudioLayout, Prior
+from .prior import AudioLayout, Prior, unit_side
 from .signals import audio_targets, image_targets
 
 
@@ -194,7 +194,7 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
     def make_field(s: slice) -> latent.Field:
         rows = 1 if audio is not None else cfg.tile
         cv = latent.uniform_canvases((s.stop - s.start) // per_item, rows, cfg.tile, device) if lat_cfg else None
-        return latent.Field(inr, emb, None, lat_cfg, None, cv, patch or (audio.chunk if audio else 0), None, compile)
+        return latent.Field(inr, emb, None, lat_cfg, None, cv, unit_side(patch, audio), None, compile)
 
     def bind(f: latent.Field) -> None:  # the shared parameters' current values, inside this step's graph
         f.mix = siren.split_mix(params["mix"], inr) if "mix" in params else None

@@ -18,7 +18,7 @@ in proportion to that KL, quantised to a few block counts, and every block is he
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Generator, Sequence
 
 import numpy as np
@@ -26,13 +26,13 @@ import torch
 
 from . import cancel, container, limits, rng, siren
 from .latent import Canvas
-from .codec import EncodeEvent, Reporting, UnitBatch, _members, _weights, code_units
+from .codec import EncodeEvent, Reporting
 from .config import FitConfig
 from .container import CmbHeader
 from .errors import CmbFormatError, CombinerError, MediaError, PriorError
-from .fitting import Objective, adjust_beta, masked_mse, new_state
 from .prior import Prior, available, find_by_short_id, nearest_patch
 from .signals import psnr_uint8
+from .unit_coding import ContentBatch, LatentContext, code_by_content, unit_weights
 
 MAX_UNITS = 384      # patches fitted together: bounds memory whatever the image size
 RENDER_BATCH = 64    # patches evaluated together when rendering
@@ -172,45 +172,17 @@ def allocate(kl: np.ndarray, total: int, cap: int, levels: int = LEVELS) -> np.n
     return n
 
 
-def uniform(total: int, units: int, cap: int) -> np.ndarray:
-    """The same count for every patch (the remainder to the first patches: at most two distinct counts)."""
-    base = min(cap, total // units)
-    n = np.full(units, base, dtype=np.int64)
-    n[: min(units, total - base * units)] += 1 if base < cap else 0
-    return n
-
-
 # ---- encoder ---------------------------------------------------------------------------------------------
 
-def _probe(obj: Objective, prior: Prior, fit: FitConfig, device, steps: int, group: torch.Tensor,
-           kl_target: torch.Tensor, gens, total: int, done: int, preview=None):
-    """Fit with one rate weight per image (group) steered to its per-patch KL target -> yields events;
-    returns (mu, logstd, KL per unit in bits). `preview(pred)` makes event previews where the PSNR is measured."""
-    bsz, P = obj.target.shape[0], prior.n_params
-    mu_p, ls_p = obj.mu_p, obj.logstd_p
-    ls0 = torch.from_numpy(prior.post_logstd).to(device) if prior.post_logstd is not None else ls_p - 2.0
-    n_groups = int(group.max()) + 1
-    beta_g = torch.full((n_groups,), prior.beta, device=device)
-    st = new_state(mu_p.expand(bsz, P), ls0.expand(bsz, P), beta_g[group][:, None], fit.lr)
-    cnt = torch.bincount(group, minlength=n_groups).clamp_min(1)
-    kl = torch.zeros(bsz, 1, device=device)
-    for it in range(steps):
-        _, kl = obj.step(st, gens)
-        mean_kl = torch.zeros(n_groups, device=device).index_add_(0, group, kl[:, 0]) / cnt
-        beta_g = adjust_beta(beta_g, mean_kl, kl_target, fit.beta_step)
-        st.beta = beta_g[group][:, None]
-        done += 1
-        if it % 5 == 0 or it == steps - 1:
-            psnr, prev = float("nan"), None
-            if it % 25 == 0 or it == steps - 1:
-                pred = obj.mean_prediction(st)
-                mse = masked_mse(pred, obj.target, obj.weight)
-                psnr = float((-10 * torch.log10(mse.clamp_min(1e-10))).mean())
-                prev = preview(pred) if preview is not None else None
-            yield EncodeEvent("fit", done, total, 0, 1, psnr, kl.cpu().numpy(), prev)
-    with torch.no_grad():
-        kl_units = obj.kl_bits(st).sum(1)
-    return st.mu.detach(), st.logstd.detach(), kl_units.cpu().numpy()
+def _importance(weights, grid: tuple[int, int]) -> np.ndarray:
+    """A region-of-interest map over an image's patch grid (rows, cols) -> flat per-patch weights (> 0)."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != tuple(grid):
+        raise CombinerError(f"the importance map is {w.shape[::-1] if w.ndim == 2 else w.shape}, the image has "
+                            f"{grid[1]}x{grid[0]} patches")
+    if not np.isfinite(w).all():
+        raise CombinerError("the importance map holds NaN or infinite values")
+    return np.maximum(w.reshape(-1), 1e-3)
 
 
 def _batches(grids: list[tuple[int, int]], max_units: int, stitched: bool) -> list[list[tuple[int, np.ndarray]]]:
@@ -263,18 +235,6 @@ def _canvases(segs, grids, context, device) -> list[Canvas]:
     return out
 
 
-def _unit_weights(prior: Prior, seed: int, unit_blocks: Sequence[int], indices: Sequence[np.ndarray],
-                  device="cpu") -> torch.Tensor:
-    """Receiver side: per patch its block count and coded indices -> flat vectors (U, P)."""
-    ub = np.asarray(unit_blocks)
-    w = torch.empty(len(ub), prior.n_params, device=device)
-    for nb in np.unique(ub):
-        us = np.flatnonzero(ub == nb)
-        w[torch.from_numpy(us).to(device)] = _weights(prior, _members(prior, int(nb)), seed,
-                                                      np.stack([indices[u] for u in us]), device)
-    return w
-
-
 @torch.no_grad()
 def _render(prior: Prior, seed: int, unit_blocks: Sequence[int], indices: Sequence[np.ndarray], device="cpu",
             progress=None, grid: tuple[int, int] | None = None) -> np.ndarray:
@@ -284,7 +244,7 @@ def _render(prior: Prior, seed: int, unit_blocks: Sequence[int], indices: Sequen
     p = prior.patch
     emb = siren.fourier_embed(siren.grid_coords((p, p), device=device), prior.inr)
     n = len(unit_blocks)
-    w = _unit_weights(prior, seed, unit_blocks, indices, device)        # (U, P)
+    w = unit_weights(prior, seed, unit_blocks, indices, device)         # (U, P)
     rows, cols = grid if grid is not None else (1, n)
     field = prior.field(emb, device, [Canvas(rows, cols, torch.arange(n, device=device))])
     feat = field.features(w)                                              # (U, p*p, F) or None
@@ -334,18 +294,21 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         patches, mask = split_rgb(rgb, p)
         total, warns = block_budget(rate, img.shape, prior, seed, alpha_bytes, adaptive)
         plan.append(dict(patches=patches, mask=mask, alpha=alpha_bytes, alpha_arr=alpha, total=total, warns=warns))
-    # All units in one list: (image, unit within image); batches of max_units.
-    units = [(i, u) for i, pl in enumerate(plan) for u in range(pl["patches"].shape[0])]
-    n_all = len(units)
-    probe_steps = fit.steps // 2 if adaptive else 0
+    grids = [patch_grid(img.shape[0], img.shape[1], p) for img in imgs]
+    if importance is not None and len(importance) != len(imgs):
+        raise CombinerError(f"{len(importance)} importance maps for {len(imgs)} images")
+    n_all = sum(pl["patches"].shape[0] for pl in plan)
     emb = siren.fourier_embed(siren.grid_coords((p, p), device=device), prior.inr)
-    mu_p, ls_p = prior.tensors(device)
     blocks = [np.zeros(pl["patches"].shape[0], dtype=np.int64) for pl in plan]
     idx_out = [[None] * pl["patches"].shape[0] for pl in plan]
     kl_out = [[None] * pl["patches"].shape[0] for pl in plan]
     probe_out = [np.zeros(pl["patches"].shape[0]) for pl in plan]
     weights = [np.ones(pl["patches"].shape[0]) if importance is None or importance[i] is None
-               else np.maximum(np.asarray(importance[i], np.float64).reshape(-1), 1e-3) for i, pl in enumerate(plan)]
+               else _importance(importance[i], grids[i]) for i, pl in enumerate(plan)]
+
+    def split(i: int, units: np.ndarray, kl: np.ndarray, total: int) -> np.ndarray:
+        probe_out[i][units] = kl
+        return allocate(kl * weights[i][units], total, cap)
 
     def preview_of(points: torch.Tensor | None):
         """(b, n, 3) posterior-mean values at the batch's kept grid points -> (b, p, p, 3) uint8 patches (points
@@ -358,9 +321,8 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
             return ((pred + 0.5).clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).reshape(-1, p, p, 3).cpu().numpy()
         return preview
 
-    grids = [patch_grid(img.shape[0], img.shape[1], p) for img in imgs]
     # latent priors: each image's best-known latents (the prior mean until a band of it is coded)
-    context = ([mu_p[:prior.latent.n_latents].expand(pl["patches"].shape[0], -1).clone() for pl in plan]
+    context = (LatentContext(prior, [pl["patches"].shape[0] for pl in plan], device)
                if prior.latent is not None else None)
     s = 0
     for segs in _batches(grids, max_units, prior.latent is not None):
@@ -374,50 +336,22 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         emb_b, target, weight = _inside_coords(emb, target, mask, weight)  # skip grid points outside the image
         kept = None if emb_b.shape[0] == p * p else torch.from_numpy(
             np.flatnonzero(mask.max(axis=0)[:, 0] > 0)).to(device)
-        field = prior.field(emb_b, device, _canvases(segs, grids, context, device) if context else None, kept,
+        field = prior.field(emb_b, device, _canvases(segs, grids, context, device) if context is not None else None, kept,
                             compile)
-        batch_preview = preview_of(kept)
+        preview = preview_of(kept) if preview_every else None
         # this batch's share of each image's budget, in proportion to its patches here
         share = {i: plan[i]["total"] * int((img_of == i).sum()) / plan[i]["patches"].shape[0]
                  for i in np.unique(img_of)}
         gens = rng.unit_noise([fit.seed * 1_000_003 + 500_009 + int(u) for u in uid], device)
-        start = None
-        n_units = np.zeros(len(part), dtype=np.int64)
-        per_batch = fit.steps + fit.refine_groups * (fit.refine_first + fit.refine_last) // 2
-        total_steps = max(1, int(round(per_batch * max(1, n_all / len(part)))))
-        done = int(round(per_batch * s / len(part)))
-        if adaptive:
-            obj = Objective(field, target, mu_p, ls_p, None, 1, weight)
-            _, grp = np.unique(img_of, return_inverse=True)
-            kl_target = torch.tensor([share[i] * prior.kappa / (img_of == i).sum() for i in np.unique(img_of)],
-                                     device=device, dtype=torch.float32)
-            mu, ls, kl_units = yield from _probe(obj, prior, fit, device, probe_steps,
-                                                 torch.from_numpy(grp).to(device), kl_target, gens,
-                                                 total_steps, done, batch_preview if preview_every else None)
-            start = (mu, ls)
-            for i in np.unique(img_of):
-                sel = img_of == i
-                probe_out[i][uid[sel]] = kl_units[sel]
-                n_units[sel] = allocate(kl_units[sel] * weights[i][uid[sel]], int(round(share[i])), cap)
-        else:
-            for i in np.unique(img_of):
-                sel = img_of == i
-                n_units[sel] = uniform(int(round(share[i])), int(sel.sum()), cap)
-        counts = np.unique(n_units)
-        classes = [_members(prior, int(n)) for n in counts]
-        unit_class = np.searchsorted(counts, n_units)
-        batch = UnitBatch(target, field, classes, weight, unit_class, start, uid)
-        idx, coded_kl = yield from code_units(
-            batch, prior, replace(fit, steps=fit.steps - probe_steps), device, seed,
-            Reporting(batch_preview if preview_every else None, preview_every, (s, n_all), probe_steps))
+        coded = yield from code_by_content(ContentBatch(target, field, weight, img_of, uid, share, gens), prior,
+                                           fit, device, seed, split if adaptive else None,
+                                           Reporting(preview, preview_every, (s, n_all)), preview)
         for k, (i, u) in enumerate(part):
-            blocks[i][u] = n_units[k]
-            idx_out[i][u] = idx[k, :n_units[k]]
-            kl_out[i][u] = coded_kl[k]
-        if context:  # later bands of these images see this band's coded latents
-            coded = _unit_weights(prior, seed, n_units, [idx[k, :n_units[k]] for k in range(len(part))], device)
-            for k, (i, u) in enumerate(part):
-                context[i][u] = coded[k, :prior.latent.n_latents]
+            blocks[i][u] = coded.blocks[k]
+            idx_out[i][u] = coded.indices[k, :coded.blocks[k]]
+            kl_out[i][u] = coded.kl[k]
+        if context is not None:  # later bands of these images see this band's coded latents
+            context.record(prior, seed, part, coded, device)
         s += len(part)
 
     out = []

@@ -34,6 +34,11 @@ class AudioLayout:
     sample_rate: int
 
 
+def unit_side(patch: int, audio: AudioLayout | None) -> int:
+    """Side of the unit one INR codes: the patch side, else the audio chunk length, else 0 (one whole image)."""
+    return patch or (audio.chunk if audio is not None else 0)
+
+
 @dataclass
 class Prior:
     inr: InrConfig
@@ -117,7 +122,7 @@ class Prior:
     def unit_side(self) -> int:
         """Side of the unit one INR codes: the patch side of a patch prior, the chunk length of an audio prior
         (0 for single-image priors)."""
-        return self.patch or (self.audio.chunk if self.audio is not None else 0)
+        return unit_side(self.patch, self.audio)
 
     def field(self, emb: torch.Tensor, device: torch.device | str, canvases=None, points=None, compile=False):
         """This prior's networks over the embedded grid `emb` (see latent.Field); latent priors also need the

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 import engine.prior  # noqa: E402
 from engine import cancel, metrics, patch_codec  # noqa: E402
 from engine.codec import run  # noqa: E402
+from engine.errors import CombinerError  # noqa: E402
 from tests.conftest import FAST_FIT, PATCH_FIT, photo, photo_patches, voiced_audio  # noqa: E402
 
 torch.set_num_threads(1)
@@ -223,6 +224,14 @@ def test_region_of_interest_moves_blocks_and_files_stay_normal(patch_prior, patc
     assert np.array_equal(dec, weighted.reconstruction)     # an ordinary file: the decoder needs nothing new
     same = run(patch_codec.encode_image(img, 2.0, prior=patch_prior, fit=PATCH_FIT, importance=[np.ones((3, 4))]))
     assert same.data == plain.data                           # a flat weight changes nothing
+
+
+@pytest.mark.parametrize("maps, msg", [([np.ones((4, 3))], "importance map is"),
+                                       ([np.full((3, 4), np.nan)], "NaN"),
+                                       ([None, None], "2 importance maps for 1 images")])
+def test_a_bad_importance_map_is_a_clear_error(patch_prior, maps, msg):
+    with pytest.raises(CombinerError, match=msg):
+        run(patch_codec.encode_image(photo(48, 64, seed=4), 2.0, prior=patch_prior, fit=PATCH_FIT, importance=maps))
 
 
 def test_painted_region_gets_more_blocks_and_both_maps_show(qtbot, tmp_path, patch_prior_dir):
