@@ -13,7 +13,7 @@ train() {  # kbps width items rounds
     --items "$3" --first-steps 400 --round-steps 200 --rounds "$4" --threads 1 --name "$name" -q \
     -o "$OUT/$name.safetensors"
 }
-MODE=${1:-plain}   # plain | latent
+MODE=${1:-plain}   # plain | latent (stage 1) | stages (every later latent stage)
 if [ "$MODE" = plain ]; then
   ( train 5 32 512 8; train 40 64 384 5 ) &
   ( train 10 48 512 8; train 20 56 384 5 ) &
@@ -30,6 +30,26 @@ latent() {  # kbps items rounds
   combiner learn-prior --data "$DATA" --kbps "$1" --latent 400,200,100,50,25 --shared-inr --shared-lr 2e-3 \
     --width 32 --depth 2 --freqs 2 --max-freq 2 --items "$2" --tile 4 --first-steps 300 --warmup 300 \
     --beta-init 1e-8 --round-steps 100 --rounds "$3" --threads 1 --no-compile --name "$name" -q \
-    -o "$OUT/$name.safetensors"
+    -o "$OUT/$name.stage1.safetensors"
 }
 if [ "$MODE" = latent ]; then latent 12 256 10; fi
+
+# Later stages, each on runs no earlier stage saw, warm-started from the prior before it and saved under a new
+# name (a shipped prior never changes: files name it by its content id). The shipped files were made by these.
+stage() {  # kbps skip rounds init out [more options]
+  local kbps=$1 skip=$2 rounds=$3 init=$4 out=$5; shift 5
+  combiner learn-prior --data "$DATA" --kbps "$kbps" --latent 400,200,100,50,25 --shared-inr --shared-lr 2e-3 \
+    --width 32 --depth 2 --freqs 2 --max-freq 2 --items 256 --tile 4 --first-steps 100 --warmup 0 \
+    --beta-init 1e-8 --round-steps 100 --rounds "$rounds" --skip "$skip" --init-prior "$init" --threads 1 \
+    --no-compile --name "speech16k-latent-${kbps}kbps" -q -o "$out" "$@"
+}
+if [ "$MODE" = stages ]; then
+  ( stage 12 256 5 "$OUT/speech16k-latent-12kbps.stage1.safetensors" "$OUT/speech16k-latent-12kbps.safetensors"
+    stage 12 768 4 "$OUT/speech16k-latent-12kbps.safetensors" "$OUT/speech16k-latent-12kbps-s3.safetensors"
+    stage 12 1536 8 "$OUT/speech16k-latent-12kbps-s3.safetensors" "$OUT/speech16k-latent-12kbps-s4.safetensors" ) &
+  ( stage 24 512 6 "$OUT/speech16k-latent-12kbps.stage1.safetensors" "$OUT/speech16k-latent-24kbps.safetensors" \
+      --first-steps 150
+    stage 6 1024 4 "$OUT/speech16k-latent-12kbps.safetensors" "$OUT/speech16k-latent-6kbps.safetensors"
+    stage 24 1280 10 "$OUT/speech16k-latent-24kbps.safetensors" "$OUT/speech16k-latent-24kbps-s2.safetensors" ) &
+  wait
+fi
