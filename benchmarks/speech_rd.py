@@ -85,11 +85,12 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write per-clip results here")
     a = ap.parse_args()
 
-    forced = None
+    forced, dec_dirs = None, a.prior_dir
     if a.prior:
         from engine.prior import Prior
 
         forced = Prior.load(a.prior)
+        dec_dirs = (a.prior_dir or []) + [str(Path(a.prior).resolve().parent)]   # the decoder finds it by id
     clips = load_clips(a.data, a.n, a.seconds, a.level)
     total_s = sum(x.shape[0] / sr for _, x, sr in clips)
     print(f"{len(clips)} clips, {total_s:.1f} s of audio, level {a.level if a.level is not None else 'as recorded'}, "
@@ -106,7 +107,7 @@ def main() -> None:
         dec_s = []
         for (name, x, sr), r in zip(clips, res):
             t1 = time.time()
-            y, _, _, _ = decode_audio_full(r.data, a.prior_dir)   # score what the receiver decodes
+            y, _, _, _ = decode_audio_full(r.data, dec_dirs)   # score what the receiver decodes
             dec_s.append(time.time() - t1)
             row = {"clip": name, "target_kbps": kbps, "prior": r.prior.name} | score(x, y, sr, len(r.data))
             ours.append(row)
@@ -141,7 +142,7 @@ def main() -> None:
         z = np.zeros((3 * sr, 1), dtype=np.float32)
         r = run(encode_audio_batch([(z, sr)], a.kbps[0], prior=forced, fit=PRESETS[a.preset], device=a.device,
                                    prior_dirs=a.prior_dir))[0]
-        y, _, _, _ = decode_audio_full(r.data, a.prior_dir)
+        y, _, _, _ = decode_audio_full(r.data, dec_dirs)
         rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
         print(f"\ndigital silence, 3 s: {len(r.data)} bytes, decoded RMS "
               f"{'-inf' if rms == 0 else f'{20 * np.log10(rms):.1f}'} dBFS, max |y| {float(np.abs(y).max())}")
