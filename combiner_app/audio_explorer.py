@@ -221,7 +221,7 @@ class AudioRateExplorer(LadderMixin, QWidget):
                      f"{enc.header.units} units, {enc.header.n_indices} blocks", res.metrics.get("stoi"),
                      res.metrics.get("pesq"))]
         for ref in res.references:
-            note = f"level {ref.level:.2f}"
+            note = f"{'average bitrate, ' if ref.mode == 'AVERAGE' else ''}level {ref.level:.2f}"
             if ref.nbytes > 1.25 * len(enc.data):   # e.g. Ogg/Opus has a floor of about a kilobyte
                 note += " (its smallest file)"
             pts.append(Point(REF_NAMES.get(ref.codec, ref.codec), ref.nbytes, ref.kbps(clip.seconds),
