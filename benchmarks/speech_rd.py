@@ -9,7 +9,8 @@ file size (header included) over the clip's duration. Per clip: SNR (dB), PSNR w
 [-1, 1] to [0, 1] (the COIN++/RECOMBINER convention; it flatters quiet clips), STOI (pystoi) and wideband PESQ
 (pesq, P.862.2); the table shows their means. MP3 (LAME) and Opus go through libsndfile at the compression level
 whose file is nearest the COMBINER file of the same clip; their output is aligned to the original before scoring.
-`--silence` also codes 3 s of digital silence and reports the decoded RMS.
+`--silence` also codes 3 s of digital silence and reports the decoded RMS. `--from-json` redoes only the MP3/Opus
+side at the file sizes an earlier run recorded (same clip options).
 """
 from __future__ import annotations
 
@@ -67,6 +68,40 @@ def mean(rows: list[dict], key: str) -> float:
     return float(np.mean(v)) if v else float("nan")
 
 
+def print_table(rows: list[dict]) -> None:
+    print("\n| target kbps | codec | kbps | SNR dB | PSNR dB | STOI | PESQ-WB |\n|---|---|---|---|---|---|---|")
+    for r in rows:
+        for c, label in (("ours", "COMBINER"), ("mp3", "MP3"), ("opus", "Opus")):
+            if c in r:
+                v = r[c]
+                print(f"| {r['target']:g} | {label} | {v['kbps']:.2f} | {v['snr']:.2f} | {v['psnr']:.2f} | "
+                      f"{metrics.fmt(v['stoi'], 3)} | {metrics.fmt(v['pesq'])} |")
+
+
+def references_again(a) -> None:
+    """MP3/Opus at the file sizes of an earlier run's clips (our scores as recorded there)."""
+    old = json.loads(a.from_json.read_text())
+    clips = {name: (x, sr) for name, x, sr in load_clips(a.data, a.n, a.seconds, a.level)}
+    rows = []
+    for line in old["rows"]:
+        ours = [c for c in old["clips"] if c["target_kbps"] == line["target"]]
+        ref = {"mp3": [], "opus": []}
+        for c in ours:
+            x, sr = clips[c["clip"]]
+            nbytes = int(round(c["kbps"] * 1000 / 8 * x.shape[0] / sr))
+            for k in ref:
+                rr = at_size(x, sr, k, nbytes)
+                if rr is not None:
+                    ref[k].append(score(x, rr.decoded, sr, rr.nbytes) | {"mode": rr.mode})
+        row = {"target": line["target"], "ours": {k: mean(ours, k) for k in MEASURES}}
+        row |= {k: {m: mean(v, m) for m in MEASURES} for k, v in ref.items() if v}
+        rows.append(row)
+        print(f"target {line['target']:g} kbps [{line['prior']}]: " + " | ".join(
+            f"{c} " + " ".join(f"{k} {row[c][k]:.2f}" for k in MEASURES) for c in ("ours", "mp3", "opus") if c in row),
+            flush=True)
+    print_table(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, required=True)
@@ -83,7 +118,12 @@ def main() -> None:
     ap.add_argument("--no-reference", action="store_true", help="skip MP3/Opus")
     ap.add_argument("--silence", action="store_true", help="also code 3 s of digital silence")
     ap.add_argument("--json", type=Path, help="write per-clip results here")
+    ap.add_argument("--from-json", type=Path, help="do not encode: take our per-clip results from an earlier --json "
+                    "(same --data, -n, --seconds, --level) and measure MP3/Opus again at those file sizes")
     a = ap.parse_args()
+    if a.from_json:
+        references_again(a)
+        return
 
     forced, dec_dirs = None, a.prior_dir
     if a.prior:
@@ -129,14 +169,7 @@ def main() -> None:
                          for c in ("ours", "mp3", "opus") if c in line)
         print(f"target {kbps:g} kbps: {txt} | encode {enc_s:.0f} s wall, {enc_cpu:.0f} s CPU for {total_s:.0f} s of "
               f"audio, decode {line['dec_s_per_clip'] * 1000:.0f} ms/clip [{line['prior']}]", flush=True)
-    hdr = "| target kbps | codec | kbps | SNR dB | PSNR dB | STOI | PESQ-WB |"
-    print("\n" + hdr + "\n|---|---|---|---|---|---|---|")
-    for r in rows:
-        for c, label in (("ours", "COMBINER"), ("mp3", "MP3"), ("opus", "Opus")):
-            if c in r:
-                v = r[c]
-                print(f"| {r['target']:g} | {label} | {v['kbps']:.2f} | {v['snr']:.2f} | {v['psnr']:.2f} | "
-                      f"{metrics.fmt(v['stoi'], 3)} | {metrics.fmt(v['pesq'])} |")
+    print_table(rows)
     if a.silence:
         sr = clips[0][2]
         z = np.zeros((3 * sr, 1), dtype=np.float32)
