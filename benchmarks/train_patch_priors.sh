@@ -24,3 +24,9 @@ lat() { combiner learn-prior --data "$D" --patch 64 --latent 32,16,8,4,2 --share
 lat --first-steps 200 --warmup 200 --rounds 5 --name photo64-shared-0.3bpp -o /tmp/photo64-shared-stage1.safetensors
 lat --first-steps 100 --warmup 0 --rounds 4 --skip 64 --init-prior /tmp/photo64-shared-stage1.safetensors \
     --name photo64-shared-0.3bpp -o priors/photo64-shared-0.3bpp.safetensors
+# Stage 3 and 4 (later sessions, one thread each while speech priors trained on the other core), each on 128
+# crops no earlier stage saw, shipped as -s3 and -s4 (the manifest's name set after training; the id is unchanged).
+lat --first-steps 100 --warmup 0 --rounds 8 --items 128 --skip 128 --init-prior priors/photo64-shared-0.3bpp.safetensors \
+    --name photo64-shared-0.3bpp -o /tmp/photo64-shared-stage3.safetensors
+lat --first-steps 100 --warmup 0 --rounds 10 --items 128 --skip 256 --init-prior priors/photo64-shared-0.3bpp-s3.safetensors \
+    --name photo64-shared-0.3bpp -o /tmp/photo64-shared-stage4.safetensors
