@@ -13,10 +13,10 @@ from PIL import Image
 from engine import container, siren
 from engine.codec import run
 from engine.errors import CmbFormatError
-from engine.patch_codec import (allocate, decode_image, decode_image_full, encode_image_batch, split_rgb, stitch,
-                                uniform)
+from engine.patch_codec import allocate, decode_image, decode_image_full, encode_image_batch, split_rgb, stitch
 from engine.prior import Prior
 from engine.signals import psnr_uint8
+from engine.unit_coding import uniform
 
 from .conftest import PATCH_FIT, photo
 
