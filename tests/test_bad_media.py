@@ -237,6 +237,7 @@ def test_extreme_shapes_cost_what_their_pixels_cost(patch_prior, monkeypatch):
     """A 1x10000 image was 625 mostly empty 16x16 patches' worth of network evaluations (157 64x64 ones with the
     shipped prior: still encoding after 400 s); only grid points inside the image are evaluated now."""
     import engine.patch_codec as pc
+    import engine.unit_coding as uc
     from engine.codec import run
 
     work = []
@@ -247,7 +248,7 @@ def test_extreme_shapes_cost_what_their_pixels_cost(patch_prior, monkeypatch):
         return np.zeros((batch.target.shape[0], nb), np.int64), np.zeros((batch.target.shape[0], nb))
         yield
 
-    monkeypatch.setattr(pc, "code_units", spy)
+    monkeypatch.setattr(uc, "code_units", spy)
     for shape in [(100, 100), (1, 10000), (10000, 1)]:
         work.append(0)
         img = np.resize(photo(100, 100), (*shape, 3))
