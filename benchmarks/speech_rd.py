@@ -68,6 +68,16 @@ def mean(rows: list[dict], key: str) -> float:
     return float(np.mean(v)) if v else float("nan")
 
 
+def reference_scores(x: np.ndarray, sr: int, nbytes: int) -> dict:
+    """MP3 and Opus at the size nearest `nbytes`, scored like ours (codecs libsndfile lacks are left out)."""
+    out = {}
+    for c in ("mp3", "opus"):
+        rr = at_size(x, sr, c, nbytes)
+        if rr is not None:
+            out[c] = score(x, rr.decoded, sr, rr.nbytes) | {"mode": rr.mode}
+    return out
+
+
 def print_table(rows: list[dict]) -> None:
     print("\n| target kbps | codec | kbps | SNR dB | PSNR dB | STOI | PESQ-WB |\n|---|---|---|---|---|---|---|")
     for r in rows:
@@ -88,11 +98,8 @@ def references_again(a) -> None:
         ref = {"mp3": [], "opus": []}
         for c in ours:
             x, sr = clips[c["clip"]]
-            nbytes = int(round(c["kbps"] * 1000 / 8 * x.shape[0] / sr))
-            for k in ref:
-                rr = at_size(x, sr, k, nbytes)
-                if rr is not None:
-                    ref[k].append(score(x, rr.decoded, sr, rr.nbytes) | {"mode": rr.mode})
+            for k, v in reference_scores(x, sr, int(round(c["kbps"] * 1000 / 8 * x.shape[0] / sr))).items():
+                ref[k].append(v)
         row = {"target": line["target"], "ours": {k: mean(ours, k) for k in MEASURES}}
         row |= {k: {m: mean(v, m) for m in MEASURES} for k, v in ref.items() if v}
         rows.append(row)
@@ -152,11 +159,9 @@ def main() -> None:
             row = {"clip": name, "target_kbps": kbps, "prior": r.prior.name} | score(x, y, sr, len(r.data))
             ours.append(row)
             if not a.no_reference:
-                for c in ref:
-                    rr = at_size(x, sr, c, len(r.data))
-                    if rr is not None:
-                        row[c] = score(x, rr.decoded, sr, rr.nbytes)
-                        ref[c].append(row[c])
+                for c, v in reference_scores(x, sr, len(r.data)).items():
+                    row[c] = v
+                    ref[c].append(v)
             per_clip.append(row)
         line = {"target": kbps, "prior": res[0].prior.name, "enc_s": enc_s, "enc_cpu_s": enc_cpu,
                 "audio_s": total_s, "dec_s_per_clip": float(np.mean(dec_s))}

@@ -307,7 +307,6 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
                else _importance(importance[i], grids[i]) for i, pl in enumerate(plan)]
 
     def split(i: int, units: np.ndarray, kl: np.ndarray, total: int) -> np.ndarray:
-        probe_out[i][units] = kl
         return allocate(kl * weights[i][units], total, cap)
 
     def preview_of(points: torch.Tensor | None):
@@ -336,8 +335,8 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         emb_b, target, weight = _inside_coords(emb, target, mask, weight)  # skip grid points outside the image
         kept = None if emb_b.shape[0] == p * p else torch.from_numpy(
             np.flatnonzero(mask.max(axis=0)[:, 0] > 0)).to(device)
-        field = prior.field(emb_b, device, _canvases(segs, grids, context, device) if context is not None else None, kept,
-                            compile)
+        canvases = _canvases(segs, grids, context, device) if context is not None else None
+        field = prior.field(emb_b, device, canvases, kept, compile)
         preview = preview_of(kept) if preview_every else None
         # this batch's share of each image's budget, in proportion to its patches here
         share = {i: plan[i]["total"] * int((img_of == i).sum()) / plan[i]["patches"].shape[0]
@@ -350,6 +349,8 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
             blocks[i][u] = coded.blocks[k]
             idx_out[i][u] = coded.indices[k, :coded.blocks[k]]
             kl_out[i][u] = coded.kl[k]
+            if coded.probe_kl is not None:
+                probe_out[i][u] = coded.probe_kl[k]
         if context is not None:  # later bands of these images see this band's coded latents
             context.record(prior, seed, part, coded, device)
         s += len(part)

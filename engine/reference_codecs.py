@@ -3,9 +3,9 @@
 Used by the benchmark and the app's rate explorer. libsndfile picks the bitrate from a compression level in
 [0, 1]; we search that level for the file whose size is nearest a byte budget: a coarse grid, then bisection
 between the two levels whose files bracket the budget. MP3 is tried at constant bitrate (LAME's few fixed
-rates) and at average bitrate (ABR, which reaches the sizes in between); the nearer file wins. Perceptual codecs delay and
-resample the waveform, so decoded signals are aligned to the original (cross-correlation over a small lag
-window) before a waveform metric is taken.
+rates) and at average bitrate (ABR, which reaches the sizes in between); the nearer file wins. Perceptual
+codecs delay and resample the waveform, so decoded signals are aligned to the original (cross-correlation
+over a small lag window) before a waveform metric is taken.
 """
 from __future__ import annotations
 
