@@ -10,14 +10,13 @@ from typing import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QWidget
 
 from engine.audio_codec import audio_psnr, audio_snr
-from engine.errors import CombinerError
 from engine.metrics import fmt
 
 from .audio_views import mono, stft_db
-from .plans import AudioClip, plan_audio
+from .plans import AudioClip, distinct_rates, plan_audio
 from .ladder import LadderMixin
 from .worker import EncodeResult, EncodeRunner
 
@@ -32,20 +31,7 @@ MAX_FRAMES = 800     # spectrogram columns per panel: three panels side by side 
 def feasible_kbps(clip: AudioClip, ladder=AUDIO_LADDER, prior_dirs=None) -> list[float]:
     """Rates of the ladder the installed audio priors can code, each giving a distinct file. A rate below the
     smallest file of its prior (one block per unit) is dropped, unless no rate is above it."""
-    out, seen, floor = [], set(), None
-    for r in ladder:
-        try:
-            p = plan_audio(clip, r, prior_dirs)
-        except CombinerError:
-            continue
-        key = (p.prior.id, p.total_blocks)
-        if any("below the smallest file" in w for w in p.warnings):   # that file would not be at this rate
-            floor = floor if floor is not None else r
-            continue
-        if key not in seen:
-            seen.add(key)
-            out.append(r)
-    return out or ([floor] if floor is not None else [])
+    return distinct_rates(ladder, lambda r: plan_audio(clip, r, prior_dirs))
 
 
 @dataclass
@@ -89,25 +75,7 @@ class AudioRateExplorer(LadderMixin, QWidget):
         self.runner.failed.connect(self.failed)
         self.runner.done.connect(self._on_done)
 
-        self.explore_button = QPushButton("Explore rates")
-        self.explore_button.setObjectName("audioExploreButton")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setObjectName("audioExploreCancelButton")
-        self.cancel_button.setEnabled(False)
-        self.status = QLabel("Open an audio file, then encode it at a ladder of rates.")
-        self.status.setObjectName("audioExploreStatus")
-        self.explore_button.clicked.connect(self.explore)
-        self.cancel_button.clicked.connect(self.runner.cancel)
-        self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setObjectName("audioRateSlider")
-        self.slider.setEnabled(False)
-        self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)
-        self.slider.setTickInterval(1)
-        self.slider.setPageStep(1)
-        self.slider.valueChanged.connect(self.show_position)
-        self.rate_label = QLabel("")
-        self.rate_label.setObjectName("audioRateLabel")
-        self.rate_label.setMinimumWidth(90)
+        self._build_controls("audio", "Open an audio file, then encode it at a ladder of rates.")
 
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setObjectName("audioExploreGraphics")
@@ -131,10 +99,6 @@ class AudioRateExplorer(LadderMixin, QWidget):
                                         interactive=False, width=12)
         self.colorbar.setImageItem(list(self.images.values()))
         self.graphics.addItem(self.colorbar, row=0, col=1, rowspan=len(CODECS))
-        self.table = QLabel("")
-        self.table.setObjectName("audioExploreTable")
-        self.table.setTextFormat(Qt.TextFormat.RichText)
-
         self.rd = pg.PlotWidget(title="Rate–distortion (this clip)")
         self.rd.setObjectName("audioRdPlot")
         self.rd.setLabel("bottom", "rate (kbps)")
@@ -153,35 +117,14 @@ class AudioRateExplorer(LadderMixin, QWidget):
                                              pen=pg.mkPen((255, 255, 255), width=2))
         self.rd.addItem(self.rd_current)
 
-        top = QHBoxLayout()
-        top.addWidget(self.explore_button)
-        top.addWidget(self.cancel_button)
-        top.addWidget(self.status, 1)
-        srow = QHBoxLayout()
-        srow.addWidget(QLabel("Rate"))
-        srow.addWidget(self.slider, 1)
-        srow.addWidget(self.rate_label)
-        grid = QGridLayout()
-        grid.addWidget(self.graphics, 0, 0)
-        grid.addWidget(self.rd, 0, 1, 2, 1)
-        grid.addWidget(self.table, 1, 0)
-        grid.setColumnStretch(0, 3)
-        grid.setColumnStretch(1, 2)
-        lay = QVBoxLayout(self)
-        lay.addLayout(top)
-        lay.addLayout(srow)
-        lay.addLayout(grid, 1)
+        self._lay_out(self.graphics, self.rd, rd_stretch=2)
 
     # -- state ----------------------------------------------------------------------------------------
     def set_clip(self, clip: AudioClip | None) -> None:
         self.runner.cancel()
         self.clip = clip
         self.results, self.points = [], []
-        self._shown_result = None
-        self.slider.setEnabled(False)
-        self.slider.setRange(0, 0)
-        self.rate_label.setText("")
-        self.table.setText("")
+        self._reset_ladder()
         for img in self.images.values():
             img.clear()
         for c in self.rd_curves.values():
@@ -200,14 +143,8 @@ class AudioRateExplorer(LadderMixin, QWidget):
                              f"({', '.join(f'{r:g}' for r in self.ladder)} kbps).")
             return
         self.set_clip(self.clip)
-        self.rates = rates
-        fit, device = self.settings()
-        self.explore_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.status.setText(f"Encoding at {', '.join(f'{r:g}' for r in rates)} kbps (with MP3 and Opus "
-                            "at each file size)…")
-        self.busy_changed.emit(True)
-        self.runner.start(self.clip, rates, fit, device, self.prior_dirs, keep_going=True, references=True)
+        self._start(self.clip, rates, f"Encoding at {', '.join(f'{r:g}' for r in rates)} kbps (with MP3 and "
+                    "Opus at each file size)…")
 
     def _points(self, res: EncodeResult) -> list[Point]:
         """Measure and transform everything a flip shows once, when the result arrives."""

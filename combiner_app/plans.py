@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from engine import audio_codec, codec, container, patch_codec, prior as prior_mod
 from engine.container import CmbHeader
+from engine.errors import CombinerError
 
 
 @dataclass
@@ -31,6 +33,7 @@ class EncodePlan:
     patch: int = 0              # patch-coded images: the patch side (units = grid[0] * grid[1] patches)
     grid: tuple[int, int] = (1, 1)   # patch-coded images: patch rows, columns
     total_blocks: int = 0       # patch-coded images and audio: blocks over all units (n_blocks is their mean)
+    raised: bool = False        # the rate was below the smallest file: the file is that smallest one
 
     @property
     def file_bits(self) -> int:
@@ -99,7 +102,8 @@ def plan_patches(shape: tuple[int, int, int], rate: float, prior_dirs=None, seed
     n_cls = min(patch_codec.LEVELS, units) if adaptive else 2
     probe = patch_codec._header(shape, p, seed, [max(1, total // units)] * n_cls, [0] * units, alpha)
     return EncodePlan(rate, p, max(1, int(round(total / units))), p.kappa, _overhead_bits(probe), rate * h * w,
-                      units=units, warnings=warns, patch=p.patch, grid=(rows, cols), total_blocks=total)
+                      units=units, warnings=warns, patch=p.patch, grid=(rows, cols), total_blocks=total,
+                      raised=bool(warns))   # block_budget warns only when it raises the rate
 
 
 def plan_image(shape: tuple[int, int, int], rate: float, prior_dirs=None, seed: int = 0,
@@ -113,9 +117,29 @@ def plan_image(shape: tuple[int, int, int], rate: float, prior_dirs=None, seed: 
 def plan_audio(clip: AudioClip, kbps: float, prior_dirs=None, seed: int = 0) -> EncodePlan:
     """Audio plan, with the same prior, gain and block budget `engine.audio_codec.encode_audio` will pick
     (n_blocks is the mean over the sounding units; the encoder splits the budget by content)."""
-    n, c, sr = clip.n_samples, clip.channels, clip.sample_rate
+    sr = clip.sample_rate
     p = prior_mod.nearest("audio", 1, kbps, prior_dirs)
     budget = audio_codec.plan_budget(clip.samples, sr, kbps, p, seed)
     return EncodePlan(kbps, p, max(1, int(round(budget.total / max(1, budget.sounding)))), p.kappa,
                       8 * budget.overhead_bytes, kbps * 1000.0 * clip.seconds, units=budget.units,
-                      modality="audio", warnings=budget.warnings, total_blocks=budget.total)
+                      modality="audio", warnings=budget.warnings, total_blocks=budget.total, raised=budget.raised)
+
+
+def distinct_rates(ladder, plan: Callable[[float], EncodePlan]) -> list[float]:
+    """The rates of `ladder` whose `plan(rate)` the installed priors can code, each giving a distinct file: a
+    rung with the same prior and block count as an earlier one (e.g. past a prior's capacity) is dropped, and so
+    is a rate below the smallest file (that file would not be at this rate) unless no rate is above it."""
+    out, seen, floor = [], set(), None
+    for r in ladder:
+        try:
+            p = plan(r)
+        except CombinerError:
+            continue
+        if p.raised:
+            floor = floor if floor is not None else r
+            continue
+        blocks = p.total_blocks if p.patch or p.modality == "audio" else min(p.n_blocks, p.prior.n_params)
+        if (p.prior.id, blocks) not in seen:
+            seen.add((p.prior.id, blocks))
+            out.append(r)
+    return out or ([floor] if floor is not None else [])

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QWidget
 
 from engine.errors import CombinerError
 
@@ -20,7 +20,7 @@ from . import baselines
 from .compare import SplitCompare
 from .result_view import equal_size_table
 from .ladder import LadderMixin
-from .plans import alpha_bytes, plan_image, use_patches
+from .plans import alpha_bytes, distinct_rates, plan_image, use_patches
 from .worker import EncodeRunner, EncodeResult
 
 LADDER = (0.3, 0.5, 0.8, 1.2, 2.0, 3.0)
@@ -32,20 +32,7 @@ def feasible_rates(shape, ladder=LADDER, prior_dirs=None, alpha: bytes = b"") ->
     """Rates of the ladder the installed priors can code, each giving a distinct file (same prior and block
     count as an earlier rung, e.g. past a prior's capacity, is dropped). A rate below the smallest file of a
     patch-coded image (one block per patch) is dropped too, unless no rate is above it."""
-    out, seen, floor = [], set(), None
-    for r in ladder:
-        try:
-            p = plan_image(shape, r, prior_dirs, alpha=alpha)
-        except CombinerError:
-            continue
-        if p.warnings:           # below the smallest file: that file would not be at this rate
-            floor = floor if floor is not None else r
-            continue
-        key = (p.prior.id, p.total_blocks if p.patch else min(p.n_blocks, p.prior.n_params))
-        if key not in seen:
-            seen.add(key)
-            out.append(r)
-    return out or ([floor] if floor is not None else [])
+    return distinct_rates(ladder, lambda r: plan_image(shape, r, prior_dirs, alpha=alpha))
 
 
 class RateExplorer(LadderMixin, QWidget):
@@ -80,32 +67,9 @@ class RateExplorer(LadderMixin, QWidget):
         self.runner.done.connect(self._on_done)
         self.codecs = baselines.codecs()
 
-        self.explore_button = QPushButton("Explore rates")
-        self.explore_button.setObjectName("exploreButton")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setObjectName("exploreCancelButton")
-        self.cancel_button.setEnabled(False)
-        self.status = QLabel("Open an image, then encode it at a ladder of rates.")
-        self.status.setObjectName("exploreStatus")
-        self.explore_button.clicked.connect(self.explore)
-        self.cancel_button.clicked.connect(self.runner.cancel)
-        self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setObjectName("rateSlider")
-        self.slider.setEnabled(False)
-        self.slider.setTickPosition(QSlider.TickPosition.TicksBelow)
-        self.slider.setTickInterval(1)
-        self.slider.setPageStep(1)
-        self.slider.valueChanged.connect(self.show_position)
-        self.rate_label = QLabel("")
-        self.rate_label.setObjectName("rateLabel")
-        self.rate_label.setMinimumWidth(90)
-
+        self._build_controls("", "Open an image, then encode it at a ladder of rates.")
         self.split = SplitCompare()
         self.split.setObjectName("explorerSplit")
-        self._shown_result = None
-        self.table = QLabel("")
-        self.table.setObjectName("exploreTable")
-        self.table.setTextFormat(Qt.TextFormat.RichText)
 
         self.rd = pg.PlotWidget(title="Rate–distortion (this image)")
         self.rd.setObjectName("rdPlot")
@@ -124,37 +88,15 @@ class RateExplorer(LadderMixin, QWidget):
                                              pen=pg.mkPen((235, 235, 235), width=2))
         self.rd.addItem(self.rd_current)
 
-        top = QHBoxLayout()
-        top.addWidget(self.explore_button)
-        top.addWidget(self.cancel_button)
-        top.addWidget(self.status, 1)
-        srow = QHBoxLayout()
-        srow.addWidget(QLabel("Rate"))
-        srow.addWidget(self.slider, 1)
-        srow.addWidget(self.rate_label)
-        grid = QGridLayout()
-        grid.addWidget(self.split, 0, 0)
-        grid.addWidget(self.rd, 0, 1, 2, 1)
-        grid.addWidget(self.table, 1, 0)
-        grid.setColumnStretch(0, 3)
-        grid.setColumnStretch(1, 1)
-        grid.setRowStretch(0, 1)
-        lay = QVBoxLayout(self)
-        lay.addLayout(top)
-        lay.addLayout(srow)
-        lay.addLayout(grid, 1)
+        self._lay_out(self.split, self.rd, rd_stretch=1)
 
     # -- state ----------------------------------------------------------------------------------------
     def set_image(self, image: np.ndarray | None) -> None:
         self.runner.cancel()
         self.image = image
         self.results, self._baseline_cache, self._curves_cache = [], {}, None
-        self.slider.setEnabled(False)
-        self.slider.setRange(0, 0)
-        self.rate_label.setText("")
-        self.table.setText("")
+        self._reset_ladder()
         self.split.clear()
-        self._shown_result = None
         self.rd_ladder.setData([], [])
         for c in self.rd_curves.values():
             c.setData([], [])
@@ -183,13 +125,7 @@ class RateExplorer(LadderMixin, QWidget):
                              f"({', '.join(f'{r:g}' for r in ladder)} bpp).")
             return
         self.set_image(self.image)
-        self.rates = rates
-        fit, device = self.settings()
-        self.explore_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.status.setText(f"Encoding at {', '.join(f'{r:g}' for r in rates)} bpp…")
-        self.busy_changed.emit(True)
-        self.runner.start(self.image, rates, fit, device, self.prior_dirs, keep_going=True, references=True)
+        self._start(self.image, rates, f"Encoding at {', '.join(f'{r:g}' for r in rates)} bpp…")
 
     def _on_encoded(self, i: int, res: EncodeResult) -> None:
         self.results.append(res)

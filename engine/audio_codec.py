@@ -86,6 +86,7 @@ class Budget:
     sounding: int               # units that are not digital silence (each gets one block at least)
     overhead_bytes: int         # header (with the widest class table) and checksum
     warnings: list[str]
+    raised: bool = False        # the rate was below the smallest file and was raised to it
 
 
 def block_budget(kbps: float, n: int, c: int, sr: int, prior: Prior, seed: int = 0, gain: int = 0,
@@ -100,13 +101,13 @@ def block_budget(kbps: float, n: int, c: int, sr: int, prior: Prior, seed: int =
     probe = audio_header(n, c, sr, prior, seed, [0] + levels, [LEVELS] * units, gain)
     overhead = len(container.header_bytes(probe)) + container.CRC_BYTES
     total = int(np.floor((kbps * 1000.0 * n / sr - 8 * overhead) / prior.kappa))
-    warns = []
-    if total < sounding:
+    warns, raised = [], total < sounding
+    if raised:
         smallest = (8.0 * overhead + sounding * prior.kappa) / (n / sr) / 1000.0
         warns.append(f"{kbps:g} kbps is below the smallest file for {n} samples x {c} channel(s) "
                      f"({smallest:.3g} kbps); coding at that")
         total = sounding
-    return Budget(min(total, sounding * prior.n_params), units, sounding, overhead, warns)
+    return Budget(min(total, sounding * prior.n_params), units, sounding, overhead, warns, raised)
 
 
 def bandwidth_notes(sample_rate: int, prior: Prior) -> list[str]:

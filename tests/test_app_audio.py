@@ -376,3 +376,22 @@ def test_opening_an_audio_cmb_shows_decode_progress(window, qtbot, tmp_path, tin
     assert seen and seen[-1] == (sounding, sounding)
     qtbot.waitUntil(lambda: not window.job_bar.isVisible(), timeout=5000)   # gone once the worker is done
     assert window.decoded_audio is not None and "Decode time" in window.audio_result.fields
+
+
+def test_explorer_ladder_keeps_only_rates_that_give_distinct_files(tiny_audio_prior_dir):
+    """The audio ladder drops rungs below the smallest file (unless nothing is above it) and rungs that would
+    write the same file as an earlier one; unknown rates (no prior) are skipped, not raised."""
+    from combiner_app.audio_explorer import feasible_kbps
+    from combiner_app.plans import AudioClip, plan_audio
+    x = voiced_audio(1.0, SR, seed=3)
+    clip = AudioClip(x.reshape(-1, 1) if x.ndim == 1 else x, SR)
+    dirs = [str(tiny_audio_prior_dir)]
+    smallest = plan_audio(clip, 0.01, dirs)
+    assert smallest.raised and smallest.warnings
+    big = plan_audio(clip, 1e4, dirs)                     # past the prior's capacity: all weights coded
+    assert not big.raised
+    got = feasible_kbps(clip, (0.01, 0.02, 8.0, 8.0001, 16.0, 1e4, 2e4), dirs)
+    assert got[:3] == [8.0, 16.0, 1e4]                       # 0.01/0.02 raised, 8.0001 = 8, 2e4 = 1e4
+    assert len(got) == 3
+    assert feasible_kbps(clip, (0.01, 0.02), dirs) == [0.01]  # only the floor is left: it stays, once
+    assert feasible_kbps(clip, (8.0,), []) == []              # no audio prior installed
