@@ -105,7 +105,8 @@ def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
                     torch.cuda.reset_peak_memory_stats()
                 t0 = time.time()
                 res = run(encode_image_batch(part, r, prior=pr, fit=fit, device=a.device, compile=a.compile,
-                                             prior_dirs=a.prior_dir, adaptive=adaptive))
+                                             prior_dirs=a.prior_dir, adaptive=adaptive,
+                                             adapt=False if a.no_delta else None))
                 enc = time.time() - t0
                 gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
                 for k, (im, e) in enumerate(zip(part, res)):
@@ -121,7 +122,8 @@ def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
                             "bytes": len(e.data), "bpp": 8 * len(e.data) / (im.shape[0] * im.shape[1]),
                             "psnr": psnr_uint8(im, dec), "encode_s": enc / len(part), "batch": len(part),
                             "decode_s": dec_s, "gpu_peak_mb": gpu_mb,
-                            "blocks_min": int(e.unit_blocks.min()), "blocks_max": int(e.unit_blocks.max())}
+                            "blocks_min": int(e.unit_blocks.min()), "blocks_max": int(e.unit_blocks.max()),
+                            "delta_blocks": e.header.delta_blocks}
                     items.append(item)
                     print(json.dumps(item), flush=True)
                     if a.json:
@@ -232,6 +234,7 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--batch", type=int, default=1, help="images encoded together")
     ap.add_argument("--ablate", action="store_true", help="also encode with uniform block allocation")
+    ap.add_argument("--no-delta", action="store_true", help="no image-level network delta (shared-network priors)")
     ap.add_argument("--warmup", action="store_true", help="one short untimed encode first (GPU warm-up)")
     ap.add_argument("--no-classic", action="store_true")
     ap.add_argument("--save-dir", default=None, help="also write each .cmb file here")

@@ -46,10 +46,12 @@ stage() {  # kbps skip rounds init out [more options]
 if [ "$MODE" = stages ]; then
   ( stage 12 256 5 "$OUT/speech16k-latent-12kbps.stage1.safetensors" "$OUT/speech16k-latent-12kbps.safetensors"
     stage 12 768 4 "$OUT/speech16k-latent-12kbps.safetensors" "$OUT/speech16k-latent-12kbps-s3.safetensors"
-    stage 12 1536 8 "$OUT/speech16k-latent-12kbps-s3.safetensors" "$OUT/speech16k-latent-12kbps-s4.safetensors" ) &
+    stage 12 1536 8 "$OUT/speech16k-latent-12kbps-s3.safetensors" "$OUT/speech16k-latent-12kbps-s4.safetensors"
+    stage 12 1792 9 "$OUT/speech16k-latent-12kbps-s4.safetensors" "$OUT/speech16k-latent-12kbps-s5.safetensors" ) &
   ( stage 24 512 6 "$OUT/speech16k-latent-12kbps.stage1.safetensors" "$OUT/speech16k-latent-24kbps.safetensors" \
       --first-steps 150
     stage 6 1024 4 "$OUT/speech16k-latent-12kbps.safetensors" "$OUT/speech16k-latent-6kbps.safetensors"
-    stage 24 1280 10 "$OUT/speech16k-latent-24kbps.safetensors" "$OUT/speech16k-latent-24kbps-s2.safetensors" ) &
+    stage 24 1280 10 "$OUT/speech16k-latent-24kbps.safetensors" "$OUT/speech16k-latent-24kbps-s2.safetensors"
+    stage 24 2048 9 "$OUT/speech16k-latent-24kbps-s2.safetensors" "$OUT/speech16k-latent-24kbps-s3.safetensors" ) &
   wait
 fi

@@ -355,7 +355,8 @@ def encode_items(a, inputs, imgs: dict, clips: dict, dev) -> dict:
         from .patch_codec import encode_image_batch
 
         gen = encode_image_batch([imgs[i] for i in patched], a.bpp, prior=forced, fit=fit, device=dev, seed=a.seed,
-                                 prior_dirs=a.prior_dir, compile=a.compile, adaptive=not a.uniform)
+                                 prior_dirs=a.prior_dir, compile=a.compile, adaptive=not a.uniform,
+                                 adapt=False if a.no_delta else None)
         results = _progress(gen, f"{len(patched)} image(s) by patches", a.quiet)
         for i, r in zip(patched, results):
             for wmsg in r.warnings:
@@ -363,7 +364,9 @@ def encode_items(a, inputs, imgs: dict, clips: dict, dev) -> dict:
             nb = r.unit_blocks
             bpp = 8.0 * len(r.data) / (imgs[i].shape[0] * imgs[i].shape[1])
             out[i] = (r.data, f"{len(r.data)} bytes, {bpp:.4f} bpp, PSNR {r.psnr:.2f} dB (prior {r.prior.name}, "
-                              f"{len(nb)} patches, {nb.min()}-{nb.max()} blocks each)", bpp, "bpp")
+                              f"{len(nb)} patches, {nb.min()}-{nb.max()} blocks each"
+                              + (f", network delta {r.header.delta_blocks} blocks" if r.header.delta_blocks else "")
+                              + ")", bpp, "bpp")
     for shape, ids in groups.items():
         gen = encode_batch([imgs[i] for i in ids], a.bpp, prior=forced, fit=fit, device=dev, seed=a.seed,
                            prior_dirs=a.prior_dir, compile=a.compile)
@@ -489,6 +492,9 @@ def cmd_info(a) -> int:
         rows.append(("patches", f"{hdr.units} of {hdr.patch}x{hdr.patch} (one INR each)"))
         rows.append(("blocks", f"{min(ub)}-{max(ub)} per patch in {len(hdr.class_blocks)} class(es), "
                                f"{hdr.n_indices} in all"))
+        if hdr.delta_blocks:
+            rows.append(("delta", f"{hdr.delta_blocks} blocks: the image's network delta, coded first (layer "
+                                  f"scales 2^-{'/'.join(f'{c / 4:g}' for c in hdr.delta_scales)})"))
         if hdr.alpha:
             rows.append(("alpha", f"{len(hdr.alpha)} bytes, lossless"))
     elif hdr.modality == "audio" and hdr.gain is not None:
@@ -593,6 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--seed", type=int, default=0, help="shared candidate seed written to the file")
     en.add_argument("--uniform", action="store_true", help="patch coding: the same block count for every patch "
                     "(default: allocate blocks by content)")
+    en.add_argument("--no-delta", action="store_true", help="patch coding with a shared-network prior: no "
+                    "image-level network delta (writes the older kind-9 file; default: code one)")
     en.add_argument("--compile", action="store_true",
                     help="torch.compile the network: slower start, faster steps (large batches)")
     en.add_argument("--prior", help="use this prior file instead of the installed prior nearest in rate")

@@ -14,6 +14,9 @@ Kind 10, level-normalised audio with blocks by content: samples, channels, sampl
 kappa; the clip gain (zigzag varint, audio_gain.GAIN_STEP_DB steps; 0 with every unit silent for a silent
 clip); then block-count classes and the class of every unit exactly as kind 9 (a class may hold 0 blocks: a
 silent unit); then each unit's indices in turn.
+Kind 11, a patch-coded image whose shared network is adapted to the image (engine.hierarchy): kind 9's fields,
+then the delta's prior scales (count S, then S bytes, one per network layer) and its block count (varint);
+the payload holds the delta's indices first, then each patch's indices in turn.
 """
 from __future__ import annotations
 
@@ -29,6 +32,9 @@ VERSION = 1
 KIND_AUDIO = 8
 KIND_PATCHES = 9
 KIND_AUDIO_GAIN = 10
+KIND_PATCHES_DELTA = 11
+MAX_DELTA_LAYERS = 16   # kind-11 delta scales (one per network layer)
+MAX_DELTA_BLOCKS = 1 << 16
 MAX_SIDE = 1 << 16      # image side limit of patch-coded files (a corrupt size cannot ask for more)
 MAX_AUDIO_UNITS = 1 << 22   # kind-10 audio units (58 hours of mono 16 kHz speech in 800-sample chunks)
 ID_BYTES = 3
@@ -50,6 +56,8 @@ class CmbHeader:
     unit_class: tuple[int, ...] = ()     # patch-coded images: class of each patch, row-major
     alpha: bytes = b""          # patch-coded 2/4-channel images: zlib-compressed alpha plane
     gain: int | None = None     # kind-10 audio: the clip's gain code (audio_gain); None for the older kind 8
+    delta_scales: tuple[int, ...] = ()   # kind-11 images: the delta prior's scale code of each network layer
+    delta_blocks: int = 0       # kind-11 images: blocks of the image-level delta (coded before the patches)
 
     @property
     def unit_blocks(self) -> list[int]:
@@ -60,7 +68,8 @@ class CmbHeader:
 
     @property
     def n_indices(self) -> int:
-        return sum(self.unit_blocks) if self.class_blocks else self.units * self.n_blocks
+        """Indices in the payload: the delta's (kind 11) and every unit's."""
+        return self.delta_blocks + (sum(self.unit_blocks) if self.class_blocks else self.units * self.n_blocks)
 
 
 def _put_varint(out: bytearray, v: int) -> None:
@@ -276,7 +285,13 @@ def _patch_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
         raise ValueError("one class per patch is required")
     if not h.class_blocks or min(h.class_blocks) < 1 or max(h.unit_class) >= len(h.class_blocks):
         raise ValueError("bad block-count classes")
-    out.append(VERSION << 4 | KIND_PATCHES)
+    delta = bool(h.delta_scales)
+    if delta and not (1 <= h.delta_blocks <= MAX_DELTA_BLOCKS and len(h.delta_scales) <= MAX_DELTA_LAYERS
+                      and all(0 <= v <= 255 for v in h.delta_scales)):
+        raise ValueError("bad image-level delta fields")
+    if h.delta_blocks and not delta:
+        raise ValueError("delta blocks without delta scales")
+    out.append(VERSION << 4 | (KIND_PATCHES_DELTA if delta else KIND_PATCHES))
     for v in (hh, ww, c, h.patch):
         _put_varint(out, v)
     _put_prior_seed_kappa(out, h)
@@ -284,10 +299,14 @@ def _patch_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
     if c in (2, 4):
         _put_varint(out, len(h.alpha))
         out += h.alpha
+    if delta:
+        _put_varint(out, len(h.delta_scales))
+        out += bytes(h.delta_scales)
+        _put_varint(out, h.delta_blocks)
     return bytes(out)
 
 
-def _read_patch_header(r: "_Reader", data: bytes) -> CmbHeader:
+def _read_patch_header(r: "_Reader", data: bytes, delta: bool = False) -> CmbHeader:
     hh, ww, c, patch = r.varint("height"), r.varint("width"), r.varint("channels"), r.varint("patch side")
     if not (1 <= hh <= MAX_SIDE and 1 <= ww <= MAX_SIDE) or not 1 <= c <= 4 or not 1 <= patch <= 4096:
         raise CmbFormatError(f"corrupt .cmb header: image {ww}x{hh}x{c}, patch {patch}")
@@ -301,7 +320,17 @@ def _read_patch_header(r: "_Reader", data: bytes) -> CmbHeader:
             raise CmbFormatError("truncated .cmb file: it ends inside the alpha plane")
         alpha = bytes(data[r.pos:r.pos + n_alpha])
         r.pos += n_alpha
-    return CmbHeader("image", (hh, ww, c), pid, seed, kappa, max(blocks), units, patch, blocks, unit_class, alpha)
+    scales, n_delta = (), 0
+    if delta:
+        n_scales = r.varint("delta layer count")
+        if not 1 <= n_scales <= MAX_DELTA_LAYERS:
+            raise CmbFormatError(f"corrupt .cmb header: {n_scales} delta layers")
+        scales = tuple(r.byte("delta scales") for _ in range(n_scales))
+        n_delta = r.varint("delta blocks")
+        if not 1 <= n_delta <= MAX_DELTA_BLOCKS:
+            raise CmbFormatError(f"corrupt .cmb header: {n_delta} delta blocks")
+    return CmbHeader("image", (hh, ww, c), pid, seed, kappa, max(blocks), units, patch, blocks, unit_class, alpha,
+                     delta_scales=scales, delta_blocks=n_delta)
 
 
 def write(h: CmbHeader, indices: np.ndarray) -> bytes:
@@ -354,8 +383,8 @@ def read(data: bytes, indices: bool = True) -> tuple[CmbHeader, np.ndarray | Non
     version, kind = vk >> 4, vk & 0x0F
     if version != VERSION:
         raise CmbFormatError(f"unsupported .cmb format version {version} (this program reads version {VERSION})")
-    if kind == KIND_PATCHES:
-        hdr = _read_patch_header(r, data)
+    if kind in (KIND_PATCHES, KIND_PATCHES_DELTA):
+        hdr = _read_patch_header(r, data, delta=kind == KIND_PATCHES_DELTA)
         return hdr, _payload(data, r.pos, hdr.n_indices, hdr.kappa, indices)
     if kind == KIND_AUDIO_GAIN:
         hdr = _read_gain_audio_header(r, data)

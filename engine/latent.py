@@ -177,7 +177,7 @@ class Field:
                  canvases: list[Canvas] | None = None, patch: int = 0, points: torch.Tensor | None = None,
                  compile: bool = False, shared: torch.Tensor | None = None):
         self.inr, self.emb, self.mix = inr, emb, mix
-        self.shared = shared   # (P_inr,) INR weights of a shared-decoder latent prior; None: coded per patch
+        self.shared = shared   # (P_inr,) INR weights of a shared-decoder latent prior (or (B, P_inr)); None: coded per unit
         self.latent, self.ups, self.canvases, self.patch, self.points = latent, ups, canvases, patch, points
         self.net = siren.forward
         if compile:
@@ -205,8 +205,8 @@ class Field:
 
     def inr_weights(self, flat: torch.Tensor) -> torch.Tensor:
         """(B, P) coded vectors -> (B, P_inr) the INR weights they use."""
-        if self.shared is not None:
-            return self.shared.expand(flat.shape[0], -1)
+        if self.shared is not None:   # (P_inr,) for every unit, or (B, P_inr) one per unit (engine.hierarchy)
+            return self.shared if self.shared.dim() == 2 else self.shared.expand(flat.shape[0], -1)
         return flat[:, self.n_latents:]
 
 

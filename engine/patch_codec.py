@@ -24,7 +24,7 @@ from typing import Generator, Sequence
 import numpy as np
 import torch
 
-from . import cancel, container, limits, rng, siren
+from . import cancel, container, hierarchy, limits, rng, siren
 from .latent import Canvas
 from .codec import EncodeEvent, Reporting
 from .config import FitConfig
@@ -126,22 +126,33 @@ def uses_patches(shape: tuple[int, ...], prior: Prior | None = None, prior_dirs=
 
 # ---- rate ------------------------------------------------------------------------------------------------
 
-def _header(shape, prior: Prior, seed: int, class_blocks, unit_class, alpha: bytes) -> CmbHeader:
+def _header(shape, prior: Prior, seed: int, class_blocks, unit_class, alpha: bytes,
+            delta: tuple[tuple[int, ...], int] = ((), 0)) -> CmbHeader:
+    """`delta` = (scale codes, blocks) of an image-level network delta (kind 11; engine.hierarchy)."""
     h, w, c = shape
     units = container.patch_units(h, w, prior.patch)
     return CmbHeader("image", (h, w, c), prior.short_id, seed, prior.kappa, max(class_blocks), units,
-                     prior.patch, tuple(int(b) for b in class_blocks), tuple(int(k) for k in unit_class), alpha)
+                     prior.patch, tuple(int(b) for b in class_blocks), tuple(int(k) for k in unit_class), alpha,
+                     delta_scales=tuple(delta[0]), delta_blocks=int(delta[1]))
+
+
+def adapts(prior: Prior) -> bool:
+    """Whether images coded with this prior may carry an image-level network delta (a shared-network latent
+    prior: its patches have no network weights of their own)."""
+    return prior.latent is not None and prior.latent.shared
 
 
 def block_budget(rate_bpp: float, shape: tuple[int, int, int], prior: Prior, seed: int, alpha: bytes,
-                 adaptive: bool) -> tuple[int, list[str]]:
-    """Total blocks over all patches whose file (header, class table, alpha, checksum) is nearest
-    rate_bpp * H * W / 8 bytes, the class table sized for its largest case, and warnings. A rate below the
-    smallest file (one block per patch) is raised to it, with a warning."""
+                 adaptive: bool, delta: bool = False) -> tuple[int, list[str]]:
+    """Total blocks over all patches (and the image's network delta, with `delta`) whose file (header, class
+    table, alpha, delta fields, checksum) is nearest rate_bpp * H * W / 8 bytes, the class table sized for its
+    largest case, and warnings. A rate below the smallest file (one block per patch) is raised to it, with a
+    warning."""
     h, w, _ = shape
     units = container.patch_units(h, w, prior.patch)
     n_cls = min(LEVELS, units) if adaptive else 2
-    probe = _header(shape, prior, seed, [4096] * n_cls, [n_cls - 1] * units, alpha)
+    dfields = ((0,) * len(prior.inr.layer_shapes()), 4096) if delta else ((), 0)
+    probe = _header(shape, prior, seed, [4096] * n_cls, [n_cls - 1] * units, alpha, dfields)
     overhead = len(container.header_bytes(probe)) + container.CRC_BYTES
     total = int(np.floor((rate_bpp * h * w / 8.0 - overhead) * 8.0 / prior.kappa))
     warns = []
@@ -185,10 +196,13 @@ def _importance(weights, grid: tuple[int, int]) -> np.ndarray:
     return np.maximum(w.reshape(-1), 1e-3)
 
 
-def _batches(grids: list[tuple[int, int]], max_units: int, stitched: bool) -> list[list[tuple[int, np.ndarray]]]:
+def _batches(grids: list[tuple[int, int]], max_units: int, stitched: bool,
+             alone: bool = False) -> list[list[tuple[int, np.ndarray]]]:
     """Plan the encoder's batches: each a list of (image, its patch indices). Plain priors fill batches of
     `max_units` patches in image order. Latent priors keep images whole, or (an image of more than
-    `max_units` patches) cut it into bands of whole patch rows, so every batch stitches its patches."""
+    `max_units` patches) cut it into bands of whole patch rows, so every batch stitches its patches. With
+    `alone` every batch holds one image (or one band of it): an image's network delta is coded on a
+    schedule of its own (engine.hierarchy)."""
     sizes = [r * c for r, c in grids]
     if not stitched:
         units = [(i, u) for i, n in enumerate(sizes) for u in range(n)]
@@ -200,7 +214,7 @@ def _batches(grids: list[tuple[int, int]], max_units: int, stitched: bool) -> li
     out, cur, n_cur = [], [], 0
     for i, (rows, cols) in enumerate(grids):
         if sizes[i] <= max_units:
-            if n_cur + sizes[i] > max_units and cur:
+            if (alone or n_cur + sizes[i] > max_units) and cur:
                 out.append(cur)
                 cur, n_cur = [], 0
             cur.append((i, np.arange(sizes[i])))
@@ -237,16 +251,19 @@ def _canvases(segs, grids, context, device) -> list[Canvas]:
 
 @torch.no_grad()
 def _render(prior: Prior, seed: int, unit_blocks: Sequence[int], indices: Sequence[np.ndarray], device="cpu",
-            progress=None, grid: tuple[int, int] | None = None) -> np.ndarray:
+            progress=None, grid: tuple[int, int] | None = None, delta: torch.Tensor | None = None) -> np.ndarray:
     """Receiver side: per patch its block count and indices -> (U, p, p, 3) uint8 patches. `grid` (rows, cols)
-    is the patch layout (latent priors stitch their grids over it). `progress(done, total)` (patches), if
-    given, is called after every render batch."""
+    is the patch layout (latent priors stitch their grids over it). `delta` (P_inr,) adapts a shared-network
+    prior's network to the image (kind 11). `progress(done, total)` (patches), if given, is called after
+    every render batch."""
     p = prior.patch
     emb = siren.fourier_embed(siren.grid_coords((p, p), device=device), prior.inr)
     n = len(unit_blocks)
     w = unit_weights(prior, seed, unit_blocks, indices, device)         # (U, P)
     rows, cols = grid if grid is not None else (1, n)
     field = prior.field(emb, device, [Canvas(rows, cols, torch.arange(n, device=device))])
+    if delta is not None:
+        field.shared = field.shared + delta.to(device)
     feat = field.features(w)                                              # (U, p*p, F) or None
     out = np.empty((n, p, p, 3), dtype=np.uint8)
     for s in range(0, n, RENDER_BATCH):
@@ -263,14 +280,16 @@ def _render(prior: Prior, seed: int, unit_blocks: Sequence[int], indices: Sequen
 def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = None, *, prior: Prior | None = None,
                        fit: FitConfig = FitConfig(), device: str | torch.device = "cpu", seed: int = 0,
                        prior_dirs=None, compile: bool = False, adaptive: bool = True, max_units: int = MAX_UNITS,
-                       preview_every: int = 1, importance: Sequence[np.ndarray | None] | None = None
-                       ) -> Generator[EncodeEvent, None, list[EncodedImage]]:
+                       preview_every: int = 1, importance: Sequence[np.ndarray | None] | None = None,
+                       adapt: bool | None = None) -> Generator[EncodeEvent, None, list[EncodedImage]]:
     """Encode images of any sizes (H, W, C) uint8, C in 1..4, at `rate_bpp` (from the real file size).
     All their patches are fitted and coded together, `max_units` at a time. Yields EncodeEvents; returns one
     EncodedImage per image. An image's result does not depend on the other images in the batch.
     `importance` (one per image, None or a (rows, cols) array of non-negative weights over its patch grid)
     scales each patch's measured KL before the adaptive allocation, so a painted region of interest gets more
     blocks; the file format is unchanged (the allocation is encoder-side only).
+    `adapt` (default: whenever the prior allows it, `adapts(prior)`) also codes a delta on a shared-network
+    prior's network for each image (engine.hierarchy; kind-11 files).
     """
     device = torch.device(device)
     imgs = [check_image(i) for i in images]
@@ -284,6 +303,11 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         raise PriorError(f"prior {prior.name} is not an RGB patch prior")
     rate = rate_bpp if rate_bpp is not None else prior.rate
     p = prior.patch
+    if adapt and not adapts(prior):
+        raise CombinerError(f"prior {prior.name} has no shared network to adapt to an image")
+    adapt = adapts(prior) if adapt is None else adapt
+    delta = (hierarchy.ImageDelta(prior.inr, torch.from_numpy(prior.inr_weights).to(device), prior.kappa)
+             if adapt else None)
     cap = prior.n_params
 
     # Per image: colour patches, masks, alpha bytes and the block budget.
@@ -292,7 +316,7 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         rgb, alpha = to_rgb(img)
         alpha_bytes = zlib.compress(alpha.tobytes(), 9) if alpha is not None else b""
         patches, mask = split_rgb(rgb, p)
-        total, warns = block_budget(rate, img.shape, prior, seed, alpha_bytes, adaptive)
+        total, warns = block_budget(rate, img.shape, prior, seed, alpha_bytes, adaptive, adapt)
         plan.append(dict(patches=patches, mask=mask, alpha=alpha_bytes, alpha_arr=alpha, total=total, warns=warns))
     grids = [patch_grid(img.shape[0], img.shape[1], p) for img in imgs]
     if importance is not None and len(importance) != len(imgs):
@@ -324,7 +348,7 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
     context = (LatentContext(prior, [pl["patches"].shape[0] for pl in plan], device)
                if prior.latent is not None else None)
     s = 0
-    for segs in _batches(grids, max_units, prior.latent is not None):
+    for segs in _batches(grids, max_units, prior.latent is not None, alone=delta is not None):
         part = [(i, int(u)) for i, us in segs for u in us]
         img_of = np.array([i for i, _ in part])
         uid = np.array([u for _, u in part])
@@ -344,7 +368,7 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         gens = rng.unit_noise([fit.seed * 1_000_003 + 500_009 + int(u) for u in uid], device)
         coded = yield from code_by_content(ContentBatch(target, field, weight, img_of, uid, share, gens), prior,
                                            fit, device, seed, split if adaptive else None,
-                                           Reporting(preview, preview_every, (s, n_all)), preview)
+                                           Reporting(preview, preview_every, (s, n_all)), preview, delta)
         for k, (i, u) in enumerate(part):
             blocks[i][u] = coded.blocks[k]
             idx_out[i][u] = coded.indices[k, :coded.blocks[k]]
@@ -359,10 +383,13 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
     for i, (img, pl) in enumerate(zip(imgs, plan)):
         nb = blocks[i]
         cls_blocks = np.unique(nb)
-        hdr = _header(img.shape, prior, seed, cls_blocks, np.searchsorted(cls_blocks, nb), pl["alpha"])
-        data = container.write(hdr, np.concatenate(idx_out[i]))
+        cd = delta.coded[i] if delta is not None else None
+        hdr = _header(img.shape, prior, seed, cls_blocks, np.searchsorted(cls_blocks, nb), pl["alpha"],
+                      (cd.codes, len(cd.indices)) if cd is not None else ((), 0))
+        data = container.write(hdr, np.concatenate(([cd.indices] if cd is not None else []) + idx_out[i]))
         # The sender's reconstruction goes through the receiver's own path.
-        rgb = stitch(_render(prior, seed, nb, idx_out[i], grid=grids[i]), img.shape[0], img.shape[1])
+        rgb = stitch(_render(prior, seed, nb, idx_out[i], grid=grids[i], delta=cd.delta if cd is not None else None),
+                     img.shape[0], img.shape[1])
         recon = from_rgb(rgb, img.shape[2], pl["alpha_arr"])
         nc = min(3, img.shape[2]) if img.shape[2] != 2 else 1
         kl = np.zeros((len(nb), int(nb.max())))
@@ -423,10 +450,16 @@ def decode_image_full(data: bytes, prior_dirs=None, device="cpu", progress=None
     if c in (2, 4):
         raw = _inflate_bounded(hdr.alpha, h * w)
         alpha = np.frombuffer(raw, dtype=np.uint8).reshape(h, w)
+    delta = None
+    if hdr.delta_blocks:
+        if not adapts(prior) or len(hdr.delta_scales) != len(prior.inr.layer_shapes()) \
+                or hdr.delta_blocks > prior.inr.n_params:
+            raise CmbFormatError(f"corrupt .cmb header: the network delta does not fit prior {prior.name}")
+        delta = hierarchy.decode(prior.inr, hdr.delta_scales, hdr.seed, idx[:hdr.delta_blocks], device)
     ub = hdr.unit_blocks
-    offs = np.concatenate([[0], np.cumsum(ub)])
+    offs = np.concatenate([[0], np.cumsum(ub)]) + hdr.delta_blocks
     per_unit = [idx[offs[u]:offs[u + 1]] for u in range(len(ub))]
-    rgb = stitch(_render(prior, hdr.seed, ub, per_unit, device, progress, patch_grid(h, w, hdr.patch)), h, w)
+    rgb = stitch(_render(prior, hdr.seed, ub, per_unit, device, progress, patch_grid(h, w, hdr.patch), delta), h, w)
     return from_rgb(rgb, c, alpha), hdr, prior
 
 

@@ -38,6 +38,8 @@ def main() -> None:
     photo = Prior.load(PRIORS / "photo64-0.1bpp.safetensors")
     img = rs.integers(0, 256, (40, 70, 3)).astype(np.uint8)
     out["patch/rgb_70x40.cmb"] = run(encode_image(img, 0.3, prior=photo, fit=FIT)).data
+    shared = Prior.load(PRIORS / "photo64-shared-0.3bpp-s4.safetensors")   # kind 11: the image's network delta
+    out["patch/delta_70x40.cmb"] = run(encode_image(img, 0.5, prior=shared, fit=FIT)).data
     gray = rs.integers(0, 256, (20, 30, 1)).astype(np.uint8)
     out["patch/gray_30x20.cmb"] = run(encode_image(gray, 0.5, prior=photo, fit=FIT)).data
     rgba = np.concatenate([img[:24, :24], np.tile(np.arange(24, dtype=np.uint8)[None, :, None] * 10, (24, 1, 1))], 2)

@@ -71,3 +71,56 @@ def test_random_bytes_never_crash():
             blob = bytes([container.MAGIC, 0x13]) + blob
         with pytest.raises(CmbFormatError):
             container.read(blob)
+
+
+def _delta_file(scales=(30, 26, 29), nd=5):
+    """A kind-11 file: a 2x3-patch image whose network delta (nd blocks) is coded before the patches."""
+    h = CmbHeader("image", (100, 150, 3), b"\x01\x02\x03", 7, 16, 4, 6, 64, (2, 4), (0, 1, 1, 0, 1, 0), b"",
+                  delta_scales=scales, delta_blocks=nd)
+    idx = np.random.default_rng(1).integers(0, 1 << 16, h.n_indices)
+    return h, idx, container.write(h, idx)
+
+
+def test_image_delta_fields_round_trip_and_guard_the_payload():
+    h, idx, data = _delta_file()
+    assert h.n_indices == 5 + 2 + 4 + 4 + 2 + 4 + 2
+    assert data[1] & 0x0F == container.KIND_PATCHES_DELTA
+    h2, idx2 = container.read(data)
+    assert h2 == h and np.array_equal(idx2, idx)
+    plain = CmbHeader("image", (100, 150, 3), b"\x01\x02\x03", 7, 16, 4, 6, 64, (2, 4), (0, 1, 1, 0, 1, 0))
+    assert container.write(plain, idx[5:])[1] & 0x0F == container.KIND_PATCHES   # no delta: still kind 9
+    for n in range(len(data)):
+        with pytest.raises(CmbFormatError):
+            container.read(data[:n])
+    for pos in range(len(data)):
+        for bit in range(8):
+            bad = bytearray(data)
+            bad[pos] ^= 1 << bit
+            with pytest.raises(CmbFormatError):
+                container.read(bytes(bad))
+
+
+@pytest.mark.parametrize("scales,nd,match", [((), 3, "delta"), (tuple(range(17)), 3, "delta layers"),
+                                             ((1, 2, 3), 0, "delta blocks"), ((1, 2, 3), 70000, "delta blocks")])
+def test_bad_image_delta_fields_are_format_errors(scales, nd, match):
+    """Header fields out of range, with a valid checksum, are reported, not trusted."""
+    import binascii
+
+    from engine.container import _put_varint
+    body = bytearray([container.MAGIC, container.VERSION << 4 | container.KIND_PATCHES_DELTA])
+    for v in (64, 64, 3, 64):
+        _put_varint(body, v)
+    body += b"\x01\x02\x03"
+    _put_varint(body, 0)
+    body.append(16)
+    _put_varint(body, 1), _put_varint(body, 2)              # one class of 2 blocks
+    _put_varint(body, len(scales))
+    body += bytes(scales)
+    _put_varint(body, nd)
+    body += container.pack_indices(np.zeros(2 + max(0, min(nd, 10)), dtype=np.int64), 16)
+    data = bytes(body) + binascii.crc_hqx(bytes(body), 0).to_bytes(2, "little")
+    with pytest.raises(CmbFormatError, match=match if scales else "delta layers"):
+        container.read(data)
+    with pytest.raises((ValueError, CmbFormatError)):      # and the writer refuses to make such a header
+        container.write(CmbHeader("image", (64, 64, 3), b"\x01\x02\x03", 0, 16, 2, 1, 64, (2,), (0,),
+                                  delta_scales=scales, delta_blocks=nd), np.zeros(2 + nd, dtype=np.int64))

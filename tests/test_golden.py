@@ -68,3 +68,16 @@ def test_golden_latent_audio_file_decodes_to_the_stored_samples():
     assert sr == 16000 and hdr.units == 8 and hdr.gain == 49 and len(hdr.class_blocks) == 5
     assert y.shape == want.shape == (6400, 1)
     assert np.max(np.abs(y - want)) < 1e-4
+
+
+def test_golden_image_delta_file_decodes_to_the_stored_picture():
+    """A kind-11 file: 2x2 patches of a shared-network latent prior with the image's network delta coded first
+    (engine.hierarchy): guards the delta's scales, block layout, candidate streams and the adapted network."""
+    from engine.patch_codec import decode_image_full
+
+    img, hdr, prior = decode_image_full((DATA / "coffee_0.3bpp_delta.cmb").read_bytes())
+    want = np.asarray(Image.open(DATA / "coffee_0.3bpp_delta_decoded.png"))
+    assert prior.name == "photo64-shared-0.3bpp-s4" and hdr.shape == (80, 100, 3) and hdr.units == 4
+    assert hdr.delta_blocks == 45 and hdr.delta_scales == (38, 26, 26)
+    diff = np.abs(img.astype(int) - want.astype(int))
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.999

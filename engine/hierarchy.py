@@ -1,0 +1,247 @@
+"""Image-level adaptation of a shared-network latent prior: the top level of the weight hierarchy (issue 11).
+
+A latent prior with `latent.shared` renders every patch with one network stored in the prior; a patch sends
+only its latent grids. A kind-11 file also sends, before its patches, a delta on that network's weights for
+the whole image: the image's patches are rendered with w_prior + delta.
+
+Sender/receiver contract.
+- The delta (P_inr,) has the prior N(0, s_l^2), one scale per network layer l (weights and bias together).
+  The sender fits the scales to its image and sends one byte each: s_l = 2 ** -(code_l * SCALE_STEP).
+- Its weights are split into `blocks` interleaved blocks: block b holds the positions j with j % blocks == b
+  (every block sees every layer, so blocks carry similar information). The receiver needs only the count.
+- Block b is coded by A* like a patch's block, from candidate stream DELTA_STREAM + b of the file's seed
+  (streams of its own, never shared with a patch's).
+- The receiver reads scales and count from the header, the delta's indices from the start of the payload,
+  and rebuilds delta[j] = s_l(j) * candidate(seed, DELTA_STREAM + b, index_b)[position of j in block b].
+
+Encoder. In the batch where an image's first patches are coded, its latents and the delta are fitted together
+(the probe of content allocation), the delta's total KL counted in the image's rate at the same beta. Then the
+scales are fixed (closed form, quantised), each delta block is steered to about kappa bits, and the blocks are
+coded in groups with fine-tuning of the rest after each (as COMBINER does for weights). The patches are then
+allocated what is left of the image's blocks and coded as usual against the adapted network. An image larger
+than one batch codes its delta with its first band; later bands use it. The encoder gives each such image a
+batch of its own, so its file does not depend on the other images it is encoded with.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import cancel, rec, rng
+from .codec import EncodeEvent
+from .config import FitConfig, InrConfig
+from .fitting import Objective, adjust_beta, masked_mse, new_state
+from .posterior import LN2, block_sums, kl_gauss
+
+SCALE_STEP = 0.25          # log2 steps of the scale codes
+DELTA_STREAM = 1 << 24     # candidate streams of the delta's blocks: DELTA_STREAM + b
+MAX_BLOCKS = 1 << 12       # delta blocks at most (a network of 64k weights at 16 weights a block)
+SCALE_EVERY = 25           # probe steps between closed-form updates of the scales
+GROUPS_PER_REFINE = 4      # the delta's blocks are coded in up to 4 * fit.refine_groups groups, fine-tuned after each
+
+
+def layer_of(inr: InrConfig) -> torch.Tensor:
+    """Layer index of every weight of the flat network vector -> (P_inr,) int64."""
+    return torch.cat([torch.full((i * o + o,), li, dtype=torch.int64) for li, (i, o) in
+                      enumerate(inr.layer_shapes())])
+
+
+def logstd_of(inr: InrConfig, codes, device) -> torch.Tensor:
+    """Scale codes (one per layer) -> the delta prior's log-std of every weight (P_inr,)."""
+    ls = torch.tensor([-c * SCALE_STEP * math.log(2.0) for c in codes], dtype=torch.float32, device=device)
+    return ls[layer_of(inr).to(device)]
+
+
+def codes_of(var_per_layer: torch.Tensor) -> tuple[int, ...]:
+    """Per-layer variances -> the nearest scale codes (0..255)."""
+    c = torch.round(-0.5 * torch.log2(var_per_layer.clamp_min(2.0 ** -128)) / SCALE_STEP).clamp(0, 255)
+    return tuple(int(v) for v in c)
+
+
+def members(n: int, blocks: int) -> list[np.ndarray]:
+    """Weight positions of each delta block: block b holds j with j % blocks == b."""
+    return [np.arange(b, n, blocks) for b in range(blocks)]
+
+
+def decode(inr: InrConfig, codes, seed: int, indices: np.ndarray, device="cpu") -> torch.Tensor:
+    """Receiver side: scale codes and the delta's indices (blocks,) -> delta (P_inr,)."""
+    if len(codes) != len(inr.layer_shapes()):
+        raise ValueError(f"{len(codes)} delta scales for a {len(inr.layer_shapes())}-layer network")
+    n, ls = inr.n_params, logstd_of(inr, codes, device)
+    blocks = len(indices)
+    if not 1 <= blocks <= n:
+        raise ValueError(f"{blocks} delta blocks for {n} weights")
+    delta = torch.zeros(n, device=device)
+    for b, j in enumerate(members(n, blocks)):
+        jt = torch.from_numpy(j).to(device)
+        idx = torch.tensor([int(indices[b])], dtype=torch.int64, device=device)
+        delta[jt] = rec.sample_of(seed, DELTA_STREAM + b, idx, torch.zeros(len(j), device=device), ls[jt])[0]
+    return delta
+
+
+@dataclass
+class CodedDelta:
+    codes: tuple[int, ...]     # scale code of each layer
+    indices: np.ndarray        # (blocks,) int64
+    delta: torch.Tensor        # (P_inr,) the decoded delta (what the receiver rebuilds)
+
+
+class ImageDelta:
+    """Encoder state of one encode call: each item's coded delta, once its first batch has coded it."""
+
+    def __init__(self, inr: InrConfig, shared: torch.Tensor, kappa: int):
+        self.inr, self.shared, self.kappa = inr, shared, kappa   # shared (P_inr,): the prior's network
+        self.coded: dict[int, CodedDelta] = {}
+
+    def weights_of(self, items: np.ndarray) -> torch.Tensor:
+        """(B,) item of each unit -> (B, P_inr) network weights (adapted where the item's delta is coded)."""
+        return torch.stack([self.shared + self.coded[int(i)].delta if int(i) in self.coded else self.shared
+                            for i in items])
+
+    def probe(self, obj: Objective, fit: FitConfig, device, seed: int, steps: int, item: np.ndarray,
+              kl_target: dict, beta0: float, ls_start: torch.Tensor, gens, total: int, done: int, preview=None):
+        """Fit the batch's latents, and the delta of every item not coded yet, for `steps` steps with one beta
+        per item steered so the item's KL (its units' plus its delta's) meets kl_target[item] bits; then code
+        the new deltas. Yields EncodeEvents; returns (mu, logstd) of the latents, their KL per unit (B,) and
+        the blocks each new delta used {item: blocks}. `obj.field.shared` is left at the adapted weights.
+        `preview(pred (B, N, C))` makes the events' previews (of the posterior means), as the plain probe's."""
+        field, kappa = obj.field, self.kappa
+        bsz, P = obj.target.shape[0], obj.mu_p.shape[0]
+        items = [int(i) for i in np.unique(item)]
+        new = [i for i in items if i not in self.coded]
+        grp = torch.from_numpy(np.searchsorted(items, item)).to(device)                # (B,) item position
+        new_pos = torch.tensor([items.index(i) for i in new], dtype=torch.int64, device=device)
+        slot = {i: k for k, i in enumerate(new)}
+        unit_slot = torch.tensor([slot.get(int(i), -1) for i in item], device=device)   # (B,) -1: no new delta
+        st = new_state(obj.mu_p.expand(bsz, P), ls_start.expand(bsz, P), torch.zeros(bsz, 1, device=device), fit.lr)
+        n_inr, n_layers = self.inr.n_params, len(self.inr.layer_shapes())
+        layer = layer_of(self.inr).to(device)
+        per_layer = torch.bincount(layer, minlength=n_layers).to(torch.float32)
+
+        def layer_var(m2: torch.Tensor) -> torch.Tensor:   # (D, P_inr) -> (D, layers) mean over each layer
+            return torch.zeros(m2.shape[0], n_layers, device=device).index_add_(1, layer, m2) / per_layer
+
+        # A new delta starts at 0, its posterior std below a prior scale guessed from the network's own.
+        ls_p = (0.5 * torch.log(layer_var(self.shared[None] ** 2)) - math.log(8.0))[:, layer]
+        ls_p = ls_p.expand(len(new), n_inr).clone()                                    # (D, P_inr)
+        d_mu = torch.zeros(len(new), n_inr, device=device, requires_grad=True)
+        d_ls = (ls_p - 1.0).clone().requires_grad_(True)
+        opt = torch.optim.Adam([{"params": [d_mu], "lr": fit.lr / 2}, {"params": [d_ls], "lr": 5 * fit.lr / 2}])
+        frozen = torch.zeros(len(new), n_inr, dtype=torch.bool, device=device)
+        coded_d = torch.zeros(len(new), n_inr, device=device)
+        # Noise streams of an item's delta depend on the encoder seed alone (as a patch's depend on its
+        # position), so an image codes the same whatever else shares its batch.
+        d_gen = rng.unit_noise([fit.seed * 1_000_003 + 77_777] * len(new), device)
+        base = self.weights_of(item).to(device)                                          # (B, P_inr)
+        has = (unit_slot >= 0)[:, None]
+        beta = torch.full((len(items),), beta0, device=device)
+        target = torch.tensor([kl_target[i] for i in items], device=device, dtype=torch.float32)
+        cnt = torch.bincount(grp, minlength=len(items)).clamp_min(1)
+
+        def kl_delta(block_of=None, n_blocks=1) -> torch.Tensor:
+            kl = (kl_gauss(d_mu, d_ls, torch.zeros_like(ls_p), ls_p) / LN2).masked_fill(frozen, 0.0)  # (D, P_inr)
+            return kl.sum(1) if block_of is None else block_sums(kl, block_of, n_blocks)
+
+        def step(beta_delta: torch.Tensor, block_of=None, n_blocks=1):
+            """One Adam step on latents and new deltas -> (MSE (B,), unit KL (B,), delta KL (D,) or (D, nb))."""
+            eps = (d_gen.normal(n_inr) if isinstance(d_gen, rng.UnitNoise) else
+                   torch.stack([torch.randn(n_inr, generator=g, device=device) for g in d_gen])
+                   if new else d_mu.detach())
+            d = torch.where(frozen, coded_d, d_mu + d_ls.exp() * eps)
+            field.shared = torch.where(has, base + d[unit_slot.clamp_min(0)], base) if new else base
+            mse = masked_mse(field(obj.sample(st, gens)), obj.target, obj.weight)       # (B,)
+            klu = obj.kl_bits(st).sum(1)                                                # (B,)
+            kld = kl_delta(block_of, n_blocks)
+            loss = mse.sum() + (beta[grp] * klu).sum() + (beta_delta * kld).sum()
+            st.opt.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            st.opt.step()
+            if new:
+                opt.step()
+            return mse.detach(), klu.detach(), kld.detach()
+
+        def steer(klu: torch.Tensor, kld_items: torch.Tensor):
+            item_kl = torch.zeros(len(items), device=device).index_add_(0, grp, klu)
+            item_kl = item_kl.index_add(0, new_pos, kld_items) if new else item_kl
+            return adjust_beta(beta, item_kl / cnt, target / cnt, fit.beta_step)
+
+        last = done + steps   # the probe's share of the progress count: coding the deltas holds at its end
+
+        def event(n_done: int, klu: torch.Tensor, measure: bool = False) -> EncodeEvent:
+            """Progress; with `measure`, the PSNR (and preview) of the posterior means, deltas at their means."""
+            psnr, prev = float("nan"), None
+            if measure:
+                with torch.no_grad():
+                    d = torch.where(frozen, coded_d, d_mu)
+                    field.shared = torch.where(has, base + d[unit_slot.clamp_min(0)], base) if new else base
+                    pred = obj.mean_prediction(st)
+                    psnr = float((-10 * torch.log10(masked_mse(pred, obj.target, obj.weight).clamp_min(1e-10))).mean())
+                    prev = preview(pred) if preview is not None else None
+            return EncodeEvent("fit", min(n_done, last), total, 0, 1, psnr, klu[:, None].cpu().numpy(), prev)
+
+        klu = torch.zeros(bsz, device=device)
+        for it in range(steps):
+            mse, klu, kld = step(beta[new_pos])
+            beta = steer(klu, kld)
+            if new and (it + 1) % SCALE_EVERY == 0:   # closed form: the scales that fit the posteriors best
+                with torch.no_grad():
+                    ls_p = (0.5 * torch.log(layer_var(torch.exp(2 * d_ls) + d_mu ** 2)))[:, layer]
+            done += 1
+            if it % 5 == 0 or it == steps - 1:
+                yield event(done, klu, it % 25 == 0 or it == steps - 1)
+
+        used = {}
+        if new:
+            # Quantised scales; blocks of about kappa bits each, steered there, then coded group by group.
+            with torch.no_grad():
+                var = layer_var(torch.exp(2 * d_ls) + d_mu ** 2)
+                codes = [codes_of(var[k]) for k in range(len(new))]
+                ls_p = torch.stack([logstd_of(self.inr, c, device) for c in codes])
+                kl_now = kl_delta()
+            aim = kappa - fit.kl_margin_bits
+            nbs = [int(min(MAX_BLOCKS, n_inr, max(1, round(float(kl_now[k]) / aim)))) for k in range(len(new))]
+            nb_max = max(nbs)
+            bo = torch.stack([torch.from_numpy(np.arange(n_inr) % nb) for nb in nbs]).to(device)  # (D, P_inr)
+            beta_b = beta[new_pos][:, None].repeat(1, nb_max)
+            for r in range(fit.refine_first):
+                mse, klu, kld = step(beta_b, bo, nb_max)
+                beta_b = adjust_beta(beta_b, kld, aim, fit.beta_step)
+                beta = steer(klu, kld.sum(1))
+                done += 1
+                if r % 5 == 4:
+                    yield event(done, klu)
+            idx_all = [np.zeros(nb, dtype=np.int64) for nb in nbs]
+            noise = rng.unit_noise([fit.seed * 1_000_003 + 99_991] * len(new), device)
+            zero = torch.zeros(n_inr, device=device)
+            # Groups of blocks, each followed by fine-tuning of what is left (the A* sample of a block of a few
+            # weights is noisy; the rest of the delta and the latents make up for it). The schedule follows the
+            # largest delta of the batch: the encoder codes an image with a delta in a batch of its own.
+            n_groups = min(nb_max, GROUPS_PER_REFINE * max(1, fit.refine_groups))
+            for g in range(n_groups):
+                cancel.check()
+                for k in range(len(new)):
+                    for b in np.array_split(np.arange(nbs[k]), n_groups)[g]:
+                        b = int(b)
+                        jt = torch.from_numpy(members(n_inr, nbs[k])[b]).to(device)
+                        with torch.no_grad():
+                            idx = rec.select(seed, DELTA_STREAM + b, kappa, d_mu[k:k + 1, jt], d_ls[k:k + 1, jt],
+                                             zero[jt], ls_p[k, jt], rng.take(noise, [k]))
+                            coded_d[k, jt] = rec.sample_of(seed, DELTA_STREAM + b, idx, zero[jt], ls_p[k, jt])[0]
+                        idx_all[k][b] = int(idx[0])
+                        frozen[k, jt] = True
+                for _ in range(fit.refine_last if g < n_groups - 1 else 0):
+                    mse, klu, kld = step(beta_b, bo, nb_max)
+                    beta = steer(klu, kld.sum(1))
+                    done += 1
+                yield event(done, klu, g % 8 == 0 or g == n_groups - 1)
+            for k, i in enumerate(new):
+                self.coded[i] = CodedDelta(codes[k], idx_all[k], coded_d[k].detach().clone())
+                used[i] = nbs[k]
+        with torch.no_grad():
+            field.shared = self.weights_of(item).to(device)
+            klu = obj.kl_bits(st).sum(1)
+        return st.mu.detach(), st.logstd.detach(), klu.cpu().numpy(), used

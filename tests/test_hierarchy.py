@@ -1,0 +1,124 @@
+"""The image-level network delta of shared-network latent priors (engine.hierarchy, kind-11 files): coded before
+the patches, decoded exactly, counted in the rate, independent of the batch, and only where a prior allows it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine import container, hierarchy
+from engine.codec import run
+from engine.config import InrConfig, LatentConfig, LearnConfig
+from engine.errors import CmbFormatError, CombinerError
+from engine.learn import learn_prior
+from engine.patch_codec import adapts, decode_image_full, encode_image_batch
+from engine.prior import Prior
+
+from .conftest import PATCH_FIT, photo, photo_patches
+
+
+@pytest.fixture(scope="module")
+def shared_dir(tmp_path_factory):
+    """A tiny 16x16 shared-network latent prior learned on real photo crops."""
+    lat = LatentConfig(levels=(8, 4, 2), channels=2, shared=True)
+    cfg = LearnConfig(rate_bpp=2.0, n_items=4, batch=16, first_steps=150, round_steps=30, rounds=1, warmup=150,
+                      beta_init=3e-7, latent=lat, tile=2, out_init_scale=0.1, ups_lr=5e-3,
+                      inr=InrConfig(width=10, depth=2, n_freqs=2, max_freq=4.0, features=lat.features))
+    prior = run(learn_prior(photo_patches(4, size=32, seed=6), cfg, torch.device("cpu"), patch=16))
+    d = tmp_path_factory.mktemp("shared_prior")
+    prior.save(d / "shared.safetensors")
+    return d
+
+
+@pytest.fixture(scope="module")
+def shared(shared_dir):
+    return Prior.load(shared_dir / "shared.safetensors")
+
+
+def test_delta_file_decodes_exactly_and_pays_for_its_blocks(shared, shared_dir):
+    img = photo(40, 24, seed=11)
+    with_delta = run(encode_image_batch([img], 2.0, prior=shared, fit=PATCH_FIT, adapt=True))[0]
+    plain = run(encode_image_batch([img], 2.0, prior=shared, fit=PATCH_FIT, adapt=False))[0]
+    h = with_delta.header
+    assert with_delta.data[1] & 0x0F == container.KIND_PATCHES_DELTA and plain.data[1] & 0x0F == container.KIND_PATCHES
+    assert h.delta_blocks >= 1 and len(h.delta_scales) == len(shared.inr.layer_shapes())
+    assert h.n_indices == h.delta_blocks + sum(h.unit_blocks)
+    out, hdr, _ = decode_image_full(with_delta.data, prior_dirs=[shared_dir])
+    assert hdr == h and np.array_equal(out, with_delta.reconstruction)
+    # the delta's blocks come out of the image's budget: both files land on the same rate
+    assert abs(len(with_delta.data) - len(plain.data)) <= 0.05 * len(plain.data) + 4
+    assert sum(h.unit_blocks) < sum(plain.header.unit_blocks)
+
+
+def test_the_delta_changes_the_picture_the_receiver_renders(shared, shared_dir):
+    """Decoding the same patch indices without the delta gives another picture: the delta is really used."""
+    img = photo(32, 32, seed=2)
+    res = run(encode_image_batch([img], 2.0, prior=shared, fit=PATCH_FIT, adapt=True))[0]
+    h, idx = container.read(res.data)
+    delta = hierarchy.decode(shared.inr, h.delta_scales, h.seed, idx[:h.delta_blocks])
+    assert delta.shape == (shared.inr.n_params,) and float(delta.abs().max()) > 0
+    stripped = container.write(
+        container.CmbHeader(**{**h.__dict__, "delta_scales": (), "delta_blocks": 0}), idx[h.delta_blocks:])
+    other, _, _ = decode_image_full(stripped, prior_dirs=[shared_dir])
+    assert not np.array_equal(other, res.reconstruction)
+
+
+def test_batch_equals_single_with_deltas(shared):
+    imgs = [photo(40, 24, seed=11), photo(17, 33, seed=12)]
+    both = run(encode_image_batch(imgs, 2.0, prior=shared, fit=PATCH_FIT, adapt=True))
+    for img, r in zip(imgs, both):
+        alone = run(encode_image_batch([img], 2.0, prior=shared, fit=PATCH_FIT, adapt=True))[0]
+        assert alone.data == r.data
+
+
+@pytest.mark.parametrize("h,w", [(1, 1), (65, 33)])
+def test_odd_sizes_with_a_delta(shared, shared_dir, h, w):
+    img = photo(h, w, seed=5)
+    res = run(encode_image_batch([img], 2.0, prior=shared, fit=PATCH_FIT, adapt=True))[0]
+    out, hdr, _ = decode_image_full(res.data, prior_dirs=[shared_dir])
+    assert out.shape == (h, w, 3) and np.array_equal(out, res.reconstruction) and hdr.delta_blocks >= 1
+
+
+def test_only_shared_network_priors_adapt(latent_prior, latent_prior_dir, shared):
+    """A prior whose patches carry their own network has nothing to adapt: asking is an error, the default
+    does not, and a kind-11 file naming such a prior is a format error."""
+    assert adapts(shared) and not adapts(latent_prior)
+    img = photo(32, 32, seed=3)
+    with pytest.raises(CombinerError, match="no shared network"):
+        run(encode_image_batch([img], 2.0, prior=latent_prior, fit=PATCH_FIT, adapt=True))
+    res = run(encode_image_batch([img], 2.0, prior=latent_prior, fit=PATCH_FIT))[0]
+    assert res.header.delta_blocks == 0
+    h, idx = container.read(res.data)
+    forged = container.write(container.CmbHeader(**{**h.__dict__, "delta_scales": (1, 2, 3), "delta_blocks": 1}),
+                             np.concatenate([[0], idx]))
+    with pytest.raises(CmbFormatError, match="network delta"):
+        decode_image_full(forged, prior_dirs=[latent_prior_dir])
+
+
+def test_scale_codes_round_trip():
+    var = torch.tensor([1.0, 2.0 ** -4, 2.0 ** -9.5, 0.0])
+    codes = hierarchy.codes_of(var)
+    assert codes == (0, 8, 19, 255)
+    inr = InrConfig(width=4, depth=2, n_freqs=0)
+    ls = hierarchy.logstd_of(inr, codes[:3], "cpu")
+    assert ls.shape == (inr.n_params,)
+    assert torch.allclose(torch.exp(2 * ls.unique()), torch.tensor([2.0 ** -9.5, 2.0 ** -4, 1.0]), rtol=0.1)
+
+
+def test_cli_codes_a_delta_by_default_and_not_with_no_delta(shared_dir, tmp_path, capfd):
+    from PIL import Image
+
+    from .clitools import run_cli
+    src = tmp_path / "in.png"
+    Image.fromarray(photo(24, 40, seed=8)).save(src)
+    prior = shared_dir / "shared.safetensors"
+    for extra, kind in (((), container.KIND_PATCHES_DELTA), (("--no-delta",), container.KIND_PATCHES)):
+        out = tmp_path / f"out{kind}.cmb"
+        r = run_cli(capfd, "encode", src, "--bpp", 2, "-o", out, "--prior", prior, "--preset", "fast", "-q", *extra)
+        assert r.returncode == 0, r.stderr
+        assert out.read_bytes()[1] & 0x0F == kind
+        assert ("network delta" in r.stdout) == (kind == container.KIND_PATCHES_DELTA)
+        info = run_cli(capfd, "info", out, "--prior-dir", shared_dir)
+        assert info.returncode == 0 and ("delta:" in info.stdout) == (kind == container.KIND_PATCHES_DELTA)
+        back = run_cli(capfd, "decode", out, "-o", tmp_path / f"back{kind}.png", "--prior-dir", shared_dir)
+        assert back.returncode == 0, back.stderr
