@@ -141,6 +141,12 @@ class ImageDelta:
         target = torch.tensor([kl_target[i] for i in items], device=device, dtype=torch.float32)
         cnt = torch.bincount(grp, minlength=len(items)).clamp_min(1)
 
+        def adapted(d: torch.Tensor) -> torch.Tensor:   # (D, P_inr) deltas -> (B, P_inr) network of each unit
+            return torch.where(has, base + d[unit_slot.clamp_min(0)], base) if new else base
+
+        def fitted_var() -> torch.Tensor:   # closed form: the per-layer variance that fits the posteriors best
+            return layer_var(torch.exp(2 * d_ls) + d_mu ** 2)
+
         def kl_delta(block_of=None, n_blocks=1) -> torch.Tensor:
             kl = (kl_gauss(d_mu, d_ls, torch.zeros_like(ls_p), ls_p) / LN2).masked_fill(frozen, 0.0)  # (D, P_inr)
             return kl.sum(1) if block_of is None else block_sums(kl, block_of, n_blocks)
@@ -150,8 +156,7 @@ class ImageDelta:
             eps = (d_gen.normal(n_inr) if isinstance(d_gen, rng.UnitNoise) else
                    torch.stack([torch.randn(n_inr, generator=g, device=device) for g in d_gen])
                    if new else d_mu.detach())
-            d = torch.where(frozen, coded_d, d_mu + d_ls.exp() * eps)
-            field.shared = torch.where(has, base + d[unit_slot.clamp_min(0)], base) if new else base
+            field.shared = adapted(torch.where(frozen, coded_d, d_mu + d_ls.exp() * eps))
             mse = masked_mse(field(obj.sample(st, gens)), obj.target, obj.weight)       # (B,)
             klu = obj.kl_bits(st).sum(1)                                                # (B,)
             kld = kl_delta(block_of, n_blocks)
@@ -176,8 +181,7 @@ class ImageDelta:
             psnr, prev = float("nan"), None
             if measure:
                 with torch.no_grad():
-                    d = torch.where(frozen, coded_d, d_mu)
-                    field.shared = torch.where(has, base + d[unit_slot.clamp_min(0)], base) if new else base
+                    field.shared = adapted(torch.where(frozen, coded_d, d_mu))
                     pred = obj.mean_prediction(st)
                     psnr = float((-10 * torch.log10(masked_mse(pred, obj.target, obj.weight).clamp_min(1e-10))).mean())
                     prev = preview(pred) if preview is not None else None
@@ -187,9 +191,9 @@ class ImageDelta:
         for it in range(steps):
             mse, klu, kld = step(beta[new_pos])
             beta = steer(klu, kld)
-            if new and (it + 1) % SCALE_EVERY == 0:   # closed form: the scales that fit the posteriors best
+            if new and (it + 1) % SCALE_EVERY == 0:
                 with torch.no_grad():
-                    ls_p = (0.5 * torch.log(layer_var(torch.exp(2 * d_ls) + d_mu ** 2)))[:, layer]
+                    ls_p = (0.5 * torch.log(fitted_var()))[:, layer]
             done += 1
             if it % 5 == 0 or it == steps - 1:
                 yield event(done, klu, it % 25 == 0 or it == steps - 1)
@@ -198,7 +202,7 @@ class ImageDelta:
         if new:
             # Quantised scales; blocks of about kappa bits each, steered there, then coded group by group.
             with torch.no_grad():
-                var = layer_var(torch.exp(2 * d_ls) + d_mu ** 2)
+                var = fitted_var()
                 codes = [codes_of(var[k]) for k in range(len(new))]
                 ls_p = torch.stack([logstd_of(self.inr, c, device) for c in codes])
                 kl_now = kl_delta()

@@ -12,7 +12,7 @@ borders an earlier one sees exactly what the receiver will.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field as dc_field, replace
+from dataclasses import dataclass, replace
 from typing import Callable, Generator, Sequence
 
 import numpy as np
@@ -100,7 +100,6 @@ class CodedBatch:
     indices: np.ndarray           # (B, max blocks) coded indices, zero-padded
     kl: np.ndarray                # (B, max blocks) KL of each block when coded
     probe_kl: np.ndarray | None   # (B,) KL per unit after the probe (None without content allocation)
-    delta_blocks: dict = dc_field(default_factory=dict)   # item -> blocks of its network delta coded here
 
 
 def code_by_content(b: ContentBatch, prior: Prior, fit: FitConfig, device, seed: int, split: Split | None,
@@ -108,8 +107,8 @@ def code_by_content(b: ContentBatch, prior: Prior, fit: FitConfig, device, seed:
     """Allocate blocks to the batch's units (by `split` after a probe, or evenly when `split` is None), then
     fit and code them. `report.total_offset` = (units before this batch, units in all) scales the step
     counts of the events; `probe_preview` makes the probe's previews. `adapt` (a hierarchy.ImageDelta) fits
-    and codes each item's network delta in the probe, from the item's share, before its units are split;
-    `CodedBatch.delta_blocks` says what each item's delta used."""
+    and codes each item's network delta in the probe, from the item's share, before its units are split
+    (`adapt.coded` keeps the deltas)."""
     n = len(b.item)
     items = np.unique(b.item)
     mu_p, ls_p = prior.tensors(device)
@@ -119,7 +118,7 @@ def code_by_content(b: ContentBatch, prior: Prior, fit: FitConfig, device, seed:
     total = max(1, int(round(per_batch * max(1, n_all / n))))
     done = int(round(per_batch * before / n))
     blocks = np.zeros(n, dtype=np.int64)
-    start, probe_kl, used = None, None, {}
+    start, probe_kl = None, None
     share = dict(b.share)
     if adapt is not None:
         ls0 = torch.from_numpy(prior.post_logstd).to(device) if prior.post_logstd is not None else ls_p - 2.0
@@ -131,10 +130,6 @@ def code_by_content(b: ContentBatch, prior: Prior, fit: FitConfig, device, seed:
         start = (mu, ls)
         for i, nb in used.items():
             share[i] = max(float((b.item == i).sum()), share[i] - nb)   # every unit keeps one block at least
-        for i in items:
-            sel = b.item == i
-            blocks[sel] = (split(int(i), b.unit_ids[sel], probe_kl[sel], int(round(share[i]))) if split is not None
-                           else uniform(int(round(share[i])), int(sel.sum()), prior.n_params))
     elif split is not None:
         obj = Objective(b.field, b.target, mu_p, ls_p, None, 1, b.weight)
         _, grp = np.unique(b.item, return_inverse=True)
@@ -143,19 +138,16 @@ def code_by_content(b: ContentBatch, prior: Prior, fit: FitConfig, device, seed:
         mu, ls, probe_kl = yield from probe(obj, prior, fit, device, probe_steps, torch.from_numpy(grp).to(device),
                                             kl_target, b.gens, total, done, probe_preview)
         start = (mu, ls)
-        for i in items:
-            sel = b.item == i
-            blocks[sel] = split(int(i), b.unit_ids[sel], probe_kl[sel], int(round(b.share[i])))
-    else:
-        for i in items:
-            sel = b.item == i
-            blocks[sel] = uniform(int(round(share[i])), int(sel.sum()), prior.n_params)
+    for i in items:
+        sel = b.item == i
+        blocks[sel] = (split(int(i), b.unit_ids[sel], probe_kl[sel], int(round(share[i]))) if split is not None
+                       else uniform(int(round(share[i])), int(sel.sum()), prior.n_params))
     counts = np.unique(blocks)
     classes = [_members(prior, int(k)) for k in counts]
     batch = UnitBatch(b.target, b.field, classes, b.weight, np.searchsorted(counts, blocks), start, b.unit_ids)
     idx, coded_kl = yield from code_units(batch, prior, replace(fit, steps=fit.steps - probe_steps), device,
                                           seed, replace(report, done_before=probe_steps))
-    return CodedBatch(blocks, idx, coded_kl, probe_kl if split is not None else None, used)
+    return CodedBatch(blocks, idx, coded_kl, probe_kl if split is not None else None)
 
 
 class LatentContext:

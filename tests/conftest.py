@@ -132,6 +132,20 @@ def latent_prior_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def shared_prior_dir(tmp_path_factory):
+    """A tiny 16x16 shared-network latent prior (the network lives in the prior; patches code only their grids),
+    learned with the project's learner on real photo crops; saved as shared.safetensors."""
+    from engine.config import LatentConfig
+
+    lat = LatentConfig(levels=(8, 4, 2), channels=2, shared=True)
+    cfg = LearnConfig(rate_bpp=2.0, n_items=4, batch=16, first_steps=150, round_steps=30, rounds=1, warmup=150,
+                      beta_init=3e-7, latent=lat, tile=2, out_init_scale=0.1, ups_lr=5e-3,
+                      inr=InrConfig(width=10, depth=2, n_freqs=2, max_freq=4.0, features=lat.features))
+    return _learn_into(tmp_path_factory, "shared_priors", "shared.safetensors", photo_patches(4, size=32, seed=6),
+                       cfg, "tiny-shared-test", patch=16)
+
+
+@pytest.fixture(scope="session")
 def latent_prior(latent_prior_dir):
     from engine.prior import Prior
 

@@ -8,31 +8,22 @@ import torch
 
 from engine import container, hierarchy
 from engine.codec import run
-from engine.config import InrConfig, LatentConfig, LearnConfig
+from engine.config import InrConfig
 from engine.errors import CmbFormatError, CombinerError
-from engine.learn import learn_prior
 from engine.patch_codec import adapts, decode_image_full, encode_image_batch
 from engine.prior import Prior
 
-from .conftest import PATCH_FIT, photo, photo_patches
+from .conftest import PATCH_FIT, photo
 
 
-@pytest.fixture(scope="module")
-def shared_dir(tmp_path_factory):
-    """A tiny 16x16 shared-network latent prior learned on real photo crops."""
-    lat = LatentConfig(levels=(8, 4, 2), channels=2, shared=True)
-    cfg = LearnConfig(rate_bpp=2.0, n_items=4, batch=16, first_steps=150, round_steps=30, rounds=1, warmup=150,
-                      beta_init=3e-7, latent=lat, tile=2, out_init_scale=0.1, ups_lr=5e-3,
-                      inr=InrConfig(width=10, depth=2, n_freqs=2, max_freq=4.0, features=lat.features))
-    prior = run(learn_prior(photo_patches(4, size=32, seed=6), cfg, torch.device("cpu"), patch=16))
-    d = tmp_path_factory.mktemp("shared_prior")
-    prior.save(d / "shared.safetensors")
-    return d
+@pytest.fixture
+def shared_dir(shared_prior_dir):
+    return shared_prior_dir
 
 
-@pytest.fixture(scope="module")
-def shared(shared_dir):
-    return Prior.load(shared_dir / "shared.safetensors")
+@pytest.fixture
+def shared(shared_prior_dir):
+    return Prior.load(shared_prior_dir / "shared.safetensors")
 
 
 def test_delta_file_decodes_exactly_and_pays_for_its_blocks(shared, shared_dir):

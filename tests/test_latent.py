@@ -153,14 +153,11 @@ def test_latent_learning_resumes_from_checkpoint(tmp_path):
     assert np.allclose(resumed.upsampler, full.upsampler, atol=0.05)
 
 
-def test_shared_decoder_prior_codes_latents_only(tmp_path):
+def test_shared_decoder_prior_codes_latents_only(tmp_path, shared_prior_dir):
     """A latent prior whose INR lives in the prior: files hold the latent grids only and decode exactly."""
-    lat = LatentConfig(levels=(8, 4, 2), channels=2, shared=True)
-    cfg = LearnConfig(rate_bpp=2.0, n_items=4, batch=16, first_steps=150, round_steps=30, rounds=1, warmup=150,
-                      beta_init=3e-7, latent=lat, tile=2, out_init_scale=0.1, ups_lr=5e-3,
-                      inr=InrConfig(width=10, depth=2, n_freqs=2, max_freq=4.0, features=lat.features))
-    prior = run(learn_prior(photo_patches(4, size=32, seed=6), cfg, torch.device("cpu"), patch=16))
-    assert prior.n_params == lat.n_latents and prior.inr_weights.shape == (cfg.inr.n_params,)
+    prior = Prior.load(shared_prior_dir / "shared.safetensors")
+    assert prior.latent.shared and prior.n_params == prior.latent.n_latents
+    assert prior.inr_weights.shape == (prior.inr.n_params,)
     prior.save(tmp_path / "shared.safetensors")
     again = Prior.load(tmp_path / "shared.safetensors")
     assert again.id == prior.id and np.array_equal(again.inr_weights, prior.inr_weights)
