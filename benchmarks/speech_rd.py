@@ -118,6 +118,7 @@ def main() -> None:
     ap.add_argument("--level", type=float, default=None, help="bring every clip to this gated level (dBFS)")
     ap.add_argument("--preset", default="default", choices=list(PRESETS))
     ap.add_argument("--uniform", action="store_true", help="one block count for every chunk (ablation)")
+    ap.add_argument("--delta", action="store_true", help="code a clip-level network delta (kind 12; ablation)")
     ap.add_argument("--prior-dir", action="append", default=None)
     ap.add_argument("--prior", default=None, help="force this prior file for every rate")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -141,14 +142,15 @@ def main() -> None:
     clips = load_clips(a.data, a.n, a.seconds, a.level)
     total_s = sum(x.shape[0] / sr for _, x, sr in clips)
     print(f"{len(clips)} clips, {total_s:.1f} s of audio, level {a.level if a.level is not None else 'as recorded'}, "
-          f"device {a.device}, preset {a.preset}, {'uniform' if a.uniform else 'by content'}, torch "
+          f"device {a.device}, preset {a.preset}, {'uniform' if a.uniform else 'by content'}, "
+          f"{'clip delta' if a.delta else 'no delta'}, torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads", flush=True)
     rows, per_clip = [], []
     for kbps in a.kbps:
         t0, c0 = time.time(), time.process_time()
         res = run(encode_audio_batch([(x, sr) for _, x, sr in clips], kbps, prior=forced, fit=PRESETS[a.preset],
                                      device=a.device, prior_dirs=a.prior_dir, compile=a.compile,
-                                     adaptive=not a.uniform))
+                                     adaptive=not a.uniform, adapt=a.delta))
         enc_s, enc_cpu = time.time() - t0, time.process_time() - c0
         ours, ref = [], {"mp3": [], "opus": []}
         dec_s = []

@@ -54,4 +54,8 @@ if [ "$MODE" = stages ]; then
     stage 24 1280 10 "$OUT/speech16k-latent-24kbps.safetensors" "$OUT/speech16k-latent-24kbps-s2.safetensors"
     stage 24 2048 9 "$OUT/speech16k-latent-24kbps-s2.safetensors" "$OUT/speech16k-latent-24kbps-s3.safetensors" ) &
   wait
+  # Session of 2026-12-02 (one thread each, beside the photo stage; docs/results.md):
+  stage 6 2304 8 "$OUT/speech16k-latent-6kbps.safetensors" "$OUT/speech16k-latent-6kbps-s2.safetensors" &
+  stage 24 2560 9 "$OUT/speech16k-latent-24kbps-s3.safetensors" "$OUT/speech16k-latent-24kbps-s4.safetensors" &
+  wait
 fi

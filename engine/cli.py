@@ -356,7 +356,7 @@ def encode_items(a, inputs, imgs: dict, clips: dict, dev) -> dict:
 
         gen = encode_image_batch([imgs[i] for i in patched], a.bpp, prior=forced, fit=fit, device=dev, seed=a.seed,
                                  prior_dirs=a.prior_dir, compile=a.compile, adaptive=not a.uniform,
-                                 adapt=False if a.no_delta else None)
+                                 adapt=a.delta)
         results = _progress(gen, f"{len(patched)} image(s) by patches", a.quiet)
         for i, r in zip(patched, results):
             for wmsg in r.warnings:
@@ -381,16 +381,29 @@ def encode_items(a, inputs, imgs: dict, clips: dict, dev) -> dict:
 
         for i, (x, sr) in clips.items():
             chosen = forced or nearest("audio", 1, a.kbps, a.prior_dir)
-            for wmsg in plan_budget(x, sr, a.kbps, chosen, a.seed).warnings:   # said before the work starts
+            adapt = a.delta
+            for wmsg in plan_budget(x, sr, a.kbps, chosen, a.seed, adapt).warnings:   # said before the work starts
                 print(f"combiner: warning: {inputs[i].name}: {wmsg}", file=sys.stderr)
             gen = encode_audio(x, sr, a.kbps, prior=chosen, fit=fit, device=dev, seed=a.seed,
-                               prior_dirs=a.prior_dir, compile=a.compile)
+                               prior_dirs=a.prior_dir, compile=a.compile, adapt=adapt)
             r = _progress(gen, inputs[i].name, a.quiet)
             ub = r.unit_blocks
             out[i] = (r.data, f"{len(r.data)} bytes, {r.kbps:.3f} kbps, SNR {r.snr:.2f} dB, PSNR {r.psnr:.2f} dB "
                               f"(prior {r.prior.name}, {r.header.units} units, {ub.min()}-{ub.max()} blocks each, "
-                              f"gain {r.header.gain * GAIN_STEP_DB:+.2f} dB)", r.kbps, "kbps")
+                              f"gain {r.header.gain * GAIN_STEP_DB:+.2f} dB"
+                              + (f", network delta {r.header.delta_blocks} blocks" if r.header.delta_blocks else "")
+                              + ")", r.kbps, "kbps")
     return out
+
+
+def _delta_rows(hdr, what: str) -> list[tuple[str, str]]:
+    """`combiner info` row of a kind-11/12 network delta (none without one)."""
+    if not hdr.delta_blocks:
+        return []
+    from .hierarchy import SCALE_STEP
+
+    scales = "/".join(f"{c * SCALE_STEP:g}" for c in hdr.delta_scales)
+    return [("delta", f"{hdr.delta_blocks} blocks: the {what}'s network delta, coded first (layer scales 2^-{scales})")]
 
 
 def _read_cmb(path: Path) -> bytes:
@@ -492,9 +505,7 @@ def cmd_info(a) -> int:
         rows.append(("patches", f"{hdr.units} of {hdr.patch}x{hdr.patch} (one INR each)"))
         rows.append(("blocks", f"{min(ub)}-{max(ub)} per patch in {len(hdr.class_blocks)} class(es), "
                                f"{hdr.n_indices} in all"))
-        if hdr.delta_blocks:
-            rows.append(("delta", f"{hdr.delta_blocks} blocks: the image's network delta, coded first (layer "
-                                  f"scales 2^-{'/'.join(f'{c / 4:g}' for c in hdr.delta_scales)})"))
+        rows += _delta_rows(hdr, "image")
         if hdr.alpha:
             rows.append(("alpha", f"{len(hdr.alpha)} bytes, lossless"))
     elif hdr.modality == "audio" and hdr.gain is not None:
@@ -506,6 +517,7 @@ def cmd_info(a) -> int:
         rows.append(("blocks", f"{min(ub)}-{max(ub)} per unit in {len(hdr.class_blocks)} class(es), "
                                f"{hdr.n_indices} in all"))
         rows.append(("gain", f"{hdr.gain * GAIN_STEP_DB:+.2f} dB (the clip was brought to {REF_DBFS:g} dBFS)"))
+        rows += _delta_rows(hdr, "clip")
     elif hdr.modality == "audio":
         rows.append(("units", f"{hdr.units} (chunk INRs over all channels)"))
         rows.append(("blocks", f"{hdr.n_blocks} per unit, {hdr.n_indices} in all"))
@@ -599,8 +611,10 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--seed", type=int, default=0, help="shared candidate seed written to the file")
     en.add_argument("--uniform", action="store_true", help="patch coding: the same block count for every patch "
                     "(default: allocate blocks by content)")
-    en.add_argument("--no-delta", action="store_true", help="patch coding with a shared-network prior: no "
-                    "image-level network delta (writes the older kind-9 file; default: code one)")
+    en.add_argument("--delta", action=argparse.BooleanOptionalAction, default=None,
+                    help="shared-network latent priors: code a network delta for the whole image or clip (kind 11 or "
+                    "12) or not (--no-delta: kind 9 or 10). Default: images yes, audio no (it measured no gain "
+                    "on speech)")
     en.add_argument("--compile", action="store_true",
                     help="torch.compile the network: slower start, faster steps (large batches)")
     en.add_argument("--prior", help="use this prior file instead of the installed prior nearest in rate")

@@ -17,6 +17,8 @@ silent unit); then each unit's indices in turn.
 Kind 11, a patch-coded image whose shared network is adapted to the image (engine.hierarchy): kind 9's fields,
 then the delta's prior scales (count S, then S bytes, one per network layer) and its block count (varint);
 the payload holds the delta's indices first, then each patch's indices in turn.
+Kind 12, level-normalised audio whose shared network is adapted to the clip: kind 10's fields, then the delta
+fields exactly as kind 11 (scales, block count); the payload holds the delta's indices first, then each unit's.
 """
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ KIND_AUDIO = 8
 KIND_PATCHES = 9
 KIND_AUDIO_GAIN = 10
 KIND_PATCHES_DELTA = 11
-MAX_DELTA_LAYERS = 16   # kind-11 delta scales (one per network layer)
+KIND_AUDIO_DELTA = 12
+MAX_DELTA_LAYERS = 16   # kind-11/12 delta scales (one per network layer)
 MAX_DELTA_BLOCKS = 1 << 16
 MAX_SIDE = 1 << 16      # image side limit of patch-coded files (a corrupt size cannot ask for more)
 MAX_AUDIO_UNITS = 1 << 22   # kind-10 audio units (58 hours of mono 16 kHz speech in 800-sample chunks)
@@ -56,8 +59,8 @@ class CmbHeader:
     unit_class: tuple[int, ...] = ()     # patch-coded images: class of each patch, row-major
     alpha: bytes = b""          # patch-coded 2/4-channel images: zlib-compressed alpha plane
     gain: int | None = None     # kind-10 audio: the clip's gain code (audio_gain); None for the older kind 8
-    delta_scales: tuple[int, ...] = ()   # kind-11 images: the delta prior's scale code of each network layer
-    delta_blocks: int = 0       # kind-11 images: blocks of the image-level delta (coded before the patches)
+    delta_scales: tuple[int, ...] = ()   # kind 11/12: the network delta prior's scale code of each layer
+    delta_blocks: int = 0       # kind 11/12: blocks of the image's or clip's network delta (coded before the units)
 
     @property
     def unit_blocks(self) -> list[int]:
@@ -68,7 +71,7 @@ class CmbHeader:
 
     @property
     def n_indices(self) -> int:
-        """Indices in the payload: the delta's (kind 11) and every unit's."""
+        """Indices in the payload: the delta's (kind 11/12) and every unit's."""
         return self.delta_blocks + (sum(self.unit_blocks) if self.class_blocks else self.units * self.n_blocks)
 
 
@@ -250,16 +253,48 @@ def _gain_audio_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
     n, c, sr = h.shape
     if min(n, c, sr, h.units) < 1 or len(h.unit_class) != h.units:
         raise ValueError("audio needs samples, channels, rate and one class per unit")
-    out.append(VERSION << 4 | KIND_AUDIO_GAIN)
+    delta = _check_delta(h)
+    out.append(VERSION << 4 | (KIND_AUDIO_DELTA if delta else KIND_AUDIO_GAIN))
     for v in (n, c, sr, h.units):
         _put_varint(out, v)
     _put_prior_seed_kappa(out, h)
     _put_varint(out, _zigzag(h.gain))
     _put_classes(out, h.class_blocks, h.unit_class, lowest=0)
+    if delta:
+        _put_delta(out, h)
     return bytes(out)
 
 
-def _read_gain_audio_header(r: "_Reader", data: bytes) -> CmbHeader:
+def _check_delta(h: CmbHeader) -> bool:
+    """Whether the header carries a network delta (kind 11/12); ValueError on inconsistent delta fields."""
+    delta = bool(h.delta_scales)
+    if delta and not (1 <= h.delta_blocks <= MAX_DELTA_BLOCKS and len(h.delta_scales) <= MAX_DELTA_LAYERS
+                      and all(0 <= v <= 255 for v in h.delta_scales)):
+        raise ValueError("bad network delta fields")
+    if h.delta_blocks and not delta:
+        raise ValueError("delta blocks without delta scales")
+    return delta
+
+
+def _put_delta(out: bytearray, h: CmbHeader) -> None:
+    _put_varint(out, len(h.delta_scales))
+    out += bytes(h.delta_scales)
+    _put_varint(out, h.delta_blocks)
+
+
+def _read_delta(r: "_Reader") -> tuple[tuple[int, ...], int]:
+    """-> (scale codes, blocks) of a kind-11/12 network delta."""
+    n_scales = r.varint("delta layer count")
+    if not 1 <= n_scales <= MAX_DELTA_LAYERS:
+        raise CmbFormatError(f"corrupt .cmb header: {n_scales} delta layers")
+    scales = tuple(r.byte("delta scales") for _ in range(n_scales))
+    n_delta = r.varint("delta blocks")
+    if not 1 <= n_delta <= MAX_DELTA_BLOCKS:
+        raise CmbFormatError(f"corrupt .cmb header: {n_delta} delta blocks")
+    return scales, n_delta
+
+
+def _read_gain_audio_header(r: "_Reader", data: bytes, delta: bool = False) -> CmbHeader:
     shape = (r.varint("samples"), r.varint("channels"), r.varint("sample rate"))
     units = r.varint("units")
     if min(shape) < 1 or units < 1:
@@ -274,7 +309,9 @@ def _read_gain_audio_header(r: "_Reader", data: bytes) -> CmbHeader:
     if not lo <= gain <= hi:
         raise CmbFormatError(f"corrupt .cmb header: gain code {gain} out of range")
     blocks, unit_class = _read_classes(r, data, units, kappa, 0, ("unit", "units"))
-    return CmbHeader("audio", shape, pid, seed, kappa, max(blocks), units, 0, blocks, unit_class, b"", gain)
+    scales, n_delta = _read_delta(r) if delta else ((), 0)
+    return CmbHeader("audio", shape, pid, seed, kappa, max(blocks), units, 0, blocks, unit_class, b"", gain,
+                     scales, n_delta)
 
 
 def _patch_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
@@ -285,12 +322,7 @@ def _patch_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
         raise ValueError("one class per patch is required")
     if not h.class_blocks or min(h.class_blocks) < 1 or max(h.unit_class) >= len(h.class_blocks):
         raise ValueError("bad block-count classes")
-    delta = bool(h.delta_scales)
-    if delta and not (1 <= h.delta_blocks <= MAX_DELTA_BLOCKS and len(h.delta_scales) <= MAX_DELTA_LAYERS
-                      and all(0 <= v <= 255 for v in h.delta_scales)):
-        raise ValueError("bad image-level delta fields")
-    if h.delta_blocks and not delta:
-        raise ValueError("delta blocks without delta scales")
+    delta = _check_delta(h)
     out.append(VERSION << 4 | (KIND_PATCHES_DELTA if delta else KIND_PATCHES))
     for v in (hh, ww, c, h.patch):
         _put_varint(out, v)
@@ -300,9 +332,7 @@ def _patch_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
         _put_varint(out, len(h.alpha))
         out += h.alpha
     if delta:
-        _put_varint(out, len(h.delta_scales))
-        out += bytes(h.delta_scales)
-        _put_varint(out, h.delta_blocks)
+        _put_delta(out, h)
     return bytes(out)
 
 
@@ -320,15 +350,7 @@ def _read_patch_header(r: "_Reader", data: bytes, delta: bool = False) -> CmbHea
             raise CmbFormatError("truncated .cmb file: it ends inside the alpha plane")
         alpha = bytes(data[r.pos:r.pos + n_alpha])
         r.pos += n_alpha
-    scales, n_delta = (), 0
-    if delta:
-        n_scales = r.varint("delta layer count")
-        if not 1 <= n_scales <= MAX_DELTA_LAYERS:
-            raise CmbFormatError(f"corrupt .cmb header: {n_scales} delta layers")
-        scales = tuple(r.byte("delta scales") for _ in range(n_scales))
-        n_delta = r.varint("delta blocks")
-        if not 1 <= n_delta <= MAX_DELTA_BLOCKS:
-            raise CmbFormatError(f"corrupt .cmb header: {n_delta} delta blocks")
+    scales, n_delta = _read_delta(r) if delta else ((), 0)
     return CmbHeader("image", (hh, ww, c), pid, seed, kappa, max(blocks), units, patch, blocks, unit_class, alpha,
                      delta_scales=scales, delta_blocks=n_delta)
 
@@ -386,8 +408,8 @@ def read(data: bytes, indices: bool = True) -> tuple[CmbHeader, np.ndarray | Non
     if kind in (KIND_PATCHES, KIND_PATCHES_DELTA):
         hdr = _read_patch_header(r, data, delta=kind == KIND_PATCHES_DELTA)
         return hdr, _payload(data, r.pos, hdr.n_indices, hdr.kappa, indices)
-    if kind == KIND_AUDIO_GAIN:
-        hdr = _read_gain_audio_header(r, data)
+    if kind in (KIND_AUDIO_GAIN, KIND_AUDIO_DELTA):
+        hdr = _read_gain_audio_header(r, data, delta=kind == KIND_AUDIO_DELTA)
         return hdr, _payload(data, r.pos, hdr.n_indices, hdr.kappa, indices)
     units = 1
     if 1 <= kind <= 4:

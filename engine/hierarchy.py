@@ -33,6 +33,7 @@ import torch
 from . import cancel, rec, rng
 from .codec import EncodeEvent
 from .config import FitConfig, InrConfig
+from .errors import CmbFormatError
 from .fitting import Objective, adjust_beta, masked_mse, new_state
 from .posterior import LN2, block_sums, kl_gauss
 
@@ -41,6 +42,29 @@ DELTA_STREAM = 1 << 24     # candidate streams of the delta's blocks: DELTA_STRE
 MAX_BLOCKS = 1 << 12       # delta blocks at most (a network of 64k weights at 16 weights a block)
 SCALE_EVERY = 25           # probe steps between closed-form updates of the scales
 GROUPS_PER_REFINE = 4      # the delta's blocks are coded in up to 4 * fit.refine_groups groups, fine-tuned after each
+
+
+def adapts(prior) -> bool:
+    """Whether files coded with this prior may carry a network delta: a shared-network latent prior (its units
+    have no network weights of their own). Images (kind 11) and audio (kind 12) alike."""
+    return prior.latent is not None and prior.latent.shared
+
+
+def widest_fields(inr: InrConfig) -> tuple[tuple[int, ...], int]:
+    """(scale codes, blocks) whose header fields are the longest a delta of this network writes: what an
+    encoder counts when it sizes a file before fitting."""
+    return (0,) * len(inr.layer_shapes()), MAX_BLOCKS
+
+
+def from_header(prior, hdr, indices: np.ndarray, device="cpu") -> torch.Tensor | None:
+    """Receiver side: the delta a kind-11/12 header announces (its indices lead the payload) -> (P_inr,), or
+    None without one. CmbFormatError when the fields do not fit the prior's network."""
+    if not hdr.delta_blocks:
+        return None
+    if not adapts(prior) or len(hdr.delta_scales) != len(prior.inr.layer_shapes()) \
+            or hdr.delta_blocks > min(MAX_BLOCKS, prior.inr.n_params):
+        raise CmbFormatError(f"corrupt .cmb header: the network delta does not fit prior {prior.name}")
+    return decode(prior.inr, hdr.delta_scales, hdr.seed, indices[:hdr.delta_blocks], device)
 
 
 def layer_of(inr: InrConfig) -> torch.Tensor:
@@ -75,10 +99,13 @@ def decode(inr: InrConfig, codes, seed: int, indices: np.ndarray, device="cpu") 
     if not 1 <= blocks <= n:
         raise ValueError(f"{blocks} delta blocks for {n} weights")
     delta = torch.zeros(n, device=device)
-    for b, j in enumerate(members(n, blocks)):
-        jt = torch.from_numpy(j).to(device)
-        idx = torch.tensor([int(indices[b])], dtype=torch.int64, device=device)
-        delta[jt] = rec.sample_of(seed, DELTA_STREAM + b, idx, torch.zeros(len(j), device=device), ls[jt])[0]
+    idx = torch.as_tensor(np.asarray(indices, dtype=np.int64), device=device)
+    # Blocks of one size (there are at most two sizes) are drawn together: delta[j] = s_l(j) * z.
+    for size in {len(j) for j in members(n, blocks)}:
+        bs = [b for b in range(blocks) if len(range(b, n, blocks)) == size]
+        pos = torch.from_numpy(np.stack([np.arange(b, n, blocks) for b in bs])).to(device)       # (G, size)
+        z = rng.row_candidates(seed, [DELTA_STREAM + b for b in bs], idx[bs], size)            # (G, size)
+        delta[pos] = torch.exp(ls[pos]) * z
     return delta
 
 

@@ -136,10 +136,7 @@ def _header(shape, prior: Prior, seed: int, class_blocks, unit_class, alpha: byt
                      delta_scales=tuple(delta[0]), delta_blocks=int(delta[1]))
 
 
-def adapts(prior: Prior) -> bool:
-    """Whether images coded with this prior may carry an image-level network delta (a shared-network latent
-    prior: its patches have no network weights of their own)."""
-    return prior.latent is not None and prior.latent.shared
+adapts = hierarchy.adapts   # images coded with this prior may carry a network delta (kind 11)
 
 
 def block_budget(rate_bpp: float, shape: tuple[int, int, int], prior: Prior, seed: int, alpha: bytes,
@@ -151,7 +148,7 @@ def block_budget(rate_bpp: float, shape: tuple[int, int, int], prior: Prior, see
     h, w, _ = shape
     units = container.patch_units(h, w, prior.patch)
     n_cls = min(LEVELS, units) if adaptive else 2
-    dfields = ((0,) * len(prior.inr.layer_shapes()), 4096) if delta else ((), 0)
+    dfields = hierarchy.widest_fields(prior.inr) if delta else ((), 0)
     probe = _header(shape, prior, seed, [4096] * n_cls, [n_cls - 1] * units, alpha, dfields)
     overhead = len(container.header_bytes(probe)) + container.CRC_BYTES
     total = int(np.floor((rate_bpp * h * w / 8.0 - overhead) * 8.0 / prior.kappa))
@@ -450,12 +447,7 @@ def decode_image_full(data: bytes, prior_dirs=None, device="cpu", progress=None
     if c in (2, 4):
         raw = _inflate_bounded(hdr.alpha, h * w)
         alpha = np.frombuffer(raw, dtype=np.uint8).reshape(h, w)
-    delta = None
-    if hdr.delta_blocks:
-        if not adapts(prior) or len(hdr.delta_scales) != len(prior.inr.layer_shapes()) \
-                or hdr.delta_blocks > prior.inr.n_params:
-            raise CmbFormatError(f"corrupt .cmb header: the network delta does not fit prior {prior.name}")
-        delta = hierarchy.decode(prior.inr, hdr.delta_scales, hdr.seed, idx[:hdr.delta_blocks], device)
+    delta = hierarchy.from_header(prior, hdr, idx, device)
     ub = hdr.unit_blocks
     offs = np.concatenate([[0], np.cumsum(ub)]) + hdr.delta_blocks
     per_unit = [idx[offs[u]:offs[u + 1]] for u in range(len(ub))]

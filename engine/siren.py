@@ -71,16 +71,30 @@ def forward(flat: torch.Tensor, emb: torch.Tensor, cfg: InrConfig,
     layers = unflatten(flat, cfg)
     if mix is not None:
         layers = [(w @ a, b @ a) for (w, b), a in zip(layers, mix)]
-    w, b = layers[0]
-    e = emb.shape[-1]
-    pre = torch.matmul(emb, w[:, :e]) + b  # (B, N, H)
+    bsz, n, e = flat.shape[0], emb.shape[0], emb.shape[-1]
+    # The frequency factors scale the (small) weights rather than the (large) activations, and every bias is
+    # added inside its matrix product: one pass over the activations per layer for the product, one for sin.
+    w, b = (x * cfg.w0 for x in layers[0])
+    if flat.stride(0) == 0 and bsz > 1:   # one network for the whole batch (a shared-decoder latent prior)
+        pre = torch.addmm(b[0], emb, w[0, :e]).expand(bsz, n, -1)          # (N, H) once -> (B, N, H)
+    else:
+        pre = torch.baddbmm(b, emb.expand(bsz, n, e), w[:, :e])            # (B, N, H)
     if cfg.features:
         pre = torch.baddbmm(pre, feat, w[:, e:])
-    h = cancel.watch(torch.sin(cfg.w0 * pre))  # (B, N, H)
+    h = cancel.watch(_sin(pre))  # (B, N, H)
     for w, b in layers[1:-1]:
-        h = cancel.watch(torch.sin(cfg.w0_hidden * torch.baddbmm(b, h, w)))
+        if cfg.w0_hidden != 1.0:
+            w, b = w * cfg.w0_hidden, b * cfg.w0_hidden
+        h = cancel.watch(_sin(torch.baddbmm(b, h, w)))
     w, b = layers[-1]
     return torch.baddbmm(b, h, w)  # (B, N, out)
+
+
+def _sin(x: torch.Tensor) -> torch.Tensor:
+    """sin(x), in place where nothing needs x afterwards (no autograd graph, x a fresh dense tensor)."""
+    if torch.is_grad_enabled() or x.stride(0) == 0:
+        return torch.sin(x)
+    return x.sin_()
 
 
 def _init_bound(cfg: InrConfig, layer: int, fan_in: int, out_scale: float = 1.0) -> float:

@@ -11,6 +11,7 @@ from PIL import Image
 from engine.codec import decode
 from engine.signals import psnr_uint8
 
+from .clitools import run_cli
 from .conftest import photo_patches
 
 
@@ -82,23 +83,24 @@ def test_batch_encode_to_folder(photo, tiny_prior_dir, tmp_path):
         assert decode(f.read_bytes(), [tiny_prior_dir]).shape == (32, 32, 3)
 
 
-def test_bad_inputs_give_one_line_errors(photo, encoded, tmp_path):
+def test_bad_inputs_give_one_line_errors(photo, encoded, tmp_path, capfd):
+    """In-process (the exit path of a real process is covered by the other CLI tests)."""
     d, paths, _ = photo
     out, _ = encoded
-    assert_clean_error(cli("encode", tmp_path / "missing.png", "--bpp", 1), "no such file")
+    assert_clean_error(run_cli(capfd, "encode", tmp_path / "missing.png", "--bpp", 1), "no such file")
     txt = tmp_path / "notes.png"
     txt.write_text("this is not an image")
-    assert_clean_error(cli("encode", txt, "--bpp", 1), "not a readable image")
+    assert_clean_error(run_cli(capfd, "encode", txt, "--bpp", 1), "not a readable image")
     data = out.read_bytes()
     for name, blob, msg in [("trunc.cmb", data[:40], "truncated"), ("flip.cmb", data[:50] + bytes([data[50] ^ 4]) + data[51:], "checksum"),
                             ("random.cmb", os.urandom(128), "not a .cmb file"), ("empty.cmb", b"", "empty")]:
         f = tmp_path / name
         f.write_bytes(blob)
         target = tmp_path / (name + ".png")
-        assert_clean_error(cli("decode", f, "-o", target), msg)
+        assert_clean_error(run_cli(capfd, "decode", f, "-o", target), msg)
         assert not target.exists()  # no partial output
-        assert_clean_error(cli("info", f), msg)
-    assert_clean_error(cli("decode", tmp_path / "nothing.cmb"), "no such file")
+        assert_clean_error(run_cli(capfd, "info", f), msg)
+    assert_clean_error(run_cli(capfd, "decode", tmp_path / "nothing.cmb"), "no such file")
 
 
 def test_missing_prior_is_named(encoded, tmp_path):

@@ -8,6 +8,7 @@ import soundfile as sf
 from engine.audio_codec import decode_audio
 
 from .conftest import voiced_audio
+from .clitools import run_cli
 from .test_cli import assert_clean_error, cli
 
 
@@ -20,10 +21,11 @@ def stereo_wav(tmp_path_factory):
     return d, p, x
 
 
-def test_audio_encode_info_decode(stereo_wav, tiny_audio_prior_dir):
+def test_audio_encode_info_decode(stereo_wav, tiny_audio_prior_dir, capfd):
+    """In-process; test_audio_errors runs the CLI as a real process."""
     d, wav, x = stereo_wav
     out = d / "clip.cmb"
-    r = cli("encode", wav, "--kbps", 24, "-o", out, "--prior", tiny_audio_prior_dir / "tiny_audio.safetensors",
+    r = run_cli(capfd, "encode", wav, "--kbps", 24, "-o", out, "--prior", tiny_audio_prior_dir / "tiny_audio.safetensors",
             "--preset", "fast", "-q")
     assert r.returncode == 0, r.stderr
     assert "kbps" in r.stdout and "SNR" in r.stdout
@@ -31,13 +33,13 @@ def test_audio_encode_info_decode(stereo_wav, tiny_audio_prior_dir):
     units = 2 * 20                                     # 0.25 s -> 4000 samples at 16 kHz = 20 chunks per channel
     target = 24000 * len(x) / 22050 / 8
     assert abs(size - target) <= units * 16 / 8 / 2 + 1   # nearest block count: within half a block per unit
-    r = cli("info", out, "--prior-dir", tiny_audio_prior_dir)
+    r = run_cli(capfd, "info", out, "--prior-dir", tiny_audio_prior_dir)
     assert r.returncode == 0, r.stderr
     for pattern in [r"modality:\s+audio", r"samples:\s+5512\n", r"channels:\s+2\n", r"sample rate:\s+22050 Hz",
                     rf"bytes:\s+{size}\n", r"kbps:\s+2[345]\.", r"units:\s+40 ", r"prior:\s+tiny-audio-test"]:
         assert re.search(pattern, r.stdout), (pattern, r.stdout)
     back = d / "back.wav"
-    r = cli("decode", out, "-o", back, "--prior-dir", tiny_audio_prior_dir)
+    r = run_cli(capfd, "decode", out, "-o", back, "--prior-dir", tiny_audio_prior_dir)
     assert r.returncode == 0, r.stderr
     y, sr = sf.read(back, dtype="float32", always_2d=True)
     assert sr == 22050 and y.shape == x.shape

@@ -99,6 +99,22 @@ def test_image_delta_fields_round_trip_and_guard_the_payload():
     _every_single_bit_flip_is_detected(data)
 
 
+def test_audio_delta_fields_round_trip_and_guard_the_payload():
+    """Kind 12: a kind-10 clip (gain, classes with a silent one) followed by the clip's network delta fields."""
+    h = CmbHeader("audio", (4000, 1, 16000), b"\x01\x02\x03", 7, 16, 3, 5, 0, (0, 3), (1, 0, 1, 1, 1), b"", -4,
+                  (40, 30, 31), 6)
+    idx = np.random.default_rng(2).integers(0, 1 << 16, h.n_indices)
+    assert h.n_indices == 6 + 4 * 3
+    data = container.write(h, idx)
+    assert data[1] & 0x0F == container.KIND_AUDIO_DELTA
+    h2, idx2 = container.read(data)
+    assert h2 == h and np.array_equal(idx2, idx)
+    plain = CmbHeader(**{**h.__dict__, "delta_scales": (), "delta_blocks": 0})
+    assert container.write(plain, idx[6:])[1] & 0x0F == container.KIND_AUDIO_GAIN   # no delta: still kind 10
+    _every_truncation_is_reported(data)
+    _every_single_bit_flip_is_detected(data)
+
+
 @pytest.mark.parametrize("scales,nd,match", [((), 3, "delta"), (tuple(range(17)), 3, "delta layers"),
                                              ((1, 2, 3), 0, "delta blocks"), ((1, 2, 3), 70000, "delta blocks")])
 def test_bad_image_delta_fields_are_format_errors(scales, nd, match):

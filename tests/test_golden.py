@@ -81,3 +81,16 @@ def test_golden_image_delta_file_decodes_to_the_stored_picture():
     assert hdr.delta_blocks == 45 and hdr.delta_scales == (38, 26, 26)
     diff = np.abs(img.astype(int) - want.astype(int))
     assert diff.max() <= 1 and (diff == 0).mean() > 0.999
+
+
+def test_golden_clip_delta_file_decodes_to_the_stored_samples():
+    """A kind-12 file (0.4 s of LibriSpeech test-clean, shipped 24 kbps latent speech prior) with the clip's
+    network delta coded first: guards the audio delta fields, its candidate streams and the adapted network."""
+    from engine.audio_codec import decode_audio_full
+
+    y, sr, hdr, prior = decode_audio_full((DATA / "speech_24kbps_delta.cmb").read_bytes())
+    want = np.load(DATA / "speech_24kbps_delta_decoded.npy")
+    assert prior.name == "speech16k-latent-24kbps-s3" and sr == 16000 and hdr.units == 8 and hdr.gain == 3
+    assert hdr.delta_blocks == 62 and hdr.delta_scales == (29, 25, 26)
+    assert y.shape == want.shape == (6400, 1)
+    assert np.max(np.abs(y - want)) < 1e-4

@@ -113,3 +113,85 @@ def test_cli_codes_a_delta_by_default_and_not_with_no_delta(shared_dir, tmp_path
         assert info.returncode == 0 and ("delta:" in info.stdout) == (kind == container.KIND_PATCHES_DELTA)
         back = run_cli(capfd, "decode", out, "-o", tmp_path / f"back{kind}.png", "--prior-dir", shared_dir)
         assert back.returncode == 0, back.stderr
+
+
+# ---- audio: the clip's network delta (kind 12) --------------------------------------------------------------
+
+def _clip(seconds=0.3, seed=21):
+    from .conftest import voiced_audio
+
+    return voiced_audio(seconds, seed=seed)
+
+
+def test_clip_delta_decodes_exactly_is_used_and_pays_for_its_blocks(audio_latent_prior, audio_latent_prior_dir):
+    from engine import audio_codec
+
+    from .conftest import FAST_FIT
+    x = _clip()
+    res = run(audio_codec.encode_audio(x, 16000, 32, prior=audio_latent_prior, fit=FAST_FIT, adapt=True))
+    plain = run(audio_codec.encode_audio(x, 16000, 32, prior=audio_latent_prior, fit=FAST_FIT))   # default: none
+    h = res.header
+    assert res.data[1] & 0x0F == container.KIND_AUDIO_DELTA and plain.data[1] & 0x0F == container.KIND_AUDIO_GAIN
+    assert h.delta_blocks >= 1 and len(h.delta_scales) == len(audio_latent_prior.inr.layer_shapes())
+    y, _, hdr, _ = audio_codec.decode_audio_full(res.data, [audio_latent_prior_dir])
+    assert hdr == h and np.array_equal(y, res.reconstruction)
+    assert abs(len(res.data) - len(plain.data)) <= 0.05 * len(plain.data) + 4
+    assert sum(h.unit_blocks) < sum(plain.header.unit_blocks)
+    # the same unit indices without the delta decode to another waveform
+    _, idx = container.read(res.data)
+    stripped = container.write(
+        container.CmbHeader(**{**h.__dict__, "delta_scales": (), "delta_blocks": 0}), idx[h.delta_blocks:])
+    other, _ = audio_codec.decode_audio(stripped, [audio_latent_prior_dir])
+    assert not np.allclose(other, y, atol=1e-4)
+
+
+def test_each_clip_codes_its_delta_alone(audio_latent_prior):
+    """Clips with deltas never share a batch: a clip's file is the same whatever it is encoded with, and a
+    clip longer than one batch codes its delta once, in its first batch."""
+    from engine import audio_codec
+
+    from .conftest import FAST_FIT
+    clips = [(_clip(0.3, 21), 16000), (_clip(0.2, 22), 16000)]
+    both = run(audio_codec.encode_audio_batch(clips, 32, prior=audio_latent_prior, fit=FAST_FIT, max_units=64,
+                                              adapt=True))
+    for (x, sr), r in zip(clips, both):
+        alone = run(audio_codec.encode_audio(x, sr, 32, prior=audio_latent_prior, fit=FAST_FIT, adapt=True))
+        assert alone.data == r.data and r.header.delta_blocks >= 1
+    assert audio_codec._batch_bounds([0] * 5 + [1] * 3, 4, alone=True) == [(0, 4), (4, 5), (5, 8)]
+    assert audio_codec._batch_bounds([0] * 5 + [1] * 3, 4, alone=False) == [(0, 4), (4, 8)]
+
+
+def test_silent_clips_and_plain_priors_get_no_delta(audio_latent_prior, audio_latent_prior_dir, tiny_audio_prior,
+                                                     tiny_audio_prior_dir):
+    from engine import audio_codec
+
+    from .conftest import FAST_FIT
+    quiet = run(audio_codec.encode_audio(np.zeros(4000, np.float32), 16000, 32, prior=audio_latent_prior,
+                                         fit=FAST_FIT, adapt=True))
+    assert quiet.data[1] & 0x0F == container.KIND_AUDIO_GAIN and quiet.header.delta_blocks == 0
+    assert not audio_codec.decode_audio(quiet.data, [audio_latent_prior_dir])[0].any()
+    assert not hierarchy.adapts(tiny_audio_prior)
+    with pytest.raises(CombinerError, match="no shared network"):
+        run(audio_codec.encode_audio(_clip(), 16000, 32, prior=tiny_audio_prior, fit=FAST_FIT, adapt=True))
+    res = run(audio_codec.encode_audio(_clip(), 16000, 32, prior=tiny_audio_prior, fit=FAST_FIT))
+    h, idx = container.read(res.data)
+    forged = container.write(container.CmbHeader(**{**h.__dict__, "delta_scales": (1, 2, 3), "delta_blocks": 1}),
+                             np.concatenate([[0], idx]))
+    with pytest.raises(CmbFormatError, match="network delta"):
+        audio_codec.decode_audio(forged, [tiny_audio_prior_dir])
+
+
+def test_cli_codes_a_clip_delta_when_asked(audio_latent_prior_dir, tmp_path, capfd):
+    import soundfile as sf
+
+    from .clitools import run_cli
+    src = tmp_path / "in.wav"
+    sf.write(src, _clip(), 16000)
+    prior = audio_latent_prior_dir / "tiny_audio_latent.safetensors"
+    for extra, kind in ((("--delta",), container.KIND_AUDIO_DELTA), ((), container.KIND_AUDIO_GAIN)):
+        out = tmp_path / f"out{kind}.cmb"
+        r = run_cli(capfd, "encode", src, "--kbps", 32, "-o", out, "--prior", prior, "--preset", "fast", "-q", *extra)
+        assert r.returncode == 0, r.stderr
+        assert out.read_bytes()[1] & 0x0F == kind and ("network delta" in r.stdout) == (extra != ())
+        info = run_cli(capfd, "info", out, "--prior-dir", audio_latent_prior_dir)
+        assert info.returncode == 0 and ("clip's network delta" in info.stdout) == (extra != ())

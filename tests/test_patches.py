@@ -169,7 +169,9 @@ def test_corrupt_patch_files_are_rejected(patch_prior, patch_prior_dir):
             decode_image_full(bytes(bad), prior_dirs=[patch_prior_dir])
 
 
-def test_cli_encodes_any_size_and_decodes(patch_prior_dir, tmp_path):
+def test_cli_encodes_any_size_and_decodes(patch_prior_dir, tmp_path, capfd, monkeypatch):
+    """The encode runs as a real process; info and decode in-process (same CLI code)."""
+    from .clitools import run_cli
     src = tmp_path / "odd.png"
     Image.fromarray(photo(33, 50, seed=9)).save(src)
     env = dict(os.environ, COMBINER_PRIORS=str(patch_prior_dir))
@@ -180,10 +182,10 @@ def test_cli_encodes_any_size_and_decodes(patch_prior_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     cmb = tmp_path / "odd.cmb"
     assert cmb.exists()
-    r = subprocess.run(cmd + ["info", str(cmb)], capture_output=True, text=True, env=env)
+    monkeypatch.setenv("COMBINER_PRIORS", str(patch_prior_dir))
+    r = run_cli(capfd, "info", cmb)
     assert r.returncode == 0 and "patches" in r.stdout and "12 of 16x16" in r.stdout
-    r = subprocess.run(cmd + ["decode", str(cmb), "-o", str(tmp_path / "back.png")], capture_output=True,
-                       text=True, env=env)
+    r = run_cli(capfd, "decode", cmb, "-o", tmp_path / "back.png")
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "back.png").size == (50, 33)
 

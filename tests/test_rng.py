@@ -53,3 +53,21 @@ def test_in_place_candidates_match_the_reference_formula():
         hi = rng.mix32((idx ^ key) & 0xFFFFFFFF)
         h = rng.mix32((hi[:, None] + (torch.arange(dim)[None, :] + 1) * 0x9E3779B9) & 0xFFFFFFFF)
         assert torch.equal(rng.candidates(seed, block, idx, dim), rng.normal_table()[h >> 16])
+
+
+def test_uint32_row_hashes_equal_the_int64_ones():
+    """The CPU path hashes in numpy uint32 (wrapping arithmetic); it must give the int64 path's integers."""
+    rs = np.random.default_rng(0)
+    hi = torch.from_numpy(rs.integers(0, 1 << 32, 4096, dtype=np.int64))
+    for n in (1, 7, 64):
+        want = rng._row_hashes(hi.clone(), n).numpy()
+        got = rng._row_hashes_u32(hi.numpy().astype(np.uint32), n)
+        assert got.dtype == np.uint32 and np.array_equal(got.astype(np.int64), want)
+
+
+def test_row_candidates_equal_one_call_per_block():
+    idx = torch.tensor([0, 65535, 7, 123, 40000])
+    blocks = [3, 3, 1 << 24, (1 << 24) + 9, 0]
+    rows = rng.row_candidates(11, blocks, idx, 6)
+    for r, b in enumerate(blocks):
+        assert torch.equal(rows[r], rng.candidates(11, b, idx[r:r + 1], 6)[0])

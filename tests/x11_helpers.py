@@ -31,7 +31,7 @@ def app_main(image: str, mode: str) -> int:
     from combiner_app.main_window import MainWindow
 
     # short fitting, long coding: the coding phase (A* per block, refinement) is reached within seconds
-    presets = {"probe": FitConfig(steps=30, refine_first=40, refine_last=40, refine_groups=16)}
+    presets = {"probe": FitConfig(steps=30, refine_first=40, refine_last=40, refine_groups=4)}
     settings_file = os.environ["STUDIO_SETTINGS"]
     from PySide6.QtCore import QSettings
     win = MainWindow(settings=QSettings(settings_file, QSettings.Format.IniFormat), presets=presets,
