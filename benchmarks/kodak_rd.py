@@ -103,11 +103,11 @@ def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
                 part = imgs[s:s + a.batch]
                 if cuda:
                     torch.cuda.reset_peak_memory_stats()
-                t0 = time.time()
+                t0, c0 = time.time(), time.process_time()
                 res = run(encode_image_batch(part, r, prior=pr, fit=fit, device=a.device, compile=a.compile,
                                              prior_dirs=a.prior_dir, adaptive=adaptive,
                                              adapt=False if a.no_delta else None))
-                enc = time.time() - t0
+                enc, enc_cpu = time.time() - t0, time.process_time() - c0
                 gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
                 for k, (im, e) in enumerate(zip(part, res)):
                     t1 = time.time()
@@ -120,7 +120,8 @@ def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
                     item = {"image": name, "target_bpp": r, "adaptive": adaptive, "prior": e.prior.name,
                             "mac_per_px": macs_per_pixel(e.prior.inr, e.prior.latent, e.prior.patch),
                             "bytes": len(e.data), "bpp": 8 * len(e.data) / (im.shape[0] * im.shape[1]),
-                            "psnr": psnr_uint8(im, dec), "encode_s": enc / len(part), "batch": len(part),
+                            "psnr": psnr_uint8(im, dec), "encode_s": enc / len(part),
+                            "encode_cpu_s": enc_cpu / len(part), "batch": len(part),
                             "decode_s": dec_s, "gpu_peak_mb": gpu_mb,
                             "blocks_min": int(e.unit_blocks.min()), "blocks_max": int(e.unit_blocks.max()),
                             "delta_blocks": e.header.delta_blocks}
