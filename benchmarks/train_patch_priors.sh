@@ -30,7 +30,7 @@ lat --first-steps 100 --warmup 0 --rounds 8 --items 128 --skip 128 --init-prior 
     --name photo64-shared-0.3bpp -o /tmp/photo64-shared-stage3.safetensors
 lat --first-steps 100 --warmup 0 --rounds 10 --items 128 --skip 256 --init-prior priors/photo64-shared-0.3bpp-s3.safetensors \
     --name photo64-shared-0.3bpp -o /tmp/photo64-shared-stage4.safetensors
-# Stage 5 (shipped as -s5: +0.06 dB over s4 on the 4 Kodak crops; docs/results.md) and stage 6 (from s5):
+# Stage 5 and stage 6, shipped as -s5 and -s6 (+0.06 and +0.09 dB over s4 on the 4 Kodak crops; docs/results.md):
 lat --first-steps 100 --warmup 0 --rounds 9 --items 128 --skip 384 --init-prior priors/photo64-shared-0.3bpp-s4.safetensors \
     --name photo64-shared-0.3bpp -o /tmp/photo64-shared-stage5.safetensors
 lat --first-steps 100 --warmup 0 --rounds 9 --items 128 --skip 512 --init-prior priors/photo64-shared-0.3bpp-s5.safetensors \

@@ -127,10 +127,9 @@ def bandwidth_notes(sample_rate: int, prior: Prior) -> list[str]:
 
 
 def plan_budget(samples: np.ndarray, sample_rate: int, kbps: float, prior: Prior, seed: int = 0,
-                adapt: bool | None = None) -> Budget:
+                adapt: bool = False) -> Budget:
     """The budget `encode_audio` will use for this clip (level and silent chunks measured as it does; `adapt`
     as encode_audio_batch's)."""
-    adapt = bool(adapt)
     return _plan_clip(check_audio(samples, sample_rate), int(sample_rate), kbps, prior, seed, adapt).budget
 
 
@@ -337,7 +336,7 @@ def _plan_clip(x: np.ndarray, sr: int, kbps: float, prior: Prior, seed: int, ada
 def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | None = None, *,
                        prior: Prior | None = None, fit: FitConfig = FitConfig(),
                        device: str | torch.device = "cpu", seed: int = 0, prior_dirs=None, compile: bool = False,
-                       max_units: int = 512, adaptive: bool = True, adapt: bool | None = None
+                       max_units: int = 512, adaptive: bool = True, adapt: bool = False
                        ) -> Generator[EncodeEvent, None, list[EncodedAudio]]:
     """Encode clips [(samples, sample_rate), ...] at one target rate (kbit/s from the real file size).
 
@@ -366,7 +365,6 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
         raise PriorError(f"prior {prior.name} is not a mono audio prior")
     if adapt and not hierarchy.adapts(prior):
         raise CombinerError(f"prior {prior.name} has no shared network to adapt to a clip")
-    adapt = bool(adapt)
     delta = (hierarchy.ImageDelta(prior.inr, torch.from_numpy(prior.inr_weights).to(device), prior.kappa)
              if adapt else None)
     rate = kbps if kbps is not None else prior.rate

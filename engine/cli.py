@@ -381,7 +381,7 @@ def encode_items(a, inputs, imgs: dict, clips: dict, dev) -> dict:
 
         for i, (x, sr) in clips.items():
             chosen = forced or nearest("audio", 1, a.kbps, a.prior_dir)
-            adapt = a.delta
+            adapt = bool(a.delta)   # audio: only when asked (no gain measured on speech)
             for wmsg in plan_budget(x, sr, a.kbps, chosen, a.seed, adapt).warnings:   # said before the work starts
                 print(f"combiner: warning: {inputs[i].name}: {wmsg}", file=sys.stderr)
             gen = encode_audio(x, sr, a.kbps, prior=chosen, fit=fit, device=dev, seed=a.seed,
