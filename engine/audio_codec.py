@@ -408,15 +408,12 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
     for i, pl in enumerate(plans):
         n, c = pl.x.shape
         cls_blocks = np.unique(np.concatenate([[0], pl.blocks])) if not pl.sounding.all() else np.unique(pl.blocks)
-        cd = delta.coded.get(i) if delta is not None else None
-        dfields = (cd.codes, len(cd.indices)) if cd is not None else ((), 0)
+        cd = hierarchy.coded_of(delta, i)
         hdr = audio_header(n, c, pl.sr, prior, seed, cls_blocks, np.searchsorted(cls_blocks, pl.blocks), pl.gain,
-                           dfields)
-        payload = ([cd.indices] if cd is not None else []) + list(pl.indices)
-        data = container.write(hdr, np.concatenate(payload) if payload else np.zeros(0, np.int64))
+                           cd.fields)
+        data = container.write(hdr, np.concatenate([cd.indices] + list(pl.indices)))
         # The sender's final reconstruction goes through the receiver's own path.
-        recon = _render(prior, seed, pl.blocks, pl.indices, n, c, pl.sr, pl.gain,
-                        delta=cd.delta if cd is not None else None)
+        recon = _render(prior, seed, pl.blocks, pl.indices, n, c, pl.sr, pl.gain, delta=cd.delta)
         kl = np.zeros((len(pl.blocks), max(1, int(pl.blocks.max()))))
         for u, row in enumerate(pl.kl):
             kl[u, :len(row)] = row

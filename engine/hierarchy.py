@@ -100,10 +100,11 @@ def decode(inr: InrConfig, codes, seed: int, indices: np.ndarray, device="cpu") 
         raise ValueError(f"{blocks} delta blocks for {n} weights")
     delta = torch.zeros(n, device=device)
     idx = torch.as_tensor(np.asarray(indices, dtype=np.int64), device=device)
+    ms = members(n, blocks)
     # Blocks of one size (there are at most two sizes) are drawn together: delta[j] = s_l(j) * z.
-    for size in {len(j) for j in members(n, blocks)}:
-        bs = [b for b in range(blocks) if len(range(b, n, blocks)) == size]
-        pos = torch.from_numpy(np.stack([np.arange(b, n, blocks) for b in bs])).to(device)       # (G, size)
+    for size in {len(j) for j in ms}:
+        bs = [b for b, j in enumerate(ms) if len(j) == size]
+        pos = torch.from_numpy(np.stack([ms[b] for b in bs])).to(device)                          # (G, size)
         z = rng.row_candidates(seed, [DELTA_STREAM + b for b in bs], idx[bs], size)            # (G, size)
         delta[pos] = torch.exp(ls[pos]) * z
     return delta
@@ -113,7 +114,20 @@ def decode(inr: InrConfig, codes, seed: int, indices: np.ndarray, device="cpu") 
 class CodedDelta:
     codes: tuple[int, ...]     # scale code of each layer
     indices: np.ndarray        # (blocks,) int64
-    delta: torch.Tensor        # (P_inr,) the decoded delta (what the receiver rebuilds)
+    delta: torch.Tensor | None  # (P_inr,) the decoded delta (what the receiver rebuilds)
+
+    @property
+    def fields(self) -> tuple[tuple[int, ...], int]:
+        """(scale codes, blocks): the header fields of this delta (((), 0) for none)."""
+        return self.codes, len(self.indices)
+
+
+NO_DELTA = CodedDelta((), np.zeros(0, dtype=np.int64), None)   # an item coded without a delta (kind 9/10)
+
+
+def coded_of(adapt: "ImageDelta | None", item: int) -> CodedDelta:
+    """What the sender writes for `item`: its coded delta, or NO_DELTA (no adaptation, or nothing coded)."""
+    return adapt.coded.get(item, NO_DELTA) if adapt is not None else NO_DELTA
 
 
 class ImageDelta:

@@ -380,13 +380,11 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
     for i, (img, pl) in enumerate(zip(imgs, plan)):
         nb = blocks[i]
         cls_blocks = np.unique(nb)
-        cd = delta.coded[i] if delta is not None else None
-        hdr = _header(img.shape, prior, seed, cls_blocks, np.searchsorted(cls_blocks, nb), pl["alpha"],
-                      (cd.codes, len(cd.indices)) if cd is not None else ((), 0))
-        data = container.write(hdr, np.concatenate(([cd.indices] if cd is not None else []) + idx_out[i]))
+        cd = hierarchy.coded_of(delta, i)
+        hdr = _header(img.shape, prior, seed, cls_blocks, np.searchsorted(cls_blocks, nb), pl["alpha"], cd.fields)
+        data = container.write(hdr, np.concatenate([cd.indices] + idx_out[i]))
         # The sender's reconstruction goes through the receiver's own path.
-        rgb = stitch(_render(prior, seed, nb, idx_out[i], grid=grids[i], delta=cd.delta if cd is not None else None),
-                     img.shape[0], img.shape[1])
+        rgb = stitch(_render(prior, seed, nb, idx_out[i], grid=grids[i], delta=cd.delta), img.shape[0], img.shape[1])
         recon = from_rgb(rgb, img.shape[2], pl["alpha_arr"])
         nc = min(3, img.shape[2]) if img.shape[2] != 2 else 1
         kl = np.zeros((len(nb), int(nb.max())))
