@@ -100,10 +100,8 @@ def plan_patches(shape: tuple[int, int, int], rate: float, prior_dirs=None, seed
     total, warns = patch_codec.block_budget(rate, shape, p, seed, alpha, adaptive, delta)
     rows, cols = patch_codec.patch_grid(h, w, p.patch)
     units = rows * cols
-    n_cls = min(patch_codec.LEVELS, units) if adaptive else 2
-    probe = patch_codec._header(shape, p, seed, [max(1, total // units)] * n_cls, [0] * units, alpha,
-                                ((0,) * len(p.inr.layer_shapes()), 64) if delta else ((), 0))
-    return EncodePlan(rate, p, max(1, int(round(total / units))), p.kappa, _overhead_bits(probe), rate * h * w,
+    overhead = 8 * patch_codec.overhead_bytes(shape, p, seed, alpha, adaptive, delta)
+    return EncodePlan(rate, p, max(1, int(round(total / units))), p.kappa, overhead, rate * h * w,
                       units=units, warnings=warns, patch=p.patch, grid=(rows, cols), total_blocks=total,
                       raised=bool(warns))   # block_budget warns only when it raises the rate
 

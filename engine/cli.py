@@ -99,7 +99,7 @@ def cmd_learn_prior(a) -> int:
     from tqdm import tqdm
 
     from .config import InrConfig, LearnConfig
-    from .learn import learn_prior
+    from .learn import grows_into, learn_prior
     from .media import load_training_images
 
     if a.threads:
@@ -183,7 +183,7 @@ def cmd_learn_prior(a) -> int:
         from .prior import Prior
 
         init = Prior.load(a.init_prior)
-        if init.inr != inr:
+        if init.inr != inr and not grows_into(init, inr):
             raise CombinerError(f"--init-prior {a.init_prior} has another architecture than the options given")
     t0 = time.time()
 

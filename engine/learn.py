@@ -10,6 +10,7 @@ and the prior mean becomes a useful starting point for the encoder.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -83,6 +84,12 @@ def _tile_units(signals: np.ndarray, tile: int) -> np.ndarray:
     return np.ascontiguousarray(x.reshape(n * tile * tile, p, p, c))
 
 
+def grows_into(init: Prior, inr) -> bool:
+    """Whether a warm start from `init` may widen its shared network to `inr` (same architecture otherwise)."""
+    return (init.inr_weights is not None and init.inr.width < inr.width
+            and dataclasses.replace(init.inr, width=inr.width) == inr)
+
+
 def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
                 checkpoint: str | os.PathLike | None = None, data_info: dict | None = None,
                 compile: bool = False, init: Prior | None = None, audio: AudioLayout | None = None,
@@ -99,7 +106,9 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
     `snapshot(prior)`, if given, receives the prior after every M-step but the last (long runs save it).
 
     `init`: continue from an earlier prior of the same architecture (its mean, std, typical posterior
-    std, beta, reparameterisation and upsampler) instead of a fresh SIREN initialisation.
+    std, beta, reparameterisation and upsampler) instead of a fresh SIREN initialisation. A shared-network
+    prior may also be narrower than `cfg.inr`: its network is widened without changing its output
+    (`siren.widen`), so training continues from where it stood with more hidden units.
 
     Distributed: when torch.distributed is initialised (e.g. under torchrun), every process passes the same
     `signals` (and its own `checkpoint` path) and fits the chunks of `cfg.batch` items it owns; KL, prior
@@ -158,7 +167,7 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
     states = [new_state(w_init.expand(s.stop - s.start, P), (std0.log() + cfg.init_logstd_offset).expand(s.stop - s.start, P),
                         beta0, cfg.lr, cfg.lr_std) for s in chunks]
     if init is not None:
-        if init.inr != inr or (init.mix is not None) != cfg.reparam or init.latent != lat_cfg:
+        if (init.inr != inr and not grows_into(init, inr)) or (init.mix is not None) != cfg.reparam or init.latent != lat_cfg:
             raise ValueError("the initial prior has another architecture")
         mu_p, logstd_p = (torch.from_numpy(a).to(device) for a in (init.mu, init.logstd))
         ls0 = torch.from_numpy(init.post_logstd).to(device) if init.post_logstd is not None else logstd_p - 2
@@ -170,7 +179,10 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
         if init.upsampler is not None:
             shared["ups"] = (torch.from_numpy(init.upsampler).to(device), cfg.ups_lr)
         if init.inr_weights is not None:
-            shared["inr"] = (torch.from_numpy(init.inr_weights).to(device), cfg.ups_lr)
+            w0 = torch.from_numpy(init.inr_weights)
+            if init.inr != inr:
+                w0 = siren.widen(w0, init.inr, inr.width, cfg.seed)[0]
+            shared["inr"] = (w0.to(device), cfg.ups_lr)
     params = {k: v.clone().requires_grad_(True) for k, (v, _) in shared.items()}
     opts = {k: torch.optim.Adam([params[k]], lr=lr) for k, (_, lr) in shared.items()}
     start_round, done = 0, 0

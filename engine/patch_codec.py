@@ -139,6 +139,17 @@ def _header(shape, prior: Prior, seed: int, class_blocks, unit_class, alpha: byt
 adapts = hierarchy.adapts   # images coded with this prior may carry a network delta (kind 11)
 
 
+def overhead_bytes(shape: tuple[int, int, int], prior: Prior, seed: int, alpha: bytes, adaptive: bool,
+                   delta: bool = False) -> int:
+    """Bytes of a file that are not block indices (header, class table, alpha, delta fields, checksum), sized
+    for the longest class table and delta fields the encoder can write: what the budget reserves."""
+    units = container.patch_units(shape[0], shape[1], prior.patch)
+    n_cls = min(LEVELS, units) if adaptive else 2
+    dfields = hierarchy.widest_fields(prior.inr) if delta else ((), 0)
+    probe = _header(shape, prior, seed, [4096] * n_cls, [n_cls - 1] * units, alpha, dfields)
+    return len(container.header_bytes(probe)) + container.CRC_BYTES
+
+
 def block_budget(rate_bpp: float, shape: tuple[int, int, int], prior: Prior, seed: int, alpha: bytes,
                  adaptive: bool, delta: bool = False) -> tuple[int, list[str]]:
     """Total blocks over all patches (and the image's network delta, with `delta`) whose file (header, class
@@ -147,10 +158,7 @@ def block_budget(rate_bpp: float, shape: tuple[int, int, int], prior: Prior, see
     warning."""
     h, w, _ = shape
     units = container.patch_units(h, w, prior.patch)
-    n_cls = min(LEVELS, units) if adaptive else 2
-    dfields = hierarchy.widest_fields(prior.inr) if delta else ((), 0)
-    probe = _header(shape, prior, seed, [4096] * n_cls, [n_cls - 1] * units, alpha, dfields)
-    overhead = len(container.header_bytes(probe)) + container.CRC_BYTES
+    overhead = overhead_bytes(shape, prior, seed, alpha, adaptive, delta)
     total = int(np.floor((rate_bpp * h * w / 8.0 - overhead) * 8.0 / prior.kappa))
     warns = []
     if total < units:

@@ -5,6 +5,7 @@ as (in, out)). Prior, posterior, block partition and coded samples all index thi
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -115,6 +116,26 @@ def siren_init(cfg: InrConfig, seed: int, out_scale: float = 1.0) -> torch.Tenso
         parts.append((torch.rand(i * n, generator=g) * 2 - 1) * bound)
         parts.append((torch.rand(n, generator=g) * 2 - 1) * bound)
     return torch.cat(parts)
+
+
+def widen(flat: torch.Tensor, cfg: InrConfig, width: int, seed: int = 0) -> tuple[torch.Tensor, InrConfig]:
+    """One network (P,) -> the same function with `width` hidden units per layer (Net2Net-style growth): the
+    old weights keep their places, new units get a fresh SIREN initialisation, and every weight from a new
+    unit into an old unit or the output is zero, so the output does not change while the new units can
+    still learn (their incoming weights and the new outgoing ones receive gradient)."""
+    if width < cfg.width:
+        raise ValueError(f"cannot widen a network of width {cfg.width} to {width}")
+    wide = dataclasses.replace(cfg, width=width)
+    new = unflatten(siren_init(wide, seed)[None], wide)
+    parts = []
+    for li, ((w, b), (W, B)) in enumerate(zip(unflatten(flat[None], cfg), new)):
+        i, n = w.shape[1:]
+        W, B = W[0].clone(), B[0].clone()
+        if li > 0:
+            W[i:, :n] = 0.0             # new units feed nothing old: the old units compute what they did
+        W[:i, :n], B[:, :n] = w[0], b[0]
+        parts += [W.flatten(), B.flatten()]
+    return torch.cat(parts), wide
 
 
 def init_std(cfg: InrConfig, out_scale: float = 1.0) -> torch.Tensor:

@@ -10,6 +10,7 @@ from engine import container, hierarchy
 from engine.codec import run
 from engine.config import InrConfig
 from engine.errors import CmbFormatError, CombinerError
+from engine import patch_codec
 from engine.patch_codec import adapts, decode_image_full, encode_image_batch
 from engine.prior import Prior
 
@@ -195,3 +196,19 @@ def test_cli_codes_a_clip_delta_when_asked(audio_latent_prior_dir, tmp_path, cap
         assert out.read_bytes()[1] & 0x0F == kind and ("network delta" in r.stdout) == (extra != ())
         info = run_cli(capfd, "info", out, "--prior-dir", audio_latent_prior_dir)
         assert info.returncode == 0 and ("clip's network delta" in info.stdout) == (extra != ())
+
+
+def test_the_apps_plan_sizes_the_file_the_engine_writes(shared, shared_dir):
+    """The plan shown before encoding reserves the same header bytes as the encoder's budget (delta fields
+    included), so the file it predicts is the file that comes out, up to the delta fields' actual length."""
+    from combiner_app.plans import plan_patches
+
+    img = photo(40, 24, seed=11)
+    plan = plan_patches(img.shape, 2.0, [str(shared_dir)])
+    assert plan.prior.id == shared.id
+    assert plan.total_blocks == patch_codec.block_budget(2.0, img.shape, shared, 0, b"", True, True)[0]
+    res = run(encode_image_batch([img], 2.0, prior=shared, fit=PATCH_FIT, adapt=True))[0]
+    h = res.header
+    assert h.delta_blocks + sum(h.unit_blocks) == plan.total_blocks   # the same blocks as planned
+    actual_overhead = 8 * (len(container.header_bytes(h)) + container.CRC_BYTES)
+    assert plan.file_bits - 8 * len(res.data) == plan.overhead_bits - actual_overhead >= 0

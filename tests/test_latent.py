@@ -180,3 +180,44 @@ def test_patch_prior_choice_prefers_the_latest_latent_stage():
     assert chosen.latent is not None
     assert chosen.train_steps == max(p.train_steps for p in same if p.latent is not None)
     assert chosen.train_steps > sum(int(h["first_steps"]) for h in chosen.info["history"])
+
+
+def test_widening_a_shared_network_keeps_its_output_and_lets_new_units_learn():
+    from engine import siren
+
+    cfg = InrConfig(width=6, depth=2, n_freqs=2, max_freq=4.0, features=3)
+    flat = siren.siren_init(cfg, 3)
+    wide, wcfg = siren.widen(flat, cfg, 10, seed=1)
+    assert wcfg.width == 10 and wide.shape == (wcfg.n_params,)
+    emb = torch.rand(200, cfg.embed_dim) * 2 - 1
+    feat = torch.randn(1, 200, 3)
+    assert torch.allclose(siren.forward(flat[None], emb, cfg, feat=feat),
+                          siren.forward(wide[None], emb, wcfg, feat=feat), atol=1e-6)
+    # the new units are not dead: the zeroed weights out of them get a gradient at once, and after one step
+    # so do the weights into them
+    w = wide.clone().requires_grad_(True)
+    siren.forward(w[None], emb, wcfg, feat=feat).square().sum().backward()
+    (w1, _), (w2, _), (w3, _) = siren.unflatten(w.grad[None], wcfg)
+    assert w2[0, 6:, :6].abs().sum() > 0 and w3[0, 6:].abs().sum() > 0
+    w2_ = (w.detach() - 0.1 * w.grad).requires_grad_(True)
+    siren.forward(w2_[None], emb, wcfg, feat=feat).square().sum().backward()
+    assert siren.unflatten(w2_.grad[None], wcfg)[0][0][0, :, 6:].abs().sum() > 0
+    with pytest.raises(ValueError):
+        siren.widen(flat, cfg, 4)
+
+
+def test_a_warm_start_widens_a_narrower_shared_prior(shared_prior_dir):
+    """learn-prior --init-prior with a wider --width: the stage starts from the narrower prior's function and
+    writes a prior of the new width; any other change of architecture is still refused."""
+    init = Prior.load(shared_prior_dir / "shared.safetensors")
+    wide_inr = InrConfig(**{**init.inr.__dict__, "width": init.inr.width + 4})
+    cfg = LearnConfig(rate_bpp=2.0, n_items=2, batch=8, first_steps=6, round_steps=4, rounds=1, warmup=0,
+                      beta_init=3e-7, latent=init.latent, tile=2, out_init_scale=0.1, inr=wide_inr)
+    data = photo_patches(2, size=32, seed=9)
+    out = run(learn_prior(data, cfg, torch.device("cpu"), init=init, patch=16))
+    assert out.inr == wide_inr and out.inr_weights.shape == (wide_inr.n_params,)
+    assert out.mu.shape == init.mu.shape
+    deeper = InrConfig(**{**init.inr.__dict__, "depth": init.inr.depth + 1})
+    with pytest.raises(ValueError, match="another architecture"):
+        run(learn_prior(data, LearnConfig(**{**cfg.__dict__, "inr": deeper}), torch.device("cpu"), init=init,
+                        patch=16))
