@@ -235,7 +235,8 @@ def code_units(batch: UnitBatch, prior: Prior, fit: FitConfig, device: torch.dev
                     u, un, jt = units_of[k], ucls[k], torch.from_numpy(classes[k][b]).to(device)
                     coded_kl[un, b] = klw[u][:, jt].sum(1).cpu().numpy()
                     idx = rec.select(seed, b, kappa, st.mu[u][:, jt], st.logstd[u][:, jt], mu_p[jt], ls_p[jt],
-                                     rng.take(gens, un), None if table is None else table[:, :len(jt)].contiguous())
+                                     rng.take(gens, un) if fit.sample else None,
+                                     None if table is None else table[:, :len(jt)].contiguous())
                     indices[u, b] = idx
                     uu, jj = torch.meshgrid(u, jt, indexing="ij")
                     st.fixed[uu, jj] = rec.sample_of(seed, b, idx, mu_p[jt], ls_p[jt])

@@ -274,7 +274,7 @@ class ImageDelta:
                         jt = torch.from_numpy(members(n_inr, nbs[k])[b]).to(device)
                         with torch.no_grad():
                             idx = rec.select(seed, DELTA_STREAM + b, kappa, d_mu[k:k + 1, jt], d_ls[k:k + 1, jt],
-                                             zero[jt], ls_p[k, jt], rng.take(noise, [k]))
+                                             zero[jt], ls_p[k, jt], rng.take(noise, [k]) if fit.sample else None)
                             coded_d[k, jt] = rec.sample_of(seed, DELTA_STREAM + b, idx, zero[jt], ls_p[k, jt])[0]
                         idx_all[k][b] = int(idx[0])
                         frozen[k, jt] = True

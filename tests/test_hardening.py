@@ -173,7 +173,8 @@ def test_candidate_scoring_is_chunked_and_bit_identical():
     try:
         for gen in (lambda: torch.Generator().manual_seed(3),
                     lambda: [torch.Generator().manual_seed(i) for i in range(b)],
-                    lambda: rng.UnitNoise.from_seeds(list(range(b)), "cpu")):
+                    lambda: rng.UnitNoise.from_seeds(list(range(b)), "cpu"),
+                    lambda: None):   # the noiseless choice (FitConfig.sample False)
             rec.SCORE_BUDGET = 1 << 40
             whole = rec.select(7, 3, kappa, mu_q, ls_q, mu_p, ls_p, gen())
             for chunk in (d * 64, d * 1000, d * 3000 + 17):

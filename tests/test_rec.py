@@ -36,3 +36,34 @@ def test_log_ratio_coefficients_match_densities():
     quad = (a * z * z + b * z).sum(-1)
     diff = exact - quad
     assert torch.allclose(diff, diff[0].expand_as(diff), atol=1e-4)  # equal up to a constant
+
+
+def test_noiseless_choice_is_the_candidate_of_largest_importance_weight():
+    """Without sender noise the chosen index is the argmax of log q/p over all 2**kappa candidates (checked
+    against the densities themselves), the same for every item of a batch on its own, and it is at least
+    as close to the posterior mean (in q's own metric) as A*'s sample on average."""
+    from engine import rng
+
+    torch.manual_seed(0)
+    d, kappa, b = 6, 10, 3
+    mu_p, ls_p = torch.randn(d) * 0.1, torch.randn(d) * 0.1 - 1.0
+    mu_q, ls_q = mu_p + torch.randn(b, d) * 0.3, ls_p - 1.0 + torch.randn(b, d) * 0.1
+    z = rng.candidates(4, 9, torch.arange(1 << kappa), d)
+    w = mu_p + ls_p.exp() * z                                                  # (K, d)
+
+    def lp(x, m, ls):
+        return (-0.5 * ((x - m) / ls.exp()) ** 2 - ls).sum(-1)
+    idx = rec.select(4, 9, kappa, mu_q, ls_q, mu_p, ls_p, None)
+    for i in range(b):
+        ratio = lp(w, mu_q[i], ls_q[i]) - lp(w, mu_p, ls_p)
+        assert int(idx[i]) == int(torch.argmax(ratio))
+        assert torch.equal(rec.select(4, 9, kappa, mu_q[i:i + 1], ls_q[i:i + 1], mu_p, ls_p, None), idx[i:i + 1])
+    g = torch.Generator().manual_seed(2)
+    near, sampled = [], []
+    for blk in range(200):
+        zz = rng.candidates(4, blk, torch.arange(1 << kappa), d)
+        for pick, out in ((rec.select(4, blk, kappa, mu_q, ls_q, mu_p, ls_p, None), near),
+                          (rec.select(4, blk, kappa, mu_q, ls_q, mu_p, ls_p, g), sampled)):
+            x = mu_p + ls_p.exp() * zz[pick]                                   # (B, d)
+            out.append((((x - mu_q) / ls_q.exp()) ** 2).sum(-1))
+    assert torch.stack(near).mean() < torch.stack(sampled).mean()
