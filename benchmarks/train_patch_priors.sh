@@ -35,3 +35,7 @@ lat --first-steps 100 --warmup 0 --rounds 9 --items 128 --skip 384 --init-prior 
     --name photo64-shared-0.3bpp -o /tmp/photo64-shared-stage5.safetensors
 lat --first-steps 100 --warmup 0 --rounds 9 --items 128 --skip 512 --init-prior priors/photo64-shared-0.3bpp-s5.safetensors \
     --name photo64-shared-0.3bpp -o /tmp/photo64-shared-stage6.safetensors
+# Session of 2026-12-02 afternoon: stage 7 with the shared network widened from 32 to 48 units (a warm start may
+# widen; siren.widen keeps the function). Worse than s6 on the Kodak crops, not shipped (docs/results.md):
+#   lat --width 48 --first-steps 100 --warmup 0 --rounds 9 --items 128 --skip 768 \
+#       --init-prior priors/photo64-shared-0.3bpp-s6.safetensors --name photo64-shared-0.3bpp -o /tmp/photo-w48.safetensors
