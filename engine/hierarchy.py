@@ -263,8 +263,9 @@ class ImageDelta:
             noise = rng.unit_noise([fit.seed * 1_000_003 + 99_991] * len(new), device)
             zero = torch.zeros(n_inr, device=device)
             # Groups of blocks, each followed by fine-tuning of what is left (the candidate coded for a block of
-            # a few weights is only near its posterior; the rest of the delta and the latents make up for it). The schedule follows the
-            # largest delta of the batch: the encoder codes an image with a delta in a batch of its own.
+            # a few weights is only near its posterior; the rest of the delta and the latents make up for it).
+            # The schedule follows the largest delta of the batch: the encoder codes an image with a delta in a
+            # batch of its own.
             n_groups = min(nb_max, GROUPS_PER_REFINE * max(1, fit.refine_groups))
             for g in range(n_groups):
                 cancel.check()
