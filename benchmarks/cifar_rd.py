@@ -14,7 +14,6 @@ image's network delta where the prior allows it (`--no-delta` to leave it out).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import platform
 import sys
@@ -23,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.kodak_rd import classic_at_size  # noqa: E402
@@ -40,21 +38,20 @@ ANCHORS = {
 
 
 def encode_with(imgs: np.ndarray, rate: float, prior: Prior | None, a, fit):
-    """-> (encoded results, decoded images, encode s, decode ms per image). The decoder reads each file's bytes alone and
-    must give the encoder's own reconstruction."""
-    t0 = time.time()
+    """-> (encoded results, decoded images, encode s, decode ms per image). The decoder reads each file's bytes
+    alone and must give the encoder's own reconstruction. A patch prior goes through the patch codec."""
     if prior is not None and prior.patch:
-        res = run(encode_image_batch(list(imgs), rate, prior=prior, fit=fit, device=a.device, compile=a.compile,
-                                     adapt=False if a.no_delta else None))
-        enc_s = time.time() - t0
+        job = encode_image_batch(list(imgs), rate, prior=prior, fit=fit, device=a.device, compile=a.compile,
+                                 adapt=False if a.no_delta else None)
         dirs = sorted({str(Path(p).parent) for p in a.prior})
-        t1 = time.time()
-        decs = [decode_image(e.data, prior_dirs=dirs) for e in res]
+        dec = lambda data: decode_image(data, prior_dirs=dirs)  # noqa: E731
     else:
-        res = run(encode_batch(list(imgs), rate, prior=prior, fit=fit, device=a.device, compile=a.compile))
-        enc_s = time.time() - t0
-        t1 = time.time()
-        decs = [decode(e.data) for e in res]
+        job, dec = encode_batch(list(imgs), rate, prior=prior, fit=fit, device=a.device, compile=a.compile), decode
+    t0 = time.time()
+    res = run(job)
+    enc_s = time.time() - t0
+    t1 = time.time()
+    decs = [dec(e.data) for e in res]
     dec_ms = (time.time() - t1) / len(res) * 1000
     assert all(np.array_equal(d, e.reconstruction) for d, e in zip(decs, res))
     return res, decs, enc_s, dec_ms
@@ -81,7 +78,8 @@ def main() -> None:
         allimg = z["images"]
     pick = np.linspace(0, len(allimg) - 1, a.n).round().astype(int)  # the file is sorted by class
     imgs = allimg[pick]
-    priors = sorted([p for p in available() if p.modality == "image" and p.inr.out_dim == 3 and not p.patch], key=lambda p: p.rate)
+    priors = sorted([p for p in available() if p.modality == "image" and p.inr.out_dim == 3 and not p.patch],
+                    key=lambda p: p.rate)
     rates = a.bpp or [p.rate for p in priors]
     given = [Prior.load(p) for p in a.prior] if a.prior else []
     rows, lines = [], []

@@ -260,7 +260,8 @@ class ImageDelta:
                 if r % 5 == 4:
                     yield event(done, klu)
             idx_all = [np.zeros(nb, dtype=np.int64) for nb in nbs]
-            noise = rng.unit_noise([fit.seed * 1_000_003 + 99_991] * len(new), device)
+            # A*'s arrival noise, only when the encoder codes exact samples (FitConfig.sample)
+            noise = rng.unit_noise([fit.seed * 1_000_003 + 99_991] * len(new), device) if fit.sample else None
             zero = torch.zeros(n_inr, device=device)
             # Groups of blocks, each followed by fine-tuning of what is left (the candidate coded for a block of
             # a few weights is only near its posterior; the rest of the delta and the latents make up for it).
@@ -275,7 +276,7 @@ class ImageDelta:
                         jt = torch.from_numpy(members(n_inr, nbs[k])[b]).to(device)
                         with torch.no_grad():
                             idx = rec.select(seed, DELTA_STREAM + b, kappa, d_mu[k:k + 1, jt], d_ls[k:k + 1, jt],
-                                             zero[jt], ls_p[k, jt], rng.take(noise, [k]) if fit.sample else None)
+                                             zero[jt], ls_p[k, jt], rng.take(noise, [k]) if noise is not None else None)
                             coded_d[k, jt] = rec.sample_of(seed, DELTA_STREAM + b, idx, zero[jt], ls_p[k, jt])[0]
                         idx_all[k][b] = int(idx[0])
                         frozen[k, jt] = True
