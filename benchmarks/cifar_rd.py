@@ -63,6 +63,8 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=100)
     ap.add_argument("--bpp", type=float, nargs="*", help="target rates (default: each prior's own rate)")
     ap.add_argument("--preset", choices=["fast", "default", "best"], default="default")
+    ap.add_argument("--shortlist", type=int, default=0, help="candidates of largest q/p checked against the "
+                    "true distortion (0: the preset's)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--compile", action="store_true", help="torch.compile the networks")
     ap.add_argument("--prior", action="append", default=None, help="code with this prior file (repeat: one per --bpp)")

@@ -229,6 +229,8 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=0, help="centre-crop to this square side (quick runs)")
     ap.add_argument("--bpp", type=float, nargs="+", default=None)
     ap.add_argument("--preset", choices=["fast", "default", "best"], default="fast")
+    ap.add_argument("--shortlist", type=int, default=0, help="candidates of largest q/p checked against the "
+                    "true distortion (0: the preset's)")
     ap.add_argument("--prior", action="append", default=None, help="use this patch prior (repeat: one per --bpp)")
     ap.add_argument("--prior-dir", action="append", default=None)
     ap.add_argument("--device", default="cpu")

@@ -31,6 +31,7 @@ from engine.audio_codec import decode_audio_full, encode_audio_batch  # noqa: E4
 from engine.audio_gain import level_dbfs  # noqa: E402
 from engine.audio_io import is_audio_path, read_audio  # noqa: E402
 from engine.codec import run  # noqa: E402
+from engine.cli import _fit_config  # noqa: E402
 from engine.config import PRESETS  # noqa: E402
 from engine.reference_codecs import at_size  # noqa: E402
 
@@ -117,6 +118,8 @@ def main() -> None:
     ap.add_argument("--kbps", type=float, nargs="+", default=[6, 12, 24])
     ap.add_argument("--level", type=float, default=None, help="bring every clip to this gated level (dBFS)")
     ap.add_argument("--preset", default="default", choices=list(PRESETS))
+    ap.add_argument("--shortlist", type=int, default=0, help="candidates of largest q/p checked against the "
+                    "true distortion (0: the preset's)")
     ap.add_argument("--uniform", action="store_true", help="one block count for every chunk (ablation)")
     ap.add_argument("--delta", action="store_true", help="code a clip-level network delta (kind 12; ablation)")
     ap.add_argument("--prior-dir", action="append", default=None)
@@ -148,7 +151,7 @@ def main() -> None:
     rows, per_clip = [], []
     for kbps in a.kbps:
         t0, c0 = time.time(), time.process_time()
-        res = run(encode_audio_batch([(x, sr) for _, x, sr in clips], kbps, prior=forced, fit=PRESETS[a.preset],
+        res = run(encode_audio_batch([(x, sr) for _, x, sr in clips], kbps, prior=forced, fit=_fit_config(a),
                                      device=a.device, prior_dirs=a.prior_dir, compile=a.compile,
                                      adaptive=not a.uniform, adapt=a.delta))
         enc_s, enc_cpu = time.time() - t0, time.process_time() - c0
@@ -180,7 +183,7 @@ def main() -> None:
     if a.silence:
         sr = clips[0][2]
         z = np.zeros((3 * sr, 1), dtype=np.float32)
-        r = run(encode_audio_batch([(z, sr)], a.kbps[0], prior=forced, fit=PRESETS[a.preset], device=a.device,
+        r = run(encode_audio_batch([(z, sr)], a.kbps[0], prior=forced, fit=_fit_config(a), device=a.device,
                                    prior_dirs=a.prior_dir))[0]
         y, _, _, _ = decode_audio_full(r.data, dec_dirs)
         rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))

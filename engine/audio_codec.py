@@ -354,6 +354,7 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
     latent grids carry the clip; the shared network is small) at 1.4x the encode time (docs/results.md).
     """
     device = torch.device(device)
+    fit = fit.for_modality("audio")
     xs = [(check_audio(x, sr), int(sr)) for x, sr in clips]
     if kbps is not None and not kbps > 0:
         raise CombinerError("the target rate must be positive")

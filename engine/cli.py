@@ -89,6 +89,17 @@ def _device(name: str):
     return torch.device(name)
 
 
+def _shortlist(text: str) -> int:
+    """argparse type of --shortlist: an integer from 1 to 64."""
+    try:
+        m = int(text)
+    except ValueError:
+        m = 0
+    if not 1 <= m <= 64:
+        raise argparse.ArgumentTypeError(f"expected an integer from 1 to 64, got {text!r}")
+    return m
+
+
 def _fail(msg: str) -> int:
     print(f"combiner: error: {msg}", file=sys.stderr)
     return 1
@@ -221,9 +232,13 @@ def cmd_learn_prior(a) -> int:
 
 
 def _fit_config(a):
+    """The preset, with `--shortlist` where the command has it and it is given."""
+    from dataclasses import replace
+
     from .config import PRESETS
 
-    return PRESETS[a.preset]
+    fit = PRESETS[a.preset]
+    return replace(fit, shortlist=a.shortlist) if getattr(a, "shortlist", None) else fit
 
 
 def _progress(gen, desc: str, quiet: bool):
@@ -609,6 +624,9 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("-o", "--output", help="output file, or a folder for several inputs (default IN.cmb)")
     en.add_argument("--preset", choices=["fast", "default", "best"], default="default")
     en.add_argument("--seed", type=int, default=0, help="shared candidate seed written to the file")
+    en.add_argument("--shortlist", type=_shortlist, default=None, metavar="M",
+                    help="per block, send the candidate of least distortion among the M of largest q/p (encode "
+                    "time grows with M; files decode the same way). Default: audio 8, images 1")
     en.add_argument("--uniform", action="store_true", help="patch coding: the same block count for every patch "
                     "(default: allocate blocks by content)")
     en.add_argument("--delta", action=argparse.BooleanOptionalAction, default=None,

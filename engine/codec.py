@@ -146,6 +146,38 @@ class Reporting:
     event_every: int = 5
 
 
+@torch.no_grad()
+def _least_distortion(obj: Objective, st, seed: int, block: int, picks: list, mu_p: torch.Tensor,
+                      ls_p: torch.Tensor) -> list:
+    """Of each unit's shortlist for `block` keep the candidate whose weights give the least distortion, with
+    every uncoded weight at its posterior mean -> picks with candidates (1, n). `picks` holds, per class of
+    units, (units (n,), the block's weight indices (d,), candidates (m, n) best q/p first). The m candidates
+    of all classes are tried side by side: try r sets every unit's r-th candidate."""
+    base = torch.where(st.frozen, st.fixed, st.mu)                                   # (B, P)
+    rows = torch.cat([u for u, _, _ in picks])                                       # (n_all,)
+    target = obj.target[rows]
+    weight = None if obj.weight is None else obj.weight[rows]
+    units = getattr(obj.field, "units", None)
+    like = obj.field.features(base) if units is not None else None                 # (B, N, F) or None
+    changed = torch.unique(torch.cat([jt for _, jt, _ in picks]))
+    samples = [rec.sample_of(seed, block, cand.reshape(-1), mu_p[jt], ls_p[jt]).reshape(*cand.shape, -1)
+               for _, jt, cand in picks]                                             # per class (m, n, d)
+    errs = []
+    for r in range(picks[0][2].shape[0]):
+        w = base.clone()
+        for (u, jt, _), smp in zip(picks, samples):
+            uu, jj = torch.meshgrid(u, jt, indexing="ij")
+            w[uu, jj] = smp[r]
+        pred = units(w, rows, like, changed) if units is not None else obj.field(w)[rows]  # (n_all, N, C)
+        errs.append(masked_mse(pred, target, weight))
+    best = torch.stack(errs).argmin(0)                                               # (n_all,)
+    out, o = [], 0
+    for u, jt, cand in picks:
+        out.append((u, jt, cand.gather(0, best[None, o:o + len(u)])))
+        o += len(u)
+    return out
+
+
 def code_units(batch: UnitBatch, prior: Prior, fit: FitConfig, device: torch.device, seed: int,
                report: Reporting = Reporting()) -> Generator[EncodeEvent, None, tuple[np.ndarray, np.ndarray]]:
     """Fit (fit.steps beta-ELBO steps) and code a batch of units. Yields EncodeEvents; returns (indices
@@ -230,13 +262,22 @@ def code_units(batch: UnitBatch, prior: Prior, fit: FitConfig, device: torch.dev
                 dmax = max(len(classes[k][b]) for k in ks)
                 table = (rec.candidate_table(seed, b, kappa, dmax, device)
                          if len(ks) > 1 and (dmax << kappa) <= rec.SHARED_TABLE_BUDGET else None)
+                picks = []   # per class: (units (n,), weights of block b (d,), candidates (m, n) best first)
                 for k in ks:
                     cancel.check()
                     u, un, jt = units_of[k], ucls[k], torch.from_numpy(classes[k][b]).to(device)
                     coded_kl[un, b] = klw[u][:, jt].sum(1).cpu().numpy()
-                    idx = rec.select(seed, b, kappa, st.mu[u][:, jt], st.logstd[u][:, jt], mu_p[jt], ls_p[jt],
-                                     rng.take(gens, un) if fit.sample else None,
-                                     None if table is None else table[:, :len(jt)].contiguous())
+                    args = (seed, b, kappa, st.mu[u][:, jt], st.logstd[u][:, jt], mu_p[jt], ls_p[jt])
+                    tab = None if table is None else table[:, :len(jt)].contiguous()
+                    if fit.sample or (fit.shortlist or 1) <= 1:
+                        cand = rec.select(*args, rng.take(gens, un) if fit.sample else None, tab)[None]
+                    else:
+                        cand = rec.shortlist(*args, fit.shortlist, tab)
+                    picks.append((u, jt, cand))
+                if picks[0][2].shape[0] > 1:
+                    picks = _least_distortion(obj, st, seed, b, picks, mu_p, ls_p)
+                for u, jt, cand in picks:
+                    idx = cand[0]
                     indices[u, b] = idx
                     uu, jj = torch.meshgrid(u, jt, indexing="ij")
                     st.fixed[uu, jj] = rec.sample_of(seed, b, idx, mu_p[jt], ls_p[jt])

@@ -91,13 +91,15 @@ def _level_slices(cfg: LatentConfig) -> list[slice]:
 
 
 def _stitched_features(lat: torch.Tensor, rows: int, cols: int, cfg: LatentConfig, patch: int,
-                       ups: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """(n, rows*cols, L) latents of n layouts -> (n, rows*cols, p**dim, F) features of every unit (1-D: rows 1)."""
+                       ups: list[tuple[torch.Tensor, torch.Tensor]], levels: list[int]) -> torch.Tensor:
+    """(n, rows*cols, L) latents of n layouts -> (n, rows*cols, p**dim, c * len(levels)) features of every unit
+    from the given levels (1-D: rows 1)."""
     if cfg.dim == 1:
-        return _stitched_features_1d(lat, cols, cfg, patch, ups)
+        return _stitched_features_1d(lat, cols, cfg, patch, ups, levels)
     n, c, p, k = lat.shape[0], cfg.channels, patch, cfg.kernel
     feats = []
-    for sl, g, (w, b) in zip(_level_slices(cfg), cfg.levels, ups):
+    slices = _level_slices(cfg)
+    for sl, g, (w, b) in ((slices[i], cfg.levels[i], ups[i]) for i in levels):
         grid = lat[:, :, sl].reshape(n, rows, cols, g, g, c).permute(0, 5, 1, 3, 2, 4)  # (n, c, R, g, C, g)
         grid = grid.reshape(n, c, rows * g, cols * g) * cfg.scale
         if k > 1:
@@ -105,7 +107,7 @@ def _stitched_features(lat: torch.Tensor, rows: int, cols: int, cfg: LatentConfi
         grid = F.conv2d(grid, w, b)                                                  # (n, c, R*g, C*g)
         up = F.interpolate(grid, size=(rows * p, cols * p), mode="bilinear", align_corners=False)
         feats.append(up.reshape(n, c, rows, p, cols, p).permute(0, 2, 4, 3, 5, 1))  # (n, R, C, p, p, c)
-    return torch.cat(feats, dim=-1).reshape(n, rows * cols, p * p, cfg.features)
+    return torch.cat(feats, dim=-1).reshape(n, rows * cols, p * p, c * len(levels))
 
 
 def _taps(x: torch.Tensor, reach: int) -> list[torch.Tensor]:
@@ -116,8 +118,8 @@ def _taps(x: torch.Tensor, reach: int) -> list[torch.Tensor]:
 
 
 def _stitched_features_1d(lat: torch.Tensor, cols: int, cfg: LatentConfig, chunk: int,
-                          ups: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """(n, cols, L) latents of n runs of chunks -> (n, cols, chunk, F) features.
+                          ups: list[tuple[torch.Tensor, torch.Tensor]], levels: list[int]) -> torch.Tensor:
+    """(n, cols, L) latents of n runs of chunks -> (n, cols, chunk, c * len(levels)) features.
 
     The same maths as the 2-D path (replicate-padded k-tap convolution, then linear interpolation with
     half-sample centres and clamped edges), written as per-element sums whose weights depend only on a sample's
@@ -125,7 +127,8 @@ def _stitched_features_1d(lat: torch.Tensor, cols: int, cfg: LatentConfig, chunk
     window of a long clip or the whole clip)."""
     n, c = lat.shape[0], cfg.channels
     feats = []
-    for sl, g, (w, b) in zip(_level_slices(cfg), cfg.levels, ups):
+    slices = _level_slices(cfg)
+    for sl, g, (w, b) in ((slices[i], cfg.levels[i], ups[i]) for i in levels):
         seq = lat[:, :, sl].reshape(n, cols * g, c).transpose(1, 2) * cfg.scale       # (n, c, G) cells in order
         taps = _taps(seq, cfg.kernel // 2)
         conv = b[None, :, None].expand(n, c, seq.shape[-1])
@@ -141,11 +144,14 @@ def _stitched_features_1d(lat: torch.Tensor, cols: int, cfg: LatentConfig, chunk
 
 
 def features(lat: torch.Tensor, canvases: list[Canvas], cfg: LatentConfig, patch: int,
-             ups: torch.Tensor) -> torch.Tensor:
-    """Latents of a batch (B, L) -> features (B, p**dim, F). Every batch unit must sit in exactly one canvas."""
+             ups: torch.Tensor, levels: list[int] | None = None) -> torch.Tensor:
+    """Latents of a batch (B, L) -> features (B, p**dim, F). Every batch unit must sit in exactly one canvas.
+    `levels`: only these levels' features (B, p**dim, channels * len(levels)), in that order."""
     bsz, npts = lat.shape[0], patch ** cfg.dim
+    levels = list(range(len(cfg.levels))) if levels is None else list(levels)
+    nf = cfg.channels * len(levels)
     layers = split_upsampler(ups, cfg)
-    out = lat.new_zeros(bsz, npts, cfg.features)
+    out = lat.new_zeros(bsz, npts, nf)
     # Layouts of one shape whose cells are all in the batch are evaluated together.
     groups: dict[tuple[int, int], list[Canvas]] = {}
     for cv in canvases:
@@ -155,12 +161,12 @@ def features(lat: torch.Tensor, canvases: list[Canvas], cfg: LatentConfig, patch
             full = cv.context.to(lat.dtype).clone()
             present = cv.cells >= 0
             full = full.index_copy(0, torch.nonzero(present)[:, 0], lat[cv.cells[present]])
-            f = _stitched_features(full[None], cv.rows, cv.cols, cfg, patch, layers)[0]
+            f = _stitched_features(full[None], cv.rows, cv.cols, cfg, patch, layers, levels)[0]
             out = out.index_copy(0, cv.cells[present], f[present])
     for (r, c), cvs in groups.items():
         cells = torch.stack([cv.cells for cv in cvs])                      # (n, R*C)
-        f = _stitched_features(lat[cells], r, c, cfg, patch, layers)       # (n, R*C, p*p, F)
-        out = out.index_copy(0, cells.reshape(-1), f.reshape(-1, npts, cfg.features))
+        f = _stitched_features(lat[cells], r, c, cfg, patch, layers, levels)  # (n, R*C, p*p, nf)
+        out = out.index_copy(0, cells.reshape(-1), f.reshape(-1, npts, nf))
     return out
 
 
@@ -202,6 +208,32 @@ class Field:
         if self.latent is not None and feat is None:
             feat = self.features(flat)
         return self.net(self.inr_weights(flat), self.emb, self.inr, self.mix, feat)
+
+    def units(self, flat: torch.Tensor, rows: torch.Tensor, like: torch.Tensor | None = None,
+              changed: torch.Tensor | None = None) -> torch.Tensor:
+        """Predictions of the batch units `rows` (n,) alone -> (n, N, C). `flat` (B, P) holds the whole batch,
+        as a unit's features read its neighbours' latents. `like` (B, N, F), the features of a vector that
+        differs from `flat` only at the positions `changed`: only the latent levels those touch are
+        recomputed (the same values as recomputing all). Eager (a compiled network would recompile for
+        every n)."""
+        if self.latent is None:
+            feat = None
+        elif like is None or changed is None:
+            feat = self.features(flat)[rows]
+        else:
+            c, nl = self.latent.channels, self.n_latents
+            ch = changed[changed < nl]
+            levels = [i for i, sl in enumerate(_level_slices(self.latent))
+                      if bool(((ch >= sl.start) & (ch < sl.stop)).any())]
+            feat = like[rows].clone()
+            if levels:
+                f = features(flat[:, :nl], self.canvases, self.latent, self.patch, self.ups, levels)
+                f = (f if self.points is None else f[:, self.points])[rows]
+                for pos, i in enumerate(levels):
+                    feat[..., i * c:(i + 1) * c] = f[..., pos * c:(pos + 1) * c]
+        w = self.inr_weights(flat)
+        w = w[:1].expand(len(rows), -1) if w.stride(0) == 0 else w[rows]
+        return siren.forward(w, self.emb, self.inr, self.mix, feat)
 
     def inr_weights(self, flat: torch.Tensor) -> torch.Tensor:
         """(B, P) coded vectors -> (B, P_inr) the INR weights they use."""

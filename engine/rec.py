@@ -59,9 +59,30 @@ def select(seed: int, block: int, kappa: int, mu_q: torch.Tensor, logstd_q: torc
     return torch.argmax(score if log_arrivals is None else score - log_arrivals, dim=0)
 
 
+def shortlist(seed: int, block: int, kappa: int, mu_q: torch.Tensor, logstd_q: torch.Tensor,
+              mu_p: torch.Tensor, logstd_p: torch.Tensor, m: int,
+              table: torch.Tensor | None = None) -> torch.Tensor:
+    """The m candidates of largest importance weight q/p for B items, best first -> (m, B) int64. Its first
+    row is `select`'s choice without noise. The encoder may check these few against the true distortion
+    (`FitConfig.shortlist`); the receiver needs only the index sent."""
+    k = 1 << kappa
+    m = min(m, k)
+    step = max(m, SCORE_BUDGET // max(1, mu_p.shape[0]))
+    a, b = log_ratio_coeffs(mu_q, logstd_q, mu_p, logstd_p)                   # (B, d)
+    return _top_chunked(seed, block, k, min(step, k), a, b, None, mu_p.shape[0], table, m)[1]
+
+
 def _select_chunked(seed: int, block: int, k: int, step: int, a: torch.Tensor, b: torch.Tensor,
                     log_arrivals: torch.Tensor | None, d: int, table: torch.Tensor | None = None) -> torch.Tensor:
     """argmax over K candidates scored `step` at a time; the first maximum wins, as torch.argmax's."""
+    return _top_chunked(seed, block, k, step, a, b, log_arrivals, d, table, 1)[1][0]
+
+
+def _top_chunked(seed: int, block: int, k: int, step: int, a: torch.Tensor, b: torch.Tensor,
+                 log_arrivals: torch.Tensor | None, d: int, table: torch.Tensor | None,
+                 m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The m best of K candidates scored `step` at a time -> (scores (m, B), indices (m, B)), best first.
+    With m = 1 the first maximum wins, as torch.argmax's."""
     dev = a.device
     best = best_idx = None
     for s in range(0, k, step):
@@ -70,15 +91,28 @@ def _select_chunked(seed: int, block: int, k: int, step: int, a: torch.Tensor, b
         sc = (z * z) @ a.T + z @ b.T                                           # (step, B)
         if log_arrivals is not None:
             sc = sc - log_arrivals[s:s + step]
-        i = torch.argmax(sc, dim=0)
-        v = sc.gather(0, i[None])[0]
+        if m == 1:
+            i = torch.argmax(sc, dim=0)[None]                                  # first maximum, as argmax's
+        else:
+            i = _topk(sc, m)
+        v, i = sc.gather(0, i), i + s                                          # (m', B)
         if best is None:
             best, best_idx = v, i
-        else:
+        elif m == 1:
             better = v > best
-            best = torch.where(better, v, best)
-            best_idx = torch.where(better, i + s, best_idx)
-    return best_idx
+            best, best_idx = torch.where(better, v, best), torch.where(better, i, best_idx)
+        else:
+            v, i = torch.cat([best, v]), torch.cat([best_idx, i])
+            j = _topk(v, m)
+            best, best_idx = v.gather(0, j), i.gather(0, j)
+    return best, best_idx
+
+
+def _topk(sc: torch.Tensor, m: int) -> torch.Tensor:
+    """Row positions of the m largest of each column of sc (n, B), largest first. Each column is ranked on
+    its own, so an item's shortlist does not depend on its batch (exact ties, of probability zero for
+    continuous candidates, may come in either order)."""
+    return torch.topk(sc, min(m, sc.shape[0]), dim=0).indices
 
 
 def _arrival_noise(gen, block: int, k: int, mu_q: torch.Tensor) -> torch.Tensor:

@@ -116,3 +116,18 @@ def test_never_overwrites_the_input(photo, tiny_prior_dir):
     r = cli("encode", paths[1], "--bpp", 1, "-o", paths[1], "--prior", tiny_prior_dir / "tiny.safetensors")
     assert_clean_error(r, "overwrite")
     assert paths[1].read_bytes() == before
+
+
+def test_shortlist_option_is_checked(photo, capfd):
+    """--shortlist takes 1..64; anything else is refused by the argument parser (exit 2) with the range named."""
+    from engine.cli import _shortlist, build_parser
+
+    d, paths, _ = photo
+    assert build_parser().parse_args(["encode", str(paths[0]), "--shortlist", "8"]).shortlist == 8
+    assert build_parser().parse_args(["encode", str(paths[0])]).shortlist is None
+    for bad in ("0", "65", "two", "-3"):
+        with pytest.raises(SystemExit) as e:
+            run_cli(capfd, "encode", paths[0], "--bpp", 1, "--shortlist", bad)
+        assert e.value.code == 2
+        assert "expected an integer from 1 to 64" in capfd.readouterr().err.strip().splitlines()[-1]
+    assert _shortlist("64") == 64

@@ -221,3 +221,27 @@ def test_a_warm_start_widens_a_narrower_shared_prior(shared_prior_dir):
     with pytest.raises(ValueError, match="another architecture"):
         run(learn_prior(data, LearnConfig(**{**cfg.__dict__, "inr": deeper}), torch.device("cpu"), init=init,
                         patch=16))
+
+
+@pytest.mark.parametrize("dim", [2, 1])
+def test_recomputing_the_changed_levels_equals_recomputing_all(dim):
+    """Field.units with the features of a nearby vector recomputes only the levels whose latents changed,
+    and gives what the whole field gives for those units."""
+    cfg = LatentConfig(levels=(8, 4, 2), channels=2, dim=dim)
+    inr = InrConfig(in_dim=dim, width=8, depth=2, n_freqs=2, max_freq=4.0, features=cfg.features)
+    p, n = (16, 6) if dim == 2 else (32, 5)
+    coords = latent.siren.grid_coords((p,) * dim)
+    emb = latent.siren.fourier_embed(coords, inr)
+    canvases = latent.uniform_canvases(1, 2, 3) if dim == 2 else [latent.Canvas(1, n, torch.arange(n))]
+    g = torch.Generator().manual_seed(3)
+    field = latent.Field(inr, emb, None, cfg, _random_upsampler(cfg), canvases, p,
+                         shared=0.3 * torch.randn(inr.n_params, generator=g))
+    base = 0.05 * torch.randn(n, cfg.n_latents, generator=g)
+    like = field.features(base)
+    rows = torch.tensor([1, 3, 4])
+    changed = torch.tensor([0, 5, cfg.n_latents - 1])      # the finest and the coarsest level
+    moved = base.clone()
+    moved[rows[:, None], changed] += 0.2
+    got = field.units(moved, rows, like, changed)
+    assert torch.allclose(got, field(moved)[rows], atol=1e-6)
+    assert torch.allclose(field.units(moved, rows), field(moved)[rows], atol=1e-6)

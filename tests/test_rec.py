@@ -67,3 +67,56 @@ def test_noiseless_choice_is_the_candidate_of_largest_importance_weight():
             x = mu_p + ls_p.exp() * zz[pick]                                   # (B, d)
             out.append((((x - mu_q) / ls_q.exp()) ** 2).sum(-1))
     assert torch.stack(near).mean() < torch.stack(sampled).mean()
+
+
+def test_shortlist_ranks_candidates_by_importance_weight_in_chunks_too(monkeypatch):
+    """The shortlist is the m candidates of largest log q/p, best first; its first row is the noiseless
+    choice; scoring in chunks gives the same list; each item's list does not depend on its batch."""
+    from engine import rng
+
+    torch.manual_seed(1)
+    d, kappa, b, m = 5, 10, 4, 6
+    mu_p, ls_p = torch.randn(d) * 0.1, torch.randn(d) * 0.1 - 1.0
+    mu_q, ls_q = mu_p + torch.randn(b, d) * 0.3, ls_p - 1.0 + torch.randn(b, d) * 0.1
+    z = rng.candidates(3, 7, torch.arange(1 << kappa), d)
+    a, c = rec.log_ratio_coeffs(mu_q, ls_q, mu_p, ls_p)
+    score = (z * z) @ a.T + z @ c.T                                             # (K, B)
+    top = rec.shortlist(3, 7, kappa, mu_q, ls_q, mu_p, ls_p, m)
+    assert top.shape == (m, b)
+    assert torch.equal(top, torch.argsort(score, dim=0, descending=True)[:m])
+    assert torch.equal(top[0], rec.select(3, 7, kappa, mu_q, ls_q, mu_p, ls_p, None))
+    assert torch.equal(rec.shortlist(3, 7, kappa, mu_q[2:3], ls_q[2:3], mu_p, ls_p, m), top[:, 2:3])
+    monkeypatch.setattr(rec, "SCORE_BUDGET", 37 * d)                            # chunks of 37 candidates
+    assert torch.equal(rec.shortlist(3, 7, kappa, mu_q, ls_q, mu_p, ls_p, m), top)
+    assert torch.equal(rec.select(3, 7, kappa, mu_q, ls_q, mu_p, ls_p, None), top[0])
+
+
+def test_the_shortlist_keeps_each_units_candidate_of_least_distortion():
+    """codec._least_distortion: of each unit's shortlist it keeps the candidate whose weights, with the
+    uncoded weights at their means and the coded ones at their values, give the least squared error."""
+    from engine.codec import _least_distortion
+    from engine.fitting import Objective, new_state
+
+    torch.manual_seed(2)
+    bsz, p, n = 5, 12, 40
+    mix = torch.randn(p, n)
+    field = lambda w: (w @ mix)[:, :, None]                                     # noqa: E731  (B, N, 1)
+    target = torch.randn(bsz, n, 1)
+    mu_p, ls_p = torch.zeros(p), torch.full((p,), -1.0)
+    obj = Objective(field, target, mu_p, ls_p)
+    st = new_state(torch.randn(bsz, p) * 0.3, torch.full((bsz, p), -2.0), torch.ones(bsz, 1), 1e-3)
+    st.frozen = torch.zeros(bsz, p, dtype=torch.bool)
+    st.frozen[:, :2], st.fixed[:, :2] = True, 0.7                               # two weights already coded
+    classes = [(torch.tensor([0, 3]), torch.tensor([2, 5, 6])), (torch.tensor([1, 2, 4]), torch.tensor([3, 4]))]
+    picks = [(u, jt, rec.shortlist(9, 4, 8, st.mu[u][:, jt].detach(), st.logstd[u][:, jt].detach(),
+                                   mu_p[jt], ls_p[jt], 6)) for u, jt in classes]
+    kept = _least_distortion(obj, st, 9, 4, picks, mu_p, ls_p)
+    base = torch.where(st.frozen, st.fixed, st.mu).detach()
+    for (u, jt, cand), (_, _, best) in zip(picks, kept):
+        for i, unit in enumerate(u.tolist()):
+            errs = []
+            for c in cand[:, i]:
+                w = base[unit].clone()
+                w[jt] = rec.sample_of(9, 4, c[None], mu_p[jt], ls_p[jt])[0]
+                errs.append(float(((field(w[None]) - target[unit]) ** 2).mean()))
+            assert int(best[0, i]) == int(cand[int(torch.tensor(errs).argmin()), i])
