@@ -58,4 +58,13 @@ if [ "$MODE" = stages ]; then
   stage 6 2304 8 "$OUT/speech16k-latent-6kbps.safetensors" "$OUT/speech16k-latent-6kbps-s2.safetensors" &
   stage 24 2560 9 "$OUT/speech16k-latent-24kbps-s3.safetensors" "$OUT/speech16k-latent-24kbps-s4.safetensors" &
   wait
+  # Session of 2026-12-02 evening: twice the runs per stage (512) at half the shared network's learning rate
+  # (docs/results.md). 12 kbps s5 and 6 kbps s3 were shipped; 24 kbps s4b measured worse on the 10 s clips.
+  stage 12 3072 8 "$OUT/speech16k-latent-12kbps-s4.safetensors" "$OUT/speech16k-latent-12kbps-s5.safetensors" \
+    --items 512 --shared-lr 1e-3 &
+  stage 24 3584 9 "$OUT/speech16k-latent-24kbps-s3.safetensors" "$OUT/speech16k-latent-24kbps-s4b.safetensors" \
+    --items 512 --shared-lr 1e-3 &
+  wait
+  stage 6 4096 8 "$OUT/speech16k-latent-6kbps-s2.safetensors" "$OUT/speech16k-latent-6kbps-s3.safetensors" \
+    --items 512 --shared-lr 1e-3
 fi
