@@ -25,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.kodak_rd import classic_at_size  # noqa: E402
+from engine.cli import _fit_config, add_shortlist_option  # noqa: E402
 from engine.codec import decode, encode_batch, run  # noqa: E402
 from engine.patch_codec import decode_image, encode_image_batch  # noqa: E402
 from engine.prior import Prior, available  # noqa: E402
@@ -63,8 +64,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=100)
     ap.add_argument("--bpp", type=float, nargs="*", help="target rates (default: each prior's own rate)")
     ap.add_argument("--preset", choices=["fast", "default", "best"], default="default")
-    ap.add_argument("--shortlist", type=int, default=0, help="candidates of largest q/p checked against the "
-                    "true distortion (0: the preset's)")
+    add_shortlist_option(ap)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--compile", action="store_true", help="torch.compile the networks")
     ap.add_argument("--prior", action="append", default=None, help="code with this prior file (repeat: one per --bpp)")
@@ -74,7 +74,6 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="write a markdown report here")
     a = ap.parse_args()
 
-    from engine.cli import _fit_config
     fit = _fit_config(a)
     with np.load(a.data) as z:
         allimg = z["images"]

@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from engine.cli import _fit_config, add_shortlist_option  # noqa: E402
 from engine.codec import run  # noqa: E402
 from engine.config import FitConfig  # noqa: E402
 from engine.latent import macs_per_pixel  # noqa: E402
@@ -84,7 +85,6 @@ def cmb_name(image: str, rate: float) -> str:
 
 def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
     """Encode every image at every rate (and uniform allocation with --ablate) -> one dict per image and rate."""
-    from engine.cli import _fit_config
     fit = _fit_config(a)
     priors = [Prior.load(p) for p in a.prior] if a.prior else None
     cuda = a.device.startswith("cuda")
@@ -229,8 +229,7 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=0, help="centre-crop to this square side (quick runs)")
     ap.add_argument("--bpp", type=float, nargs="+", default=None)
     ap.add_argument("--preset", choices=["fast", "default", "best"], default="fast")
-    ap.add_argument("--shortlist", type=int, default=0, help="candidates of largest q/p checked against the "
-                    "true distortion (0: the preset's)")
+    add_shortlist_option(ap)
     ap.add_argument("--prior", action="append", default=None, help="use this patch prior (repeat: one per --bpp)")
     ap.add_argument("--prior-dir", action="append", default=None)
     ap.add_argument("--device", default="cpu")

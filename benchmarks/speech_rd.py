@@ -31,7 +31,7 @@ from engine.audio_codec import decode_audio_full, encode_audio_batch  # noqa: E4
 from engine.audio_gain import level_dbfs  # noqa: E402
 from engine.audio_io import is_audio_path, read_audio  # noqa: E402
 from engine.codec import run  # noqa: E402
-from engine.cli import _fit_config  # noqa: E402
+from engine.cli import _fit_config, add_shortlist_option  # noqa: E402
 from engine.config import PRESETS  # noqa: E402
 from engine.reference_codecs import at_size  # noqa: E402
 
@@ -118,8 +118,7 @@ def main() -> None:
     ap.add_argument("--kbps", type=float, nargs="+", default=[6, 12, 24])
     ap.add_argument("--level", type=float, default=None, help="bring every clip to this gated level (dBFS)")
     ap.add_argument("--preset", default="default", choices=list(PRESETS))
-    ap.add_argument("--shortlist", type=int, default=0, help="candidates of largest q/p checked against the "
-                    "true distortion (0: the preset's)")
+    add_shortlist_option(ap)
     ap.add_argument("--uniform", action="store_true", help="one block count for every chunk (ablation)")
     ap.add_argument("--delta", action="store_true", help="code a clip-level network delta (kind 12; ablation)")
     ap.add_argument("--prior-dir", action="append", default=None)

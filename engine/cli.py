@@ -100,6 +100,13 @@ def _shortlist(text: str) -> int:
     return m
 
 
+def add_shortlist_option(parser: argparse.ArgumentParser) -> None:
+    """--shortlist M, for `combiner encode` and the rate-distortion benchmarks (None: the modality's default)."""
+    parser.add_argument("--shortlist", type=_shortlist, default=None, metavar="M",
+                        help="per block, send the candidate of least distortion among the M of largest q/p "
+                        "(encode time grows with M; files decode the same way). Default: audio 8, images 1")
+
+
 def _fail(msg: str) -> int:
     print(f"combiner: error: {msg}", file=sys.stderr)
     return 1
@@ -238,7 +245,7 @@ def _fit_config(a):
     from .config import PRESETS
 
     fit = PRESETS[a.preset]
-    return replace(fit, shortlist=a.shortlist) if getattr(a, "shortlist", None) else fit
+    return replace(fit, shortlist=a.shortlist) if getattr(a, "shortlist", None) is not None else fit
 
 
 def _progress(gen, desc: str, quiet: bool):
@@ -624,9 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("-o", "--output", help="output file, or a folder for several inputs (default IN.cmb)")
     en.add_argument("--preset", choices=["fast", "default", "best"], default="default")
     en.add_argument("--seed", type=int, default=0, help="shared candidate seed written to the file")
-    en.add_argument("--shortlist", type=_shortlist, default=None, metavar="M",
-                    help="per block, send the candidate of least distortion among the M of largest q/p (encode "
-                    "time grows with M; files decode the same way). Default: audio 8, images 1")
+    add_shortlist_option(en)
     en.add_argument("--uniform", action="store_true", help="patch coding: the same block count for every patch "
                     "(default: allocate blocks by content)")
     en.add_argument("--delta", action=argparse.BooleanOptionalAction, default=None,

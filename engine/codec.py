@@ -180,7 +180,9 @@ def _least_distortion(obj: Objective, st, seed: int, block: int, picks: list, mu
 
 def code_units(batch: UnitBatch, prior: Prior, fit: FitConfig, device: torch.device, seed: int,
                report: Reporting = Reporting()) -> Generator[EncodeEvent, None, tuple[np.ndarray, np.ndarray]]:
-    """Fit (fit.steps beta-ELBO steps) and code a batch of units. Yields EncodeEvents; returns (indices
+    """Fit (fit.steps beta-ELBO steps) and code a batch of units. `fit.shortlist` is set by the modality's
+    encoder (`FitConfig.for_modality`); None codes the candidate of largest q/p. Yields EncodeEvents; returns
+    (indices
     (B, n_blocks) int64, KL of each block when coded (B, n_blocks)); rows of units with fewer blocks are
     zero-padded. Block b of every class uses candidate stream (seed, b), so units of one class share
     candidates."""
@@ -309,6 +311,7 @@ def encode_batch(images: Sequence[np.ndarray], rate_bpp: float | None = None, *,
     an explicit `prior` and `n_blocks`.
     """
     device = torch.device(device)
+    fit = fit.for_modality("image")
     imgs = np.stack([np.asarray(i) for i in images])
     if imgs.ndim != 4 or imgs.dtype != np.uint8:
         raise MediaError("images must be (H, W, C) uint8 arrays of one size")

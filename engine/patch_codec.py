@@ -297,6 +297,7 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
     prior's network for each image (engine.hierarchy; kind-11 files).
     """
     device = torch.device(device)
+    fit = fit.for_modality("image")
     imgs = [check_image(i) for i in images]
     if rate_bpp is not None and not rate_bpp > 0:
         raise CombinerError("the target rate must be positive")
