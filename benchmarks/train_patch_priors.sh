@@ -39,3 +39,7 @@ lat --first-steps 100 --warmup 0 --rounds 9 --items 128 --skip 512 --init-prior 
 # widen; siren.widen keeps the function). Worse than s6 on the Kodak crops, not shipped (docs/results.md):
 #   lat --width 48 --first-steps 100 --warmup 0 --rounds 9 --items 128 --skip 768 \
 #       --init-prior priors/photo64-shared-0.3bpp-s6.safetensors --name photo64-shared-0.3bpp -o /tmp/photo-w48.safetensors
+# Session of 2026-12-03: s6 grown by a 64-cell latent level (one latent per pixel; engine.learn.grow keeps the
+# output). +0.13 dB on the Kodak crops, +0.06 on full kodim01, 15-20 % slower encode: not shipped (docs/results.md):
+#   lat --latent 64,32,16,8,4,2 --first-steps 100 --warmup 0 --rounds 9 --items 128 --skip 896 \
+#       --init-prior priors/photo64-shared-0.3bpp-s6.safetensors --name photo64-shared-0.3bpp -o /tmp/photo-l64.safetensors

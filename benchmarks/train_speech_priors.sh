@@ -67,4 +67,14 @@ if [ "$MODE" = stages ]; then
   wait
   stage 6 4096 8 "$OUT/speech16k-latent-6kbps-s2.safetensors" "$OUT/speech16k-latent-6kbps-s3.safetensors" \
     --items 512 --shared-lr 1e-3
+  # Session of 2026-12-02 night: a finer latent level of 800 cells per chunk (one value per sample) grown onto the
+  # shipped priors (engine.learn.grow keeps their output; docs/results.md), on runs no stage had seen.
+  stage 24 4608 8 "$OUT/speech16k-latent-24kbps-s3.safetensors" "$OUT/speech16k-latent-24kbps-l800.safetensors" \
+    --items 512 --shared-lr 1e-3 --latent 800,400,200,100,50,25 &
+  stage 12 5120 8 "$OUT/speech16k-latent-12kbps-s5.safetensors" "$OUT/speech16k-latent-12kbps-l800.safetensors" \
+    --items 512 --shared-lr 1e-3 --latent 800,400,200,100,50,25 &
+  wait
+  stage 6 6144 8 "$OUT/speech16k-latent-6kbps-s3.safetensors" "$OUT/speech16k-latent-6kbps-l800.safetensors" \
+    --items 512 --shared-lr 1e-3 --latent 800,400,200,100,50,25
+  # (a second 800-cell stage at 24 kbps, from -24kbps-l800 on runs 5632..6143, measured 0.05 dB worse: not shipped)
 fi

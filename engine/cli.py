@@ -117,7 +117,7 @@ def cmd_learn_prior(a) -> int:
     from tqdm import tqdm
 
     from .config import InrConfig, LearnConfig
-    from .learn import grows_into, learn_prior
+    from .learn import grow, learn_prior
     from .media import load_training_images
 
     if a.threads:
@@ -201,8 +201,11 @@ def cmd_learn_prior(a) -> int:
         from .prior import Prior
 
         init = Prior.load(a.init_prior)
-        if init.inr != inr and not grows_into(init, inr):
-            raise CombinerError(f"--init-prior {a.init_prior} has another architecture than the options given")
+        try:
+            init = grow(init, inr, lat)
+        except ValueError:
+            raise CombinerError(f"--init-prior {a.init_prior} has another architecture than the options given "
+                                f"(a warm start may only widen a shared network or add latent levels)") from None
     t0 = time.time()
 
     def snapshot(p) -> None:  # after every prior update: a long run always leaves its latest prior in OUT

@@ -82,7 +82,7 @@ def identity_upsampler(cfg: LatentConfig) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def _level_slices(cfg: LatentConfig) -> list[slice]:
+def level_slices(cfg: LatentConfig) -> list[slice]:
     out, o = [], 0
     for g in cfg.levels:
         out.append(slice(o, o + g ** cfg.dim * cfg.channels))
@@ -98,7 +98,7 @@ def _stitched_features(lat: torch.Tensor, rows: int, cols: int, cfg: LatentConfi
         return _stitched_features_1d(lat, cols, cfg, patch, ups, levels)
     n, c, p, k = lat.shape[0], cfg.channels, patch, cfg.kernel
     feats = []
-    slices = _level_slices(cfg)
+    slices = level_slices(cfg)
     for sl, g, (w, b) in ((slices[i], cfg.levels[i], ups[i]) for i in levels):
         grid = lat[:, :, sl].reshape(n, rows, cols, g, g, c).permute(0, 5, 1, 3, 2, 4)  # (n, c, R, g, C, g)
         grid = grid.reshape(n, c, rows * g, cols * g) * cfg.scale
@@ -127,7 +127,7 @@ def _stitched_features_1d(lat: torch.Tensor, cols: int, cfg: LatentConfig, chunk
     window of a long clip or the whole clip)."""
     n, c = lat.shape[0], cfg.channels
     feats = []
-    slices = _level_slices(cfg)
+    slices = level_slices(cfg)
     for sl, g, (w, b) in ((slices[i], cfg.levels[i], ups[i]) for i in levels):
         seq = lat[:, :, sl].reshape(n, cols * g, c).transpose(1, 2) * cfg.scale       # (n, c, G) cells in order
         taps = _taps(seq, cfg.kernel // 2)
@@ -223,7 +223,7 @@ class Field:
         else:
             c, nl = self.latent.channels, self.n_latents
             ch = changed[changed < nl]
-            levels = [i for i, sl in enumerate(_level_slices(self.latent))
+            levels = [i for i, sl in enumerate(level_slices(self.latent))
                       if bool(((ch >= sl.start) & (ch < sl.stop)).any())]
             feat = like[rows].clone()
             if levels:

@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 
 from . import latent, siren
-from .config import LearnConfig
+from .config import InrConfig, LatentConfig, LearnConfig
 from .fitting import Objective, adjust_beta, new_state
 from .posterior import LN2, kl_gauss
 from .prior import AudioLayout, Prior, unit_side
@@ -84,10 +84,65 @@ def _tile_units(signals: np.ndarray, tile: int) -> np.ndarray:
     return np.ascontiguousarray(x.reshape(n * tile * tile, p, p, c))
 
 
-def grows_into(init: Prior, inr) -> bool:
-    """Whether a warm start from `init` may widen its shared network to `inr` (same architecture otherwise)."""
-    return (init.inr_weights is not None and init.inr.width < inr.width
-            and dataclasses.replace(init.inr, width=inr.width) == inr)
+NEW_FEATURE_GAIN = 0.01   # a grown level's input weights start at this fraction of a fresh initialisation
+
+
+def grow(init: Prior, inr: InrConfig, lat: LatentConfig | None, seed: int = 0) -> Prior:
+    """`init` as a prior of the larger architecture (inr, lat) that computes what it computed, for a warm start.
+
+    Two growths of a shared-network latent prior, alone or together:
+    - a wider network (`siren.widen`): new hidden units whose outputs nothing old reads;
+    - more latent levels (`lat.levels` holds `init`'s levels in their order, plus new ones): a new level's
+      latents start at zero with prior std one feature unit and a posterior equal to the prior (no KL), its
+      upsampler is the identity and its input weights are a fresh initialisation times NEW_FEATURE_GAIN. At
+      the latents' means the new features are zero, so the output is unchanged; the small input weights give
+      the new latents a gradient from the first step.
+    Anything else raises ValueError. `init` itself is returned when the architecture is already (inr, lat)."""
+    if init.inr == inr and init.latent == lat:
+        return init
+    old, cfg = init.latent, init.inr
+    if init.inr_weights is None or old is None or lat is None:
+        raise ValueError("only a shared-network latent prior can grow")
+    kept = [g for g in lat.levels if g in old.levels]
+    if (dataclasses.replace(lat, levels=old.levels) != old or kept != list(old.levels)
+            or len(set(lat.levels)) != len(lat.levels) or inr.width < cfg.width
+            or dataclasses.replace(inr, width=cfg.width, features=old.features) != cfg
+            or inr.features != lat.features):
+        raise ValueError("the initial prior has another architecture")
+    w = torch.from_numpy(init.inr_weights)
+    if inr.width > cfg.width:
+        w, cfg = siren.widen(w, cfg, inr.width, seed)
+    c, e = lat.channels, cfg.embed_dim
+    layers = [(a[0], b[0]) for a, b in siren.unflatten(w[None], cfg)]      # W (in, out), b (1, out)
+    fresh = siren.unflatten(siren.siren_init(inr, seed + 1)[None], inr)[0][0][0] * NEW_FEATURE_GAIN
+    rows = [layers[0][0][:e]]
+    lat_mu, lat_ls, lat_post, ups = [], [], [], []
+    old_ups = latent.split_upsampler(torch.from_numpy(init.upsampler), old)
+    new_ups = latent.split_upsampler(latent.identity_upsampler(lat), lat)
+    old_sl = latent.level_slices(old)
+    post = init.post_logstd if init.post_logstd is not None else init.logstd - 2
+    for i, g in enumerate(lat.levels):
+        if g in old.levels:
+            j = old.levels.index(g)
+            rows.append(layers[0][0][e + j * c:e + (j + 1) * c])
+            sl = old_sl[j]
+            lat_mu.append(init.mu[sl]), lat_ls.append(init.logstd[sl]), lat_post.append(post[sl])
+            ups.append(old_ups[j])
+        else:
+            rows.append(fresh[e + i * c:e + (i + 1) * c])
+            m = g ** lat.dim * c
+            ls = np.full(m, -np.log(lat.scale), np.float32)
+            lat_mu.append(np.zeros(m, np.float32)), lat_ls.append(ls), lat_post.append(ls)
+            ups.append(new_ups[i])
+    layers[0] = (torch.cat(rows), layers[0][1])
+    flat = torch.cat([t.flatten() for wb in layers for t in wb]).numpy().astype(np.float32)
+    ups_flat = torch.cat([t.flatten() for wb in ups for t in wb]).numpy().astype(np.float32)
+    mu, logstd = np.concatenate(lat_mu), np.concatenate(lat_ls)
+    n = mu.shape[0]
+    return dataclasses.replace(
+        init, inr=inr, latent=lat, mu=mu, logstd=logstd, post_logstd=np.concatenate(lat_post),
+        order=np.random.default_rng(seed).permutation(n).astype(np.int64), kl_profile=np.zeros(n, np.float32),
+        upsampler=ups_flat, inr_weights=flat, info=dict(init.info))
 
 
 def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
@@ -107,8 +162,8 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
 
     `init`: continue from an earlier prior of the same architecture (its mean, std, typical posterior
     std, beta, reparameterisation and upsampler) instead of a fresh SIREN initialisation. A shared-network
-    prior may also be narrower than `cfg.inr`: its network is widened without changing its output
-    (`siren.widen`), so training continues from where it stood with more hidden units.
+    prior may also be smaller than `cfg.inr` and `cfg.latent` (narrower, fewer latent levels): it is grown
+    without changing its output (`grow`), so training continues from where it stood.
 
     Distributed: when torch.distributed is initialised (e.g. under torchrun), every process passes the same
     `signals` (and its own `checkpoint` path) and fits the chunks of `cfg.batch` items it owns; KL, prior
@@ -167,7 +222,8 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
     states = [new_state(w_init.expand(s.stop - s.start, P), (std0.log() + cfg.init_logstd_offset).expand(s.stop - s.start, P),
                         beta0, cfg.lr, cfg.lr_std) for s in chunks]
     if init is not None:
-        if (init.inr != inr and not grows_into(init, inr)) or (init.mix is not None) != cfg.reparam or init.latent != lat_cfg:
+        init = grow(init, inr, lat_cfg, cfg.seed)
+        if init.inr != inr or (init.mix is not None) != cfg.reparam or init.latent != lat_cfg:
             raise ValueError("the initial prior has another architecture")
         mu_p, logstd_p = (torch.from_numpy(a).to(device) for a in (init.mu, init.logstd))
         ls0 = torch.from_numpy(init.post_logstd).to(device) if init.post_logstd is not None else logstd_p - 2
@@ -179,10 +235,7 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
         if init.upsampler is not None:
             shared["ups"] = (torch.from_numpy(init.upsampler).to(device), cfg.ups_lr)
         if init.inr_weights is not None:
-            w0 = torch.from_numpy(init.inr_weights)
-            if init.inr != inr:
-                w0 = siren.widen(w0, init.inr, inr.width, cfg.seed)[0]
-            shared["inr"] = (w0.to(device), cfg.ups_lr)
+            shared["inr"] = (torch.from_numpy(init.inr_weights).to(device), cfg.ups_lr)
     params = {k: v.clone().requires_grad_(True) for k, (v, _) in shared.items()}
     opts = {k: torch.optim.Adam([params[k]], lr=lr) for k, (_, lr) in shared.items()}
     start_round, done = 0, 0

@@ -94,3 +94,17 @@ def test_golden_clip_delta_file_decodes_to_the_stored_samples():
     assert hdr.delta_blocks == 62 and hdr.delta_scales == (29, 25, 26)
     assert y.shape == want.shape == (6400, 1)
     assert np.max(np.abs(y - want)) < 1e-4
+
+
+def test_golden_audio_file_of_a_grown_prior_decodes_to_the_stored_samples():
+    """A kind-10 file (0.4 s of LibriSpeech test-clean) coded with a shipped prior that was grown by a latent level
+    (`speech16k-latent-24kbps-l800`: 800 cells per chunk before the five original levels): guards the level order
+    of the latents, their upsampler and the widened first layer of the shared network."""
+    from engine.audio_codec import decode_audio_full
+
+    y, sr, hdr, prior = decode_audio_full((DATA / "speech_24kbps_l800.cmb").read_bytes())
+    want = np.load(DATA / "speech_24kbps_l800_decoded.npy")
+    assert prior.name == "speech16k-latent-24kbps-l800" and prior.latent.levels == (800, 400, 200, 100, 50, 25)
+    assert sr == 16000 and hdr.units == 8 and hdr.gain == 3 and len(hdr.class_blocks) == 3
+    assert y.shape == want.shape == (6400, 1)
+    assert np.max(np.abs(y - want)) < 1e-4

@@ -223,6 +223,53 @@ def test_a_warm_start_widens_a_narrower_shared_prior(shared_prior_dir):
                         patch=16))
 
 
+def test_growing_latent_levels_keeps_the_output_and_the_new_latents_learn(shared_prior_dir):
+    """learn.grow adds a finer and a coarser level (and widens the network): at the posterior means the grown
+    prior renders what the old one rendered, its new latents get a gradient at once, and a warm start with
+    the extra levels trains and writes a prior of the new layout. Dropping a level or changing the channels
+    is refused."""
+    import dataclasses
+
+    from engine.learn import grow
+
+    init = Prior.load(shared_prior_dir / "shared.safetensors")
+    old = init.latent                                                    # levels (8, 4, 2), 2 channels
+    lat = dataclasses.replace(old, levels=(16,) + old.levels[:2] + (1,) + old.levels[2:])   # 16, 8, 4, 1, 2
+    inr = dataclasses.replace(init.inr, width=init.inr.width + 2, features=lat.features)
+    new = grow(init, inr, lat, seed=2)
+    assert new.latent == lat and new.inr == inr and new.mu.shape == (lat.n_latents,)
+    assert new.post_logstd.shape == new.logstd.shape == new.mu.shape and new.upsampler.shape == (lat.n_upsampler,)
+    emb = latent.siren.fourier_embed(latent.siren.grid_coords((16, 16)), init.inr)
+    canvases = latent.uniform_canvases(1, 2, 3)
+    g = torch.Generator().manual_seed(5)
+    x = torch.from_numpy(init.mu) + torch.exp(torch.from_numpy(init.logstd)) * torch.randn(6, init.n_params, generator=g)
+    # the old values land in their levels' places, the new levels' latents at their means (zero)
+    y = torch.zeros(6, lat.n_latents)
+    new_sl, old_sl = latent.level_slices(lat), latent.level_slices(old)
+    for i, gsz in enumerate(lat.levels):
+        if gsz in old.levels:
+            y[:, new_sl[i]] = x[:, old_sl[old.levels.index(gsz)]]
+        else:
+            assert np.all(new.mu[new_sl[i]] == 0) and np.allclose(new.logstd[new_sl[i]], -np.log(lat.scale))
+    f_old = latent.Field(init.inr, emb, None, old, torch.from_numpy(init.upsampler), canvases, 16,
+                         shared=torch.from_numpy(init.inr_weights))
+    f_new = latent.Field(inr, emb, None, lat, torch.from_numpy(new.upsampler), canvases, 16,
+                         shared=torch.from_numpy(new.inr_weights))
+    assert torch.allclose(f_old(x), f_new(y), atol=1e-5)
+    y.requires_grad_(True)
+    f_new(y).square().sum().backward()
+    for i, gsz in enumerate(lat.levels):
+        if gsz not in old.levels:
+            assert y.grad[:, new_sl[i]].abs().sum() > 0
+    cfg = LearnConfig(rate_bpp=2.0, n_items=2, batch=8, first_steps=6, round_steps=4, rounds=1, warmup=0,
+                      beta_init=3e-7, latent=lat, tile=2, out_init_scale=0.1, inr=inr)
+    out = run(learn_prior(photo_patches(2, size=32, seed=9), cfg, torch.device("cpu"), init=init, patch=16))
+    assert out.latent == lat and out.mu.shape == (lat.n_latents,) and np.isfinite(out.mu).all()
+    for bad in (dataclasses.replace(old, levels=old.levels[1:]), dataclasses.replace(old, channels=3)):
+        with pytest.raises(ValueError, match="another architecture"):
+            grow(init, dataclasses.replace(init.inr, features=bad.features), bad)
+
+
 @pytest.mark.parametrize("dim", [2, 1])
 def test_recomputing_the_changed_levels_equals_recomputing_all(dim):
     """Field.units with the features of a nearby vector recomputes only the levels whose latents changed,
