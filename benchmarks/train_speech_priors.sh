@@ -76,5 +76,6 @@ if [ "$MODE" = stages ]; then
   wait
   stage 6 6144 8 "$OUT/speech16k-latent-6kbps-s3.safetensors" "$OUT/speech16k-latent-6kbps-l800.safetensors" \
     --items 512 --shared-lr 1e-3 --latent 800,400,200,100,50,25
-  # (a second 800-cell stage at 24 kbps, from -24kbps-l800 on runs 5632..6143, measured 0.05 dB worse: not shipped)
+  # (second 800-cell stages, not shipped, each a little worse on speech_test: 24 kbps from -24kbps-l800 on runs
+  #  5632..6143, 12 kbps from -12kbps-l800 on 6656..7167, 6 kbps from -6kbps-l800 on 7168..7679)
 fi
