@@ -202,7 +202,7 @@ def cmd_learn_prior(a) -> int:
 
         init = Prior.load(a.init_prior)
         try:
-            init = grow(init, inr, lat)
+            init = grow(init, inr, lat, a.seed)   # the seed learn_prior would grow with (cfg.seed)
         except ValueError:
             raise CombinerError(f"--init-prior {a.init_prior} has another architecture than the options given "
                                 f"(a warm start may only widen a shared network or add latent levels)") from None

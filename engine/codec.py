@@ -204,7 +204,7 @@ def code_units(batch: UnitBatch, prior: Prior, fit: FitConfig, device: torch.dev
     block_of = torch.from_numpy(bo[0] if len(classes) == 1 else bo[unit_class]).to(device)  # (P,) | (B, P)
     units_of = [torch.from_numpy(np.flatnonzero(unit_class == k)).to(device) for k in range(len(classes))]
     mu_p, ls_p = prior.tensors(device)
-    ls0 = torch.from_numpy(prior.post_logstd).to(device) if prior.post_logstd is not None else ls_p - 2.0
+    ls0 = torch.from_numpy(prior.start_logstd()).to(device)
     obj = Objective(field, target, mu_p, ls_p, block_of, n_blocks, weight)
     mu0, ls_start = start if start is not None else (mu_p.expand(bsz, P), ls0.expand(bsz, P))
     st = new_state(mu0, ls_start, torch.full((bsz, n_blocks), prior.beta, device=device), fit.lr)

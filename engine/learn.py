@@ -120,7 +120,7 @@ def grow(init: Prior, inr: InrConfig, lat: LatentConfig | None, seed: int = 0) -
     old_ups = latent.split_upsampler(torch.from_numpy(init.upsampler), old)
     new_ups = latent.split_upsampler(latent.identity_upsampler(lat), lat)
     old_sl = latent.level_slices(old)
-    post = init.post_logstd if init.post_logstd is not None else init.logstd - 2
+    post = init.start_logstd()
     for i, g in enumerate(lat.levels):
         if g in old.levels:
             j = old.levels.index(g)
@@ -226,7 +226,7 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
         if init.inr != inr or (init.mix is not None) != cfg.reparam or init.latent != lat_cfg:
             raise ValueError("the initial prior has another architecture")
         mu_p, logstd_p = (torch.from_numpy(a).to(device) for a in (init.mu, init.logstd))
-        ls0 = torch.from_numpy(init.post_logstd).to(device) if init.post_logstd is not None else logstd_p - 2
+        ls0 = torch.from_numpy(init.start_logstd()).to(device)
         beta0 = torch.full((1, 1), init.beta, device=device).clamp(*beta_range)
         states = [new_state(mu_p.expand(s.stop - s.start, P), ls0.expand(s.stop - s.start, P), beta0, cfg.lr,
                             cfg.lr_std) for s in chunks]

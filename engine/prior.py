@@ -110,6 +110,11 @@ class Prior:
     def tensors(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
         return (torch.from_numpy(self.mu).to(device), torch.from_numpy(self.logstd).to(device))
 
+    def start_logstd(self) -> np.ndarray:
+        """(P,) the posterior log-std a fit starts from: the trained posteriors' mean, or 2 below the prior's
+        for a prior that does not store it."""
+        return self.post_logstd if self.post_logstd is not None else self.logstd - 2
+
     def mixers(self, device: torch.device | str) -> list[torch.Tensor] | None:
         """The per-layer reparameterisation matrices on `device`, or None for a plain-weight prior."""
         if self.mix is None:

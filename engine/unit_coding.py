@@ -52,8 +52,8 @@ def probe(obj: Objective, prior: Prior, fit: FitConfig, device, steps: int, grou
     """Fit with one rate weight per item (group) steered to its per-unit KL target -> yields events;
     returns (mu, logstd, KL per unit in bits). `preview(pred)` makes event previews where the PSNR is measured."""
     bsz, P = obj.target.shape[0], prior.n_params
-    mu_p, ls_p = obj.mu_p, obj.logstd_p
-    ls0 = torch.from_numpy(prior.post_logstd).to(device) if prior.post_logstd is not None else ls_p - 2.0
+    mu_p = obj.mu_p
+    ls0 = torch.from_numpy(prior.start_logstd()).to(device)
     n_groups = int(group.max()) + 1
     beta_g = torch.full((n_groups,), prior.beta, device=device)
     st = new_state(mu_p.expand(bsz, P), ls0.expand(bsz, P), beta_g[group][:, None], fit.lr)
@@ -121,7 +121,7 @@ def code_by_content(b: ContentBatch, prior: Prior, fit: FitConfig, device, seed:
     start, probe_kl = None, None
     share = dict(b.share)
     if adapt is not None:
-        ls0 = torch.from_numpy(prior.post_logstd).to(device) if prior.post_logstd is not None else ls_p - 2.0
+        ls0 = torch.from_numpy(prior.start_logstd()).to(device)
         probe_steps = fit.steps // 2
         obj = Objective(b.field, b.target, mu_p, ls_p, None, 1, b.weight)
         mu, ls, probe_kl, used = yield from adapt.probe(obj, fit, device, seed, probe_steps, b.item,
