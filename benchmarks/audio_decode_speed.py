@@ -2,8 +2,9 @@
 
     python benchmarks/audio_decode_speed.py --minutes 10 --kbps 12 --prior priors/speech16k-latent-12kbps.safetensors
 
-Writes a valid kind-10 file for a clip of `--minutes` at `--kbps` (every unit gets the clip's mean block count;
-the indices are random: the receiver's work does not depend on their values), then decodes it from its bytes
+Writes a valid kind-13 file (kind 10 with `--no-envelope`) for a clip of `--minutes` at `--kbps` (every unit gets
+the clip's mean block count; the indices and chunk levels are random: the receiver's work does not depend on their
+values), then decodes it from its bytes
 with `decode_audio_full`, as `combiner decode` does, and prints wall and CPU seconds per minute of audio and the
 peak resident memory. Encoding the same length on this CPU takes hours (benchmarks/audio_long.py).
 """
@@ -22,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import container  # noqa: E402
 from engine.audio_codec import audio_header, block_budget, decode_audio_full  # noqa: E402
+from engine.audio_envelope import ENV_CODES  # noqa: E402
 from engine.prior import Prior  # noqa: E402
 
 
@@ -32,15 +34,19 @@ def main() -> None:
     ap.add_argument("--prior", type=Path, required=True)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-envelope", action="store_true", help="a kind-10 file (no chunk envelope)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     prior = Prior.load(a.prior)
     sr = prior.audio.sample_rate
     n = int(a.minutes * 60 * sr)
-    bud = block_budget(a.kbps, n, 1, sr, prior)
+    env = not a.no_envelope
+    bud = block_budget(a.kbps, n, 1, sr, prior, envelope=env)
     per = max(1, min(prior.n_params, bud.total // bud.units))
-    hdr = audio_header(n, 1, sr, prior, 0, [per], [0] * bud.units, 0)
-    idx = np.random.default_rng(0).integers(0, 2 ** prior.kappa, per * bud.units)
+    rng = np.random.default_rng(0)
+    levels = rng.integers(0, ENV_CODES, bud.units) if env else None
+    hdr = audio_header(n, 1, sr, prior, 0, [per], [0] * bud.units, 0, envelope=levels)
+    idx = rng.integers(0, 2 ** prior.kappa, per * bud.units)
     data = container.write(hdr, idx)
     c0, t0 = time.process_time(), time.perf_counter()
     y, _, _, _ = decode_audio_full(data, [a.prior.parent], a.device)
@@ -48,7 +54,7 @@ def main() -> None:
     mins = n / sr / 60
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{prior.name}: {mins:g} min, {bud.units} units x {per} blocks, {8 * len(data) / (n / sr) / 1000:.2f} kbps, "
-          f"{a.threads} thread(s), {a.device}")
+          f"{a.threads} thread(s), {a.device}, {'envelope' if env else 'no envelope'}")
     print(f"decode {wall:.2f} s wall, {cpu:.2f} s CPU: {wall / mins:.2f} s wall per minute of audio; "
           f"peak RSS {peak:.0f} MB; output {y.shape}")
 

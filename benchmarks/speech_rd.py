@@ -121,6 +121,7 @@ def main() -> None:
     add_shortlist_option(ap)
     ap.add_argument("--uniform", action="store_true", help="one block count for every chunk (ablation)")
     ap.add_argument("--delta", action="store_true", help="code a clip-level network delta (kind 12; ablation)")
+    ap.add_argument("--no-envelope", action="store_true", help="no chunk envelope (kind 10 or 12; ablation)")
     ap.add_argument("--prior-dir", action="append", default=None)
     ap.add_argument("--prior", default=None, help="force this prior file for every rate")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -145,14 +146,15 @@ def main() -> None:
     total_s = sum(x.shape[0] / sr for _, x, sr in clips)
     print(f"{len(clips)} clips, {total_s:.1f} s of audio, level {a.level if a.level is not None else 'as recorded'}, "
           f"device {a.device}, preset {a.preset}, {'uniform' if a.uniform else 'by content'}, "
-          f"{'clip delta' if a.delta else 'no delta'}, torch "
+          f"{'clip delta' if a.delta else 'no delta'}, {'no envelope' if a.no_envelope else 'envelope'}, torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads", flush=True)
     rows, per_clip = [], []
     for kbps in a.kbps:
         t0, c0 = time.time(), time.process_time()
         res = run(encode_audio_batch([(x, sr) for _, x, sr in clips], kbps, prior=forced, fit=_fit_config(a),
                                      device=a.device, prior_dirs=a.prior_dir, compile=a.compile,
-                                     adaptive=not a.uniform, adapt=a.delta))
+                                     adaptive=not a.uniform, adapt=a.delta,
+                                     envelope=not a.no_envelope))
         enc_s, enc_cpu = time.time() - t0, time.process_time() - c0
         ours, ref = [], {"mp3": [], "opus": []}
         dec_s = []

@@ -78,4 +78,14 @@ if [ "$MODE" = stages ]; then
     --items 512 --shared-lr 1e-3 --latent 800,400,200,100,50,25
   # (second 800-cell stages, not shipped, each a little worse on speech_test: 24 kbps from -24kbps-l800 on runs
   #  5632..6143, 12 kbps from -12kbps-l800 on 6656..7167, 6 kbps from -6kbps-l800 on 7168..7679)
+  # Session of 2026-12-03/04: the chunk envelope (engine/audio_envelope.py). Every training chunk is brought to
+  # the reference level and its error weighed by its level, as the encoder now does; warm-started from the l800
+  # stages on unseen runs (the 6 kbps stage takes the last 425 runs of speech_train).
+  stage 24 7680 8 "$OUT/speech16k-latent-24kbps-l800.safetensors" "$OUT/speech16k-latent-24kbps-env.safetensors" \
+    --items 512 --shared-lr 1e-3 --latent 800,400,200,100,50,25 --envelope --name speech16k-latent-24kbps-env &
+  stage 12 8192 8 "$OUT/speech16k-latent-12kbps-l800.safetensors" "$OUT/speech16k-latent-12kbps-env.safetensors" \
+    --items 512 --shared-lr 1e-3 --latent 800,400,200,100,50,25 --envelope --name speech16k-latent-12kbps-env &
+  wait
+  stage 6 8704 8 "$OUT/speech16k-latent-6kbps-l800.safetensors" "$OUT/speech16k-latent-6kbps-env.safetensors" \
+    --items 425 --shared-lr 1e-3 --latent 800,400,200,100,50,25 --envelope --name speech16k-latent-6kbps-env
 fi

@@ -66,13 +66,20 @@ OPEN_FILTER = (f"Images, audio and .cmb files ({_IMAGE_GLOBS} {_AUDIO_GLOBS} *.c
 
 
 def _units_text(header) -> str:
-    """Audio units and their blocks for the result fields (kind-10 files vary the count by content)."""
+    """Audio units and their blocks for the result fields (kind-10 and later files vary the count by content;
+    kinds 13 and 14 carry a level per chunk)."""
     ub = header.unit_blocks
     text = f"{header.units} units, {min(ub)}-{max(ub)} blocks each × κ={header.kappa}"
     if header.gain is not None:
         from engine.audio_gain import GAIN_STEP_DB
 
         text += f", gain {header.gain * GAIN_STEP_DB:+.2f} dB"
+    if header.envelope is not None:
+        from engine.audio_envelope import ENV_MIN_DB, ENV_STEP_DB
+
+        lv = [ENV_MIN_DB + ENV_STEP_DB * k for k, b in zip(header.envelope, ub) if b]
+        if lv:
+            text += f", chunk levels {min(lv):+g} to {max(lv):+g} dB"
     return text
 
 class MainWindow(QMainWindow):

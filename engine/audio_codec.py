@@ -8,7 +8,8 @@ only if U = C * K. Unit u = c * K + k codes samples [k L, (k + 1) L) of channel 
 are drawn from the prior exactly as a single image with n_u blocks (the prior's partition for n_u blocks,
 candidate stream (seed, b) for its block b); a unit with n_u = 0 is silent. The receiver evaluates every unit
 on the L-point grid, keeps the first M samples, maps them from the network scale (x / 2) back to [-1, 1],
-divides by the gain 10^(g * GAIN_STEP_DB / 20) (engine/audio_gain.py), resamples to sr with SciPy's polyphase
+multiplies unit u by its chunk-envelope factor (kinds 13 and 14, engine/audio_envelope.py), divides by the
+gain 10^(g * GAIN_STEP_DB / 20) (engine/audio_gain.py), resamples to sr with SciPy's polyphase
 filter, keeps the first N samples and clips to [-1, 1]. Files of the older kind 8 (one block count for every
 unit, no gain) decode the same way with g = 0.
 
@@ -26,7 +27,7 @@ from typing import Generator, Sequence
 import numpy as np
 import torch
 
-from . import cancel, container, hierarchy, limits, rng, siren
+from . import audio_envelope, cancel, container, hierarchy, limits, rng, siren
 from .audio_gain import factor, gain_code
 from .audio_io import resample, resampled_length
 from .codec import EncodeEvent, Reporting, _members, _weights
@@ -72,12 +73,14 @@ def layout(n_samples: int, channels: int, sample_rate: int, prior: Prior) -> tup
 
 
 def audio_header(n: int, c: int, sr: int, prior: Prior, seed: int, class_blocks, unit_class, gain: int,
-                 delta: tuple[tuple[int, ...], int] = ((), 0)) -> CmbHeader:
+                 delta: tuple[tuple[int, ...], int] = ((), 0), envelope=None) -> CmbHeader:
     """The (kind 10) header of a clip of n samples x c channels at sr Hz with these block-count classes; kind 12
-    with `delta` = (scale codes, blocks) of a clip-level network delta (engine.hierarchy)."""
+    with `delta` = (scale codes, blocks) of a clip-level network delta (engine.hierarchy); kinds 13 and 14 with
+    `envelope`, every unit's chunk-envelope code (0 for units without blocks)."""
     return CmbHeader("audio", (n, c, sr), prior.short_id, seed, prior.kappa, max(class_blocks), len(unit_class), 0,
                      tuple(int(b) for b in class_blocks), tuple(int(k) for k in unit_class), b"", int(gain),
-                     tuple(delta[0]), int(delta[1]))
+                     tuple(delta[0]), int(delta[1]),
+                     None if envelope is None else tuple(int(k) for k in envelope))
 
 
 @dataclass(frozen=True)
@@ -92,16 +95,18 @@ class Budget:
 
 
 def block_budget(kbps: float, n: int, c: int, sr: int, prior: Prior, seed: int = 0, gain: int = 0,
-                 sounding: int | None = None, delta: bool = False) -> Budget:
+                 sounding: int | None = None, delta: bool = False, envelope: bool = False) -> Budget:
     """Blocks over all units (and the clip's network delta, with `delta`) whose file (header with the widest
-    class table and delta fields, checksum) is nearest kbps * seconds / 8 bytes. `sounding` units (default: all)
-    need one block at least: a rate below that smallest file is raised to it, with a warning."""
+    class table, delta fields and, with `envelope`, the sounding units' envelope codes; checksum) is nearest
+    kbps * seconds / 8 bytes. `sounding` units (default: all) need one block at least: a rate below that
+    smallest file is raised to it, with a warning."""
     _, k = layout(n, c, sr, prior)
     units = c * k
     sounding = units if sounding is None else sounding
     levels = list(range(prior.n_params - LEVELS + 1, prior.n_params + 1))   # the widest class table
-    probe = audio_header(n, c, sr, prior, seed, [0] + levels, [LEVELS] * units, gain,
-                         hierarchy.widest_fields(prior.inr) if delta else ((), 0))
+    probe = audio_header(n, c, sr, prior, seed, [0] + levels, [LEVELS] * sounding + [0] * (units - sounding), gain,
+                         hierarchy.widest_fields(prior.inr) if delta else ((), 0),
+                         [0] * units if envelope else None)
     overhead = len(container.header_bytes(probe)) + container.CRC_BYTES
     total = int(np.floor((kbps * 1000.0 * n / sr - 8 * overhead) / prior.kappa))
     warns, raised = [], total < sounding
@@ -127,10 +132,11 @@ def bandwidth_notes(sample_rate: int, prior: Prior) -> list[str]:
 
 
 def plan_budget(samples: np.ndarray, sample_rate: int, kbps: float, prior: Prior, seed: int = 0,
-                adapt: bool = False) -> Budget:
+                adapt: bool = False, envelope: bool = True) -> Budget:
     """The budget `encode_audio` will use for this clip (level and silent chunks measured as it does; `adapt`
-    as encode_audio_batch's)."""
-    return _plan_clip(check_audio(samples, sample_rate), int(sample_rate), kbps, prior, seed, adapt).budget
+    and `envelope` as encode_audio_batch's)."""
+    return _plan_clip(check_audio(samples, sample_rate), int(sample_rate), kbps, prior, seed, adapt,
+                      envelope).budget
 
 
 def level_grid(mean_blocks: float, cap: int, levels: int = LEVELS) -> np.ndarray:
@@ -174,11 +180,12 @@ def _chunks(x: np.ndarray, prior: Prior) -> tuple[np.ndarray, np.ndarray]:
 
 @torch.no_grad()
 def _render(prior: Prior, seed: int, unit_blocks: np.ndarray, indices: Sequence[np.ndarray], n: int, c: int,
-            sr: int, gain: int | None, device="cpu", progress=None, delta: torch.Tensor | None = None) -> np.ndarray:
+            sr: int, gain: int | None, device="cpu", progress=None, delta: torch.Tensor | None = None,
+            envelope: Sequence[int] | None = None) -> np.ndarray:
     """Receiver side: per unit its block count and indices -> (N, C) float32 at the original rate. Units with
     no blocks are silent. `gain` None: a kind-8 file (no level normalisation). `progress(done, total)`:
     sounding units rendered so far, after each render batch. `delta` (P_inr,) adapts a shared-network prior's
-    network to the clip (kind 12)."""
+    network to the clip (kind 12). `envelope` (U,) the units' chunk-envelope codes (kinds 13 and 14)."""
     L = prior.audio.chunk
     m, k = layout(n, c, sr, prior)
     emb = siren.fourier_embed(siren.grid_coords((L,), device=device), prior.inr)
@@ -199,6 +206,8 @@ def _render(prior: Prior, seed: int, unit_blocks: np.ndarray, indices: Sequence[
                 done += len(part)
                 if progress is not None:
                     progress(done, total)
+    if envelope is not None:
+        out *= audio_envelope.factors(np.asarray(envelope))[:, None]
     y = out.reshape(c, k * L)[:, :m].T                              # (M, C) at the prior's rate
     if gain is not None:
         y = y / np.float32(factor(gain))
@@ -308,8 +317,9 @@ class _ClipPlan:
     x: np.ndarray                 # (N, C) input
     sr: int
     gain: int                     # gain code (0 for a silent clip)
-    chunks: np.ndarray            # (U, L, 1) level-normalised, at the prior's rate
-    mask: np.ndarray              # (U, L, 1)
+    chunks: np.ndarray            # (U, L, 1) level-normalised (and with `envelope`, each at the reference level)
+    mask: np.ndarray              # (U, L, 1) error weights: 0 in padding, else 1 or the envelope factor squared
+    envelope: np.ndarray | None   # (U,) chunk-envelope codes (0 for silent units), or None
     sounding: np.ndarray          # (U,) bool: not digital silence
     grid: np.ndarray              # block counts the clip's sounding units may take
     budget: Budget
@@ -318,25 +328,31 @@ class _ClipPlan:
     kl: list = None               # per unit the KL of each block when coded
 
 
-def _plan_clip(x: np.ndarray, sr: int, kbps: float, prior: Prior, seed: int, adapt: bool) -> _ClipPlan:
+def _plan_clip(x: np.ndarray, sr: int, kbps: float, prior: Prior, seed: int, adapt: bool, envelope: bool
+               ) -> _ClipPlan:
     xr = resample(x, sr, prior.audio.sample_rate)                  # (M, C) at the prior's rate
     code = gain_code(xr, prior.audio.sample_rate)
     gain = 0 if code is None else code
     chunks, mask = _chunks(xr * np.float32(factor(gain)), prior)
     sounding = np.abs(chunks * mask).reshape(chunks.shape[0], -1).max(1) > 0
+    env = None
+    if envelope:
+        env = np.where(sounding, audio_envelope.codes(chunks, mask), 0)
+        chunks, mask = audio_envelope.normalise(chunks, mask, env)
     n, c = x.shape
-    budget = block_budget(kbps, n, c, sr, prior, seed, gain, int(sounding.sum()), adapt and bool(sounding.any()))
+    budget = block_budget(kbps, n, c, sr, prior, seed, gain, int(sounding.sum()), adapt and bool(sounding.any()),
+                          envelope)
     budget.warnings.extend(bandwidth_notes(sr, prior))
     grid = level_grid(budget.total / max(1, budget.sounding), prior.n_params)
     u = chunks.shape[0]
-    return _ClipPlan(x, sr, gain, chunks, mask, sounding, grid, budget,
+    return _ClipPlan(x, sr, gain, chunks, mask, env, sounding, grid, budget,
                      np.zeros(u, dtype=np.int64), [np.zeros(0, dtype=np.int64)] * u, [np.zeros(0)] * u)
 
 
 def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | None = None, *,
                        prior: Prior | None = None, fit: FitConfig = FitConfig(),
                        device: str | torch.device = "cpu", seed: int = 0, prior_dirs=None, compile: bool = False,
-                       max_units: int = 512, adaptive: bool = True, adapt: bool = False
+                       max_units: int = 512, adaptive: bool = True, adapt: bool = False, envelope: bool = True
                        ) -> Generator[EncodeEvent, None, list[EncodedAudio]]:
     """Encode clips [(samples, sample_rate), ...] at one target rate (kbit/s from the real file size).
 
@@ -352,6 +368,9 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
     batch (kind 12; engine.hierarchy). A clip is then never batched with another, so its file does not depend on
     what it is encoded with. Off by default: on speech_test at 24 kbps it measured 0.1 dB below kind 10 (the
     latent grids carry the clip; the shared network is small) at 1.4x the encode time (docs/results.md).
+
+    `envelope` (default) also stores one level per chunk (kinds 13 and 14; engine/audio_envelope.py): each chunk
+    is fitted at the reference level and its error weighed by its level. Without it: kinds 10 and 12.
     """
     device = torch.device(device)
     fit = fit.for_modality("audio")
@@ -369,7 +388,7 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
     delta = (hierarchy.ImageDelta(prior.inr, torch.from_numpy(prior.inr_weights).to(device), prior.kappa)
              if adapt else None)
     rate = kbps if kbps is not None else prior.rate
-    plans = [_plan_clip(x, sr, rate, prior, seed, adapt) for x, sr in xs]
+    plans = [_plan_clip(x, sr, rate, prior, seed, adapt, envelope) for x, sr in xs]
     # All sounding units in one list: (clip, unit within clip); batches of max_units (of one clip with `adapt`).
     units = [(i, u) for i, pl in enumerate(plans) for u in np.flatnonzero(pl.sounding)]
     n_all = max(1, len(units))
@@ -388,7 +407,7 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
         uid = np.array([u for _, u in part])
         target = torch.from_numpy(np.stack([plans[i].chunks[u] for i, u in part])).to(device) * 0.5  # network scale
         mask = np.stack([plans[i].mask[u] for i, u in part])
-        weight = torch.from_numpy(mask).to(device) if mask.min() < 1 else None
+        weight = torch.from_numpy(mask).to(device) if (mask != 1).any() else None
         if context is not None:
             field = prior.field(emb, device, _canvases(part, plans, context, device), compile=compile)
         # this batch's share of each clip's budget, in proportion to its sounding units here
@@ -411,10 +430,11 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
         cls_blocks = np.unique(np.concatenate([[0], pl.blocks])) if not pl.sounding.all() else np.unique(pl.blocks)
         cd = hierarchy.coded_of(delta, i)
         hdr = audio_header(n, c, pl.sr, prior, seed, cls_blocks, np.searchsorted(cls_blocks, pl.blocks), pl.gain,
-                           cd.fields)
+                           cd.fields, pl.envelope)
         data = container.write(hdr, np.concatenate([cd.indices] + list(pl.indices)))
         # The sender's final reconstruction goes through the receiver's own path.
-        recon = _render(prior, seed, pl.blocks, pl.indices, n, c, pl.sr, pl.gain, delta=cd.delta)
+        recon = _render(prior, seed, pl.blocks, pl.indices, n, c, pl.sr, pl.gain, delta=cd.delta,
+                        envelope=pl.envelope)
         kl = np.zeros((len(pl.blocks), max(1, int(pl.blocks.max()))))
         for u, row in enumerate(pl.kl):
             kl[u, :len(row)] = row
@@ -448,7 +468,7 @@ def decode_audio_full(data: bytes, prior_dirs=None, device="cpu", progress=None
     ub = np.asarray(hdr.unit_blocks, dtype=np.int64)
     offs = np.concatenate([[0], np.cumsum(ub)]) + hdr.delta_blocks
     per_unit = [idx[offs[u]:offs[u + 1]] for u in range(len(ub))]
-    y = _render(prior, hdr.seed, ub, per_unit, n, c, sr, hdr.gain, device, progress, delta)
+    y = _render(prior, hdr.seed, ub, per_unit, n, c, sr, hdr.gain, device, progress, delta, hdr.envelope)
     return y, sr, hdr, prior
 
 

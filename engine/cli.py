@@ -141,6 +141,8 @@ def cmd_learn_prior(a) -> int:
                                 f"{'patch side' if a.patch else 'chunk length'} {side}")
         lat = LatentConfig(levels=levels, channels=a.latent_channels, shared=a.shared_inr, dim=1 if a.kbps is not None else 2)
     layout = None
+    if a.envelope and a.kbps is None:
+        raise CombinerError("--envelope is for audio priors (give --kbps)")
     if a.kbps is not None:  # audio: a folder of audio files cut into chunks, one INR per chunk
         from .audio_io import load_training_chunks
         from .prior import AudioLayout
@@ -159,6 +161,8 @@ def cmd_learn_prior(a) -> int:
             from .audio_gain import REF_DBFS
 
             data_items += f", every file at {REF_DBFS:g} dBFS (gated RMS)"
+        if a.envelope:
+            data_items += ", every chunk at that level (chunk envelope)"
     elif a.patch:  # photos of any size: seeded random square crops, one INR per crop
         from .media import load_training_patches
 
@@ -183,7 +187,7 @@ def cmd_learn_prior(a) -> int:
                       round_steps=a.round_steps, rounds=a.rounds, seed=a.seed, inr=inr,
                       beta_init=a.beta_init or beta0, out_init_scale=out_scale, reparam=a.reparam, latent=lat,
                       tile=a.tile, warmup=a.warmup if a.warmup is not None else LearnConfig.warmup,
-                      ups_lr=a.shared_lr)
+                      ups_lr=a.shared_lr, envelope=bool(a.envelope and layout is not None))
     digest = hashlib.sha256(Path(a.data).read_bytes()).hexdigest()[:16] if Path(a.data).is_file() else None
     info = {"name": a.name, "data": Path(a.data).name, "data_sha256_16": digest, "data_items": data_items}
     rank, world = _init_distributed(a.device)
@@ -407,10 +411,10 @@ def encode_items(a, inputs, imgs: dict, clips: dict, dev) -> dict:
         for i, (x, sr) in clips.items():
             chosen = forced or nearest("audio", 1, a.kbps, a.prior_dir)
             adapt = bool(a.delta)   # audio: only when asked (no gain measured on speech)
-            for wmsg in plan_budget(x, sr, a.kbps, chosen, a.seed, adapt).warnings:   # said before the work starts
+            for wmsg in plan_budget(x, sr, a.kbps, chosen, a.seed, adapt, a.envelope).warnings:   # said first
                 print(f"combiner: warning: {inputs[i].name}: {wmsg}", file=sys.stderr)
             gen = encode_audio(x, sr, a.kbps, prior=chosen, fit=fit, device=dev, seed=a.seed,
-                               prior_dirs=a.prior_dir, compile=a.compile, adapt=adapt)
+                               prior_dirs=a.prior_dir, compile=a.compile, adapt=adapt, envelope=a.envelope)
             r = _progress(gen, inputs[i].name, a.quiet)
             ub = r.unit_blocks
             out[i] = (r.data, f"{len(r.data)} bytes, {r.kbps:.3f} kbps, SNR {r.snr:.2f} dB, PSNR {r.psnr:.2f} dB "
@@ -542,6 +546,12 @@ def cmd_info(a) -> int:
         rows.append(("blocks", f"{min(ub)}-{max(ub)} per unit in {len(hdr.class_blocks)} class(es), "
                                f"{hdr.n_indices} in all"))
         rows.append(("gain", f"{hdr.gain * GAIN_STEP_DB:+.2f} dB (the clip was brought to {REF_DBFS:g} dBFS)"))
+        if hdr.envelope is not None:
+            from .audio_envelope import ENV_MIN_DB, ENV_STEP_DB
+
+            lv = [ENV_MIN_DB + ENV_STEP_DB * k for k, b in zip(hdr.envelope, ub) if b]
+            rows.append(("envelope", f"one level per sounding unit, {min(lv, default=0):+g} to "
+                                     f"{max(lv, default=0):+g} dB re the clip level" if lv else "no sounding units"))
         rows += _delta_rows(hdr, "clip")
     elif hdr.modality == "audio":
         rows.append(("units", f"{hdr.units} (chunk INRs over all channels)"))
@@ -579,6 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--level-normalise", action=argparse.BooleanOptionalAction, default=True,
                     help="audio: bring every training file to the codec's reference level first (as the "
                     "encoder does with every clip)")
+    lp.add_argument("--envelope", action="store_true",
+                    help="audio: fit every chunk at the reference level with its error weighed by the chunk's level, "
+                    "as the encoder's chunk envelope does (engine/audio_envelope.py)")
     lp.add_argument("--sample-rate", type=int, default=16000, help="audio: the prior's sample rate")
     lp.add_argument("--patch", type=int, default=0, help="image patch prior: learn on seeded random PATCHxPATCH "
                     "crops of a folder of photos of any size (e.g. 64)")
@@ -641,6 +654,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="shared-network latent priors: code a network delta for the whole image or clip (kind 11 or "
                     "12) or not (--no-delta: kind 9 or 10). Default: images yes, audio no (it measured no gain "
                     "on speech)")
+    en.add_argument("--envelope", action=argparse.BooleanOptionalAction, default=True,
+                    help="audio: store one level per chunk and fit every chunk at the reference level (kind 13 or "
+                    "14; default) or not (--no-envelope: kind 10 or 12)")
     en.add_argument("--compile", action="store_true",
                     help="torch.compile the network: slower start, faster steps (large batches)")
     en.add_argument("--prior", help="use this prior file instead of the installed prior nearest in rate")

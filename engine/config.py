@@ -140,6 +140,8 @@ class LearnConfig:
     tile: int = 2                      # latent priors: training items are tile x tile patches (tile chunks in
                                        # audio), stitched
     ups_lr: float = 1e-3               # Adam learning rate of the shared upsampler
+    envelope: bool = False             # audio: fit every chunk at the reference level, error weighed by its level
+                                       # (the codec's chunk envelope, engine/audio_envelope.py)
     inr: InrConfig = field(default_factory=InrConfig)
 
 

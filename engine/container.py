@@ -19,6 +19,9 @@ then the delta's prior scales (count S, then S bytes, one per network layer) and
 the payload holds the delta's indices first, then each patch's indices in turn.
 Kind 12, level-normalised audio whose shared network is adapted to the clip: kind 10's fields, then the delta
 fields exactly as kind 11 (scales, block count); the payload holds the delta's indices first, then each unit's.
+Kinds 13 and 14, audio with a chunk envelope (engine/audio_envelope.py): kind 10's (13) or kind 12's (14)
+fields, then the envelope code of every unit that has blocks, in unit order, ENV_BITS bits each, LSB-first,
+byte-padded; the payload as kind 10's or 12's.
 """
 from __future__ import annotations
 
@@ -36,6 +39,8 @@ KIND_PATCHES = 9
 KIND_AUDIO_GAIN = 10
 KIND_PATCHES_DELTA = 11
 KIND_AUDIO_DELTA = 12
+KIND_AUDIO_ENV = 13
+KIND_AUDIO_ENV_DELTA = 14
 MAX_DELTA_LAYERS = 16   # kind-11/12 delta scales (one per network layer)
 MAX_DELTA_BLOCKS = 1 << 16
 MAX_SIDE = 1 << 16      # image side limit of patch-coded files (a corrupt size cannot ask for more)
@@ -61,6 +66,8 @@ class CmbHeader:
     gain: int | None = None     # kind-10 audio: the clip's gain code (audio_gain); None for the older kind 8
     delta_scales: tuple[int, ...] = ()   # kind 11/12: the network delta prior's scale code of each layer
     delta_blocks: int = 0       # kind 11/12: blocks of the image's or clip's network delta (coded before the units)
+    envelope: tuple[int, ...] | None = None   # kind 13/14 audio: each unit's chunk-envelope code (0 for a unit
+                                              # with no blocks); None for the kinds without one
 
     @property
     def unit_blocks(self) -> list[int]:
@@ -254,7 +261,10 @@ def _gain_audio_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
     if min(n, c, sr, h.units) < 1 or len(h.unit_class) != h.units:
         raise ValueError("audio needs samples, channels, rate and one class per unit")
     delta = _check_delta(h)
-    out.append(VERSION << 4 | (KIND_AUDIO_DELTA if delta else KIND_AUDIO_GAIN))
+    env = h.envelope is not None
+    kind = ((KIND_AUDIO_ENV_DELTA if delta else KIND_AUDIO_ENV) if env else
+            (KIND_AUDIO_DELTA if delta else KIND_AUDIO_GAIN))
+    out.append(VERSION << 4 | kind)
     for v in (n, c, sr, h.units):
         _put_varint(out, v)
     _put_prior_seed_kappa(out, h)
@@ -262,7 +272,35 @@ def _gain_audio_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
     _put_classes(out, h.class_blocks, h.unit_class, lowest=0)
     if delta:
         _put_delta(out, h)
+    if env:
+        _put_envelope(out, h)
     return bytes(out)
+
+
+def _put_envelope(out: bytearray, h: CmbHeader) -> None:
+    from .audio_envelope import ENV_BITS, ENV_CODES
+
+    codes = np.asarray(h.envelope, dtype=np.int64)
+    on = np.asarray(h.unit_blocks) > 0
+    if len(codes) != h.units or (len(codes) and (codes.min() < 0 or codes.max() >= ENV_CODES)) or codes[~on].any():
+        raise ValueError("bad chunk envelope: one code in range per unit, 0 for a unit without blocks")
+    if on.any():
+        out += pack_indices(codes[on], ENV_BITS)
+
+
+def _read_envelope(r: "_Reader", data: bytes, unit_blocks: list[int]) -> tuple[int, ...]:
+    from .audio_envelope import ENV_BITS
+
+    on = np.asarray(unit_blocks) > 0
+    n = int(on.sum())
+    nbytes = (n * ENV_BITS + 7) // 8
+    if r.pos + nbytes > len(data):
+        raise CmbFormatError("truncated .cmb file: it ends inside the chunk envelope")
+    codes = np.zeros(len(on), dtype=np.int64)
+    if n:
+        codes[on] = unpack_indices(data[r.pos:r.pos + nbytes], n, ENV_BITS)
+    r.pos += nbytes
+    return tuple(int(k) for k in codes)
 
 
 def _check_delta(h: CmbHeader) -> bool:
@@ -294,7 +332,7 @@ def _read_delta(r: "_Reader") -> tuple[tuple[int, ...], int]:
     return scales, n_delta
 
 
-def _read_gain_audio_header(r: "_Reader", data: bytes, delta: bool = False) -> CmbHeader:
+def _read_gain_audio_header(r: "_Reader", data: bytes, delta: bool = False, env: bool = False) -> CmbHeader:
     shape = (r.varint("samples"), r.varint("channels"), r.varint("sample rate"))
     units = r.varint("units")
     if min(shape) < 1 or units < 1:
@@ -310,8 +348,9 @@ def _read_gain_audio_header(r: "_Reader", data: bytes, delta: bool = False) -> C
         raise CmbFormatError(f"corrupt .cmb header: gain code {gain} out of range")
     blocks, unit_class = _read_classes(r, data, units, kappa, 0, ("unit", "units"))
     scales, n_delta = _read_delta(r) if delta else ((), 0)
+    envelope = _read_envelope(r, data, [blocks[k] for k in unit_class]) if env else None
     return CmbHeader("audio", shape, pid, seed, kappa, max(blocks), units, 0, blocks, unit_class, b"", gain,
-                     scales, n_delta)
+                     scales, n_delta, envelope)
 
 
 def _patch_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
@@ -408,8 +447,9 @@ def read(data: bytes, indices: bool = True) -> tuple[CmbHeader, np.ndarray | Non
     if kind in (KIND_PATCHES, KIND_PATCHES_DELTA):
         hdr = _read_patch_header(r, data, delta=kind == KIND_PATCHES_DELTA)
         return hdr, _payload(data, r.pos, hdr.n_indices, hdr.kappa, indices)
-    if kind in (KIND_AUDIO_GAIN, KIND_AUDIO_DELTA):
-        hdr = _read_gain_audio_header(r, data, delta=kind == KIND_AUDIO_DELTA)
+    if kind in (KIND_AUDIO_GAIN, KIND_AUDIO_DELTA, KIND_AUDIO_ENV, KIND_AUDIO_ENV_DELTA):
+        hdr = _read_gain_audio_header(r, data, delta=kind in (KIND_AUDIO_DELTA, KIND_AUDIO_ENV_DELTA),
+                                      env=kind in (KIND_AUDIO_ENV, KIND_AUDIO_ENV_DELTA))
         return hdr, _payload(data, r.pos, hdr.n_indices, hdr.kappa, indices)
     units = 1
     if 1 <= kind <= 4:

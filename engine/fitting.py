@@ -43,7 +43,7 @@ class Objective:
     def __init__(self, field, target: torch.Tensor, mu_p: torch.Tensor, logstd_p: torch.Tensor,
                  block_of: torch.Tensor | None = None, n_blocks: int = 1, weight: torch.Tensor | None = None):
         self.field, self.target = field, target  # target (B, N, C)
-        self.weight = weight  # (B, N, 1) 1 where the signal has a sample, 0 in the padding of a last chunk
+        self.weight = weight  # (B, N, 1) 0 in the padding of a last chunk, else 1 or the chunk envelope's factor**2
         self.mu_p, self.logstd_p = mu_p, logstd_p           # (P,)
         dev = mu_p.device
         self.block_of = (block_of if block_of is not None
@@ -89,11 +89,13 @@ class Objective:
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
-    """(B, N, C) x2, optional (B, N, 1) 0/1 weight -> per-item MSE over the weighted samples (B,)."""
+    """(B, N, C) x2, optional (B, N, 1) weight -> per-item mean of the weighted squared error over the samples
+    whose weight is not zero (B,). A 0/1 weight is a mask; other weights rescale each sample's error (the audio
+    chunk envelope, engine/audio_envelope.py)."""
     if weight is None:
         return ((pred - target) ** 2).mean(dim=(1, 2))
     se = ((pred - target) ** 2 * weight).sum(dim=(1, 2))
-    return se / (weight.sum(dim=(1, 2)) * target.shape[2]).clamp_min(1.0)
+    return se / ((weight > 0).sum(dim=(1, 2)) * target.shape[2]).clamp_min(1.0)
 
 
 def adjust_beta(beta: torch.Tensor, kl: torch.Tensor, target: float, step: float) -> torch.Tensor:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from . import latent, siren
+from . import audio_envelope, latent, siren
 from .config import InrConfig, LatentConfig, LearnConfig
 from .fitting import Objective, adjust_beta, new_state
 from .posterior import LN2, kl_gauss
@@ -182,6 +182,12 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
             raise ValueError(f"latent priors learn on crops of {cfg.tile}x{cfg.tile} patches of side {patch}")
         signals = _tile_units(signals, cfg.tile)
         per_item = cfg.tile ** lat_cfg.dim
+    weights = None
+    if cfg.envelope:  # audio: every chunk at the reference level, its error weighed by its level (as the codec)
+        if audio is None:
+            raise ValueError("the chunk envelope is for audio priors")
+        ones = np.ones((*signals.shape[:2], 1), dtype=np.float32)
+        signals, weights = audio_envelope.normalise(signals, ones, audio_envelope.codes(signals, ones))
     n, *grid, c = signals.shape
     inr = cfg.inr
     assert inr.out_dim == c and inr.in_dim == len(grid)
@@ -299,7 +305,9 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
         steps = cfg.first_steps if rnd == 0 else cfg.round_steps
         # one noise stream per chunk and round: the same whichever process owns the chunk
         gens = [torch.Generator(device=device).manual_seed(cfg.seed + 7919 * rnd + 104729 * (i + 1)) for i in mine]
-        objs = [Objective(f, targets(s), mu_p, logstd_p) for f, s in zip(fields, chunks)]
+        objs = [Objective(f, targets(s), mu_p, logstd_p, None, 1,
+                          None if weights is None else torch.from_numpy(weights[s]).to(device))
+                for f, s in zip(fields, chunks)]
         for it in range(steps):
             sums = {}
             for i, st, obj, g in zip(mine, states, objs, gens):

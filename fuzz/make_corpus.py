@@ -5,7 +5,8 @@
 The fits are deliberately short: the seeds need to be valid files that reach every decoder, not good pictures.
 The committed `mono_0.1s.cmb` and `stereo_44k.cmb` were written before audio kind 10 existed and are kind-8 files
 (kept: old files must keep decoding); rerunning this script rewrites them as kind 10. `--only SUBSTRING` writes
-only the seeds whose name holds it (`--only gain_`: the kind-10 seed; `--only delta_gap`: the kind-12 seed).
+only the seeds whose name holds it (`--only gain_`: the kind-10 seed; `--only delta_gap`: the kind-12 seed;
+`--only env`: the kind-13 and kind-14 seeds).
 """
 from __future__ import annotations
 
@@ -55,10 +56,16 @@ def main() -> None:
     # kind 10: a quiet clip with a digitally silent gap (silent units, several block-count classes)
     gap = (0.001 * np.sin(2 * np.pi * 180 * np.arange(4000) / 16000)).astype(np.float32)
     gap[1600:3200] = 0.0
-    out["audio/gain_gap_0.25s.cmb"] = run(encode_audio(gap, 16000, 6, prior=speech, fit=FIT)).data
+    out["audio/gain_gap_0.25s.cmb"] = run(encode_audio(gap, 16000, 6, prior=speech, fit=FIT, envelope=False)).data
     latent_speech = Prior.load(PRIORS / "speech16k-latent-24kbps-s3.safetensors")   # kind 12: the clip's delta
     out["audio/delta_gap_0.25s.cmb"] = run(encode_audio(gap * 100, 16000, 24, prior=latent_speech, fit=FIT,
-                                                                   adapt=True)).data
+                                                                   adapt=True, envelope=False)).data
+    # kinds 13 and 14: the same gap clip with a chunk envelope, alone and with the clip's delta
+    env_gap = gap * 100
+    env_gap[:800] *= 0.05   # chunks at different levels
+    out["audio/env_gap_0.25s.cmb"] = run(encode_audio(env_gap, 16000, 12, prior=latent_speech, fit=FIT)).data
+    out["audio/envdelta_gap_0.25s.cmb"] = run(encode_audio(env_gap, 16000, 24, prior=latent_speech, fit=FIT,
+                                                           adapt=True)).data
     if "--only" in sys.argv:   # --only SUBSTRING: write only the seeds whose name holds it
         out = {k: v for k, v in out.items() if sys.argv[sys.argv.index("--only") + 1] in k}
     for name, data in out.items():

@@ -167,6 +167,7 @@ def test_drop_wav_encode_save_export_and_reopen(window, qtbot, wav, tmp_path, ti
     assert f["Sample rate"] == f"{SR} Hz" and f["Samples"].startswith(f"{SR // 2} (0.50 s)")
     ub = hdr.unit_blocks
     assert f["Units"].startswith(f"{hdr.units} units, {min(ub)}-{max(ub)} blocks each") and "gain" in f["Units"]
+    assert "chunk levels" in f["Units"]
     assert f["Prior id"] == hdr.prior_id.hex() and "kbps" in f["Rate"]
     assert set(view.spectrograms.images) == {"decoded"}
     assert np.array_equal(window.decoded_audio[0], enc.reconstruction)

@@ -108,3 +108,20 @@ def test_golden_audio_file_of_a_grown_prior_decodes_to_the_stored_samples():
     assert sr == 16000 and hdr.units == 8 and hdr.gain == 3 and len(hdr.class_blocks) == 3
     assert y.shape == want.shape == (6400, 1)
     assert np.max(np.abs(y - want)) < 1e-4
+
+
+def test_golden_audio_file_with_a_chunk_envelope_decodes_to_the_stored_samples():
+    """A kind-13 file (0.4 s of LibriSpeech test-clean, 1.0 s in, at 24 kbps with the shipped
+    `speech16k-latent-24kbps-env` prior): guards the envelope's place in the header, its 4-bit codes and the
+    factor each unit's output is multiplied by."""
+    from engine.audio_codec import decode_audio_full
+    from engine.container import KIND_AUDIO_ENV
+
+    data = (DATA / "speech_24kbps_env.cmb").read_bytes()
+    y, sr, hdr, prior = decode_audio_full(data)
+    want = np.load(DATA / "speech_24kbps_env_decoded.npy")
+    assert data[1] & 0x0F == KIND_AUDIO_ENV   # after the magic byte: version << 4 | kind
+    assert prior.name == "speech16k-latent-24kbps-env" and sr == 16000 and hdr.units == 8 and hdr.gain == 3
+    assert hdr.envelope == (8, 12, 10, 9, 11, 6, 3, 10) and len(hdr.class_blocks) == 5
+    assert y.shape == want.shape == (6400, 1)
+    assert np.max(np.abs(y - want)) < 1e-4

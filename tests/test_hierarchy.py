@@ -132,7 +132,7 @@ def test_clip_delta_decodes_exactly_is_used_and_pays_for_its_blocks(audio_latent
     res = run(audio_codec.encode_audio(x, 16000, 32, prior=audio_latent_prior, fit=FAST_FIT, adapt=True))
     plain = run(audio_codec.encode_audio(x, 16000, 32, prior=audio_latent_prior, fit=FAST_FIT))   # default: none
     h = res.header
-    assert res.data[1] & 0x0F == container.KIND_AUDIO_DELTA and plain.data[1] & 0x0F == container.KIND_AUDIO_GAIN
+    assert res.data[1] & 0x0F == container.KIND_AUDIO_ENV_DELTA and plain.data[1] & 0x0F == container.KIND_AUDIO_ENV
     assert h.delta_blocks >= 1 and len(h.delta_scales) == len(audio_latent_prior.inr.layer_shapes())
     y, _, hdr, _ = audio_codec.decode_audio_full(res.data, [audio_latent_prior_dir])
     assert hdr == h and np.array_equal(y, res.reconstruction)
@@ -169,7 +169,7 @@ def test_silent_clips_and_plain_priors_get_no_delta(audio_latent_prior, audio_la
     from .conftest import FAST_FIT
     quiet = run(audio_codec.encode_audio(np.zeros(4000, np.float32), 16000, 32, prior=audio_latent_prior,
                                          fit=FAST_FIT, adapt=True))
-    assert quiet.data[1] & 0x0F == container.KIND_AUDIO_GAIN and quiet.header.delta_blocks == 0
+    assert quiet.data[1] & 0x0F == container.KIND_AUDIO_ENV and quiet.header.delta_blocks == 0
     assert not audio_codec.decode_audio(quiet.data, [audio_latent_prior_dir])[0].any()
     assert not hierarchy.adapts(tiny_audio_prior)
     with pytest.raises(CombinerError, match="no shared network"):
@@ -189,13 +189,17 @@ def test_cli_codes_a_clip_delta_when_asked(audio_latent_prior_dir, tmp_path, cap
     src = tmp_path / "in.wav"
     sf.write(src, _clip(), 16000)
     prior = audio_latent_prior_dir / "tiny_audio_latent.safetensors"
-    for extra, kind in ((("--delta",), container.KIND_AUDIO_DELTA), ((), container.KIND_AUDIO_GAIN)):
+    for extra, kind in ((("--delta",), container.KIND_AUDIO_ENV_DELTA), ((), container.KIND_AUDIO_ENV),
+                        (("--delta", "--no-envelope"), container.KIND_AUDIO_DELTA),
+                        (("--no-envelope",), container.KIND_AUDIO_GAIN)):
         out = tmp_path / f"out{kind}.cmb"
         r = run_cli(capfd, "encode", src, "--kbps", 32, "-o", out, "--prior", prior, "--preset", "fast", "-q", *extra)
         assert r.returncode == 0, r.stderr
-        assert out.read_bytes()[1] & 0x0F == kind and ("network delta" in r.stdout) == (extra != ())
+        delta = "--delta" in extra
+        assert out.read_bytes()[1] & 0x0F == kind and ("network delta" in r.stdout) == delta
         info = run_cli(capfd, "info", out, "--prior-dir", audio_latent_prior_dir)
-        assert info.returncode == 0 and ("clip's network delta" in info.stdout) == (extra != ())
+        assert info.returncode == 0 and ("clip's network delta" in info.stdout) == delta
+        assert ("envelope:" in info.stdout) == ("--no-envelope" not in extra)
 
 
 def test_the_apps_plan_sizes_the_file_the_engine_writes(shared, shared_dir):
