@@ -315,9 +315,13 @@ def test_sigterm_during_the_final_write_leaves_nothing(tmp_path, capfd, monkeypa
     assert signal.getsignal(signal.SIGTERM) is not cli._on_sigterm  # the handler is restored
 
 
-def test_signals_are_held_inside_the_audio_writer():
+def test_signals_are_held_inside_the_audio_writer(request):
     """Ctrl+C inside libsndfile's write callbacks printed an AssertionError traceback: now it waits."""
     got = []
+    # Python's own Ctrl+C handler, whatever this process inherited (a job started in the background by a
+    # shell without job control ignores SIGINT)
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, old))
     with pytest.raises(KeyboardInterrupt):
         with media.deferred_signals():
             os.kill(os.getpid(), signal.SIGINT)
