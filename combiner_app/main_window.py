@@ -75,11 +75,11 @@ def _units_text(header) -> str:
 
         text += f", gain {header.gain * GAIN_STEP_DB:+.2f} dB"
     if header.envelope is not None:
-        from engine.audio_envelope import ENV_MIN_DB, ENV_STEP_DB
+        from engine.audio_envelope import level_range
 
-        lv = [ENV_MIN_DB + ENV_STEP_DB * k for k, b in zip(header.envelope, ub) if b]
+        lv = level_range(header.envelope, ub)
         if lv:
-            text += f", chunk levels {min(lv):+g} to {max(lv):+g} dB"
+            text += f", chunk levels {lv[0]:+g} to {lv[1]:+g} dB"
     return text
 
 class MainWindow(QMainWindow):

@@ -34,10 +34,21 @@ def codes(chunks: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.clip(k, 0, ENV_CODES - 1).astype(np.int64)
 
 
+def levels_db(k) -> np.ndarray:
+    """(U,) codes -> (U,) float64 chunk levels in dB relative to the reference level."""
+    return ENV_MIN_DB + ENV_STEP_DB * np.asarray(k, dtype=np.float64)
+
+
 def factors(k: np.ndarray) -> np.ndarray:
     """(U,) codes -> (U,) float32 amplitude factors (what the receiver multiplies each unit's output by)."""
-    k = np.asarray(k, dtype=np.float64)
-    return (10.0 ** ((ENV_MIN_DB + ENV_STEP_DB * k) / 20.0)).astype(np.float32)
+    return (10.0 ** (levels_db(k) / 20.0)).astype(np.float32)
+
+
+def level_range(envelope, unit_blocks) -> tuple[float, float] | None:
+    """A header's envelope codes and per-unit block counts -> (lowest, highest) level in dB of the units that
+    have blocks, or None when no unit has any (what `combiner info` and the app show)."""
+    lv = levels_db(envelope)[np.asarray(unit_blocks) > 0]
+    return (float(lv.min()), float(lv.max())) if len(lv) else None
 
 
 def normalise(chunks: np.ndarray, mask: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

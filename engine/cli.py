@@ -547,11 +547,11 @@ def cmd_info(a) -> int:
                                f"{hdr.n_indices} in all"))
         rows.append(("gain", f"{hdr.gain * GAIN_STEP_DB:+.2f} dB (the clip was brought to {REF_DBFS:g} dBFS)"))
         if hdr.envelope is not None:
-            from .audio_envelope import ENV_MIN_DB, ENV_STEP_DB
+            from .audio_envelope import level_range
 
-            lv = [ENV_MIN_DB + ENV_STEP_DB * k for k, b in zip(hdr.envelope, ub) if b]
-            rows.append(("envelope", f"one level per sounding unit, {min(lv, default=0):+g} to "
-                                     f"{max(lv, default=0):+g} dB re the clip level" if lv else "no sounding units"))
+            lv = level_range(hdr.envelope, ub)
+            rows.append(("envelope", f"one level per sounding unit, {lv[0]:+g} to {lv[1]:+g} dB re the clip level"
+                                     if lv else "no sounding units"))
         rows += _delta_rows(hdr, "clip")
     elif hdr.modality == "audio":
         rows.append(("units", f"{hdr.units} (chunk INRs over all channels)"))
