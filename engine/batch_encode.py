@@ -168,6 +168,7 @@ def encode_folder(a, folder: Path, out: Path | None) -> int:
 
         all_stats = [None] * world
         dist.all_gather_object(all_stats, st)
+        dist.barrier()   # no rank tears gloo down while a peer is still finishing the gather (it aborted)
         dist.destroy_process_group()
     failed = sum(len(s.failed) for s in all_stats)
     if rank == 0:
