@@ -26,7 +26,7 @@ from engine.config import FitConfig
 from .audio_views import ORIG_PEN, mono, peak_envelope
 from .image_panels import show_rgb
 from .plans import AudioClip, EncodePlan
-from .progress import DEFAULT_CODE_RATIO, PhaseClock, Work, code_groups, refine_steps, size_of, work_of
+from .progress import DEFAULT_CODE_RATIO, PhaseClock, Work, code_groups, coder_of, refine_steps, size_of, work_of
 
 LIVE_PSNR_NOTE = ("live PSNR = posterior mean (an estimate while fitting); the decoded file's PSNR, measured on "
                   "the real file, is shown when the encode finishes")
@@ -288,10 +288,12 @@ class LiveView(QWidget):
         """Engine step counts -> (fitting steps, coding steps) done over all batches, fed to the clock."""
         if self.fit is None:
             return
+        # the steps the encoder runs: the preset with its coder's defaults (engine FitConfig.for_modality)
+        fit = self.fit.for_modality(coder_of(self.plan)) if self.plan is not None else self.fit
         if self.clock is None:   # not a patch image: the engine's own total is fixed across batches
-            per = self.fit.steps + refine_steps(self.fit, ev.n_blocks)
-            self._start_clock(Work(max(1, int(round(ev.total_steps / per))), self.fit.steps,
-                                   refine_steps(self.fit, ev.n_blocks), code_groups(self.fit, ev.n_blocks)))
+            per = fit.steps + refine_steps(fit, ev.n_blocks)
+            self._start_clock(Work(max(1, int(round(ev.total_steps / per))), fit.steps,
+                                   refine_steps(fit, ev.n_blocks), code_groups(fit, ev.n_blocks)))
             self._anchor = 0 if ev.total_steps >= per * self.work.batches else ev.step - 1
             self._global = True
         probing = ev.phase == "fit" and ev.n_blocks == 1 and self.plan is not None and self.plan.patch
@@ -304,7 +306,7 @@ class LiveView(QWidget):
                     self.batch += 1
                 self._anchor = ev.step - 1
             elif self._probing and not probing and ev.phase == "fit":   # the probe ended, the fit goes on
-                self._anchor = ev.step - (self.fit.steps // 2 + 1)
+                self._anchor = ev.step - (fit.steps // 2 + 1)
             within = ev.step - self._anchor
         self._probing = probing
         w = self.work

@@ -49,8 +49,17 @@ class Work:
         return self.batches * (self.fit_steps + self.code_steps)
 
 
+def coder_of(plan: EncodePlan) -> str:
+    """The key of engine.config's per-coder defaults (SHORTLIST, POINTS) that this plan's encoder uses."""
+    if plan.modality == "audio":
+        return "audio"
+    return "image" if plan.patch else "whole image"
+
+
 def work_of(plan: EncodePlan, fit: FitConfig) -> Work:
-    """Steps an encode of this plan takes, known before it starts."""
+    """Steps an encode of this plan takes, known before it starts (with the coder's defaults filled in, as the
+    encoder fills them: `FitConfig.for_modality`)."""
+    fit = fit.for_modality(coder_of(plan))
     if plan.patch:
         batches = max(1, math.ceil(plan.units / MAX_UNITS))
         # patches get different block counts; the largest count sets the groups (at least the mean)
@@ -202,7 +211,8 @@ def probe_fit_cost(plan: EncodePlan, device: str = "cpu", steps: int = 5, max_un
     import torch
 
     from engine import cancel, latent, rng, siren
-    from engine.fitting import Objective, new_state
+    from engine.config import POINTS
+    from engine.fitting import Objective, new_state, point_subsets
 
     prior = plan.prior
     dev = torch.device(device)
@@ -223,7 +233,9 @@ def probe_fit_cost(plan: EncodePlan, device: str = "cpu", steps: int = 5, max_un
             mu_p, ls_p = prior.tensors(dev)
             target = torch.rand(b, emb.shape[0], prior.inr.out_dim, device=dev) - 0.5
             canvases = latent.uniform_canvases(b, 1, 1, dev) if prior.latent is not None else None
-            obj = Objective(prior.field(emb, dev, canvases), target, mu_p, ls_p)
+            field = prior.field(emb, dev, canvases)
+            # steps over the share of the points the encoder's steps measure (engine.config.POINTS)
+            obj = Objective(field, target, mu_p, ls_p, points=point_subsets(field, POINTS[coder_of(plan)], 0))
             st = new_state(mu_p.expand(b, -1), (ls_p - 2.0).expand(b, -1),
                            torch.full((b, 1), prior.beta, device=dev), 2e-3)
             gens = rng.unit_noise(list(range(b)), dev)

@@ -187,7 +187,7 @@ def cmd_learn_prior(a) -> int:
                       round_steps=a.round_steps, rounds=a.rounds, seed=a.seed, inr=inr,
                       beta_init=a.beta_init or beta0, out_init_scale=out_scale, reparam=a.reparam, latent=lat,
                       tile=a.tile, warmup=a.warmup if a.warmup is not None else LearnConfig.warmup,
-                      ups_lr=a.shared_lr, envelope=bool(a.envelope and layout is not None))
+                      ups_lr=a.shared_lr, envelope=bool(a.envelope and layout is not None), points=a.points)
     digest = hashlib.sha256(Path(a.data).read_bytes()).hexdigest()[:16] if Path(a.data).is_file() else None
     info = {"name": a.name, "data": Path(a.data).name, "data_sha256_16": digest, "data_items": data_items}
     rank, world = _init_distributed(a.device)
@@ -589,6 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--level-normalise", action=argparse.BooleanOptionalAction, default=True,
                     help="audio: bring every training file to the codec's reference level first (as the "
                     "encoder does with every clip)")
+    lp.add_argument("--points", type=float, default=1.0,
+                    help="fraction of each item's pixels (samples) every step measures, a fresh random subset per "
+                         "step: cheaper steps, for more steps or more items in the same time (default 1)")
     lp.add_argument("--envelope", action="store_true",
                     help="audio: fit every chunk at the reference level with its error weighed by the chunk's level, "
                     "as the encoder's chunk envelope does (engine/audio_envelope.py)")

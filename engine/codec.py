@@ -18,7 +18,7 @@ from . import cancel, container, limits, partition, rec, rng, siren
 from .config import FitConfig
 from .container import CmbHeader
 from .errors import CmbFormatError, CombinerError, MediaError, PriorError
-from .fitting import Objective, adjust_beta, masked_mse, new_state
+from .fitting import Objective, adjust_beta, masked_mse, new_state, point_subsets
 from .prior import Prior, find_by_short_id, nearest
 from .signals import image_targets, psnr_uint8, to_uint8
 
@@ -205,7 +205,7 @@ def code_units(batch: UnitBatch, prior: Prior, fit: FitConfig, device: torch.dev
     units_of = [torch.from_numpy(np.flatnonzero(unit_class == k)).to(device) for k in range(len(classes))]
     mu_p, ls_p = prior.tensors(device)
     ls0 = torch.from_numpy(prior.start_logstd()).to(device)
-    obj = Objective(field, target, mu_p, ls_p, block_of, n_blocks, weight)
+    obj = Objective(field, target, mu_p, ls_p, block_of, n_blocks, weight, point_subsets(field, fit.points, fit.seed))
     mu0, ls_start = start if start is not None else (mu_p.expand(bsz, P), ls0.expand(bsz, P))
     st = new_state(mu0, ls_start, torch.full((bsz, n_blocks), prior.beta, device=device), fit.lr)
     st.frozen = torch.zeros(bsz, P, dtype=torch.bool, device=device)
@@ -311,7 +311,7 @@ def encode_batch(images: Sequence[np.ndarray], rate_bpp: float | None = None, *,
     an explicit `prior` and `n_blocks`.
     """
     device = torch.device(device)
-    fit = fit.for_modality("image")
+    fit = fit.for_modality("whole image")
     imgs = np.stack([np.asarray(i) for i in images])
     if imgs.ndim != 4 or imgs.dtype != np.uint8:
         raise MediaError("images must be (H, W, C) uint8 arrays of one size")

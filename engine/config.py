@@ -103,16 +103,32 @@ class FitConfig:
     shortlist: int | None = None   # without `sample`: of this many candidates of largest q/p, send the one
                                    # of least distortion, the uncoded weights at their posterior means
                                    # (1: the first); None: the modality's default, SHORTLIST
+    points: float | None = None    # fraction of a unit's grid points each step measures its distortion on, a
+                                   # fresh random subset per step (fitting.PointSubsets); None: the modality's
+                                   # default, POINTS, with `steps` scaled by 1 / fraction (the same effort)
 
     def for_modality(self, modality: str) -> "FitConfig":
-        """This config with the modality's default shortlist where none is set."""
-        return self if self.shortlist is not None else replace(self, shortlist=SHORTLIST[modality])
+        """This config with the modality's default shortlist and point fraction where none is set. A default
+        fraction f < 1 runs steps / f fitting steps: a step over a fraction f of the points costs about f of a
+        full one, so `steps` keeps meaning the same effort."""
+        out = self if self.shortlist is not None else replace(self, shortlist=SHORTLIST[modality])
+        if out.points is None:
+            f = POINTS[modality]
+            out = replace(out, points=f, steps=int(round(out.steps / f)))
+        return out
 
 
 # Candidates checked against the true distortion per block, by modality (docs/results.md, session of
 # 2026-12-02 evening): speech gains 0.15-0.2 dB SNR at 8 for about a third more encode time; photos gain
 # 0.02-0.04 dB at 1.15x the time, so they keep the candidate of largest q/p.
-SHORTLIST = {"image": 1, "audio": 8}
+SHORTLIST = {"image": 1, "whole image": 1, "audio": 8}
+
+# Fraction of the grid points each fitting step measures (docs/results.md, session of 2026-12-04): a photo
+# patch's steps cost about the fraction, and four times the steps on a quarter of the pixels gave +0.3 to
+# +0.5 dB on Kodak crops in the same CPU time ("image": the patch coder). A 32x32 image coded whole (the CIFAR
+# priors) lost 0.25 dB and time with it, and an audio step is dominated by the latent features, which every
+# step still computes whole: both measure every point.
+POINTS = {"image": 0.25, "whole image": 1.0, "audio": 1.0}
 
 
 @dataclass(frozen=True)
@@ -141,6 +157,7 @@ class LearnConfig:
                                        # audio), stitched
     ups_lr: float = 1e-3               # Adam learning rate of the shared upsampler
     envelope: bool = False             # audio: fit every chunk at the reference level, error weighed by its level
+    points: float = 1.0                # fraction of each item's grid points a step measures (fitting.PointSubsets)
                                        # (the codec's chunk envelope, engine/audio_envelope.py)
     inr: InrConfig = field(default_factory=InrConfig)
 

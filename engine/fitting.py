@@ -6,6 +6,7 @@ each item alone. Weights that are already coded are frozen to their sample and c
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -36,13 +37,52 @@ def new_state(mu0: torch.Tensor, logstd0: torch.Tensor, beta0: torch.Tensor, lr:
                                      {"params": [logstd], "lr": lr_std or 5 * lr}]))
 
 
+class PointSubsets:
+    """Which grid points each fitting step measures the distortion on (encoder only; files do not change).
+
+    Every step takes a fresh random `fraction` of the unit's whole grid (`field.grid` points: p*p pixels of a
+    patch, the samples of a chunk), the same points for every unit of the batch, drawn from a stream seeded by
+    `seed` alone. The field may hold only some grid points (`field.points`: a batch whose units all miss part of
+    the grid); then a step uses the drawn points among those. So a unit sees the same points whatever else is in
+    its batch. The MSE over a random subset is an unbiased estimate of the MSE over the grid, and a step costs
+    about `fraction` of a full one: the encoder spends the time on more steps instead."""
+
+    def __init__(self, field, fraction: float, seed: int):
+        self.grid = int(field.grid)
+        self.m = max(1, math.ceil(fraction * self.grid))
+        self.gen = torch.Generator().manual_seed(1_000_033 * seed + 4_099)
+        self.device = field.emb.device
+        self.lookup = None
+        if field.points is not None:   # grid position -> index among the field's points, -1 where absent
+            self.lookup = torch.full((self.grid,), -1, dtype=torch.int64)
+            self.lookup[field.points.cpu()] = torch.arange(len(field.points))
+
+    def draw(self) -> torch.Tensor:
+        """This step's points: (n,) sorted indices into the field's points (n <= fraction * grid, may be 0)."""
+        s = torch.randperm(self.grid, generator=self.gen)[:self.m].sort().values
+        if self.lookup is not None:
+            s = self.lookup[s]
+            s = s[s >= 0]
+        return s.to(self.device)
+
+
+def point_subsets(field, fraction: float, seed: int) -> PointSubsets | None:
+    """PointSubsets for a field that can evaluate a subset of its points (`field.at`), or None (all points)."""
+    if fraction >= 1.0 or not hasattr(field, "at"):
+        return None
+    return PointSubsets(field, fraction, seed)
+
+
 class Objective:
     """Data, prior and block layout a FitState is fitted against. `field` maps the sampled flat vectors
-    (B, P) to predictions (B, N, C) (a latent.Field, or any callable of that shape)."""
+    (B, P) to predictions (B, N, C) (a latent.Field, or any callable of that shape). With `points` (see
+    PointSubsets) each step measures the distortion on a fresh subset of the grid."""
 
     def __init__(self, field, target: torch.Tensor, mu_p: torch.Tensor, logstd_p: torch.Tensor,
-                 block_of: torch.Tensor | None = None, n_blocks: int = 1, weight: torch.Tensor | None = None):
+                 block_of: torch.Tensor | None = None, n_blocks: int = 1, weight: torch.Tensor | None = None,
+                 points: PointSubsets | None = None):
         self.field, self.target = field, target  # target (B, N, C)
+        self.points = points
         self.weight = weight  # (B, N, 1) 0 in the padding of a last chunk, else 1 or the chunk envelope's factor**2
         self.mu_p, self.logstd_p = mu_p, logstd_p           # (P,)
         dev = mu_p.device
@@ -68,14 +108,24 @@ class Objective:
 
     def step(self, st: FitState, gen) -> tuple[torch.Tensor, torch.Tensor]:
         """One Adam step on all items -> (mse (B,), block KL (B, nb)), both detached."""
-        w = self.sample(st, gen)
-        mse = masked_mse(self.field(w), self.target, self.weight)  # (B,)
+        mse = self.distortion(self.sample(st, gen))  # (B,)
         klb = block_sums(self.kl_bits(st), self.block_of, self.n_blocks)  # (B, nb)
         loss = mse.sum() + (st.beta * klb).sum()
         st.opt.zero_grad(set_to_none=True)
         loss.backward()
         st.opt.step()
         return mse.detach(), klb.detach()
+
+    def distortion(self, w: torch.Tensor) -> torch.Tensor:
+        """(B, P) sampled vectors -> this step's MSE per unit (B,): over every point, or over the next drawn
+        subset (a unit none of whose drawn points is inside its signal gets 0)."""
+        if self.points is None:
+            return masked_mse(self.field(w), self.target, self.weight)
+        sel = self.points.draw()                                           # (n,)
+        weight = None if self.weight is None else self.weight[:, sel]
+        if weight is None and len(sel) == 0:
+            return w.new_zeros(w.shape[0])
+        return masked_mse(self.field.at(sel)(w), self.target[:, sel], weight)
 
     @torch.no_grad()
     def mean_prediction(self, st: FitState) -> torch.Tensor:

@@ -198,7 +198,7 @@ class ImageDelta:
                    torch.stack([torch.randn(n_inr, generator=g, device=device) for g in d_gen])
                    if new else d_mu.detach())
             field.shared = adapted(torch.where(frozen, coded_d, d_mu + d_ls.exp() * eps))
-            mse = masked_mse(field(obj.sample(st, gens)), obj.target, obj.weight)       # (B,)
+            mse = obj.distortion(obj.sample(st, gens))                                 # (B,)
             klu = obj.kl_bits(st).sum(1)                                                # (B,)
             kld = kl_delta(block_of, n_blocks)
             loss = mse.sum() + (beta[grp] * klu).sum() + (beta_delta * kld).sum()

@@ -25,6 +25,7 @@ windows with one unit of margin on each side and get what the whole canvas gives
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -181,8 +182,9 @@ class Field:
     def __init__(self, inr: InrConfig, emb: torch.Tensor, mix: list[torch.Tensor] | None = None,
                  latent: LatentConfig | None = None, ups: torch.Tensor | None = None,
                  canvases: list[Canvas] | None = None, patch: int = 0, points: torch.Tensor | None = None,
-                 compile: bool = False, shared: torch.Tensor | None = None):
+                 compile: bool = False, shared: torch.Tensor | None = None, grid: int = 0):
         self.inr, self.emb, self.mix = inr, emb, mix
+        self.grid = grid or emb.shape[0]   # points of a unit's whole grid (emb may hold only `points` of them)
         self.shared = shared   # (P_inr,) INR weights of a shared-decoder latent prior (or (B, P_inr)); None: coded per unit
         self.latent, self.ups, self.canvases, self.patch, self.points = latent, ups, canvases, patch, points
         self.net = siren.forward
@@ -191,6 +193,15 @@ class Field:
                 self.net = torch.compile(siren.forward, dynamic=False)
             except Exception:
                 pass
+
+    def at(self, sel: torch.Tensor) -> "Field":
+        """The same networks evaluated at the subset `sel` (n,) of this field's points (indices into them)."""
+        out = copy.copy(self)
+        out.emb = self.emb[sel]
+        out.points = sel if self.points is None else self.points[sel]
+        if self.points is not None:   # the subset's size varies from step to step: no compiled shapes
+            out.net = siren.forward
+        return out
 
     @property
     def n_latents(self) -> int:

@@ -23,7 +23,7 @@ import torch.distributed as dist
 
 from . import audio_envelope, latent, siren
 from .config import InrConfig, LatentConfig, LearnConfig
-from .fitting import Objective, adjust_beta, new_state
+from .fitting import Objective, adjust_beta, new_state, point_subsets
 from .posterior import LN2, kl_gauss
 from .prior import AudioLayout, Prior, unit_side
 from .signals import audio_targets, image_targets
@@ -305,8 +305,10 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
         steps = cfg.first_steps if rnd == 0 else cfg.round_steps
         # one noise stream per chunk and round: the same whichever process owns the chunk
         gens = [torch.Generator(device=device).manual_seed(cfg.seed + 7919 * rnd + 104729 * (i + 1)) for i in mine]
+        # with cfg.points < 1, each round draws its subsets from its own stream (a resumed round draws the same)
         objs = [Objective(f, targets(s), mu_p, logstd_p, None, 1,
-                          None if weights is None else torch.from_numpy(weights[s]).to(device))
+                          None if weights is None else torch.from_numpy(weights[s]).to(device),
+                          point_subsets(f, cfg.points, cfg.seed + 7919 * rnd))
                 for f, s in zip(fields, chunks)]
         for it in range(steps):
             sums = {}

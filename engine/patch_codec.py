@@ -337,7 +337,24 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
                else _importance(importance[i], grids[i]) for i, pl in enumerate(plan)]
 
     def split(i: int, units: np.ndarray, kl: np.ndarray, total: int) -> np.ndarray:
-        return allocate(kl * weights[i][units], total, cap)
+        n = allocate(kl * weights[i][units], total, cap)
+        if len(units) < plan[i]["patches"].shape[0]:
+            return n   # a band of a large image: its class table's reserve is a tiny share of the file
+        # The budget reserved header room for the longest class table; the table now known, the bytes it
+        # leaves free go to more blocks (a small image's rate otherwise lands a few percent low).
+        reserve = overhead_bytes(imgs[i].shape, prior, seed, plan[i]["alpha"], adaptive, adapt)
+        fields = hierarchy.coded_of(delta, i).fields
+
+        def spare_blocks(nb: np.ndarray) -> int:
+            cls = np.unique(nb)
+            hdr = _header(imgs[i].shape, prior, seed, cls, np.searchsorted(cls, nb), plan[i]["alpha"], fields)
+            return (reserve - len(container.header_bytes(hdr)) - container.CRC_BYTES) * 8 // prior.kappa
+
+        for e in range(spare_blocks(n), 0, -1):   # the most blocks whose file still fits the reserve
+            more = allocate(kl * weights[i][units], total + e, cap)
+            if int(more.sum()) > int(n.sum()) and spare_blocks(more) >= int(more.sum()) - total:
+                return more
+        return n
 
     def preview_of(points: torch.Tensor | None):
         """(b, n, 3) posterior-mean values at the batch's kept grid points -> (b, p, p, 3) uint8 patches (points

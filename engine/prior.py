@@ -136,8 +136,9 @@ class Prior:
 
         ups = torch.from_numpy(self.upsampler).to(device) if self.upsampler is not None else None
         shared = torch.from_numpy(self.inr_weights).to(device) if self.inr_weights is not None else None
+        grid = self.unit_side ** (1 if self.audio is not None else 2)
         return Field(self.inr, emb, self.mixers(device), self.latent, ups, canvases, self.unit_side, points, compile,
-                     shared)
+                     shared, grid)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write atomically (temporary file in the same folder, then rename)."""
