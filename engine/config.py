@@ -157,8 +157,8 @@ class LearnConfig:
                                        # audio), stitched
     ups_lr: float = 1e-3               # Adam learning rate of the shared upsampler
     envelope: bool = False             # audio: fit every chunk at the reference level, error weighed by its level
-    points: float = 1.0                # fraction of each item's grid points a step measures (fitting.PointSubsets)
                                        # (the codec's chunk envelope, engine/audio_envelope.py)
+    points: float = 1.0                # fraction of each item's grid points a step measures (fitting.PointSubsets)
     inr: InrConfig = field(default_factory=InrConfig)
 
 
