@@ -337,7 +337,8 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
                else _importance(importance[i], grids[i]) for i, pl in enumerate(plan)]
 
     def split(i: int, units: np.ndarray, kl: np.ndarray, total: int) -> np.ndarray:
-        n = allocate(kl * weights[i][units], total, cap)
+        k = kl * weights[i][units]
+        n = allocate(k, total, cap)
         if len(units) < plan[i]["patches"].shape[0]:
             return n   # a band of a large image: its class table's reserve is a tiny share of the file
         # The budget reserved header room for the longest class table; the table now known, the bytes it
@@ -351,7 +352,7 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
             return (reserve - len(container.header_bytes(hdr)) - container.CRC_BYTES) * 8 // prior.kappa
 
         for e in range(spare_blocks(n), 0, -1):   # the most blocks whose file still fits the reserve
-            more = allocate(kl * weights[i][units], total + e, cap)
+            more = allocate(k, total + e, cap)
             if int(more.sum()) > int(n.sum()) and spare_blocks(more) >= int(more.sum()) - total:
                 return more
         return n

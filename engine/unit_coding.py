@@ -120,10 +120,11 @@ def code_by_content(b: ContentBatch, prior: Prior, fit: FitConfig, device, seed:
     blocks = np.zeros(n, dtype=np.int64)
     start, probe_kl = None, None
     share = dict(b.share)
+    if adapt is not None or split is not None:   # the probe's objective (the coding phase builds its own)
+        obj = Objective(b.field, b.target, mu_p, ls_p, None, 1, b.weight, point_subsets(b.field, fit.points, fit.seed))
     if adapt is not None:
         ls0 = torch.from_numpy(prior.start_logstd()).to(device)
         probe_steps = fit.steps // 2
-        obj = Objective(b.field, b.target, mu_p, ls_p, None, 1, b.weight, point_subsets(b.field, fit.points, fit.seed))
         mu, ls, probe_kl, used = yield from adapt.probe(obj, fit, device, seed, probe_steps, b.item,
                                                         {i: share[i] * prior.kappa for i in items}, prior.beta,
                                                         ls0, b.gens, total, done, probe_preview)
@@ -131,7 +132,6 @@ def code_by_content(b: ContentBatch, prior: Prior, fit: FitConfig, device, seed:
         for i, nb in used.items():
             share[i] = max(float((b.item == i).sum()), share[i] - nb)   # every unit keeps one block at least
     elif split is not None:
-        obj = Objective(b.field, b.target, mu_p, ls_p, None, 1, b.weight, point_subsets(b.field, fit.points, fit.seed))
         _, grp = np.unique(b.item, return_inverse=True)
         kl_target = torch.tensor([b.share[i] * prior.kappa / (b.item == i).sum() for i in items],
                                  device=device, dtype=torch.float32)
