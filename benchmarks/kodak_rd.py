@@ -7,8 +7,8 @@
 
 Every image is encoded by patches at each target rate (all its patches in one batch), written to bytes,
 decoded from those bytes alone, and scored: bpp from the real file size (header included) and PSNR of the
-decoded 8-bit image. JPEG, WebP and AVIF (Pillow) are measured in the same run at the quality whose file is
-nearest each .cmb file's size. `--ablate` also encodes with the same block count for every patch.
+decoded 8-bit image, and its MS-SSIM (engine.metrics; "n/a" under 161 px a side). JPEG, WebP and AVIF
+(Pillow) are measured in the same run at the quality whose file is nearest each .cmb file's size. `--ablate` also encodes with the same block count for every patch.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import platform
 import resource
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from engine.codec import run  # noqa: E402
 from engine.config import FitConfig  # noqa: E402
 from engine.latent import macs_per_pixel  # noqa: E402
 from engine.media import read_image  # noqa: E402
+from engine.metrics import ms_ssim  # noqa: E402
 from engine.patch_codec import decode_image, encode_image_batch  # noqa: E402
 from engine.prior import Prior  # noqa: E402
 from engine.signals import psnr_uint8  # noqa: E402
@@ -42,9 +44,9 @@ ANCHORS = {
 }
 
 
-def classic_at_size(img: np.ndarray, fmt: str, target_bytes: int) -> tuple[int, float]:
-    """(bytes, PSNR) of the Pillow file whose size is nearest target_bytes, over qualities 1..100
-    (bisection on quality, then the neighbours)."""
+def classic_at_size(img: np.ndarray, fmt: str, target_bytes: int) -> tuple[int, float, float | None]:
+    """(bytes, PSNR, MS-SSIM or None) of the Pillow file whose size is nearest target_bytes, over qualities
+    1..100 (bisection on quality, then the neighbours)."""
     def enc(q: int) -> tuple[int, bytes]:
         buf = io.BytesIO()
         Image.fromarray(img).save(buf, format=fmt, quality=q)
@@ -58,7 +60,7 @@ def classic_at_size(img: np.ndarray, fmt: str, target_bytes: int) -> tuple[int, 
             hi = mid
     best = min((enc(q) for q in {max(1, lo - 1), lo, hi, min(100, hi + 1)}), key=lambda t: abs(t[0] - target_bytes))
     dec = np.asarray(Image.open(io.BytesIO(best[1])).convert("RGB"))
-    return best[0], psnr_uint8(img, dec)
+    return best[0], psnr_uint8(img, dec), ms_ssim(img, dec)
 
 
 def load_images(folder: str, n: int, crop: int) -> tuple[list[Path], list[np.ndarray]]:
@@ -86,6 +88,10 @@ def cmb_name(image: str, rate: float) -> str:
 def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
     """Encode every image at every rate (and uniform allocation with --ablate) -> one dict per image and rate."""
     fit = _fit_config(a)
+    for kv in a.fit or []:  # experiments: override preset fields, e.g. --fit points=0.125 --fit steps=4800
+        k, v = kv.split("=", 1)
+        cur = getattr(fit, k)
+        fit = replace(fit, **{k: type(cur)(v) if cur is not None else float(v)})
     priors = [Prior.load(p) for p in a.prior] if a.prior else None
     cuda = a.device.startswith("cuda")
     if a.warmup:  # CUDA context, kernels and allocator warm-up: not part of the timed encodes
@@ -120,7 +126,7 @@ def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
                     item = {"image": name, "target_bpp": r, "adaptive": adaptive, "prior": e.prior.name,
                             "mac_per_px": macs_per_pixel(e.prior.inr, e.prior.latent, e.prior.patch),
                             "bytes": len(e.data), "bpp": 8 * len(e.data) / (im.shape[0] * im.shape[1]),
-                            "psnr": psnr_uint8(im, dec), "encode_s": enc / len(part),
+                            "psnr": psnr_uint8(im, dec), "ms_ssim": ms_ssim(im, dec), "encode_s": enc / len(part),
                             "encode_cpu_s": enc_cpu / len(part), "batch": len(part),
                             "decode_s": dec_s, "gpu_peak_mb": gpu_mb,
                             "blocks_min": int(e.unit_blocks.min()), "blocks_max": int(e.unit_blocks.max()),
@@ -148,6 +154,7 @@ def redecode(items: list[dict], files: list[Path], imgs: list[np.ndarray], folde
         it["decode_s"] = time.time() - t0
         ps = psnr_uint8(by_name[it["image"]], dec)
         it["psnr_diff_here"] = ps - it["psnr"]
+        it.setdefault("ms_ssim", ms_ssim(by_name[it["image"]], dec))   # runs from before the key have none
         if abs(ps - it["psnr"]) > 0.01:
             raise SystemExit(f"{it['image']} at {it['target_bpp']:g} bpp decodes to {ps:.4f} dB here, "
                              f"{it['psnr']:.4f} dB where it was encoded")
@@ -167,12 +174,22 @@ def add_classic(items: list[dict], files: list[Path], imgs: list[np.ndarray]) ->
             if fmt in missing:
                 continue
             try:
-                nb, ps = classic_at_size(im, fmt, it["bytes"])
+                nb, ps, ss = classic_at_size(im, fmt, it["bytes"])
             except (KeyError, OSError, ValueError):
                 missing.append(fmt)
                 continue
-            it[fmt] = {"bpp": 8 * nb / (im.shape[0] * im.shape[1]), "psnr": ps}
+            it[fmt] = {"bpp": 8 * nb / (im.shape[0] * im.shape[1]), "psnr": ps, "ms_ssim": ss}
     return missing
+
+
+def _mean_ssim(entries: list[dict]) -> float | None:
+    """Mean MS-SSIM of entries that all have one (None when any lacks it: images under 161 px a side)."""
+    vals = [e.get("ms_ssim") for e in entries]
+    return float(np.mean(vals)) if vals and all(v is not None for v in vals) else None
+
+
+def _ssim_text(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
 
 
 def report(a, items: list[dict], n_images: int, missing: list[str]) -> str:
@@ -187,10 +204,11 @@ def report(a, items: list[dict], n_images: int, missing: list[str]) -> str:
                    "mac": per[0].get("mac_per_px"),
                    "bpp": float(np.mean([p["bpp"] for p in per])), "psnr": float(np.mean([p["psnr"] for p in per])),
                    "encode_s": float(np.mean([p["encode_s"] for p in per])),
-                   "decode_s": float(np.mean([p["decode_s"] for p in per]))}
+                   "decode_s": float(np.mean([p["decode_s"] for p in per])), "ms_ssim": _mean_ssim(per)}
             for fmt in ("JPEG", "WEBP", "AVIF"):
                 if all(fmt in p for p in per):
                     row[fmt] = {k: float(np.mean([p[fmt][k] for p in per])) for k in ("bpp", "psnr")}
+                    row[fmt]["ms_ssim"] = _mean_ssim([p[fmt] for p in per])
             rows.append(row)
     gpu = [it["gpu_peak_mb"] for it in items if it.get("gpu_peak_mb")]
     side = f"centre {a.crop}x{a.crop} crops" if a.crop else "full images"
@@ -208,15 +226,17 @@ def report(a, items: list[dict], n_images: int, missing: list[str]) -> str:
                  f"{max(abs(it['psnr_diff_here']) for it in items if it['adaptive']):.1e} dB of the encoding "
                  "machine's decode; decode times are from there.")
     lines = [head + "\n",
-             "| target bpp | allocation | prior | MAC/px | images | bpp (file bytes) | PSNR dB | JPEG bpp / dB | "
-             "WebP bpp / dB | AVIF bpp / dB | encode s/img | decode s/img |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| target bpp | allocation | prior | MAC/px | images | bpp (file bytes) | PSNR dB | MS-SSIM | "
+             "JPEG bpp / dB / MS-SSIM | WebP bpp / dB / MS-SSIM | AVIF bpp / dB / MS-SSIM | encode s/img | "
+             "decode s/img |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        cl = [f"{r[f]['bpp']:.3f} / {r[f]['psnr']:.2f}" if f in r else "-" for f in ("JPEG", "WEBP", "AVIF")]
+        cl = [f"{r[f]['bpp']:.3f} / {r[f]['psnr']:.2f} / {_ssim_text(r[f]['ms_ssim'])}" if f in r else "-"
+              for f in ("JPEG", "WEBP", "AVIF")]
         mac = f"{r['mac']:.0f}" if r.get("mac") else "-"
         lines.append(f"| {r['target_bpp']:g} | {'by content' if r['adaptive'] else 'uniform'} | {r['prior']} | "
-                     f"{mac} | {r['n']} | {r['bpp']:.3f} | {r['psnr']:.2f} | {' | '.join(cl)} | {r['encode_s']:.1f} | "
-                     f"{r['decode_s']:.3f} |")
+                     f"{mac} | {r['n']} | {r['bpp']:.3f} | {r['psnr']:.2f} | {_ssim_text(r['ms_ssim'])} | "
+                     f"{' | '.join(cl)} | {r['encode_s']:.1f} | {r['decode_s']:.3f} |")
     lines.append("\nPublished anchors on Kodak (bpp, dB): " + "; ".join(
         f"{k} " + " ".join(f"({b}, {p})" for b, p in v) for k, v in ANCHORS.items()))
     return "\n".join(lines)
@@ -235,6 +255,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--batch", type=int, default=1, help="images encoded together")
+    ap.add_argument("--fit", action="append", default=None, metavar="FIELD=VALUE",
+                    help="override a field of the preset's FitConfig (experiments; an explicit points value "
+                         "does not rescale steps)")
     ap.add_argument("--ablate", action="store_true", help="also encode with uniform block allocation")
     ap.add_argument("--no-delta", action="store_true", help="no image-level network delta (shared-network priors)")
     ap.add_argument("--warmup", action="store_true", help="one short untimed encode first (GPU warm-up)")
