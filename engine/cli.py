@@ -187,7 +187,8 @@ def cmd_learn_prior(a) -> int:
                       round_steps=a.round_steps, rounds=a.rounds, seed=a.seed, inr=inr,
                       beta_init=a.beta_init or beta0, out_init_scale=out_scale, reparam=a.reparam, latent=lat,
                       tile=a.tile, warmup=a.warmup if a.warmup is not None else LearnConfig.warmup,
-                      ups_lr=a.shared_lr, envelope=bool(a.envelope and layout is not None), points=a.points)
+                      ups_lr=a.shared_lr, envelope=bool(a.envelope and layout is not None), points=a.points,
+                      shared_warmup=a.shared_warmup)
     digest = hashlib.sha256(Path(a.data).read_bytes()).hexdigest()[:16] if Path(a.data).is_file() else None
     info = {"name": a.name, "data": Path(a.data).name, "data_sha256_16": digest, "data_items": data_items}
     rank, world = _init_distributed(a.device)
@@ -622,6 +623,9 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--latent-channels", type=int, default=1, help="values per latent grid cell")
     lp.add_argument("--shared-inr", action="store_true", help="latent priors: one INR for every patch, learned "
                     "into the prior; a patch codes its latent grids only")
+    lp.add_argument("--shared-warmup", type=int, default=0, metavar="STEPS",
+                    help="hold the shared networks (upsampler, shared INR, reparameterisation) still for the first "
+                         "STEPS posterior steps, while a warm start refits its posteriors from the prior mean")
     lp.add_argument("--shared-lr", type=float, default=1e-3, help="latent priors: Adam learning rate of the "
                     "parameters all patches share (upsampler, shared INR)")
     lp.add_argument("--beta-init", type=float, default=None, help="initial rate weight (default: from the rate)")

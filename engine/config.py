@@ -159,6 +159,9 @@ class LearnConfig:
     envelope: bool = False             # audio: fit every chunk at the reference level, error weighed by its level
                                        # (the codec's chunk envelope, engine/audio_envelope.py)
     points: float = 1.0                # fraction of each item's grid points a step measures (fitting.PointSubsets)
+    shared_warmup: int = 0             # steps before the shared parameters (reparameterisation, upsampler,
+                                       # shared INR) move: a warm start refits every posterior from the prior
+                                       # mean, and their gradients are meaningless until those fit
     inr: InrConfig = field(default_factory=InrConfig)
 
 

@@ -326,7 +326,8 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
                 m = params[k].numel()
                 params[k].grad = tot[o:o + m].to(params[k].dtype).reshape(params[k].shape)
                 o += m
-                opts[k].step()
+                if done >= cfg.shared_warmup:   # the shared networks wait until the posteriors fit
+                    opts[k].step()
                 params[k].grad = None
             beta = states[0].beta if states else beta0
             if done >= cfg.warmup or init is not None:

@@ -2,6 +2,8 @@
 and resumable learning."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -228,7 +230,6 @@ def test_growing_latent_levels_keeps_the_output_and_the_new_latents_learn(shared
     prior renders what the old one rendered, its new latents get a gradient at once, and a warm start with
     the extra levels trains and writes a prior of the new layout. Dropping a level or changing the channels
     is refused."""
-    import dataclasses
 
     from engine.learn import grow
 
@@ -292,3 +293,20 @@ def test_recomputing_the_changed_levels_equals_recomputing_all(dim):
     got = field.units(moved, rows, like, changed)
     assert torch.allclose(got, field(moved)[rows], atol=1e-6)
     assert torch.allclose(field.units(moved, rows), field(moved)[rows], atol=1e-6)
+
+
+def test_shared_networks_hold_still_during_their_warmup(shared_prior_dir):
+    """--shared-warmup: while a warm start refits its posteriors, the upsampler and the shared INR do not move;
+    after it they learn."""
+    init = Prior.load(shared_prior_dir / "shared.safetensors")
+    cfg = LearnConfig(rate_bpp=2.0, n_items=2, batch=8, first_steps=6, round_steps=4, rounds=1, warmup=0,
+                      beta_init=init.beta, latent=init.latent, tile=2, out_init_scale=0.1, ups_lr=5e-3,
+                      inr=init.inr, shared_warmup=10)
+    data = photo_patches(2, size=32, seed=9)
+    held = run(learn_prior(data, cfg, torch.device("cpu"), init=init, patch=16))
+    assert np.array_equal(held.upsampler, init.upsampler) and np.array_equal(held.inr_weights, init.inr_weights)
+    assert not np.array_equal(held.mu, init.mu)                     # the prior itself was updated
+    moved = run(learn_prior(data, dataclasses.replace(cfg, shared_warmup=6), torch.device("cpu"), init=init,
+                            patch=16))
+    assert not np.array_equal(moved.upsampler, init.upsampler)
+    assert not np.array_equal(moved.inr_weights, init.inr_weights)
