@@ -8,7 +8,8 @@
 Every image is encoded by patches at each target rate (all its patches in one batch), written to bytes,
 decoded from those bytes alone, and scored: bpp from the real file size (header included) and PSNR of the
 decoded 8-bit image, and its MS-SSIM (engine.metrics; "n/a" under 161 px a side). JPEG, WebP and AVIF
-(Pillow) are measured in the same run at the quality whose file is nearest each .cmb file's size. `--ablate` also encodes with the same block count for every patch.
+(Pillow) are measured in the same run at the quality whose file is nearest each .cmb file's size. `--ablate`
+also encodes with the same block count for every patch.
 """
 from __future__ import annotations
 
@@ -63,6 +64,21 @@ def classic_at_size(img: np.ndarray, fmt: str, target_bytes: int) -> tuple[int, 
     return best[0], psnr_uint8(img, dec), ms_ssim(img, dec)
 
 
+def fit_overrides(fit: FitConfig, pairs: list[str]) -> FitConfig:
+    """The preset with --fit FIELD=VALUE overrides (experiments), e.g. points=0.125 steps=4800 sample=true."""
+    for kv in pairs:
+        k, _, v = kv.partition("=")
+        if k not in FitConfig.__dataclass_fields__ or not v:
+            raise SystemExit(f"--fit {kv!r}: give FIELD=VALUE with a FitConfig field")
+        cur = getattr(fit, k)
+        if isinstance(cur, bool):
+            val = v.lower() in ("1", "true", "yes")
+        else:   # int fields stay int; fields left None by the preset (shortlist, points) take numbers
+            val = int(v) if isinstance(cur, int) or (cur is None and k == "shortlist") else float(v)
+        fit = replace(fit, **{k: val})
+    return fit
+
+
 def load_images(folder: str, n: int, crop: int) -> tuple[list[Path], list[np.ndarray]]:
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() == ".png")[:n]
     imgs = []
@@ -87,11 +103,7 @@ def cmb_name(image: str, rate: float) -> str:
 
 def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
     """Encode every image at every rate (and uniform allocation with --ablate) -> one dict per image and rate."""
-    fit = _fit_config(a)
-    for kv in a.fit or []:  # experiments: override preset fields, e.g. --fit points=0.125 --fit steps=4800
-        k, v = kv.split("=", 1)
-        cur = getattr(fit, k)
-        fit = replace(fit, **{k: type(cur)(v) if cur is not None else float(v)})
+    fit = fit_overrides(_fit_config(a), a.fit or [])
     priors = [Prior.load(p) for p in a.prior] if a.prior else None
     cuda = a.device.startswith("cuda")
     if a.warmup:  # CUDA context, kernels and allocator warm-up: not part of the timed encodes
@@ -154,7 +166,8 @@ def redecode(items: list[dict], files: list[Path], imgs: list[np.ndarray], folde
         it["decode_s"] = time.time() - t0
         ps = psnr_uint8(by_name[it["image"]], dec)
         it["psnr_diff_here"] = ps - it["psnr"]
-        it.setdefault("ms_ssim", ms_ssim(by_name[it["image"]], dec))   # runs from before the key have none
+        if "ms_ssim" not in it:   # runs from before the key have none
+            it["ms_ssim"] = ms_ssim(by_name[it["image"]], dec)
         if abs(ps - it["psnr"]) > 0.01:
             raise SystemExit(f"{it['image']} at {it['target_bpp']:g} bpp decodes to {ps:.4f} dB here, "
                              f"{it['psnr']:.4f} dB where it was encoded")
