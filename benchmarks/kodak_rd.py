@@ -20,7 +20,6 @@ import platform
 import resource
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.fit_options import add_fit_option, fit_overrides  # noqa: E402
 from engine.cli import _fit_config, add_shortlist_option  # noqa: E402
 from engine.codec import run  # noqa: E402
 from engine.config import FitConfig  # noqa: E402
@@ -64,21 +64,6 @@ def classic_at_size(img: np.ndarray, fmt: str, target_bytes: int) -> tuple[int, 
     return best[0], psnr_uint8(img, dec), ms_ssim(img, dec)
 
 
-def fit_overrides(fit: FitConfig, pairs: list[str]) -> FitConfig:
-    """The preset with --fit FIELD=VALUE overrides (experiments), e.g. points=0.125 steps=4800 sample=true."""
-    for kv in pairs:
-        k, _, v = kv.partition("=")
-        if k not in FitConfig.__dataclass_fields__ or not v:
-            raise SystemExit(f"--fit {kv!r}: give FIELD=VALUE with a FitConfig field")
-        cur = getattr(fit, k)
-        if isinstance(cur, bool):
-            val = v.lower() in ("1", "true", "yes")
-        else:   # int fields stay int; fields left None by the preset (shortlist, points) take numbers
-            val = int(v) if isinstance(cur, int) or (cur is None and k == "shortlist") else float(v)
-        fit = replace(fit, **{k: val})
-    return fit
-
-
 def load_images(folder: str, n: int, crop: int) -> tuple[list[Path], list[np.ndarray]]:
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() == ".png")[:n]
     imgs = []
@@ -103,7 +88,7 @@ def cmb_name(image: str, rate: float) -> str:
 
 def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
     """Encode every image at every rate (and uniform allocation with --ablate) -> one dict per image and rate."""
-    fit = fit_overrides(_fit_config(a), a.fit or [])
+    fit = fit_overrides(_fit_config(a), a.fit)
     priors = [Prior.load(p) for p in a.prior] if a.prior else None
     cuda = a.device.startswith("cuda")
     if a.warmup:  # CUDA context, kernels and allocator warm-up: not part of the timed encodes
@@ -268,9 +253,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--batch", type=int, default=1, help="images encoded together")
-    ap.add_argument("--fit", action="append", default=None, metavar="FIELD=VALUE",
-                    help="override a field of the preset's FitConfig (experiments; an explicit points value "
-                         "does not rescale steps)")
+    add_fit_option(ap)
     ap.add_argument("--ablate", action="store_true", help="also encode with uniform block allocation")
     ap.add_argument("--no-delta", action="store_true", help="no image-level network delta (shared-network priors)")
     ap.add_argument("--warmup", action="store_true", help="one short untimed encode first (GPU warm-up)")

@@ -31,6 +31,7 @@ from engine.audio_codec import decode_audio_full, encode_audio_batch  # noqa: E4
 from engine.audio_gain import level_dbfs  # noqa: E402
 from engine.audio_io import is_audio_path, read_audio  # noqa: E402
 from engine.codec import run  # noqa: E402
+from benchmarks.fit_options import add_fit_option, fit_overrides  # noqa: E402
 from engine.cli import _fit_config, add_shortlist_option  # noqa: E402
 from engine.config import PRESETS  # noqa: E402
 from engine.reference_codecs import at_size  # noqa: E402
@@ -126,6 +127,7 @@ def main() -> None:
     ap.add_argument("--prior", default=None, help="force this prior file for every rate")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--compile", action="store_true")
+    add_fit_option(ap)
     ap.add_argument("--no-reference", action="store_true", help="skip MP3/Opus")
     ap.add_argument("--silence", action="store_true", help="also code 3 s of digital silence")
     ap.add_argument("--json", type=Path, help="write per-clip results here")
@@ -151,7 +153,7 @@ def main() -> None:
     rows, per_clip = [], []
     for kbps in a.kbps:
         t0, c0 = time.time(), time.process_time()
-        res = run(encode_audio_batch([(x, sr) for _, x, sr in clips], kbps, prior=forced, fit=_fit_config(a),
+        res = run(encode_audio_batch([(x, sr) for _, x, sr in clips], kbps, prior=forced, fit=fit_overrides(_fit_config(a), a.fit),
                                      device=a.device, prior_dirs=a.prior_dir, compile=a.compile,
                                      adaptive=not a.uniform, adapt=a.delta,
                                      envelope=not a.no_envelope))
@@ -184,7 +186,7 @@ def main() -> None:
     if a.silence:
         sr = clips[0][2]
         z = np.zeros((3 * sr, 1), dtype=np.float32)
-        r = run(encode_audio_batch([(z, sr)], a.kbps[0], prior=forced, fit=_fit_config(a), device=a.device,
+        r = run(encode_audio_batch([(z, sr)], a.kbps[0], prior=forced, fit=fit_overrides(_fit_config(a), a.fit), device=a.device,
                                    prior_dirs=a.prior_dir))[0]
         y, _, _, _ = decode_audio_full(r.data, dec_dirs)
         rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))

@@ -92,11 +92,13 @@ def level_slices(cfg: LatentConfig) -> list[slice]:
 
 
 def _stitched_features(lat: torch.Tensor, rows: int, cols: int, cfg: LatentConfig, patch: int,
-                       ups: list[tuple[torch.Tensor, torch.Tensor]], levels: list[int]) -> torch.Tensor:
+                       ups: list[tuple[torch.Tensor, torch.Tensor]], levels: list[int],
+                       at: torch.Tensor | None = None) -> torch.Tensor:
     """(n, rows*cols, L) latents of n layouts -> (n, rows*cols, p**dim, c * len(levels)) features of every unit
-    from the given levels (1-D: rows 1)."""
+    from the given levels (1-D: rows 1). `at` (m,): only these points of each unit's grid (row-major indices),
+    -> (n, rows*cols, m, c * len(levels)), the same values as those points of the whole output."""
     if cfg.dim == 1:
-        return _stitched_features_1d(lat, cols, cfg, patch, ups, levels)
+        return _stitched_features_1d(lat, cols, cfg, patch, ups, levels, at)
     n, c, p, k = lat.shape[0], cfg.channels, patch, cfg.kernel
     feats = []
     slices = level_slices(cfg)
@@ -107,8 +109,15 @@ def _stitched_features(lat: torch.Tensor, rows: int, cols: int, cfg: LatentConfi
             grid = F.pad(grid, [k // 2] * 4, mode="replicate")
         grid = F.conv2d(grid, w, b)                                                  # (n, c, R*g, C*g)
         up = F.interpolate(grid, size=(rows * p, cols * p), mode="bilinear", align_corners=False)
+        if at is not None:   # pick the points before the reshuffle into units, which copies every pixel
+            pix = ((torch.arange(rows, device=at.device)[:, None, None] * p + at // p) * (cols * p)
+                   + torch.arange(cols, device=at.device)[:, None] * p + at % p)         # (R, C, m)
+            up = up.reshape(n, c, -1).index_select(2, pix.reshape(-1))               # (n, c, R*C*m)
+            feats.append(up.reshape(n, c, rows, cols, -1).permute(0, 2, 3, 4, 1))    # (n, R, C, m, c)
+            continue
         feats.append(up.reshape(n, c, rows, p, cols, p).permute(0, 2, 4, 3, 5, 1))  # (n, R, C, p, p, c)
-    return torch.cat(feats, dim=-1).reshape(n, rows * cols, p * p, c * len(levels))
+    m = p * p if at is None else len(at)
+    return torch.cat(feats, dim=-1).reshape(n, rows * cols, m, c * len(levels))
 
 
 def _taps(x: torch.Tensor, reach: int) -> list[torch.Tensor]:
@@ -119,8 +128,11 @@ def _taps(x: torch.Tensor, reach: int) -> list[torch.Tensor]:
 
 
 def _stitched_features_1d(lat: torch.Tensor, cols: int, cfg: LatentConfig, chunk: int,
-                          ups: list[tuple[torch.Tensor, torch.Tensor]], levels: list[int]) -> torch.Tensor:
-    """(n, cols, L) latents of n runs of chunks -> (n, cols, chunk, c * len(levels)) features.
+                          ups: list[tuple[torch.Tensor, torch.Tensor]], levels: list[int],
+                          at: torch.Tensor | None = None) -> torch.Tensor:
+    """(n, cols, L) latents of n runs of chunks -> (n, cols, chunk, c * len(levels)) features; with `at` (m,)
+    only those samples of every chunk, (n, cols, m, c * len(levels)), bit-identical to the same samples of
+    the whole output.
 
     The same maths as the 2-D path (replicate-padded k-tap convolution, then linear interpolation with
     half-sample centres and clamped edges), written as per-element sums whose weights depend only on a sample's
@@ -137,6 +149,14 @@ def _stitched_features_1d(lat: torch.Tensor, cols: int, cfg: LatentConfig, chunk
             conv = conv + (w[None, :, :, 0, t, None] * x[:, None]).sum(2)             # (n, c, G)
         s = chunk // g                                                                # samples per cell
         pos = (torch.arange(s, dtype=lat.dtype, device=lat.device) + 0.5) / s - 0.5  # (s,) in (-1/2, 1/2)
+        if at is not None:   # gather each wanted sample's three cells instead of shifting whole rows
+            cell = (torch.arange(cols, device=lat.device)[:, None] * g + at[None] // s).reshape(-1)  # (cols*m,)
+            last = conv.shape[-1] - 1
+            left, mid, right = (conv.index_select(2, (cell + d).clamp(0, last)) for d in (-1, 0, 1))
+            pos = pos[at % s].repeat(cols)                                            # (cols*m,)
+            up = left * (-pos).clamp_min(0) + mid * (1 - pos.abs()) + right * pos.clamp_min(0)
+            feats.append(up.reshape(n, c, cols, -1).permute(0, 2, 3, 1))              # (n, cols, m, c)
+            continue
         left, mid, right = _taps(conv, 1)
         up = (left[..., None] * (-pos).clamp_min(0) + mid[..., None] * (1 - pos.abs())
               + right[..., None] * pos.clamp_min(0))                                  # (n, c, G, s)
@@ -145,14 +165,18 @@ def _stitched_features_1d(lat: torch.Tensor, cols: int, cfg: LatentConfig, chunk
 
 
 def features(lat: torch.Tensor, canvases: list[Canvas], cfg: LatentConfig, patch: int,
-             ups: torch.Tensor, levels: list[int] | None = None) -> torch.Tensor:
+             ups: torch.Tensor, levels: list[int] | None = None, at: torch.Tensor | None = None) -> torch.Tensor:
     """Latents of a batch (B, L) -> features (B, p**dim, F). Every batch unit must sit in exactly one canvas.
-    `levels`: only these levels' features (B, p**dim, channels * len(levels)), in that order."""
-    bsz, npts = lat.shape[0], patch ** cfg.dim
+    `levels`: only these levels' features (B, p**dim, channels * len(levels)), in that order. `at` (m,): only
+    these points of each unit's grid -> (B, m, F), without evaluating the others (the encoder's fitting steps
+    on a subset of the points)."""
+    bsz, npts = lat.shape[0], patch ** cfg.dim if at is None else len(at)
     levels = list(range(len(cfg.levels))) if levels is None else list(levels)
     nf = cfg.channels * len(levels)
     layers = split_upsampler(ups, cfg)
     out = lat.new_zeros(bsz, npts, nf)
+    if npts == 0:   # a step whose drawn points all miss these units
+        return out
     # Layouts of one shape whose cells are all in the batch are evaluated together.
     groups: dict[tuple[int, int], list[Canvas]] = {}
     for cv in canvases:
@@ -162,11 +186,11 @@ def features(lat: torch.Tensor, canvases: list[Canvas], cfg: LatentConfig, patch
             full = cv.context.to(lat.dtype).clone()
             present = cv.cells >= 0
             full = full.index_copy(0, torch.nonzero(present)[:, 0], lat[cv.cells[present]])
-            f = _stitched_features(full[None], cv.rows, cv.cols, cfg, patch, layers, levels)[0]
+            f = _stitched_features(full[None], cv.rows, cv.cols, cfg, patch, layers, levels, at)[0]
             out = out.index_copy(0, cv.cells[present], f[present])
     for (r, c), cvs in groups.items():
         cells = torch.stack([cv.cells for cv in cvs])                      # (n, R*C)
-        f = _stitched_features(lat[cells], r, c, cfg, patch, layers, levels)  # (n, R*C, p*p, nf)
+        f = _stitched_features(lat[cells], r, c, cfg, patch, layers, levels, at)  # (n, R*C, npts, nf)
         out = out.index_copy(0, cells.reshape(-1), f.reshape(-1, npts, nf))
     return out
 
@@ -211,8 +235,8 @@ class Field:
         """(B, P) -> (B, N, F) latent features at the field's points, or None for a plain prior."""
         if self.latent is None:
             return None
-        f = features(flat[:, :self.n_latents], self.canvases, self.latent, self.patch, self.ups)
-        return f if self.points is None else f[:, self.points]
+        return features(flat[:, :self.n_latents], self.canvases, self.latent, self.patch, self.ups,
+                        at=self.points)
 
     def __call__(self, flat: torch.Tensor, feat: torch.Tensor | None = None) -> torch.Tensor:
         """(B, P) -> (B, N, C); `feat` reuses features computed by `features` for the same flat vectors."""
@@ -238,8 +262,8 @@ class Field:
                       if bool(((ch >= sl.start) & (ch < sl.stop)).any())]
             feat = like[rows].clone()
             if levels:
-                f = features(flat[:, :nl], self.canvases, self.latent, self.patch, self.ups, levels)
-                f = (f if self.points is None else f[:, self.points])[rows]
+                f = features(flat[:, :nl], self.canvases, self.latent, self.patch, self.ups, levels,
+                             self.points)[rows]
                 for pos, i in enumerate(levels):
                     feat[..., i * c:(i + 1) * c] = f[..., pos * c:(pos + 1) * c]
         w = self.inr_weights(flat)

@@ -235,6 +235,10 @@ def find_by_short_id(short: bytes, extra=None) -> Prior:
 
 
 LATENT_REACH = 2.5   # audio: a latent-grid prior serves rates within this factor of the rate it was trained at
+# Photos: the latent prior trained at 0.3 bpp measures 1.1 to 2.2 dB above the plain priors nearest in rate on
+# Kodak crops at 0.1, 0.5 and 1.0 bpp (docs/results.md, session of 2026-12-04, third), so it serves every rate
+# within this factor.
+PATCH_LATENT_REACH = 4.0
 
 
 def nearest(modality: str, channels: int, rate: float, extra=None) -> Prior:
@@ -254,11 +258,16 @@ def nearest(modality: str, channels: int, rate: float, extra=None) -> Prior:
 
 
 def nearest_patch(rate: float, extra=None) -> Prior:
-    """Available RGB patch prior (images of any size) whose training rate is nearest `rate` bpp (in log)."""
+    """Available RGB patch prior (images of any size) for `rate` bpp: a latent-grid prior trained within a
+    factor PATCH_LATENT_REACH of the rate comes first, then the training rate nearest in log, then the prior
+    trained longest (a later stage)."""
     cands = [p for p in available(extra) if p.modality == "image" and p.patch and p.inr.out_dim == 3]
     if not cands:
         raise PriorError(f"no patch prior for images of any size is installed "
                          f"(looked in: {', '.join(str(d) for d in search_dirs(extra))})")
-    # At equal distance a latent-grid prior wins (photo64-shared-0.3bpp-s3 measures 0.5 dB above the plain
-    # photo64-0.3bpp on Kodak crops, docs/results.md), and among those the one trained longest (a later stage).
-    return min(cands, key=lambda p: (round(abs(np.log(p.rate / rate)), 9), p.latent is None, -p.train_steps))
+
+    def key(p: Prior):
+        dist = abs(np.log(p.rate / rate))
+        preferred = p.latent is not None and dist <= np.log(PATCH_LATENT_REACH)
+        return (not preferred, round(dist, 9), p.latent is None, -p.train_steps)
+    return min(cands, key=key)

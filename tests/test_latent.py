@@ -184,6 +184,24 @@ def test_patch_prior_choice_prefers_the_latest_latent_stage():
     assert chosen.train_steps > sum(int(h["first_steps"]) for h in chosen.info["history"])
 
 
+def test_a_latent_patch_prior_serves_the_rates_within_its_reach():
+    """The shipped latent prior (trained at 0.3 bpp) is chosen over the plain priors nearer in rate within
+    PATCH_LATENT_REACH (it measures 1.1-2.2 dB above them at 0.1, 0.5 and 1.0 bpp); beyond it, the nearest."""
+    from engine.prior import PATCH_LATENT_REACH, available, nearest_patch
+
+    lat = [p for p in available() if p.patch and p.latent is not None]
+    plain = [p for p in available() if p.patch and p.latent is None]
+    if not lat or not plain:
+        pytest.skip("needs shipped latent and plain patch priors")
+    for rate in (0.1, 0.5, 1.0):
+        chosen = nearest_patch(rate)
+        assert chosen.latent is not None and abs(np.log(chosen.rate / rate)) <= np.log(PATCH_LATENT_REACH)
+    far = max(p.rate for p in lat) * PATCH_LATENT_REACH * 1.5
+    chosen = nearest_patch(far)
+    assert chosen.latent is None
+    assert chosen.rate == min((p.rate for p in plain), key=lambda r: abs(np.log(r / far)))
+
+
 def test_widening_a_shared_network_keeps_its_output_and_lets_new_units_learn():
     from engine import siren
 
@@ -293,6 +311,30 @@ def test_recomputing_the_changed_levels_equals_recomputing_all(dim):
     got = field.units(moved, rows, like, changed)
     assert torch.allclose(got, field(moved)[rows], atol=1e-6)
     assert torch.allclose(field.units(moved, rows), field(moved)[rows], atol=1e-6)
+
+
+@pytest.mark.parametrize("dim", [2, 1])
+def test_features_at_a_subset_equal_those_points_of_the_whole(dim):
+    """A fitting step's subset of points (features(at=...), Field.at) gets exactly the values the whole grid
+    has there, with and without context rows, and gradients reach only the latents that feed those points."""
+    cfg = LatentConfig(levels=(8, 4, 2), channels=2, dim=dim)
+    p, n = (16, 8) if dim == 2 else (32, 5)
+    g = torch.Generator().manual_seed(4)
+    lat = (0.05 * torch.randn(n, cfg.n_latents, generator=g)).requires_grad_(True)
+    ups = _random_upsampler(cfg, 5)
+    canvases = latent.uniform_canvases(1, 4, 2) if dim == 2 else [latent.Canvas(1, n, torch.arange(n))]
+    at = torch.randperm(p ** dim, generator=g)[:p ** dim // 5].sort().values
+    whole = latent.features(lat, canvases, cfg, p, ups)
+    sub = latent.features(lat, canvases, cfg, p, ups, at=at)
+    assert sub.shape == (n, len(at), cfg.features) and torch.equal(sub, whole[:, at])
+    assert latent.features(lat, canvases, cfg, p, ups, at=at[:0]).shape == (n, 0, cfg.features)   # none drawn
+    gw, = torch.autograd.grad(whole[:, at].square().sum(), lat)
+    gs, = torch.autograd.grad(sub.square().sum(), lat)
+    assert torch.allclose(gs, gw, atol=1e-6) and gs.abs().sum() > 0
+    if dim == 2:   # a band of rows 1..2 with the others as context
+        cells = torch.tensor([-1, -1, 0, 1, 2, 3, -1, -1])
+        band = latent.features(lat[2:6], [latent.Canvas(4, 2, cells, lat.detach().clone())], cfg, p, ups, at=at)
+        assert torch.allclose(band, whole[2:6, at], atol=1e-6)
 
 
 def test_shared_networks_hold_still_during_their_warmup(shared_prior_dir):
