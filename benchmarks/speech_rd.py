@@ -27,11 +27,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import metrics  # noqa: E402
+from benchmarks.fit_options import add_fit_option, fit_overrides  # noqa: E402
 from engine.audio_codec import decode_audio_full, encode_audio_batch  # noqa: E402
 from engine.audio_gain import level_dbfs  # noqa: E402
 from engine.audio_io import is_audio_path, read_audio  # noqa: E402
 from engine.codec import run  # noqa: E402
-from benchmarks.fit_options import add_fit_option, fit_overrides  # noqa: E402
 from engine.cli import _fit_config, add_shortlist_option  # noqa: E402
 from engine.config import PRESETS  # noqa: E402
 from engine.reference_codecs import at_size  # noqa: E402
@@ -150,10 +150,11 @@ def main() -> None:
           f"device {a.device}, preset {a.preset}, {'uniform' if a.uniform else 'by content'}, "
           f"{'clip delta' if a.delta else 'no delta'}, {'no envelope' if a.no_envelope else 'envelope'}, torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    fit = fit_overrides(_fit_config(a), a.fit)
     rows, per_clip = [], []
     for kbps in a.kbps:
         t0, c0 = time.time(), time.process_time()
-        res = run(encode_audio_batch([(x, sr) for _, x, sr in clips], kbps, prior=forced, fit=fit_overrides(_fit_config(a), a.fit),
+        res = run(encode_audio_batch([(x, sr) for _, x, sr in clips], kbps, prior=forced, fit=fit,
                                      device=a.device, prior_dirs=a.prior_dir, compile=a.compile,
                                      adaptive=not a.uniform, adapt=a.delta,
                                      envelope=not a.no_envelope))
@@ -186,7 +187,7 @@ def main() -> None:
     if a.silence:
         sr = clips[0][2]
         z = np.zeros((3 * sr, 1), dtype=np.float32)
-        r = run(encode_audio_batch([(z, sr)], a.kbps[0], prior=forced, fit=fit_overrides(_fit_config(a), a.fit), device=a.device,
+        r = run(encode_audio_batch([(z, sr)], a.kbps[0], prior=forced, fit=fit, device=a.device,
                                    prior_dirs=a.prior_dir))[0]
         y, _, _, _ = decode_audio_full(r.data, dec_dirs)
         rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))

@@ -102,6 +102,9 @@ def _stitched_features(lat: torch.Tensor, rows: int, cols: int, cfg: LatentConfi
     n, c, p, k = lat.shape[0], cfg.channels, patch, cfg.kernel
     feats = []
     slices = level_slices(cfg)
+    if at is not None:   # the wanted points' pixels in the stitched image (R, C, m), the same at every level
+        pix = ((torch.arange(rows, device=at.device)[:, None, None] * p + at // p) * (cols * p)
+               + torch.arange(cols, device=at.device)[:, None] * p + at % p).reshape(-1)
     for sl, g, (w, b) in ((slices[i], cfg.levels[i], ups[i]) for i in levels):
         grid = lat[:, :, sl].reshape(n, rows, cols, g, g, c).permute(0, 5, 1, 3, 2, 4)  # (n, c, R, g, C, g)
         grid = grid.reshape(n, c, rows * g, cols * g) * cfg.scale
@@ -110,9 +113,7 @@ def _stitched_features(lat: torch.Tensor, rows: int, cols: int, cfg: LatentConfi
         grid = F.conv2d(grid, w, b)                                                  # (n, c, R*g, C*g)
         up = F.interpolate(grid, size=(rows * p, cols * p), mode="bilinear", align_corners=False)
         if at is not None:   # pick the points before the reshuffle into units, which copies every pixel
-            pix = ((torch.arange(rows, device=at.device)[:, None, None] * p + at // p) * (cols * p)
-                   + torch.arange(cols, device=at.device)[:, None] * p + at % p)         # (R, C, m)
-            up = up.reshape(n, c, -1).index_select(2, pix.reshape(-1))               # (n, c, R*C*m)
+            up = up.reshape(n, c, -1).index_select(2, pix)                           # (n, c, R*C*m)
             feats.append(up.reshape(n, c, rows, cols, -1).permute(0, 2, 3, 4, 1))    # (n, R, C, m, c)
             continue
         feats.append(up.reshape(n, c, rows, p, cols, p).permute(0, 2, 4, 3, 5, 1))  # (n, R, C, p, p, c)

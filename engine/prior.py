@@ -241,6 +241,13 @@ LATENT_REACH = 2.5   # audio: a latent-grid prior serves rates within this facto
 PATCH_LATENT_REACH = 4.0
 
 
+def _rate_key(p: Prior, rate: float, reach: float) -> tuple[bool, float]:
+    """Sort key of a prior for `rate`: latent-grid priors trained within a factor `reach` of it first (reach 0:
+    none), then by distance in log rate (rounded, so equal rates tie and later keys decide)."""
+    dist = abs(np.log(p.rate / rate))
+    return (not (p.latent is not None and reach > 0 and dist <= np.log(reach)), round(dist, 9))
+
+
 def nearest(modality: str, channels: int, rate: float, extra=None) -> Prior:
     """Shipped/available prior of this modality and channel count whose training rate is nearest (in log).
     Audio: a latent-grid prior trained within a factor LATENT_REACH of the rate comes first, because on
@@ -249,12 +256,8 @@ def nearest(modality: str, channels: int, rate: float, extra=None) -> Prior:
     if not cands:
         raise PriorError(f"no {modality} prior for {channels} channel(s) is installed "
                          f"(looked in: {', '.join(str(d) for d in search_dirs(extra))})")
-
-    def key(p: Prior):
-        dist = abs(np.log(p.rate / rate))
-        preferred = modality == "audio" and p.latent is not None and dist <= np.log(LATENT_REACH)
-        return (not preferred, round(dist, 9), -p.train_steps)   # then the latest stage of equal rate
-    return min(cands, key=key)
+    reach = LATENT_REACH if modality == "audio" else 0.0
+    return min(cands, key=lambda p: _rate_key(p, rate, reach) + (-p.train_steps,))   # then the latest stage
 
 
 def nearest_patch(rate: float, extra=None) -> Prior:
@@ -265,9 +268,4 @@ def nearest_patch(rate: float, extra=None) -> Prior:
     if not cands:
         raise PriorError(f"no patch prior for images of any size is installed "
                          f"(looked in: {', '.join(str(d) for d in search_dirs(extra))})")
-
-    def key(p: Prior):
-        dist = abs(np.log(p.rate / rate))
-        preferred = p.latent is not None and dist <= np.log(PATCH_LATENT_REACH)
-        return (not preferred, round(dist, 9), p.latent is None, -p.train_steps)
-    return min(cands, key=key)
+    return min(cands, key=lambda p: _rate_key(p, rate, PATCH_LATENT_REACH) + (p.latent is None, -p.train_steps))
