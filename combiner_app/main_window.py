@@ -201,7 +201,7 @@ class MainWindow(QMainWindow):
 
     # -- preferences ----------------------------------------------------------------------------------
     def _load_preferences(self) -> None:
-        """Last preset, rates and device (QSettings), so the next session starts where this one left off."""
+        """Last preset, noise shaping, rates and device (QSettings), so the next session starts where this one left off."""
         sp = self.settings_panel
         preset = self.store.value("encode/preset", "", str)
         if preset and sp.preset.findText(preset) >= 0:
@@ -216,7 +216,9 @@ class MainWindow(QMainWindow):
                     spin.setValue(float(v))
             except (TypeError, ValueError):
                 pass
+        sp.perceptual.setChecked(str(self.store.value("encode/perceptual", "false")).lower() == "true")
         sp.preset.currentTextChanged.connect(lambda t: self._store("encode/preset", t))
+        sp.perceptual.toggled.connect(lambda on: self._store("encode/perceptual", "true" if on else "false"))
         sp.device.currentTextChanged.connect(lambda t: self._store("encode/device", t))
         sp.bpp.valueChanged.connect(lambda v: self._store("encode/bpp", v))
         sp.kbps.valueChanged.connect(lambda v: self._store("encode/kbps", v))

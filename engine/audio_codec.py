@@ -27,7 +27,7 @@ from typing import Generator, Sequence
 import numpy as np
 import torch
 
-from . import audio_envelope, cancel, container, hierarchy, limits, rng, siren
+from . import audio_envelope, audio_shaping, cancel, container, hierarchy, limits, rng, siren
 from .audio_gain import factor, gain_code
 from .audio_io import resample, resampled_length
 from .codec import EncodeEvent, Reporting, _members, _weights
@@ -383,6 +383,8 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
         prior = nearest("audio", 1, kbps, prior_dirs)
     if prior.modality != "audio" or prior.audio is None or prior.inr.out_dim != 1:
         raise PriorError(f"prior {prior.name} is not a mono audio prior")
+    if fit.shape_g1 > 0 and fit.points < 1:
+        raise CombinerError("noise shaping filters whole chunks: it needs points = 1")
     if adapt and not hierarchy.adapts(prior):
         raise CombinerError(f"prior {prior.name} has no shared network to adapt to a clip")
     delta = (hierarchy.ImageDelta(prior.inr, torch.from_numpy(prior.inr_weights).to(device), prior.kappa)
@@ -408,6 +410,8 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
         target = torch.from_numpy(np.stack([plans[i].chunks[u] for i, u in part])).to(device) * 0.5  # network scale
         mask = np.stack([plans[i].mask[u] for i, u in part])
         weight = torch.from_numpy(mask).to(device) if (mask != 1).any() else None
+        if fit.shape_g1 > 0:
+            weight = audio_shaping.shaped(weight, target, audio_shaping.Shaping(fit.shape_g1, fit.shape_g2))
         if context is not None:
             field = prior.field(emb, device, _canvases(part, plans, context, device), compile=compile)
         # this batch's share of each clip's budget, in proportion to its sounding units here

@@ -141,10 +141,13 @@ class Objective:
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
     """(B, N, C) x2, optional (B, N, 1) weight -> per-item mean of the weighted squared error over the samples
     whose weight is not zero (B,). A 0/1 weight is a mask; other weights rescale each sample's error (the audio
-    chunk envelope, engine/audio_envelope.py)."""
+    chunk envelope, engine/audio_envelope.py). An audio_shaping.ShapedWeight also filters the error first."""
     if weight is None:
         return ((pred - target) ** 2).mean(dim=(1, 2))
-    se = ((pred - target) ** 2 * weight).sum(dim=(1, 2))
+    e = pred - target
+    if hasattr(weight, "filtered"):  # an audio_shaping.ShapedWeight: the error through each unit's filter
+        e, weight = weight.filtered(e), weight.weight
+    se = (e ** 2 * weight).sum(dim=(1, 2))
     return se / ((weight > 0).sum(dim=(1, 2)) * target.shape[2]).clamp_min(1.0)
 
 

@@ -170,7 +170,7 @@ class ImageDelta:
         ls_p = ls_p.expand(len(new), n_inr).clone()                                    # (D, P_inr)
         d_mu = torch.zeros(len(new), n_inr, device=device, requires_grad=True)
         d_ls = (ls_p - 1.0).clone().requires_grad_(True)
-        opt = torch.optim.Adam([{"params": [d_mu], "lr": fit.lr / 2}, {"params": [d_ls], "lr": 5 * fit.lr / 2}])
+        opt = torch.optim.Adam([{"params": [d_mu], "lr": fit.delta_lr}, {"params": [d_ls], "lr": 5 * fit.delta_lr}])
         frozen = torch.zeros(len(new), n_inr, dtype=torch.bool, device=device)
         coded_d = torch.zeros(len(new), n_inr, device=device)
         # Noise streams of an item's delta depend on the encoder seed alone (as a patch's depend on its

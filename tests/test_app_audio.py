@@ -396,3 +396,30 @@ def test_explorer_ladder_keeps_only_rates_that_give_distinct_files(tiny_audio_pr
     assert len(got) == 3
     assert feasible_kbps(clip, (0.01, 0.02), dirs) == [0.01]  # only the floor is left: it stays, once
     assert feasible_kbps(clip, (8.0,), []) == []              # no audio prior installed
+
+
+def test_noise_shaping_box_is_for_audio_is_remembered_and_shapes_the_encode(qtbot, tmp_path, wav,
+                                                                            tiny_audio_prior_dir):
+    from engine.config import PERCEPTUAL
+
+    w = make_window(qtbot, tmp_path, [str(tiny_audio_prior_dir)], audio_ladder=(8.0, 16.0))
+    sp = w.settings_panel
+    assert not sp.perceptual.isVisibleTo(sp)                        # nothing opened: image mode
+    drop(qtbot, w, wav)
+    assert sp.perceptual.isVisibleTo(sp) and not sp.perceptual.isChecked()
+    plain = compress(qtbot, w) is False and w.result.encoded
+    sp.perceptual.setChecked(True)
+    fit = sp.fit_config()
+    assert (fit.shape_g1, fit.shape_g2) == PERCEPTUAL and fit.steps == FAST_FIT.steps
+    shaped = compress(qtbot, w) is False and w.result.encoded
+    assert shaped.data != plain.data and shaped.data[1] == plain.data[1]       # another fit, the same kind
+    y, _, _, _ = decode_audio_full(shaped.data, prior_dirs=[str(tiny_audio_prior_dir)])
+    assert np.array_equal(y, shaped.reconstruction)
+    w.store.sync()
+    w.runner.shutdown()
+    w.audio_explorer.shutdown()
+    w.close()
+    again = make_window(qtbot, tmp_path, [str(tiny_audio_prior_dir)], audio_ladder=(8.0, 16.0))
+    assert again.settings_panel.perceptual.isChecked()                # the choice is remembered
+    again.runner.shutdown()
+    again.audio_explorer.shutdown()
