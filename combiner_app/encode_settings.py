@@ -7,9 +7,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
                                QLabel, QPushButton, QVBoxLayout)
 
-from dataclasses import replace
-
-from engine.config import PERCEPTUAL, PRESETS, FitConfig
+from engine.config import PRESETS, FitConfig, perceptual
 from engine.errors import CombinerError
 
 from .plans import AudioClip, plan_audio, plan_image
@@ -152,7 +150,7 @@ class SettingsPanel(QGroupBox):
         """The chosen preset, with the noise-shaping filter for audio when it is ticked."""
         fit = self.presets[self.preset.currentText()]
         if self.clip is not None and self.perceptual.isChecked():
-            fit = replace(fit, shape_g1=PERCEPTUAL[0], shape_g2=PERCEPTUAL[1])
+            fit = perceptual(fit)
         return fit
 
     def _update_plan(self) -> None:

@@ -201,7 +201,8 @@ class MainWindow(QMainWindow):
 
     # -- preferences ----------------------------------------------------------------------------------
     def _load_preferences(self) -> None:
-        """Last preset, noise shaping, rates and device (QSettings), so the next session starts where this one left off."""
+        """Last preset, noise shaping, rates and device (QSettings), so the next session starts where this one
+        left off."""
         sp = self.settings_panel
         preset = self.store.value("encode/preset", "", str)
         if preset and sp.preset.findText(preset) >= 0:

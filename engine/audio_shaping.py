@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class Shaping:
-    g1: float = 0.92        # numerator bandwidth expansion (how deep the noise follows the formants)
-    g2: float = 0.6         # denominator bandwidth expansion
+    g1: float               # numerator bandwidth expansion (how deep the noise follows the formants)
+    g2: float               # denominator bandwidth expansion (FitConfig.shape_g1/g2; config.PERCEPTUAL)
     order: int = 16
     taps: int = 64          # impulse response of W, truncated (g2 ** taps is negligible)
 

@@ -250,11 +250,11 @@ def _fit_config(a):
     """The preset, with `--perceptual` and `--shortlist` where the command has them and they are given."""
     from dataclasses import replace
 
-    from .config import PERCEPTUAL, PRESETS
+    from .config import PRESETS, perceptual
 
     fit = PRESETS[a.preset]
     if getattr(a, "perceptual", False):
-        fit = replace(fit, shape_g1=PERCEPTUAL[0], shape_g2=PERCEPTUAL[1])
+        fit = perceptual(fit)
     return replace(fit, shortlist=a.shortlist) if getattr(a, "shortlist", None) is not None else fit
 
 

@@ -176,6 +176,11 @@ class LearnConfig:
 PERCEPTUAL = (0.92, 0.75)
 
 
+def perceptual(fit: FitConfig) -> FitConfig:
+    """`fit` with the noise-shaping filter of `combiner encode --perceptual` (and the app's check box)."""
+    return replace(fit, shape_g1=PERCEPTUAL[0], shape_g2=PERCEPTUAL[1])
+
+
 # Encoder effort presets, shared by the CLI and the app. All produce ordinary files.
 PRESETS: dict[str, FitConfig] = {
     "fast": FitConfig(steps=600, refine_first=30, refine_last=5, refine_groups=16),

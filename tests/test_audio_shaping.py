@@ -30,7 +30,7 @@ def test_lpc_finds_the_resonance_and_silence_gets_no_filter():
 
 
 def test_the_weighting_filter_moves_error_weight_off_the_formant_and_keeps_its_scale():
-    s = sh.Shaping()
+    s = sh.Shaping(0.92, 0.6)
     h = sh.impulse_responses(resonant(800), s)                                      # (3, taps)
     assert h.shape == (3, s.taps) and np.all(h[:, 0] == 1.0)
     f, resp = scipy.signal.freqz(h[0], worN=1024, fs=1.0)
@@ -78,9 +78,10 @@ def test_a_shaped_encode_decodes_like_any_file(tiny_audio_prior, tiny_audio_prio
 
 def test_the_cli_perceptual_option_sets_the_shaping_filter():
     from engine.cli import _fit_config, build_parser
-    from engine.config import PERCEPTUAL, PRESETS
+    from engine.config import PERCEPTUAL, PRESETS, perceptual
 
     on = _fit_config(build_parser().parse_args(["encode", "a.wav", "--kbps", "12", "--perceptual"]))
     off = _fit_config(build_parser().parse_args(["encode", "a.wav", "--kbps", "12", "--preset", "fast"]))
     assert (on.shape_g1, on.shape_g2) == PERCEPTUAL and 0 < PERCEPTUAL[1] < PERCEPTUAL[0] < 1
     assert off == PRESETS["fast"] and off.shape_g1 == 0
+    assert on == perceptual(PRESETS["default"])
