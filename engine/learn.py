@@ -274,8 +274,9 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
 
     total = _total_steps(cfg)
     fields = [make_field(s) for s in chunks]
-    def current_prior() -> Prior:
-        """The prior as it stands (after the latest M-step), with its KL profile and provenance."""
+    def current_prior(rounds_done: int) -> Prior:
+        """The prior as it stands after M-step `rounds_done` (0: the first), with its KL profile and provenance.
+        Its recorded configuration says `rounds_done` rounds: a snapshot is what a run that short would give."""
         with torch.no_grad():
             for o in objs:
                 bind(o.field)
@@ -288,7 +289,8 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
         # latents are coded first: the weights' fine-tuning after them can still make up for their sample
         order = (np.concatenate([perm(n_lat), n_lat + perm(P - n_lat)]) if n_lat else perm(P)).astype(np.int64)
         history = list(init.info.get("history", [])) + [init.info.get("learn")] if init is not None else []
-        info = dict(data_info or {}, items=n, history=history, item_shape=[*grid, c], learn=asdict(cfg) | {"inr": inr.to_dict()},
+        learned = asdict(dataclasses.replace(cfg, rounds=rounds_done)) | {"inr": inr.to_dict()}
+        info = dict(data_info or {}, items=n, history=history, item_shape=[*grid, c], learn=learned,
                     train_psnr_mean_weights=round(final_psnr, 3), train_kl_bits=round(float(profile.sum()), 1),
                     processes=red.world, created=time.strftime("%Y-%m-%d"))
         rate = cfg.rate_bpp if audio is None else cfg.rate_bpp * audio.sample_rate / 1000.0  # kbit/s
@@ -348,9 +350,9 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
         if ck:
             _save_checkpoint(ck, cfg, states, mu_p, logstd_p, rnd + 1, done, params, opts)
         if snapshot is not None and rnd < cfg.rounds:
-            snapshot(current_prior())
+            snapshot(current_prior(rnd))
 
-    return current_prior()
+    return current_prior(cfg.rounds)
 
 
 def _save_checkpoint(path: Path, cfg, states, mu_p, logstd_p, rnd: int, done: int, params=None, opts=None) -> None:

@@ -92,6 +92,20 @@ def test_prior_file_round_trip(tiny_prior, tmp_path):
         Prior.load(tmp_path / "junk.safetensors")
 
 
+def test_learn_prior_snapshots_record_the_steps_they_had():
+    """A run stopped at a deadline leaves its latest snapshot; that prior must not claim the steps it never had
+    (prior.nearest_patch prefers the prior trained longest)."""
+    from engine.config import InrConfig, LearnConfig
+    from engine.learn import learn_prior
+
+    cfg = LearnConfig(rate_bpp=1.0, n_items=4, batch=4, first_steps=8, round_steps=5, rounds=3, warmup=4,
+                      inr=InrConfig(width=6, depth=2, n_freqs=2, max_freq=4.0))
+    snaps = []
+    final = run(learn_prior(photo_patches(4, size=16, seed=5), cfg, torch.device("cpu"), snapshot=snaps.append))
+    assert [p.train_steps for p in snaps] == [8, 13, 18]
+    assert final.train_steps == 23 and final.info["learn"]["rounds"] == 3
+
+
 def test_learn_prior_checkpoint_resume_gives_same_prior(tmp_path):
     from engine.config import InrConfig, LearnConfig
     from engine.learn import learn_prior
