@@ -26,6 +26,7 @@ from engine import metrics  # noqa: E402
 from engine.audio_codec import decode_audio_full, encode_audio  # noqa: E402
 from engine.audio_io import is_audio_path, read_audio  # noqa: E402
 from engine.config import PRESETS  # noqa: E402
+from engine.reference_codecs import at_size  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -42,6 +43,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=512, help="units fitted together")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--save", type=Path, default=None, help="also write the .cmb file here")
+    ap.add_argument("--no-references", action="store_true", help="skip MP3 and Opus at the same file size")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -73,6 +76,8 @@ def main() -> None:
         if ev.phase == "fit" and last_phase == "code":      # a new batch began
             batch_marks.append((time.time() - t0, time.process_time() - c0))
             rss.append(rss_mb())
+            print(f"batch {len(batch_marks)} done: {batch_marks[-1][0]:.0f} s wall, {batch_marks[-1][1]:.0f} s CPU, "
+                  f"RSS {rss[-1]:.0f} MB", flush=True)
         last_phase = ev.phase
     wall, cpu = time.time() - t0, time.process_time() - c0
     rss.append(rss_mb())
@@ -80,6 +85,8 @@ def main() -> None:
     y, _, hdr, _ = decode_audio_full(r.data)
     dec = time.time() - t1
     batches = -(-hdr.units // a.batch)
+    if a.save is not None:
+        a.save.write_bytes(r.data)
     m = metrics.speech_metrics(x, y, sr)
     print(f"file {len(r.data)} bytes, {r.kbps:.3f} kbps, {hdr.units} units in {batches} batch(es); SNR {m['snr']:.2f} dB, "
           f"PSNR {m['psnr']:.2f} dB, STOI {metrics.fmt(m['stoi'], 3)}, PESQ {metrics.fmt(m['pesq'])}")
@@ -93,6 +100,15 @@ def main() -> None:
     for mins in (10, 60):
         b = -(-int(units_per_min * mins) // a.batch)
         print(f"projected encode of {mins} min: {b} batches x {per_batch:.0f} CPU s = {b * per_batch / 3600:.2f} CPU hours")
+    if not a.no_references:   # the classic codecs at the same file size, same recording, same measures
+        for codec in ("mp3", "opus"):
+            rr = at_size(x[:, None] if x.ndim == 1 else x, sr, codec, len(r.data))
+            if rr is None:
+                print(f"{codec}: not available here")
+                continue
+            mr = metrics.speech_metrics(x, rr.decoded[:, 0] if x.ndim == 1 else rr.decoded, sr)
+            print(f"{codec} at the same size: {rr.kbps(len(x) / sr):.3f} kbps; SNR {mr['snr']:.2f} dB, "
+                  f"PSNR {mr['psnr']:.2f} dB, STOI {metrics.fmt(mr['stoi'], 3)}, PESQ {metrics.fmt(mr['pesq'])}")
 
 
 if __name__ == "__main__":

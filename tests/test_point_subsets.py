@@ -33,6 +33,18 @@ def test_presets_keep_their_effort_per_coder():
     assert img.for_modality("image") == img                    # resolving twice changes nothing
 
 
+def test_the_patch_coder_codes_in_more_groups_up_to_the_cap():
+    from engine.config import GROUP_CAP, PRESETS
+
+    fast, best = PRESETS["fast"], PRESETS["best"]
+    assert fast.for_modality("image").refine_groups == min(GROUP_CAP, 3 * fast.refine_groups) > fast.refine_groups
+    assert best.for_modality("image").refine_groups == best.refine_groups == GROUP_CAP   # never fewer, never more
+    assert fast.for_modality("audio").refine_groups == fast.refine_groups
+    assert fast.for_modality("whole image").refine_groups == fast.refine_groups
+    explicit = FitConfig(refine_groups=5, points=0.5).for_modality("image")
+    assert explicit.refine_groups == 5                          # a config that sets its points is used as it is
+
+
 def test_a_subset_is_the_same_points_of_the_whole_field(latent_prior):
     torch.manual_seed(0)
     field = _field(latent_prior)
