@@ -139,8 +139,9 @@ POINTS = {"image": 0.25, "whole image": 1.0, "audio": 1.0}
 # Groups of blocks coded (each followed by refinement) per group of the preset, by modality, at most GROUP_CAP
 # (the best preset's count) (docs/results.md, session of 2026-12-04, sixth). The patch coder's refinement steps
 # run on a quarter of the pixels, so a group costs little there: three times the groups of the fast preset (48)
-# gave +0.09 dB at 0.3 bpp and +0.12 dB at 0.5 bpp on Kodak crops, every crop better, for about 30 % more encode
-# time. Audio and whole 32x32 images keep the preset's count (not measured).
+# gave +0.09 dB at 0.3 bpp and +0.14 dB at 0.5 bpp on Kodak crops, and +0.14 dB on all 24 full Kodak images at
+# 0.3 bpp (every image better), for about 30 % more encode time. Audio and whole 32x32 images keep the preset's
+# count (not measured there).
 GROUPS = {"image": 3, "whole image": 1, "audio": 1}
 GROUP_CAP = 48
 
