@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from engine import metrics  # noqa: E402
 from engine.audio_codec import decode_audio_full, encode_audio  # noqa: E402
 from engine.audio_io import is_audio_path, read_audio  # noqa: E402
+from benchmarks.speech_rd import reference_scores  # noqa: E402
 from engine.config import PRESETS  # noqa: E402
-from engine.reference_codecs import at_size  # noqa: E402
+from engine.media import write_atomic  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -86,7 +87,7 @@ def main() -> None:
     dec = time.time() - t1
     batches = -(-hdr.units // a.batch)
     if a.save is not None:
-        a.save.write_bytes(r.data)
+        write_atomic(a.save, r.data)
     m = metrics.speech_metrics(x, y, sr)
     print(f"file {len(r.data)} bytes, {r.kbps:.3f} kbps, {hdr.units} units in {batches} batch(es); SNR {m['snr']:.2f} dB, "
           f"PSNR {m['psnr']:.2f} dB, STOI {metrics.fmt(m['stoi'], 3)}, PESQ {metrics.fmt(m['pesq'])}")
@@ -101,14 +102,9 @@ def main() -> None:
         b = -(-int(units_per_min * mins) // a.batch)
         print(f"projected encode of {mins} min: {b} batches x {per_batch:.0f} CPU s = {b * per_batch / 3600:.2f} CPU hours")
     if not a.no_references:   # the classic codecs at the same file size, same recording, same measures
-        for codec in ("mp3", "opus"):
-            rr = at_size(x[:, None] if x.ndim == 1 else x, sr, codec, len(r.data))
-            if rr is None:
-                print(f"{codec}: not available here")
-                continue
-            mr = metrics.speech_metrics(x, rr.decoded[:, 0] if x.ndim == 1 else rr.decoded, sr)
-            print(f"{codec} at the same size: {rr.kbps(len(x) / sr):.3f} kbps; SNR {mr['snr']:.2f} dB, "
-                  f"PSNR {mr['psnr']:.2f} dB, STOI {metrics.fmt(mr['stoi'], 3)}, PESQ {metrics.fmt(mr['pesq'])}")
+        for codec, v in reference_scores(x, sr, len(r.data)).items():
+            print(f"{codec} at the same size: {v['kbps']:.3f} kbps; SNR {v['snr']:.2f} dB, PSNR {v['psnr']:.2f} dB, "
+                  f"STOI {metrics.fmt(v['stoi'], 3)}, PESQ {metrics.fmt(v['pesq'])}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import torch
 
 from engine import latent, siren
 from engine.codec import run
-from engine.config import FitConfig
+from engine.config import GROUP_CAP, PRESETS, FitConfig
 from engine.fitting import Objective, PointSubsets, masked_mse, new_state, point_subsets
 from engine.patch_codec import decode_image, encode_image_batch
 
@@ -34,8 +34,6 @@ def test_presets_keep_their_effort_per_coder():
 
 
 def test_the_patch_coder_codes_in_more_groups_up_to_the_cap():
-    from engine.config import GROUP_CAP, PRESETS
-
     fast, best = PRESETS["fast"], PRESETS["best"]
     assert fast.for_modality("image").refine_groups == min(GROUP_CAP, 3 * fast.refine_groups) > fast.refine_groups
     assert best.for_modality("image").refine_groups == best.refine_groups == GROUP_CAP   # never fewer, never more
