@@ -7,6 +7,10 @@ clip (units in batches of `--batch`), decoded again from its bytes, and scored. 
 the encode per minute of audio, the resident memory after every batch (it must stay flat: memory is bounded by
 the batch, not the clip), peak RSS, decode seconds per minute, and the encode time projected to 10 and 60 minutes
 from the measured per-batch cost (encode time is linear in the number of batches).
+
+With `--journal PATH` the encode is resumable (engine/journal.py): a run stopped part-way (at the end of a working
+session, say) continues from its finished batches when started again with the same options, and the per-batch
+CPU and wall seconds, earlier runs' included, come from the journal.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from engine.audio_codec import decode_audio_full, encode_audio  # noqa: E402
 from engine.audio_io import is_audio_path, read_audio  # noqa: E402
 from benchmarks.speech_rd import reference_scores  # noqa: E402
 from engine.config import PRESETS  # noqa: E402
+from engine.journal import Journal  # noqa: E402
 from engine.media import write_atomic  # noqa: E402
 
 
@@ -46,6 +51,7 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--save", type=Path, default=None, help="also write the .cmb file here")
     ap.add_argument("--no-references", action="store_true", help="skip MP3 and Opus at the same file size")
+    ap.add_argument("--journal", type=Path, default=None, help="keep a journal here and continue the one there")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -66,7 +72,8 @@ def main() -> None:
           f"{torch.get_num_threads()} threads, device {a.device}", flush=True)
 
     t0, c0 = time.time(), time.process_time()
-    gen = encode_audio(x, sr, a.kbps, fit=PRESETS[a.preset], device=a.device, max_units=a.batch)
+    journal = Journal(a.journal) if a.journal is not None else None
+    gen = encode_audio(x, sr, a.kbps, fit=PRESETS[a.preset], device=a.device, max_units=a.batch, journal=journal)
     rss, last_phase, batch_marks = [], None, []
     while True:
         try:
@@ -74,10 +81,14 @@ def main() -> None:
         except StopIteration as stop:
             r = stop.value
             break
+        if last_phase is None and journal is not None and journal.restored:
+            print(f"resumed: {journal.restored} of {journal.n_batches} batches from {journal.path} "
+                  f"({journal.cpu_s:.0f} CPU s, {journal.wall_s:.0f} wall s in earlier runs)", flush=True)
         if ev.phase == "fit" and last_phase == "code":      # a new batch began
             batch_marks.append((time.time() - t0, time.process_time() - c0))
             rss.append(rss_mb())
-            print(f"batch {len(batch_marks)} done: {batch_marks[-1][0]:.0f} s wall, {batch_marks[-1][1]:.0f} s CPU, "
+            done = len(batch_marks) + (journal.restored if journal is not None else 0)
+            print(f"batch {done} done: {batch_marks[-1][0]:.0f} s wall, {batch_marks[-1][1]:.0f} s CPU in this run, "
                   f"RSS {rss[-1]:.0f} MB", flush=True)
         last_phase = ev.phase
     wall, cpu = time.time() - t0, time.process_time() - c0
@@ -91,7 +102,14 @@ def main() -> None:
     m = metrics.speech_metrics(x, y, sr)
     print(f"file {len(r.data)} bytes, {r.kbps:.3f} kbps, {hdr.units} units in {batches} batch(es); SNR {m['snr']:.2f} dB, "
           f"PSNR {m['psnr']:.2f} dB, STOI {metrics.fmt(m['stoi'], 3)}, PESQ {metrics.fmt(m['pesq'])}")
-    print(f"encode: {wall:.0f} s wall, {cpu:.0f} s CPU = {cpu / minutes:.0f} CPU s per minute of audio "
+    if journal is not None and journal.restored:   # this run did only part of the batches: count them all
+        print(f"this run: {wall:.0f} s wall, {cpu:.0f} s CPU for {len(journal.records) - journal.restored} of "
+              f"{len(journal.records)} batches")
+        wall, cpu = journal.wall_s, journal.cpu_s
+        print("encode (per-batch seconds from the journal, every run): ", end="")
+    else:
+        print("encode: ", end="")
+    print(f"{wall:.0f} s wall, {cpu:.0f} s CPU = {cpu / minutes:.0f} CPU s per minute of audio "
           f"({wall / minutes:.0f} wall s per minute)")
     print("RSS after each batch (MB): " + ", ".join(f"{v:.0f}" for v in rss))
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

@@ -17,7 +17,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QSplitter, QStackedWidget, QSystemTrayIcon, QTabWidget)
 
-from engine import codec, container, media, patch_codec
+from engine import codec, container, journal, media, patch_codec
 from engine.audio_io import AUDIO_SUFFIXES, audio_file_bytes, is_audio_path, read_audio
 from engine.errors import CombinerError, PriorError
 from engine.metrics import fmt
@@ -33,10 +33,11 @@ from .rate_explorer import LADDER, PATCH_LADDER, RateExplorer
 from .recent_files import RecentFiles
 from .result_view import ResultView
 from .welcome import Welcome
-from .recent_files import default_settings
+from .recent_files import default_journal_dir, default_settings
 from .worker import AudioClip, DecodeRunner, Decoded, EncodePlan, EncodeResult, EncodeRunner
 
 APP_TITLE = "COMBINER Studio"
+JOURNAL_DAYS = 14   # journals of cancelled audio encodes older than this are removed when the app starts
 PRIOR_HINT = ("\n\nPriors are looked up in the priors/ folder that ships with COMBINER Studio, in the folders "
               "named by the COMBINER_PRIORS environment variable (separated by ':'), and in folders given with "
               "--prior-dir when starting the app (combiner-studio --prior-dir DIR). A file can only be decoded "
@@ -94,7 +95,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, prior_dirs=None, settings: QSettings | None = None, presets=None, ladder=LADDER,
                  audio_ladder=AUDIO_LADDER, patch_ladder=PATCH_LADDER, confirm_discard: bool = True,
-                 probe_costs: bool = True):
+                 probe_costs: bool = True, journal_dir: str | Path | None = None):
         super().__init__()
         from .worker import preload_torch
         preload_torch()       # once per process, before the window is shown (see preload_torch)
@@ -103,6 +104,9 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.prior_dirs = prior_dirs
         self.store = settings if settings is not None else default_settings()
+        # long audio encodes keep their journals here, so a cancelled one can continue (engine/journal.py)
+        self.journal_dir = Path(journal_dir) if journal_dir is not None else default_journal_dir()
+        journal.prune(self.journal_dir, JOURNAL_DAYS)
         self.recent = RecentFiles(self.store)
         self.confirm_discard = confirm_discard     # ask before an unsaved result is thrown away
         self.saved = True                          # the current result is saved (or there is none)
@@ -740,7 +744,7 @@ class MainWindow(QMainWindow):
         if self._closing or job.get("cancelled"):
             self._on_encode_done(True)
             return
-        self.runner.start(*job["args"], references=True, importance=job["importance"])
+        self.runner.start(*job["args"], references=True, importance=job["importance"], journal_dir=self.journal_dir)
 
     def live_is_patched(self) -> bool:
         return self.image is not None and use_patches(self.image.shape, self.prior_dirs)
@@ -791,6 +795,8 @@ class MainWindow(QMainWindow):
         enc = res.encoded
         warns = getattr(enc, "warnings", None)
         note = f" ({'; '.join(warns)})" if warns else ""
+        if res.resumed is not None:
+            note += f" (continued a cancelled encode: {res.resumed[0]} of {res.resumed[1]} batches were done)"
         self.status_label.setText(f"Finished: {len(enc.data)} bytes ({enc.bpp:.3f} bpp), PSNR {enc.psnr:.2f} dB, "
                                   f"MS-SSIM {fmt(res.metrics.get('ms_ssim'), 4)} in {res.seconds:.1f} s — not "
                                   f"saved yet{note}")
@@ -814,6 +820,8 @@ class MainWindow(QMainWindow):
         self.save_action.setEnabled(True)
         self.export_action.setEnabled(True)
         note = f" ({'; '.join(enc.warnings)})" if enc.warnings else ""
+        if res.resumed is not None:
+            note += f" (continued a cancelled encode: {res.resumed[0]} of {res.resumed[1]} batches were done)"
         self.status_label.setText(f"Finished: {len(enc.data)} bytes ({enc.kbps:.2f} kbps), PSNR "
                                   f"{enc.psnr:.2f} dB, SNR {enc.snr:.2f} dB, STOI {fmt(m.get('stoi'), 3)}, PESQ "
                                   f"{fmt(m.get('pesq'), 2)} in {res.seconds:.1f} s — not saved yet{note}")
@@ -852,7 +860,13 @@ class MainWindow(QMainWindow):
         self.settings_panel.set_running(False)
         self.explorer.explore_button.setEnabled(self.explorer.image is not None)
         self.audio_explorer.explore_button.setEnabled(self.audio_explorer.clip is not None)
-        if cancelled:
+        if cancelled and self.runner.kept is not None:
+            done, total = self.runner.kept
+            self.live.phase_label.setText(f"Cancelled — {done} of {total} batches kept to continue later")
+            what = "clip" if self.audio is not None else "image"
+            self.status_label.setText(f"Cancelled; no file was written. {done} of {total} batches are kept: compress "
+                                      f"this {what} again at the same rate and settings to continue from them")
+        elif cancelled:
             self.live.phase_label.setText("Cancelled — nothing was written")
             self.status_label.setText("Cancelled; nothing was written")
         if self.path is not None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
@@ -11,6 +12,14 @@ MAX_RECENT = 10
 
 def default_settings() -> QSettings:
     return QSettings("COMBINER", "Studio")
+
+
+def default_journal_dir() -> Path:
+    """Where the app keeps the journals of long audio encodes (the user's cache folder)."""
+    from PySide6.QtCore import QStandardPaths
+
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation)
+    return Path(base or Path.home() / ".cache" / "combiner-studio") / "journals"
 
 
 class RecentFiles:

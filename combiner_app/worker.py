@@ -9,10 +9,12 @@ Python references and drops them in a GUI-thread slot after the thread has quit.
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -21,6 +23,7 @@ from engine import audio_codec, cancel, codec, container, metrics, patch_codec, 
 from engine.audio_codec import EncodedAudio
 from engine.config import FitConfig
 from engine.errors import CombinerError
+from engine.journal import Journal
 from engine.patch_codec import EncodedImage
 
 from . import baselines
@@ -42,6 +45,8 @@ class EncodeResult:
     metrics: dict = field(default_factory=dict)      # images: {"ms_ssim"}; audio: {"snr","psnr","stoi","pesq"}
     ref_metrics: dict = field(default_factory=dict)  # the same measures of each reference, by codec name
     importance_used: bool = False                    # a painted region of interest weighted the allocation
+    resumed: tuple[int, int] | None = None           # audio: (batches taken from a cancelled encode's journal,
+                                                     # batches in all), when it continued one
 
 
 def preload_torch() -> None:
@@ -169,9 +174,14 @@ class EncodeWorker(QObject):
 
     def __init__(self, source: np.ndarray | AudioClip, rates: list[float], fit: FitConfig, device: str = "cpu",
                  prior_dirs=None, keep_going: bool = False, references: bool = False,
-                 importance: np.ndarray | None = None):
+                 importance: np.ndarray | None = None, journal_dir: str | Path | None = None):
         super().__init__()
         self.importance = importance   # patch images: (rows, cols) region-of-interest weights (roi.py)
+        # Audio or a photo longer than one encoder batch keeps a journal here (engine/journal.py): a cancelled
+        # encode leaves its finished batches, and compressing the same input at the same settings continues.
+        self.journal_dir = Path(journal_dir) if journal_dir is not None else None
+        self._journal: Journal | None = None
+        self.kept: tuple[int, int] | None = None   # after a cancel: (batches kept in the journal, batches in all)
         self.source, self.rates, self.fit, self.device = source, list(rates), fit, device
         self.prior_dirs, self.keep_going, self.references = prior_dirs, keep_going, references
         self._alpha: bytes | None = None    # an image's alpha plane as the patch codec stores it (made once)
@@ -237,10 +247,18 @@ class EncodeWorker(QObject):
                 self.progress.emit(i, ev)
         finally:
             gen.close()
+            j = self._journal
+            if j is not None and j.records:
+                self.kept = (len(j.records), j.n_batches)
         if isinstance(result, list):   # encode_batch returns one result per image (encode_image just one)
             result = result[0]
         res = EncodeResult(plan, result, time.perf_counter() - t0,
                            importance_used=self.importance is not None and bool(getattr(plan, "patch", 0)))
+        if self._journal is not None:
+            if self._journal.restored:
+                res.resumed = (self._journal.restored, self._journal.n_batches)
+            self._journal.remove()
+            self.kept = None
         if isinstance(self.source, AudioClip):
             res.metrics = speech_measures(self.source.samples, result.reconstruction, self.source.sample_rate)
         else:
@@ -269,10 +287,12 @@ class EncodeWorker(QObject):
     def _start(self, rate: float):
         """-> (plan or None, the engine's encode generator)."""
         src = self.source
+        self._journal = Journal(self.journal_dir / journal_name(src, rate)) if self.journal_dir is not None else None
         if isinstance(src, AudioClip):
             plan = plan_audio(src, rate, self.prior_dirs)
             return plan, audio_codec.encode_audio(src.samples, src.sample_rate, rate, prior=plan.prior,
-                                                  fit=self.fit, device=self.device, prior_dirs=self.prior_dirs)
+                                                  fit=self.fit, device=self.device, prior_dirs=self.prior_dirs,
+                                                  journal=self._journal)
         if use_patches(src.shape, self.prior_dirs):
             if self._alpha is None:
                 self._alpha = alpha_bytes(src)
@@ -281,12 +301,20 @@ class EncodeWorker(QObject):
             if self.importance is not None and tuple(self.importance.shape) == tuple(plan.grid):
                 imp = [self.importance]
             return plan, patch_codec.encode_image(src, rate, prior=plan.prior, fit=self.fit, device=self.device,
-                                                  prior_dirs=self.prior_dirs, importance=imp)
+                                                  prior_dirs=self.prior_dirs, importance=imp, journal=self._journal)
         plan = None   # too large: let the engine refuse it with its own message
         if src.shape[0] * src.shape[1] <= codec.MAX_PIXELS:
             plan = plan_encode(src.shape, rate, self.prior_dirs)
         return plan, codec.encode_batch([src], rate, prior=plan.prior if plan else None, fit=self.fit,
                                         device=self.device, prior_dirs=self.prior_dirs)
+
+
+def journal_name(source: np.ndarray | AudioClip, rate: float) -> str:
+    """File name of the journal of an image or clip encoded at `rate` (the journal's own key covers the rest)."""
+    x = source.samples if isinstance(source, AudioClip) else source
+    h = hashlib.sha256(np.ascontiguousarray(x).tobytes())
+    h.update(f"{getattr(source, 'sample_rate', 0)}:{x.shape}:{rate:g}".encode())
+    return h.hexdigest()[:24] + ".journal"
 
 
 class EncodeRunner(QObject):
@@ -304,16 +332,20 @@ class EncodeRunner(QObject):
         super().__init__(parent)
         self._thread: QThread | None = None
         self._worker: EncodeWorker | None = None
+        self.kept: tuple[int, int] | None = None   # the last job's EncodeWorker.kept
 
     def is_running(self) -> bool:
         return self._worker is not None
 
     def start(self, source, rates, fit, device="cpu", prior_dirs=None, keep_going=False, references=False,
-              importance=None) -> None:
-        """`source`: an (H, W, C) uint8 image or an AudioClip; `importance`: region-of-interest weights."""
+              importance=None, journal_dir=None) -> None:
+        """`source`: an (H, W, C) uint8 image or an AudioClip; `importance`: region-of-interest weights;
+        `journal_dir`: where long audio encodes keep their journals (None: none kept)."""
         if self.is_running():
             raise RuntimeError("an encode is already running")
-        self._worker = EncodeWorker(source, rates, fit, device, prior_dirs, keep_going, references, importance)
+        self.kept = None
+        self._worker = EncodeWorker(source, rates, fit, device, prior_dirs, keep_going, references, importance,
+                                    journal_dir)
         self._thread = QThread()
         self._worker.moveToThread(self._thread)
         self._worker.planned.connect(self.planned)
@@ -336,6 +368,7 @@ class EncodeRunner(QObject):
         if thread is not None:
             thread.quit()
             thread.wait()
+        self.kept = getattr(self._worker, "kept", None)
         self._thread = self._worker = None   # Python owns both; drop them here, on the GUI thread
         self.done.emit(cancelled)
 

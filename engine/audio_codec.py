@@ -33,13 +33,15 @@ from .audio_io import resample, resampled_length
 from .codec import EncodeEvent, Reporting, _members, _weights
 from .metrics import audio_psnr, snr as audio_snr  # noqa: F401 (re-exported)
 from .latent import Canvas
-from .unit_coding import ContentBatch, LatentContext, code_by_content, unit_weights
+from .journal import Journal, encode_key
+from .unit_coding import CodedBatch, ContentBatch, LatentContext, code_by_content, unit_weights
 from .config import FitConfig
 from .container import CmbHeader
 from .errors import CmbFormatError, CombinerError, MediaError, PriorError
 from .prior import Prior, find_by_short_id, nearest
 
 MAX_SAMPLE_RATE = 1_536_000
+MAX_UNITS = 512      # sounding chunks the encoder fits and codes together (memory is bounded by this, not the clip)
 RENDER_BATCH = 256   # units evaluated together when rendering; fixed so sender and receiver compute alike
 LEVELS = 8           # distinct block counts a clip's sounding units may take (plus 0 for digital silence)
 
@@ -352,8 +354,8 @@ def _plan_clip(x: np.ndarray, sr: int, kbps: float, prior: Prior, seed: int, ada
 def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | None = None, *,
                        prior: Prior | None = None, fit: FitConfig = FitConfig(),
                        device: str | torch.device = "cpu", seed: int = 0, prior_dirs=None, compile: bool = False,
-                       max_units: int = 512, adaptive: bool = True, adapt: bool = False, envelope: bool = True
-                       ) -> Generator[EncodeEvent, None, list[EncodedAudio]]:
+                       max_units: int | None = None, adaptive: bool = True, adapt: bool = False, envelope: bool = True,
+                       journal: Journal | None = None) -> Generator[EncodeEvent, None, list[EncodedAudio]]:
     """Encode clips [(samples, sample_rate), ...] at one target rate (kbit/s from the real file size).
 
     Every clip is brought to the reference level (one quantised gain per clip, in the header), so the error
@@ -371,6 +373,10 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
 
     `envelope` (default) also stores one level per chunk (kinds 13 and 14; engine/audio_envelope.py): each chunk
     is fitted at the reference level and its error weighed by its level. Without it: kinds 10 and 12.
+
+    `journal` (engine/journal.py) makes a long encode resumable: every finished batch is written to it, and the
+    batches an earlier run of the same encode wrote there are taken from it instead of being coded again
+    (`journal.restored` says how many). The file is the same either way.
     """
     device = torch.device(device)
     fit = fit.for_modality("audio")
@@ -403,8 +409,20 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
     def split(i: int, units: np.ndarray, kl: np.ndarray, total: int) -> np.ndarray:
         return allocate(kl, total, plans[i].grid)
 
-    for s, e in _batch_bounds([i for i, _ in units], max_units, alone=adapt):
+    max_units = max_units or MAX_UNITS
+    bounds = _batch_bounds([i for i, _ in units], max_units, alone=adapt)
+    if len(bounds) < 2:   # the whole encode is one batch: nothing to resume
+        journal = None
+    finished = [] if journal is None else journal.restore(
+        encode_key([x for x, _ in xs], rate, prior.id, fit, seed, max_units,
+                   dict(rates=[sr for _, sr in xs], adaptive=adaptive, adapt=adapt, envelope=envelope)),
+        [np.array(units[s:e], dtype=np.int64).reshape(-1, 2) for s, e in bounds])
+    for b, (s, e) in enumerate(bounds):
         part = units[s:e]
+        if b < len(finished):   # coded by an earlier run of this encode: take it from the journal
+            _keep(plans, part, journal.coded(b, delta, device), context, prior, seed, device)
+            continue
+        begun = journal.begin(delta) if journal is not None else None
         clip_of = np.array([i for i, _ in part])
         uid = np.array([u for _, u in part])
         target = torch.from_numpy(np.stack([plans[i].chunks[u] for i, u in part])).to(device) * 0.5  # network scale
@@ -421,13 +439,9 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
         coded = yield from code_by_content(ContentBatch(target, field, weight, clip_of, uid, share, gens), prior,
                                            fit, device, seed, split if adaptive else None,
                                            Reporting(None, 1, (s, n_all), pooled=True), adapt=delta)
-        for k, (i, u) in enumerate(part):
-            nb = coded.blocks[k]
-            plans[i].blocks[u] = nb
-            plans[i].indices[u] = coded.indices[k, :nb]
-            plans[i].kl[u] = coded.kl[k, :nb]
-        if context is not None:  # later batches see these units' coded latents
-            context.record(prior, seed, part, coded, device)
+        _keep(plans, part, coded, context, prior, seed, device)
+        if journal is not None:
+            journal.finish(part, coded, delta, begun)
     out = []
     for i, pl in enumerate(plans):
         n, c = pl.x.shape
@@ -445,6 +459,18 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
         out.append(EncodedAudio(data, recon, pl.sr, hdr, prior, audio_psnr(pl.x, recon), audio_snr(pl.x, recon),
                                 kl, list(pl.budget.warnings), pl.blocks.copy()))
     return out
+
+
+def _keep(plans: list[_ClipPlan], part: list[tuple[int, int]], coded: CodedBatch, context: LatentContext | None,
+          prior: Prior, seed: int, device) -> None:
+    """Store a coded batch in its clips' plans; later batches stitch with its coded latents."""
+    for k, (i, u) in enumerate(part):
+        nb = coded.blocks[k]
+        plans[i].blocks[u] = nb
+        plans[i].indices[u] = coded.indices[k, :nb]
+        plans[i].kl[u] = coded.kl[k, :nb]
+    if context is not None:
+        context.record(prior, seed, part, coded, device)
 
 
 def decode_audio_full(data: bytes, prior_dirs=None, device="cpu", progress=None

@@ -83,7 +83,7 @@ def encode_folder(a, folder: Path, out: Path | None) -> int:
     import torch
 
     from . import threads
-    from .cli import _device, _init_distributed, encode_items
+    from .cli import _device, _init_distributed, encode_items, journal_for
     from .errors import MediaError
     from .media import check_writable, clean_stale_temps, read_image, write_atomic
     from .audio_io import is_audio_path, read_audio
@@ -140,8 +140,9 @@ def encode_folder(a, folder: Path, out: Path | None) -> int:
             from .cli import _encode_work
 
             threads.apply(a.threads, _encode_work(imgs, clips))
-            data, line, _, _ = encode_items(a, [f], imgs, clips, dev)[0]
+            data, line, _, _ = encode_items(a, [f], imgs, clips, dev, [dest])[0]
             write_atomic(dest, data, protect=[f])
+            journal_for(dest).remove()
         except CombinerError as e:
             st.failed.append(f"{f.name}: {e}")
             print(f"combiner: error: {e}", file=sys.stderr)

@@ -344,9 +344,10 @@ def cmd_encode(a) -> int:
     threads.apply(a.threads, _encode_work(imgs, clips))
     dev = _device(a.device)
     t0 = time.time()
-    results = encode_items(a, inputs, imgs, clips, dev)
+    results = encode_items(a, inputs, imgs, clips, dev, dests)
     for i, (data, line, rate, unit) in sorted(results.items()):
         write_atomic(dests[i], data, protect=inputs)
+        journal_for(dests[i]).remove()
         print(f"{inputs[i]} -> {dests[i]}: {line}")
         _rate_note(rate, a.bpp if unit == "bpp" else a.kbps, unit, inputs[i].name)
     if not a.quiet:
@@ -355,9 +356,48 @@ def cmd_encode(a) -> int:
     return 0
 
 
-def encode_items(a, inputs, imgs: dict, clips: dict, dev) -> dict:
+def journal_for(dest: Path):
+    """The journal that makes the audio encode writing `dest` resumable (engine/journal.py): DEST.journal, kept
+    while the encode runs and after an interruption, removed once `dest` is written."""
+    from .journal import Journal
+
+    return Journal(Path(str(dest) + ".journal"))
+
+
+def _journal(a, dest: Path, inputs):
+    """The journal of the encode writing `dest` (checked writable; emptied first with --no-resume)."""
+    from .media import check_writable
+
+    journal = journal_for(dest)
+    check_writable(journal.path, protect=inputs)
+    if not getattr(a, "resume", True):
+        journal.remove()
+    return journal
+
+
+def _journaled(gen, desc: str, quiet: bool, journal, name: str):
+    """`_progress` of an encode that may keep a journal: say what it resumed, or what it kept when stopped."""
+    try:
+        out = _progress(gen, desc, quiet)
+    except BaseException:
+        if journal is not None and journal.records:
+            print(f"combiner: {len(journal.records)} of {journal.n_batches} batches of {name} are kept in "
+                  f"{journal.path}: the same command continues from there", file=sys.stderr)
+        raise
+    if journal is not None and journal.note:
+        print(f"combiner: warning: {journal.note}", file=sys.stderr)
+    if journal is not None and journal.restored:
+        print(f"combiner: {name}: resumed, {journal.restored} of {journal.n_batches} batches taken from "
+              f"{journal.path}", file=sys.stderr)
+    return out
+
+
+def encode_items(a, inputs, imgs: dict, clips: dict, dev, dests: list | None = None) -> dict:
     """Encode read images {i: (H, W, C)} and clips {i: (x, sr)} with the CLI's options -> {i: (file bytes,
-    report line, achieved rate, unit)}. Warnings go to stderr. Shared by the single-process and folder encodes."""
+    report line, achieved rate, unit)}. Warnings go to stderr. Shared by the single-process and folder encodes.
+    With `dests` (the output of each input), a clip or a lone image longer than one encoder batch keeps a
+    journal beside its output (`journal_for`), continues one an interrupted run of the same encode left there
+    (unless --no-resume), and the caller removes it after writing the output."""
     from .codec import encode_batch
     from .patch_codec import uses_patches
 
@@ -386,10 +426,11 @@ def encode_items(a, inputs, imgs: dict, clips: dict, dev) -> dict:
     if patched:
         from .patch_codec import encode_image_batch
 
+        journal = _journal(a, dests[patched[0]], inputs) if dests is not None and len(patched) == 1 else None
         gen = encode_image_batch([imgs[i] for i in patched], a.bpp, prior=forced, fit=fit, device=dev, seed=a.seed,
                                  prior_dirs=a.prior_dir, compile=a.compile, adaptive=not a.uniform,
-                                 adapt=a.delta)
-        results = _progress(gen, f"{len(patched)} image(s) by patches", a.quiet)
+                                 adapt=a.delta, journal=journal)
+        results = _journaled(gen, f"{len(patched)} image(s) by patches", a.quiet, journal, inputs[patched[0]].name)
         for i, r in zip(patched, results):
             for wmsg in r.warnings:
                 print(f"combiner: warning: {wmsg}", file=sys.stderr)
@@ -416,9 +457,11 @@ def encode_items(a, inputs, imgs: dict, clips: dict, dev) -> dict:
             adapt = bool(a.delta)   # audio: only when asked (no gain measured on speech)
             for wmsg in plan_budget(x, sr, a.kbps, chosen, a.seed, adapt, a.envelope).warnings:   # said first
                 print(f"combiner: warning: {inputs[i].name}: {wmsg}", file=sys.stderr)
+            journal = _journal(a, dests[i], inputs) if dests is not None else None
             gen = encode_audio(x, sr, a.kbps, prior=chosen, fit=fit, device=dev, seed=a.seed,
-                               prior_dirs=a.prior_dir, compile=a.compile, adapt=adapt, envelope=a.envelope)
-            r = _progress(gen, inputs[i].name, a.quiet)
+                               prior_dirs=a.prior_dir, compile=a.compile, adapt=adapt, envelope=a.envelope,
+                               journal=journal)
+            r = _journaled(gen, inputs[i].name, a.quiet, journal, inputs[i].name)
             ub = r.unit_blocks
             out[i] = (r.data, f"{len(r.data)} bytes, {r.kbps:.3f} kbps, SNR {r.snr:.2f} dB, PSNR {r.psnr:.2f} dB "
                               f"(prior {r.prior.name}, {r.header.units} units, {ub.min()}-{ub.max()} blocks each, "
@@ -671,6 +714,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "PESQ and STOI, lower SNR; the file decodes as any other)")
     en.add_argument("--compile", action="store_true",
                     help="torch.compile the network: slower start, faster steps (large batches)")
+    en.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                    help="audio longer than one batch (about 25 s of speech) and images larger than one (about "
+                    "1.5 megapixels) keep OUT.journal while they encode: after an interruption the same command "
+                    "continues from the batches done (default); --no-resume starts over")
     en.add_argument("--prior", help="use this prior file instead of the installed prior nearest in rate")
     en.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
     en.add_argument("--threads", type=int, default=0, help="CPU threads (0: chosen from the work; small "

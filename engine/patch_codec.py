@@ -30,9 +30,10 @@ from .codec import EncodeEvent, Reporting
 from .config import FitConfig
 from .container import CmbHeader
 from .errors import CmbFormatError, CombinerError, MediaError, PriorError
+from .journal import Journal, encode_key
 from .prior import Prior, available, find_by_short_id, nearest_patch
 from .signals import psnr_uint8
-from .unit_coding import ContentBatch, LatentContext, code_by_content, unit_weights
+from .unit_coding import CodedBatch, ContentBatch, LatentContext, code_by_content, unit_weights
 
 MAX_UNITS = 384      # patches fitted together: bounds memory whatever the image size
 RENDER_BATCH = 64    # patches evaluated together when rendering
@@ -286,7 +287,8 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
                        fit: FitConfig = FitConfig(), device: str | torch.device = "cpu", seed: int = 0,
                        prior_dirs=None, compile: bool = False, adaptive: bool = True, max_units: int = MAX_UNITS,
                        preview_every: int = 1, importance: Sequence[np.ndarray | None] | None = None,
-                       adapt: bool | None = None) -> Generator[EncodeEvent, None, list[EncodedImage]]:
+                       adapt: bool | None = None, journal: Journal | None = None
+                       ) -> Generator[EncodeEvent, None, list[EncodedImage]]:
     """Encode images of any sizes (H, W, C) uint8, C in 1..4, at `rate_bpp` (from the real file size).
     All their patches are fitted and coded together, `max_units` at a time. Yields EncodeEvents; returns one
     EncodedImage per image. An image's result does not depend on the other images in the batch.
@@ -295,6 +297,9 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
     blocks; the file format is unchanged (the allocation is encoder-side only).
     `adapt` (default: whenever the prior allows it, `adapts(prior)`) also codes a delta on a shared-network
     prior's network for each image (engine.hierarchy; kind-11 files).
+    `journal` (engine/journal.py) makes an encode of more than one batch (a large photo) resumable: each
+    finished batch is written to it, and batches an earlier run of the same encode wrote there are taken from
+    it instead of being coded again. The files are the same either way.
     """
     device = torch.device(device)
     fit = fit.for_modality("image")
@@ -371,9 +376,24 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
     # latent priors: each image's best-known latents (the prior mean until a band of it is coded)
     context = (LatentContext(prior, [pl["patches"].shape[0] for pl in plan], device)
                if prior.latent is not None else None)
+    bands = list(_batches(grids, max_units, prior.latent is not None, alone=delta is not None))
+    batches = [[(i, int(u)) for i, us in segs for u in us] for segs in bands]
+    if journal is not None and len(batches) > 1:
+        key = encode_key(list(imgs) + list(importance or []), rate, prior.id, fit, seed, max_units,
+                         dict(adaptive=adaptive, adapt=adapt, importance=importance is not None))
+        finished = journal.restore(key, [np.array(part, dtype=np.int64).reshape(-1, 2) for part in batches])
+    else:
+        journal, finished = None, []   # one batch: nothing to resume
     s = 0
-    for segs in _batches(grids, max_units, prior.latent is not None, alone=delta is not None):
-        part = [(i, int(u)) for i, us in segs for u in us]
+    for b, (segs, part) in enumerate(zip(bands, batches)):
+        if b < len(finished):   # coded by an earlier run of this encode: take it from the journal
+            coded = journal.coded(b, delta, device)
+            _keep(part, coded, blocks, idx_out, kl_out, probe_out)
+            if context is not None:
+                context.record(prior, seed, part, coded, device)
+            s += len(part)
+            continue
+        begun = journal.begin(delta) if journal is not None else None
         img_of = np.array([i for i, _ in part])
         uid = np.array([u for _, u in part])
         tgt = np.stack([plan[i]["patches"][u] for i, u in part])
@@ -393,14 +413,11 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         coded = yield from code_by_content(ContentBatch(target, field, weight, img_of, uid, share, gens), prior,
                                            fit, device, seed, split if adaptive else None,
                                            Reporting(preview, preview_every, (s, n_all)), preview, delta)
-        for k, (i, u) in enumerate(part):
-            blocks[i][u] = coded.blocks[k]
-            idx_out[i][u] = coded.indices[k, :coded.blocks[k]]
-            kl_out[i][u] = coded.kl[k]
-            if coded.probe_kl is not None:
-                probe_out[i][u] = coded.probe_kl[k]
+        _keep(part, coded, blocks, idx_out, kl_out, probe_out)
         if context is not None:  # later bands of these images see this band's coded latents
             context.record(prior, seed, part, coded, device)
+        if journal is not None:
+            journal.finish(part, coded, delta, begun)
         s += len(part)
 
     out = []
@@ -420,6 +437,16 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         out.append(EncodedImage(data, recon, hdr, prior, psnr_uint8(img[:, :, :nc], recon[:, :, :nc]),
                                 pl["warns"], nb, kl, probe_out[i] if adaptive else None))
     return out
+
+
+def _keep(part: list[tuple[int, int]], coded: CodedBatch, blocks, idx_out, kl_out, probe_out) -> None:
+    """Store a coded batch's blocks, indices, KL and probe KL under each (image, patch) of `part`."""
+    for k, (i, u) in enumerate(part):
+        blocks[i][u] = coded.blocks[k]
+        idx_out[i][u] = coded.indices[k, :coded.blocks[k]]
+        kl_out[i][u] = coded.kl[k]
+        if coded.probe_kl is not None:
+            probe_out[i][u] = coded.probe_kl[k]
 
 
 def _inside_coords(emb: torch.Tensor, target: torch.Tensor, mask: np.ndarray, weight: torch.Tensor | None):

@@ -48,6 +48,7 @@ def wav(tmp_path):
 def make_window(qtbot, tmp_path, prior_dirs, **kw):
     kw.setdefault("confirm_discard", False)
     kw.setdefault("probe_costs", False)       # each test's fresh settings would otherwise probe the machine   # no modal question when a test drops a result
+    kw.setdefault("journal_dir", tmp_path / "journals")
     from combiner_app.main_window import MainWindow
 
     settings = QSettings(str(tmp_path / "studio.ini"), QSettings.Format.IniFormat)
@@ -423,3 +424,37 @@ def test_noise_shaping_box_is_for_audio_is_remembered_and_shapes_the_encode(qtbo
     assert again.settings_panel.perceptual.isChecked()                # the choice is remembered
     again.runner.shutdown()
     again.audio_explorer.shutdown()
+
+
+def test_a_cancelled_long_encode_continues_where_it_stopped(qtbot, tmp_path, tiny_audio_prior_dir, wav, monkeypatch):
+    """Batches of 7 chunks stand in for a long recording: cancel after two batches, compress again, and the
+    encode continues from the journal the cancel left (engine/journal.py); the journal is gone afterwards."""
+    from engine import audio_codec, journal as journal_mod
+
+    monkeypatch.setattr(audio_codec, "MAX_UNITS", 7)
+    w = make_window(qtbot, tmp_path, [str(tiny_audio_prior_dir)])
+    journals = tmp_path / "journals"
+    try:
+        drop(qtbot, w, wav)
+        real_add = journal_mod.Journal.add
+
+        def add_then_cancel(self, record):
+            real_add(self, record)
+            if len(self.records) == 2:
+                w.runner.cancel()
+
+        monkeypatch.setattr(journal_mod.Journal, "add", add_then_cancel)
+        assert compress(qtbot, w) is True
+        text = w.status_label.text()
+        assert "2 of 6 batches are kept" in text and "no file was written" in text, text
+        assert len(list(journals.glob("*.journal"))) == 1
+        monkeypatch.setattr(journal_mod.Journal, "add", real_add)
+        assert compress(qtbot, w) is False
+        assert w.result.resumed == (2, 6)
+        assert "continued a cancelled encode: 2 of 6 batches" in w.status_label.text()
+        assert not list(journals.glob("*.journal"))
+        y, _, _, _ = decode_audio_full(w.result.encoded.data, [str(tiny_audio_prior_dir)])
+        assert np.array_equal(y, w.result.encoded.reconstruction)
+    finally:
+        w.runner.shutdown()
+        w.audio_explorer.shutdown()
