@@ -52,6 +52,9 @@ def main() -> None:
     ap.add_argument("--save", type=Path, default=None, help="also write the .cmb file here")
     ap.add_argument("--no-references", action="store_true", help="skip MP3 and Opus at the same file size")
     ap.add_argument("--journal", type=Path, default=None, help="keep a journal here and continue the one there")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the network (GPU: fewer kernel launches)")
+    ap.add_argument("--pack", type=Path, default=None,
+                    help="only write the joined recording here (FLAC, 16-bit) for a machine without the data set")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -68,12 +71,22 @@ def main() -> None:
                 break
     x = np.concatenate(parts)[:want]
     minutes = len(x) / sr / 60
+    if a.pack is not None:   # 16-bit sources: the FLAC holds exactly these samples
+        import soundfile as sf
+
+        a.pack.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(a.pack, x, sr, subtype="PCM_16")
+        y, _ = sf.read(a.pack, dtype="float32", always_2d=True)
+        print(f"wrote {a.pack}: {minutes:.2f} min, {a.pack.stat().st_size / 2 ** 20:.1f} MiB, "
+              f"samples identical: {bool(np.array_equal(y.reshape(x.shape), x))}")
+        return
     print(f"{minutes:.2f} min of speech at {sr} Hz, {a.kbps:g} kbps, preset {a.preset}, batch {a.batch}, "
           f"{torch.get_num_threads()} threads, device {a.device}", flush=True)
 
     t0, c0 = time.time(), time.process_time()
     journal = Journal(a.journal) if a.journal is not None else None
-    gen = encode_audio(x, sr, a.kbps, fit=PRESETS[a.preset], device=a.device, max_units=a.batch, journal=journal)
+    gen = encode_audio(x, sr, a.kbps, fit=PRESETS[a.preset], device=a.device, max_units=a.batch, journal=journal,
+                       compile=a.compile)
     rss, last_phase, batch_marks = [], None, []
     while True:
         try:
@@ -113,6 +126,8 @@ def main() -> None:
           f"({wall / minutes:.0f} wall s per minute)")
     print("RSS after each batch (MB): " + ", ".join(f"{v:.0f}" for v in rss))
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    if torch.cuda.is_available() and str(a.device).startswith("cuda"):
+        print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2 ** 20:.0f} MiB")
     print(f"decode: {dec:.2f} s = {dec / minutes:.2f} s per minute of audio")
     per_batch = cpu / batches
     units_per_min = hdr.units / minutes

@@ -25,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.kodak_rd import classic_at_size  # noqa: E402
+from benchmarks.fit_options import add_fit_option, fit_overrides  # noqa: E402
 from engine.cli import _fit_config, add_shortlist_option  # noqa: E402
 from engine.codec import decode, encode_batch, run  # noqa: E402
 from engine.patch_codec import decode_image, encode_image_batch  # noqa: E402
@@ -65,6 +66,7 @@ def main() -> None:
     ap.add_argument("--bpp", type=float, nargs="*", help="target rates (default: each prior's own rate)")
     ap.add_argument("--preset", choices=["fast", "default", "best"], default="default")
     add_shortlist_option(ap)
+    add_fit_option(ap)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--compile", action="store_true", help="torch.compile the networks")
     ap.add_argument("--prior", action="append", default=None, help="code with this prior file (repeat: one per --bpp)")
@@ -74,7 +76,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="write a markdown report here")
     a = ap.parse_args()
 
-    fit = _fit_config(a)
+    fit = fit_overrides(_fit_config(a), a.fit)
     with np.load(a.data) as z:
         allimg = z["images"]
     pick = np.linspace(0, len(allimg) - 1, a.n).round().astype(int)  # the file is sorted by class
