@@ -322,10 +322,13 @@ class MainWindow(QMainWindow):
             self._probe_costs(plan)
             return ("Estimated time: measuring this machine…" if self.probe_costs else
                     "Estimated time: known after the first encode on this machine")
+        note = (". Coded batch by batch: cancelling keeps the finished batches, and compressing again at these "
+                "settings continues from them" if plan.resumable else "")
         if self.store.value(f"cost/{device}/source", "encode", str) == "probe":
             return (f"Estimated time: roughly {_fmt_time(secs)} with this preset on {device} (from a short probe "
-                    "of this machine; measured properly by the first encode)")
-        return f"Estimated time: about {_fmt_time(secs)} with this preset on {device} (measured by the last encode)"
+                    f"of this machine; measured properly by the first encode){note}")
+        return (f"Estimated time: about {_fmt_time(secs)} with this preset on {device} (measured by the last "
+                f"encode){note}")
 
     def _may_discard(self, doing: str) -> bool:
         """True if there is no unsaved result, or the user agrees to lose it."""

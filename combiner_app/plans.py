@@ -44,6 +44,16 @@ class EncodePlan:
     def rate_unit(self) -> str:
         return "kbps" if self.modality == "audio" else "bpp"
 
+    @property
+    def resumable(self) -> bool:
+        """More units than one encoder batch holds: the encode keeps a journal, so a cancel loses only the batch
+        under way (engine/journal.py)."""
+        from engine import audio_codec, patch_codec
+
+        if self.modality == "audio":
+            return self.units > audio_codec.MAX_UNITS
+        return bool(self.patch) and self.units > patch_codec.MAX_UNITS
+
 
 @dataclass
 class AudioClip:

@@ -106,6 +106,7 @@ def test_drop_wav_encode_save_export_and_reopen(window, qtbot, wav, tmp_path, ti
     sp = window.settings_panel
     assert sp.kbps.isVisibleTo(sp) and not sp.bpp.isVisibleTo(sp)
     assert "units" in sp.plan_label.text() and "kbps" in sp.plan_label.text()
+    assert not sp._plan.resumable                          # 40 chunks: one batch, no journal
     assert visible(window, window.audio_result) and not visible(window, window.result_view)
     assert visible(window, window.audio_explorer) and not visible(window, window.explorer)
     assert window.live.preview_stack.currentWidget() is window.live.wave_plot   # not a blank image
@@ -452,6 +453,9 @@ def test_a_cancelled_long_encode_continues_where_it_stopped(qtbot, tmp_path, tin
         assert compress(qtbot, w) is False
         assert w.result.resumed == (2, 6)
         assert "continued a cancelled encode: 2 of 6 batches" in w.status_label.text()
+        assert w.settings_panel._plan.resumable
+        w.settings_panel.refresh_estimate()               # the finished encode measured this machine's costs
+        assert "cancelling keeps the finished batches" in w.settings_panel.estimate_label.text()
         assert not list(journals.glob("*.journal"))
         y, _, _, _ = decode_audio_full(w.result.encoded.data, [str(tiny_audio_prior_dir)])
         assert np.array_equal(y, w.result.encoded.reconstruction)
