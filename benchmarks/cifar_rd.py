@@ -42,13 +42,14 @@ ANCHORS = {
 def encode_with(imgs: np.ndarray, rate: float, prior: Prior | None, a, fit):
     """-> (encoded results, decoded images, encode s, decode ms per image). The decoder reads each file's bytes
     alone and must give the encoder's own reconstruction. A patch prior goes through the patch codec."""
+    dirs = sorted({str(Path(p).parent) for p in a.prior}) if a.prior else None   # --prior files decode too
     if prior is not None and prior.patch:
         job = encode_image_batch(list(imgs), rate, prior=prior, fit=fit, device=a.device, compile=a.compile,
                                  adapt=False if a.no_delta else None)
-        dirs = sorted({str(Path(p).parent) for p in a.prior})
         dec = lambda data: decode_image(data, prior_dirs=dirs)  # noqa: E731
     else:
-        job, dec = encode_batch(list(imgs), rate, prior=prior, fit=fit, device=a.device, compile=a.compile), decode
+        job = encode_batch(list(imgs), rate, prior=prior, fit=fit, device=a.device, compile=a.compile)
+        dec = lambda data: decode(data, prior_dirs=dirs)  # noqa: E731
     t0 = time.time()
     res = run(job)
     enc_s = time.time() - t0

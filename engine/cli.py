@@ -357,8 +357,8 @@ def cmd_encode(a) -> int:
 
 
 def journal_for(dest: Path):
-    """The journal that makes the audio encode writing `dest` resumable (engine/journal.py): DEST.journal, kept
-    while the encode runs and after an interruption, removed once `dest` is written."""
+    """The journal that makes the encode writing `dest` resumable (engine/journal.py): DEST.journal, kept while
+    the encode runs and after an interruption, removed once `dest` is written."""
     from .journal import Journal
 
     return Journal(Path(str(dest) + ".journal"))
