@@ -24,3 +24,9 @@ run --rate 3.6 --width 48 --items 384 --skip 384 --first-steps 200 --rounds 6 --
 run --rate 3.6 --width 48 --items 384 --skip 768 --first-steps 200 --rounds 4 --name cifar10-3.6bpp --init-prior priors/cifar10-3.6bpp.safetensors -o priors/cifar10-3.6bpp.safetensors
 # a fourth stage for 1.8 bpp (two threads, the machine otherwise idle)
 combiner learn-prior --data "$D" --threads 2 -q --rate 1.8 --width 32 --items 768 --skip 1152 --first-steps 200 --rounds 6 --name cifar10-1.8bpp --init-prior priors/cifar10-1.8bpp.safetensors -o priors/cifar10-1.8bpp.safetensors
+# 2026-12-04 (seventh session): a prior for 1.0 bpp (until then 1.0 bpp used the 0.8 bpp prior), warm-started
+# from cifar10-0.8bpp and trained in stages of 768 unseen items each (one thread, beside other jobs)
+run --rate 1.0 --width 24 --items 768 --skip 1536 --first-steps 200 --rounds 6 --name cifar10-1.0bpp --init-prior priors/cifar10-0.8bpp.safetensors -o priors/cifar10-1.0bpp.safetensors
+run --rate 1.0 --width 24 --items 768 --skip 2304 --first-steps 200 --rounds 6 --name cifar10-1.0bpp --init-prior priors/cifar10-1.0bpp.safetensors -o priors/cifar10-1.0bpp.safetensors
+run --rate 1.0 --width 24 --items 768 --skip 3072 --first-steps 200 --rounds 6 --name cifar10-1.0bpp --init-prior priors/cifar10-1.0bpp.safetensors -o priors/cifar10-1.0bpp.safetensors
+run --rate 1.0 --width 24 --items 768 --skip 3840 --first-steps 200 --rounds 6 --name cifar10-1.0bpp --init-prior priors/cifar10-1.0bpp.safetensors -o priors/cifar10-1.0bpp.safetensors
