@@ -15,16 +15,7 @@ OUT=${OUT:-bench_out}; DATA=${DATA:-gpu_data/speech10}; DEV=${DEV:-cuda}
 END=$(( $(date +%s) + ${DEADLINE_S:-540} ))
 mkdir -p "$OUT"
 LOG="$OUT/log.txt"
-stage() {  # name cap command...: run with at most `cap` seconds and never past the deadline
-  local name=$1 cap=$2; shift 2
-  local t=$(( END - $(date +%s) )); (( t > cap )) && t=$cap
-  if (( t < 15 )); then echo "== $name: skipped (deadline)" >>"$LOG"; return 0; fi
-  echo "== $name (limit $t s): $*" >>"$LOG"
-  local t0=$(date +%s)
-  timeout "$t" "$@" >>"$LOG" 2>&1; local rc=$?
-  echo "== $name: rc $rc after $(( $(date +%s) - t0 )) s" >>"$LOG"
-  return $rc
-}
+source "$(dirname "$0")/gpu_stage.sh"   # stage NAME CAP COMMAND...
 A="python benchmarks/audio_long.py --data $DATA --minutes 10 --kbps 12 --preset fast --device $DEV --no-references"
 { nvidia-smi -L; python -c "import torch; print('torch', torch.__version__)"; } >>"$LOG" 2>&1
 stage batch512 330 $A --batch 512 --save "$OUT/long10-b512.cmb" --journal /tmp/long10-b512.journal

@@ -13,16 +13,7 @@ OUT=${OUT:-bench_out}; DATA=${DATA:-gpu_data/kodak}; DEV=${DEV:-cuda}; N=${N:-24
 END=$(( $(date +%s) + ${DEADLINE_S:-540} ))
 mkdir -p "$OUT" /tmp/cmb
 LOG="$OUT/log.txt"
-stage() {  # name cap command...: run with at most `cap` seconds and never past the deadline
-  local name=$1 cap=$2; shift 2
-  local t=$(( END - $(date +%s) )); (( t > cap )) && t=$cap
-  if (( t < 15 )); then echo "== $name: skipped (deadline)" >>"$LOG"; return 0; fi
-  echo "== $name (limit $t s): $*" >>"$LOG"
-  local t0=$(date +%s)
-  timeout "$t" "$@" >>"$LOG" 2>&1; local rc=$?
-  echo "== $name: rc $rc after $(( $(date +%s) - t0 )) s" >>"$LOG"
-  return $rc
-}
+source "$(dirname "$0")/gpu_stage.sh"   # stage NAME CAP COMMAND...
 K="python benchmarks/kodak_rd.py --data $DATA --device $DEV --no-classic"
 { nvidia-smi -L; python -c "import torch, PIL; print('torch', torch.__version__, 'Pillow', PIL.__version__)"; } >>"$LOG" 2>&1
 stage time-fast 150 $K -n 1 --bpp 0.5 --preset fast --warmup --json "$OUT/timing_fast.jsonl" || exit 1
