@@ -31,3 +31,4 @@ run --rate 1.0 --width 24 --items 768 --skip 2304 --first-steps 200 --rounds 6 -
 run --rate 1.0 --width 24 --items 768 --skip 3072 --first-steps 200 --rounds 6 --name cifar10-1.0bpp --init-prior priors/cifar10-1.0bpp.safetensors -o priors/cifar10-1.0bpp.safetensors
 run --rate 1.0 --width 24 --items 768 --skip 3840 --first-steps 200 --rounds 6 --name cifar10-1.0bpp --init-prior priors/cifar10-1.0bpp.safetensors -o priors/cifar10-1.0bpp.safetensors
 run --rate 1.0 --width 24 --items 768 --skip 4608 --first-steps 200 --rounds 6 --name cifar10-1.0bpp --init-prior priors/cifar10-1.0bpp.safetensors -o priors/cifar10-1.0bpp.safetensors
+run --rate 1.0 --width 24 --items 768 --skip 5376 --first-steps 200 --rounds 6 --name cifar10-1.0bpp --init-prior priors/cifar10-1.0bpp.safetensors -o priors/cifar10-1.0bpp.safetensors
