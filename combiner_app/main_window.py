@@ -66,6 +66,13 @@ OPEN_FILTER = (f"Images, audio and .cmb files ({_IMAGE_GLOBS} {_AUDIO_GLOBS} *.c
 
 
 
+def _resumed_note(res: EncodeResult) -> str:
+    """The status note of an encode that continued a cancelled one ('' otherwise)."""
+    if res.resumed is None:
+        return ""
+    return f" (continued a cancelled encode: {res.resumed[0]} of {res.resumed[1]} batches were done)"
+
+
 def _units_text(header) -> str:
     """Audio units and their blocks for the result fields (kind-10 and later files vary the count by content;
     kinds 13 and 14 carry a level per chunk)."""
@@ -798,8 +805,7 @@ class MainWindow(QMainWindow):
         enc = res.encoded
         warns = getattr(enc, "warnings", None)
         note = f" ({'; '.join(warns)})" if warns else ""
-        if res.resumed is not None:
-            note += f" (continued a cancelled encode: {res.resumed[0]} of {res.resumed[1]} batches were done)"
+        note += _resumed_note(res)
         self.status_label.setText(f"Finished: {len(enc.data)} bytes ({enc.bpp:.3f} bpp), PSNR {enc.psnr:.2f} dB, "
                                   f"MS-SSIM {fmt(res.metrics.get('ms_ssim'), 4)} in {res.seconds:.1f} s — not "
                                   f"saved yet{note}")
@@ -823,8 +829,7 @@ class MainWindow(QMainWindow):
         self.save_action.setEnabled(True)
         self.export_action.setEnabled(True)
         note = f" ({'; '.join(enc.warnings)})" if enc.warnings else ""
-        if res.resumed is not None:
-            note += f" (continued a cancelled encode: {res.resumed[0]} of {res.resumed[1]} batches were done)"
+        note += _resumed_note(res)
         self.status_label.setText(f"Finished: {len(enc.data)} bytes ({enc.kbps:.2f} kbps), PSNR "
                                   f"{enc.psnr:.2f} dB, SNR {enc.snr:.2f} dB, STOI {fmt(m.get('stoi'), 3)}, PESQ "
                                   f"{fmt(m.get('pesq'), 2)} in {res.seconds:.1f} s — not saved yet{note}")

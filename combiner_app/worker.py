@@ -9,7 +9,6 @@ Python references and drops them in a GUI-thread slot after the thread has quit.
 """
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 import traceback
@@ -287,7 +286,7 @@ class EncodeWorker(QObject):
     def _start(self, rate: float):
         """-> (plan or None, the engine's encode generator)."""
         src = self.source
-        self._journal = Journal(self.journal_dir / journal_name(src, rate)) if self.journal_dir is not None else None
+        self._journal = Journal.in_folder(self.journal_dir) if self.journal_dir is not None else None
         if isinstance(src, AudioClip):
             plan = plan_audio(src, rate, self.prior_dirs)
             return plan, audio_codec.encode_audio(src.samples, src.sample_rate, rate, prior=plan.prior,
@@ -307,14 +306,6 @@ class EncodeWorker(QObject):
             plan = plan_encode(src.shape, rate, self.prior_dirs)
         return plan, codec.encode_batch([src], rate, prior=plan.prior if plan else None, fit=self.fit,
                                         device=self.device, prior_dirs=self.prior_dirs)
-
-
-def journal_name(source: np.ndarray | AudioClip, rate: float) -> str:
-    """File name of the journal of an image or clip encoded at `rate` (the journal's own key covers the rest)."""
-    x = source.samples if isinstance(source, AudioClip) else source
-    h = hashlib.sha256(np.ascontiguousarray(x).tobytes())
-    h.update(f"{getattr(source, 'sample_rate', 0)}:{x.shape}:{rate:g}".encode())
-    return h.hexdigest()[:24] + ".journal"
 
 
 class EncodeRunner(QObject):

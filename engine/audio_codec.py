@@ -413,13 +413,13 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
     bounds = _batch_bounds([i for i, _ in units], max_units, alone=adapt)
     if len(bounds) < 2:   # the whole encode is one batch: nothing to resume
         journal = None
-    finished = [] if journal is None else journal.restore(
+    done = 0 if journal is None else journal.restore(
         encode_key([x for x, _ in xs], rate, prior.id, fit, seed, max_units,
                    dict(rates=[sr for _, sr in xs], adaptive=adaptive, adapt=adapt, envelope=envelope)),
         [np.array(units[s:e], dtype=np.int64).reshape(-1, 2) for s, e in bounds])
     for b, (s, e) in enumerate(bounds):
         part = units[s:e]
-        if b < len(finished):   # coded by an earlier run of this encode: take it from the journal
+        if b < done:   # coded by an earlier run of this encode: take it from the journal
             _keep(plans, part, journal.coded(b, delta, device), context, prior, seed, device)
             continue
         begun = journal.begin(delta) if journal is not None else None

@@ -78,6 +78,7 @@ class Journal:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self.folder: Path | None = None   # set by `in_folder`: the file is named by the key
         self.key: str | None = None
         self.n_batches = 0
         self.records: list[BatchRecord] = []
@@ -85,23 +86,33 @@ class Journal:
         self.note = ""             # why an existing file was not used, or why it could not be written
         self.failed = False        # writing failed once: the encode goes on without a journal
 
-    def restore(self, key: str, batches: Sequence[np.ndarray]) -> list[BatchRecord]:
-        """The finished batches of the encode named `key` found in the file, in order, as far as they hold the
-        units `batches` expects ((B, 2) [(clip, unit)] per batch); [] when there is no file or it belongs to
-        another encode (then `note` says so)."""
+    @classmethod
+    def in_folder(cls, folder: str | os.PathLike) -> "Journal":
+        """A journal in `folder` whose file is named by its encode's key once `restore` learns it: one folder
+        (the app's cache) holds the journals of many encodes, and the same encode finds its own again."""
+        j = cls(Path(folder) / "pending.journal")
+        j.folder = Path(folder)
+        return j
+
+    def restore(self, key: str, batches: Sequence[np.ndarray]) -> int:
+        """How many finished batches of the encode named `key` the file holds, counted from the first, as far as
+        they hold the units `batches` expects ((B, 2) [(clip, unit)] per batch); `coded(b)` gives them back.
+        0 when there is no file or it belongs to another encode (then `note` says so)."""
         n_batches = len(batches)
         self.key, self.n_batches, self.records, self.restored, self.note = key, n_batches, [], 0, ""
+        if self.folder is not None:
+            self.path = self.folder / f"{key[:24]}.journal"
         if not self.path.exists():
-            return []
+            return 0
         try:
             with np.load(self.path, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
                 if meta.get("version") != VERSION or meta.get("key") != key:
                     self.note = f"{self.path} is the journal of another encode: starting over"
-                    return []
+                    return 0
                 if meta["batches"] != n_batches:
                     self.note = f"{self.path} does not match this encode's batches: starting over"
-                    return []
+                    return 0
                 for b, info in enumerate(meta["records"][:n_batches]):
                     if not np.array_equal(z[f"b{b}_units"], np.asarray(batches[b]).reshape(-1, 2)):
                         break
@@ -115,9 +126,9 @@ class Journal:
         except Exception as e:   # any damage (a cut zip, a bad array, a bad record) means: do not use it
             self.records = []
             self.note = f"{self.path} is damaged ({type(e).__name__}): starting over"
-            return []
+            return 0
         self.restored = len(self.records)
-        return list(self.records)
+        return self.restored
 
     def add(self, record: BatchRecord) -> None:
         """Append a finished batch and rewrite the file atomically. A journal that cannot be written (a full
@@ -176,6 +187,8 @@ class Journal:
                              time.time() - wall, None if coded.probe_kl is None else np.asarray(coded.probe_kl)))
 
     def remove(self) -> None:
+        if self.folder is not None and self.key is None:   # never named: no file of ours
+            return
         try:
             self.path.unlink()
         except OSError:   # absent, or not ours to remove: nothing to do

@@ -381,12 +381,12 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
     if journal is not None and len(batches) > 1:
         key = encode_key(list(imgs) + list(importance or []), rate, prior.id, fit, seed, max_units,
                          dict(adaptive=adaptive, adapt=adapt, importance=importance is not None))
-        finished = journal.restore(key, [np.array(part, dtype=np.int64).reshape(-1, 2) for part in batches])
+        done = journal.restore(key, [np.array(part, dtype=np.int64).reshape(-1, 2) for part in batches])
     else:
-        journal, finished = None, []   # one batch: nothing to resume
+        journal, done = None, 0   # one batch: nothing to resume
     s = 0
     for b, (segs, part) in enumerate(zip(bands, batches)):
-        if b < len(finished):   # coded by an earlier run of this encode: take it from the journal
+        if b < done:   # coded by an earlier run of this encode: take it from the journal
             coded = journal.coded(b, delta, device)
             _keep(part, coded, blocks, idx_out, kl_out, probe_out)
             if context is not None:

@@ -73,6 +73,30 @@ def test_a_journal_of_another_encode_or_a_damaged_one_is_not_used(clip, audio_la
     assert broken.restored == 0 and "damaged" in broken.note
 
 
+def test_journals_in_a_folder_are_named_by_their_encode(clip, audio_latent_prior, tmp_path):
+    """The app's cache folder: each encode's journal gets a file named by its key, found again by the same
+    encode, and a different encode (another rate) writes its own file beside it."""
+    folder = tmp_path / "journals"
+    first = Journal.in_folder(folder)
+    first.remove()                                              # never named: nothing to remove, no error
+    assert _encode(clip, audio_latent_prior, first, stop_after=1) is None
+    other = Journal.in_folder(folder)
+    gen = audio_codec.encode_audio(clip, 16000, 24, prior=audio_latent_prior, fit=FAST_FIT, max_units=7,
+                                   journal=other)
+    for _ in gen:
+        if other.records:
+            gen.close()
+            break
+    assert other.path != first.path and other.note == ""
+    assert sorted(folder.glob("*.journal")) == sorted([first.path, other.path])
+    again = Journal.in_folder(folder)
+    whole = _encode(clip, audio_latent_prior, again)
+    assert again.path == first.path and again.restored == 1
+    assert whole.data == _encode(clip, audio_latent_prior).data
+    again.remove()
+    assert list(folder.glob("*.journal")) == [other.path]
+
+
 def test_a_short_clip_keeps_no_journal(audio_latent_prior, tmp_path):
     j = Journal(tmp_path / "c.journal")
     run(audio_codec.encode_audio(voiced_audio(0.1, seed=2), 16000, 32, prior=audio_latent_prior, fit=FAST_FIT,
