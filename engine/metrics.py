@@ -93,18 +93,30 @@ def stoi(original: np.ndarray, decoded: np.ndarray, sample_rate: int) -> float |
     return None if not math.isfinite(v) else v
 
 
+PESQ_SECONDS = 60   # longest stretch handed to the PESQ library at once (see pesq_wb)
+
+
 def pesq_wb(original: np.ndarray, decoded: np.ndarray, sample_rate: int) -> float | None:
     """Wideband PESQ (ITU-T P.862.2; the `pesq` package) at 16 kHz, MOS-LQO 1.0..4.6, channels mixed to mono;
-    None when PESQ finds no utterance (silence, clips under a quarter second)."""
+    None when PESQ finds no utterance (silence, clips under a quarter second). Clips longer than PESQ_SECONDS
+    get the length-weighted mean of their segments' scores."""
     from pesq import pesq as _pesq
 
     o, d = _at_16k(_mono(original), sample_rate), _at_16k(_mono(decoded), sample_rate)
     if o.shape[0] < 4000 or not np.any(o):
         return None
-    try:
-        return float(_pesq(16000, o.astype(np.float32), d.astype(np.float32), "wb"))
-    except Exception:   # the C library reports "no utterances detected" and friends as exceptions
-        return None
+    # The C library crashes the process (a segfault, not an exception) on long input: 120 s worked, 300 s did
+    # not. A longer clip is scored in equal consecutive segments of at most PESQ_SECONDS, and the segments'
+    # scores are averaged, weighted by length (segments without an utterance are left out).
+    n_seg = -(-o.shape[0] // (PESQ_SECONDS * 16000))
+    scores, weights = [], []
+    for so, sd in zip(np.array_split(o, n_seg), np.array_split(d, n_seg)):
+        try:
+            scores.append(float(_pesq(16000, so.astype(np.float32), sd.astype(np.float32), "wb")))
+            weights.append(so.shape[0])
+        except Exception:   # the C library reports "no utterances detected" and friends as exceptions
+            continue
+    return float(np.average(scores, weights=weights)) if scores else None
 
 
 def speech_metrics(original: np.ndarray, decoded: np.ndarray, sample_rate: int) -> dict[str, float | None]:
