@@ -76,9 +76,9 @@ class Journal:
     every batch it codes it calls `begin` and `finish` (which writes the file). The caller `remove`s the file
     once the output is safely written."""
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.folder: Path | None = None   # set by `in_folder`: the file is named by the key
+    def __init__(self, path: str | os.PathLike | None, folder: str | os.PathLike | None = None):
+        self.path = Path(path) if path is not None else None   # None until `restore` names it (`in_folder`)
+        self.folder = Path(folder) if folder is not None else None
         self.key: str | None = None
         self.n_batches = 0
         self.records: list[BatchRecord] = []
@@ -90,9 +90,7 @@ class Journal:
     def in_folder(cls, folder: str | os.PathLike) -> "Journal":
         """A journal in `folder` whose file is named by its encode's key once `restore` learns it: one folder
         (the app's cache) holds the journals of many encodes, and the same encode finds its own again."""
-        j = cls(Path(folder) / "pending.journal")
-        j.folder = Path(folder)
-        return j
+        return cls(None, folder)
 
     def restore(self, key: str, batches: Sequence[np.ndarray]) -> int:
         """How many finished batches of the encode named `key` the file holds, counted from the first, as far as
@@ -187,7 +185,7 @@ class Journal:
                              time.time() - wall, None if coded.probe_kl is None else np.asarray(coded.probe_kl)))
 
     def remove(self) -> None:
-        if self.folder is not None and self.key is None:   # never named: no file of ours
+        if self.path is None:   # a journal in a folder that was never named: no file of ours
             return
         try:
             self.path.unlink()
