@@ -22,10 +22,15 @@ sys.path.insert(0, str(ROOT))
 
 
 class GapProbe:
+    """A timer on the GUI thread: `gaps` are the wall seconds between its ticks, `busy` the GUI thread's own CPU
+    seconds in each gap (time.thread_time). A gap with little CPU in it is the thread waiting: for the GIL, or
+    for a core on a loaded machine; a gap full of CPU is work done on the GUI thread."""
+
     def __init__(self, interval_ms: int = 5):
         from PySide6.QtCore import QTimer
 
         self.gaps: list[float] = []
+        self.busy: list[float] = []
         self.at: list[float] = []
         self._last = None
         self.timer = QTimer()
@@ -33,14 +38,15 @@ class GapProbe:
         self.timer.timeout.connect(self._tick)
 
     def _tick(self):
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
         if self._last is not None:
-            self.gaps.append(now - self._last)
-            self.at.append(self._last)
-        self._last = now
+            self.gaps.append(now - self._last[0])
+            self.busy.append(cpu - self._last[1])
+            self.at.append(self._last[0])
+        self._last = (now, cpu)
 
     def start(self):
-        self.gaps, self.at, self._last = [], [], None
+        self.gaps, self.busy, self.at, self._last = [], [], [], None
         self.timer.start()
 
     def stop(self) -> dict:
@@ -49,7 +55,7 @@ class GapProbe:
         worst_at = self.at[self.gaps.index(g[-1])] if self.gaps else 0.0
         self.top = sorted(zip(self.gaps, self.at), reverse=True)[:6]
         return {"ticks": len(self.gaps), "worst_ms": 1000 * g[-1], "p99_ms": 1000 * g[int(0.99 * (len(g) - 1))],
-                "worst_at": worst_at}
+                "worst_at": worst_at, "worst_busy_ms": 1000 * max(self.busy, default=0.0)}
 
 
 def photo(size: int):

@@ -77,6 +77,8 @@ class Journal:
     once the output is safely written."""
 
     def __init__(self, path: str | os.PathLike | None, folder: str | os.PathLike | None = None):
+        if (path is None) == (folder is None):
+            raise ValueError("a journal has a path, or a folder where restore names it")
         self.path = Path(path) if path is not None else None   # None until `restore` names it (`in_folder`)
         self.folder = Path(folder) if folder is not None else None
         self.key: str | None = None

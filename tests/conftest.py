@@ -17,6 +17,14 @@ FAST_FIT = FitConfig(steps=150, refine_first=6, refine_last=2, refine_groups=6)
 PATCH_FIT = FitConfig(steps=120, refine_first=6, refine_last=2, refine_groups=6)
 
 
+def assert_gui_kept_turning(r: dict) -> None:
+    """`r` from benchmarks.event_loop_stall.GapProbe.stop(): the GUI thread never worked more than 0.5 s between
+    two timer ticks (its own CPU time, so a loaded machine does not fail it), and never went more than 2 s
+    without a tick (waiting that long means a job on another thread held the GIL, or the GUI waited on it)."""
+    assert r["worst_busy_ms"] < 500, f"the GUI thread computed {r['worst_busy_ms']:.0f} ms without events"
+    assert r["worst_ms"] < 2000, f"the event loop stood still for {r['worst_ms']:.0f} ms"
+
+
 def photo_patches(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
     """n real-photo patches (n, size, size, 3) uint8 cut from scikit-image's bundled colour photos."""
     from skimage import data

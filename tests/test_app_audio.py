@@ -24,7 +24,8 @@ preload_measures()   # the app does this on a background thread at start; here b
 from engine import reference_codecs  # noqa: E402
 from engine.audio_codec import decode_audio_full  # noqa: E402
 from engine.config import FitConfig  # noqa: E402
-from tests.conftest import FAST_FIT, voiced_audio  # noqa: E402
+from benchmarks.event_loop_stall import GapProbe  # noqa: E402
+from tests.conftest import FAST_FIT, assert_gui_kept_turning, voiced_audio  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -111,24 +112,15 @@ def test_drop_wav_encode_save_export_and_reopen(window, qtbot, wav, tmp_path, ti
     assert visible(window, window.audio_explorer) and not visible(window, window.explorer)
     assert window.live.preview_stack.currentWidget() is window.live.wave_plot   # not a blank image
 
-    gaps, last = [], [None]
-
-    def tick():
-        now = time.perf_counter()
-        if last[0] is not None:
-            gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(tick)
-    timer.start()
+    probe = GapProbe(10)
+    probe.start()
     try:
         assert compress(qtbot, window) is False
     finally:
-        timer.stop()
-    print(f"\naudio encode: {len(gaps)} ticks, longest gap between 10 ms ticks {max(gaps) * 1000:.0f} ms")
-    assert max(gaps) < 0.5
+        r = probe.stop()
+    print(f"\naudio encode: {r['ticks']} ticks, longest gap between 10 ms ticks {r['worst_ms']:.0f} ms, the GUI "
+          f"thread's CPU in a gap at most {r['worst_busy_ms']:.0f} ms")
+    assert_gui_kept_turning(r)
 
     res = window.result
     enc = res.encoded
