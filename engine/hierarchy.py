@@ -138,9 +138,12 @@ class ImageDelta:
         self.coded: dict[int, CodedDelta] = {}
 
     def weights_of(self, items: np.ndarray) -> torch.Tensor:
-        """(B,) item of each unit -> (B, P_inr) network weights (adapted where the item's delta is coded)."""
+        """(B,) item of each unit -> network weights (adapted where the item's delta is coded): (B, P_inr), or
+        one (P_inr,) vector when every unit is of one item (the network then runs once over the whole batch,
+        see siren.forward)."""
+        one = len(np.unique(items)) == 1
         return torch.stack([self.shared + self.coded[int(i)].delta if int(i) in self.coded else self.shared
-                            for i in items])
+                            for i in (items[:1] if one else items)])[0 if one else slice(None)]
 
     def probe(self, obj: Objective, fit: FitConfig, device, seed: int, steps: int, item: np.ndarray,
               kl_target: dict, beta0: float, ls_start: torch.Tensor, gens, total: int, done: int, preview=None):
@@ -183,6 +186,8 @@ class ImageDelta:
         cnt = torch.bincount(grp, minlength=len(items)).clamp_min(1)
 
         def adapted(d: torch.Tensor) -> torch.Tensor:   # (D, P_inr) deltas -> (B, P_inr) network of each unit
+            if base.dim() == 1:                          # one item: (P_inr,), one network for the batch
+                return base + d[0] if new else base
             return torch.where(has, base + d[unit_slot.clamp_min(0)], base) if new else base
 
         def fitted_var() -> torch.Tensor:   # closed form: the per-layer variance that fits the posteriors best

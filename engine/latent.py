@@ -26,6 +26,7 @@ windows with one unit of margin on each side and get what the whole canvas gives
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -96,29 +97,69 @@ def _stitched_features(lat: torch.Tensor, rows: int, cols: int, cfg: LatentConfi
                        at: torch.Tensor | None = None) -> torch.Tensor:
     """(n, rows*cols, L) latents of n layouts -> (n, rows*cols, p**dim, c * len(levels)) features of every unit
     from the given levels (1-D: rows 1). `at` (m,): only these points of each unit's grid (row-major indices),
-    -> (n, rows*cols, m, c * len(levels)), the same values as those points of the whole output."""
+    -> (n, rows*cols, m, c * len(levels)), the values of those points of the whole output
+    (up to float rounding: the points are interpolated on their own, without the whole upsampling)."""
     if cfg.dim == 1:
         return _stitched_features_1d(lat, cols, cfg, patch, ups, levels, at)
     n, c, p, k = lat.shape[0], cfg.channels, patch, cfg.kernel
-    feats = []
+    feats, cells = [], []
     slices = level_slices(cfg)
-    if at is not None:   # the wanted points' pixels in the stitched image (R, C, m), the same at every level
-        pix = ((torch.arange(rows, device=at.device)[:, None, None] * p + at // p) * (cols * p)
-               + torch.arange(cols, device=at.device)[:, None] * p + at % p).reshape(-1)
     for sl, g, (w, b) in ((slices[i], cfg.levels[i], ups[i]) for i in levels):
         grid = lat[:, :, sl].reshape(n, rows, cols, g, g, c).permute(0, 5, 1, 3, 2, 4)  # (n, c, R, g, C, g)
         grid = grid.reshape(n, c, rows * g, cols * g) * cfg.scale
         if k > 1:
             grid = F.pad(grid, [k // 2] * 4, mode="replicate")
         grid = F.conv2d(grid, w, b)                                                  # (n, c, R*g, C*g)
-        up = F.interpolate(grid, size=(rows * p, cols * p), mode="bilinear", align_corners=False)
-        if at is not None:   # pick the points before the reshuffle into units, which copies every pixel
-            up = up.reshape(n, c, -1).index_select(2, pix)                           # (n, c, R*C*m)
-            feats.append(up.reshape(n, c, rows, cols, -1).permute(0, 2, 3, 4, 1))    # (n, R, C, m, c)
+        if at is not None:   # interpolated below at the wanted points alone (a quarter of them or fewer)
+            cells.append(grid.reshape(n, c, -1))
             continue
+        up = F.interpolate(grid, size=(rows * p, cols * p), mode="bilinear", align_corners=False)
         feats.append(up.reshape(n, c, rows, p, cols, p).permute(0, 2, 4, 3, 5, 1))  # (n, R, C, p, p, c)
-    m = p * p if at is None else len(at)
-    return torch.cat(feats, dim=-1).reshape(n, rows * cols, m, c * len(levels))
+    if at is not None:   # every level's four taps in one gather: (n, c, L, 4, R, C, m) -> (n, c, L, R, C, m)
+        idx, wts = _bilinear_taps(tuple(cfg.levels[i] for i in levels), rows, cols, p, at)
+        up = (torch.cat(cells, 2).index_select(2, idx.reshape(-1)).reshape(n, c, *idx.shape) * wts).sum(3)
+        return up.permute(0, 3, 4, 5, 2, 1).reshape(n, rows * cols, len(at), c * len(levels))
+    return torch.cat(feats, dim=-1).reshape(n, rows * cols, p * p, c * len(levels))
+
+
+@functools.lru_cache(maxsize=64)
+def _patch_taps(grids: tuple[int, ...], p: int, device: str) -> tuple[torch.Tensor, ...]:
+    """Bilinear upsampling (half-pixel centres) of each level's g x g cells per patch to p x p pixels, as seen
+    from inside one patch: for every pixel row (or column) y of a patch, its first tap t0 (cells from the
+    patch's first cell, -1 or g at the patch's edges: the neighbour's), t0 + 1 and the second tap's weight
+    -> t0 (L, p) int64, weight (L, p) float32, g (L, 1, 1) int64. Where the stitched grid ends, clamping a tap
+    to the last cell gives F.interpolate's value there (both taps on the edge cell)."""
+    g = torch.tensor(grids, dtype=torch.float32)[:, None]
+    src = g / p * (torch.arange(p, dtype=torch.float32) + 0.5) - 0.5               # (L, p)
+    t0 = src.floor()
+    return (t0.to(torch.int64).to(device), (src - t0).to(device),
+            torch.tensor(grids, dtype=torch.int64, device=device)[:, None, None])
+
+
+def _bilinear_taps(grids: tuple[int, ...], rows: int, cols: int, p: int,
+                   at: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bilinear upsampling of every level's stitched grid (rows*g x cols*g cells, levels side by side in one
+    flat vector) to rows*p x cols*p pixels, at the points `at` (m,) of every patch alone -> the four taps'
+    indices into the levels' concatenated cells (L, 4, R, C, m) and their weights (L, 4, 1, 1, m): the taps and
+    weights of F.interpolate, whose value at a point is sum_t weight_t * cell[index_t]."""
+    t0, lam, g = _patch_taps(grids, p, str(at.device))
+    dev = at.device
+    yy, xx = at // p, at % p
+    rg = torch.arange(rows, device=dev)[None, :, None] * g                         # (L, R, 1) first cell rows
+    cg = torch.arange(cols, device=dev)[None, :, None] * g                         # (L, C, 1)
+    y0 = (rg + t0[:, None, yy]).clamp(min=0)                                        # (L, R, m)
+    y1 = torch.minimum(rg + t0[:, None, yy] + 1, rows * g - 1)
+    y0 = torch.minimum(y0, rows * g - 1)
+    x0 = (cg + t0[:, None, xx]).clamp(min=0)                                        # (L, C, m)
+    x1 = torch.minimum(cg + t0[:, None, xx] + 1, cols * g - 1)
+    x0 = torch.minimum(x0, cols * g - 1)
+    width = cols * g[:, :, :, None]                                                 # (L, 1, 1, 1)
+    off = torch.cumsum((rows * cols) * g.reshape(-1) ** 2, 0) - (rows * cols) * g.reshape(-1) ** 2
+    y0, y1 = (y[:, :, None] * width + off[:, None, None, None] for y in (y0, y1))  # (L, R, 1, m)
+    x0, x1 = x0[:, None], x1[:, None]                                               # (L, 1, C, m)
+    idx = torch.stack([y0 + x0, y0 + x1, y1 + x0, y1 + x1], 1)                      # (L, 4, R, C, m)
+    ly, lx = lam[:, None, None, yy], lam[:, None, None, xx]                         # (L, 1, 1, m)
+    return idx, torch.stack([(1 - ly) * (1 - lx), (1 - ly) * lx, ly * (1 - lx), ly * lx], 1)
 
 
 def _taps(x: torch.Tensor, reach: int) -> list[torch.Tensor]:

@@ -77,9 +77,8 @@ def forward(flat: torch.Tensor, emb: torch.Tensor, cfg: InrConfig,
     # added inside its matrix product: one pass over the activations per layer for the product, one for sin.
     w, b = (x * cfg.w0 for x in layers[0])
     if flat.stride(0) == 0 and bsz > 1:   # one network for the whole batch (a shared-decoder latent prior)
-        pre = torch.addmm(b[0], emb, w[0, :e]).expand(bsz, n, -1)          # (N, H) once -> (B, N, H)
-    else:
-        pre = torch.baddbmm(b, emb.expand(bsz, n, e), w[:, :e])            # (B, N, H)
+        return _forward_one(layers, w[0], b[0], emb, cfg, feat, bsz)
+    pre = torch.baddbmm(b, emb.expand(bsz, n, e), w[:, :e])                # (B, N, H)
     if cfg.features:
         pre = torch.baddbmm(pre, feat, w[:, e:])
     h = cancel.watch(_sin(pre))  # (B, N, H)
@@ -89,6 +88,27 @@ def forward(flat: torch.Tensor, emb: torch.Tensor, cfg: InrConfig,
         h = cancel.watch(_sin(torch.baddbmm(b, h, w)))
     w, b = layers[-1]
     return torch.baddbmm(b, h, w)  # (B, N, out)
+
+
+def _forward_one(layers: list[tuple[torch.Tensor, torch.Tensor]], w0: torch.Tensor, b0: torch.Tensor,
+                 emb: torch.Tensor, cfg: InrConfig, feat: torch.Tensor | None, bsz: int) -> torch.Tensor:
+    """`forward` for one network shared by all B units (its flat vector expanded over the batch): every layer
+    is one matrix product over the B * N points instead of B small ones, and the embedding's part of the
+    first layer is computed once. w0 (in, H), b0 (1, H): the first layer, already scaled by w0."""
+    n, e = emb.shape
+    pre = torch.addmm(b0, emb, w0[:e])                                       # (N, H) once
+    if cfg.features:
+        pre = (feat.reshape(bsz * n, -1) @ w0[e:]).reshape(bsz, n, -1) + pre  # (B, N, H)
+    else:
+        pre = pre.expand(bsz, n, -1)
+    h = cancel.watch(_sin(pre)).reshape(bsz * n, -1)                         # (B*N, H)
+    for w, b in layers[1:-1]:
+        w, b = w[0], b[0]
+        if cfg.w0_hidden != 1.0:
+            w, b = w * cfg.w0_hidden, b * cfg.w0_hidden
+        h = cancel.watch(_sin(torch.addmm(b, h, w)))
+    w, b = layers[-1]
+    return torch.addmm(b[0], h, w[0]).reshape(bsz, n, -1)                   # (B, N, out)
 
 
 def _sin(x: torch.Tensor) -> torch.Tensor:
