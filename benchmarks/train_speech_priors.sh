@@ -90,7 +90,8 @@ if [ "$MODE" = stages ]; then
     --items 425 --shared-lr 1e-3 --latent 800,400,200,100,50,25 --envelope --name speech16k-latent-6kbps-env
   # Session of 2026-12-05 (second): a second pass over speech_train (every run was used by an earlier stage), warm-
   # started from the env priors. 12 kbps env2 (runs 0..511) was shipped: +0.19 dB SNR on the 3-s set, +0.14 on the
-  # 10-s set; 24 kbps env2 (runs 512..1023) measured 0.11 dB below its start and was not (docs/results.md).
+  # 10-s set; 24 kbps env2 (runs 512..1023) measured 0.11 dB below its start and was not (docs/results.md), nor
+  # was a 12 kbps env3 from env2 on runs 512..1023 (the same stage line, 0.12 dB below env2).
   stage 12 0 8 "$OUT/speech16k-latent-12kbps-env.safetensors" "$OUT/speech16k-latent-12kbps-env2.safetensors" \
     --items 512 --shared-lr 1e-3 --latent 800,400,200,100,50,25 --envelope --name speech16k-latent-12kbps-env2 &
   stage 24 512 8 "$OUT/speech16k-latent-24kbps-env.safetensors" "$OUT/speech16k-latent-24kbps-env2.safetensors" \

@@ -153,13 +153,15 @@ def _bilinear_taps(grids: tuple[int, ...], rows: int, cols: int, p: int,
     x0 = (cg + t0[:, None, xx]).clamp(min=0)                                        # (L, C, m)
     x1 = torch.minimum(cg + t0[:, None, xx] + 1, cols * g - 1)
     x0 = torch.minimum(x0, cols * g - 1)
-    width = cols * g[:, :, :, None]                                                 # (L, 1, 1, 1)
     off = torch.cumsum((rows * cols) * g.reshape(-1) ** 2, 0) - (rows * cols) * g.reshape(-1) ** 2
-    y0, y1 = (y[:, :, None] * width + off[:, None, None, None] for y in (y0, y1))  # (L, R, 1, m)
-    x0, x1 = x0[:, None], x1[:, None]                                               # (L, 1, C, m)
-    idx = torch.stack([y0 + x0, y0 + x1, y1 + x0, y1 + x1], 1)                      # (L, 4, R, C, m)
-    ly, lx = lam[:, None, None, yy], lam[:, None, None, xx]                         # (L, 1, 1, m)
-    return idx, torch.stack([(1 - ly) * (1 - lx), (1 - ly) * lx, ly * (1 - lx), ly * lx], 1)
+    ys = torch.stack([y0, y1], 1) * (cols * g[:, :, :, None]) + off[:, None, None, None]   # (L, 2, R, m)
+    xs = torch.stack([x0, x1], 1)                                                   # (L, 2, C, m)
+    idx = ys[:, :, None, :, None] + xs[:, None, :, None]                            # (L, 2, 2, R, C, m)
+    wy = torch.stack([1 - lam[:, yy], lam[:, yy]], 1)                               # (L, 2, m)
+    wx = torch.stack([1 - lam[:, xx], lam[:, xx]], 1)
+    wts = wy[:, :, None, None, None] * wx[:, None, :, None, None]                   # (L, 2, 2, 1, 1, m)
+    n_lev = len(grids)
+    return idx.reshape(n_lev, 4, rows, cols, -1), wts.reshape(n_lev, 4, 1, 1, -1)
 
 
 def _taps(x: torch.Tensor, reach: int) -> list[torch.Tensor]:
