@@ -109,7 +109,8 @@ def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
                 t0, c0 = time.time(), time.process_time()
                 res = run(encode_image_batch(part, r, prior=pr, fit=fit, device=a.device, compile=a.compile,
                                              prior_dirs=a.prior_dir, adaptive=adaptive,
-                                             adapt=False if a.no_delta else None))
+                                             adapt=False if a.no_delta else None,
+                                             **({} if a.delta_group is None else {"delta_group": a.delta_group})))
                 enc, enc_cpu = time.time() - t0, time.process_time() - c0
                 gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
                 for k, (im, e) in enumerate(zip(part, res)):
@@ -127,7 +128,7 @@ def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
                             "encode_cpu_s": enc_cpu / len(part), "batch": len(part),
                             "decode_s": dec_s, "gpu_peak_mb": gpu_mb,
                             "blocks_min": int(e.unit_blocks.min()), "blocks_max": int(e.unit_blocks.max()),
-                            "delta_blocks": e.header.delta_blocks}
+                            "delta_blocks": e.header.delta_blocks, "delta_groups": len(e.header.group_deltas)}
                     items.append(item)
                     print(json.dumps(item), flush=True)
                     if a.json:
@@ -256,6 +257,8 @@ def main() -> None:
     add_fit_option(ap)
     ap.add_argument("--ablate", action="store_true", help="also encode with uniform block allocation")
     ap.add_argument("--no-delta", action="store_true", help="no image-level network delta (shared-network priors)")
+    ap.add_argument("--delta-group", type=int, default=None,
+                    help="a network delta per group of NxN patches (0: one per image; default: the encoder's)")
     ap.add_argument("--warmup", action="store_true", help="one short untimed encode first (GPU warm-up)")
     ap.add_argument("--no-classic", action="store_true")
     ap.add_argument("--save-dir", default=None, help="also write each .cmb file here")

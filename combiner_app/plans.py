@@ -106,11 +106,12 @@ def plan_patches(shape: tuple[int, int, int], rate: float, prior_dirs=None, seed
     will pick; `alpha` = `alpha_bytes(image)` for 2/4-channel images (it counts in the file)."""
     h, w, _ = shape
     p = prior_mod.nearest_patch(rate, prior_dirs)
-    delta = patch_codec.adapts(p)   # the encoder codes a network delta for the image (kind 11)
-    total, warns = patch_codec.block_budget(rate, shape, p, seed, alpha, adaptive, delta)
+    delta = patch_codec.adapts(p)   # the encoder codes network deltas for the image (kind 11 or 15)
+    group = patch_codec.group_side(rate, shape, p, seed, alpha, adaptive, patch_codec.DELTA_GROUP) if delta else 0
+    total, warns = patch_codec.block_budget(rate, shape, p, seed, alpha, adaptive, delta, group)
     rows, cols = patch_codec.patch_grid(h, w, p.patch)
     units = rows * cols
-    overhead = 8 * patch_codec.overhead_bytes(shape, p, seed, alpha, adaptive, delta)
+    overhead = 8 * patch_codec.overhead_bytes(shape, p, seed, alpha, adaptive, delta, group)
     return EncodePlan(rate, p, max(1, int(round(total / units))), p.kappa, overhead, rate * h * w,
                       units=units, warnings=warns, patch=p.patch, grid=(rows, cols), total_blocks=total,
                       raised=bool(warns))   # block_budget warns only when it raises the rate

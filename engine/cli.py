@@ -430,7 +430,8 @@ def encode_items(a, inputs, imgs: dict, clips: dict, dev, dests: list | None = N
         journal = _journal(a, dests[patched[0]], inputs) if dests is not None and len(patched) == 1 else None
         gen = encode_image_batch([imgs[i] for i in patched], a.bpp, prior=forced, fit=fit, device=dev, seed=a.seed,
                                  prior_dirs=a.prior_dir, compile=a.compile, adaptive=not a.uniform,
-                                 adapt=a.delta, journal=journal)
+                                 adapt=a.delta, journal=journal,
+                                 **({} if a.delta_group is None else {"delta_group": a.delta_group}))
         results = _journaled(gen, f"{len(patched)} image(s) by patches", a.quiet, journal, inputs[patched[0]].name)
         for i, r in zip(patched, results):
             for wmsg in r.warnings:
@@ -440,6 +441,7 @@ def encode_items(a, inputs, imgs: dict, clips: dict, dev, dests: list | None = N
             out[i] = (r.data, f"{len(r.data)} bytes, {bpp:.4f} bpp, PSNR {r.psnr:.2f} dB (prior {r.prior.name}, "
                               f"{len(nb)} patches, {nb.min()}-{nb.max()} blocks each"
                               + (f", network delta {r.header.delta_blocks} blocks" if r.header.delta_blocks else "")
+                              + (f" over {len(r.header.group_deltas)} groups" if r.header.group_deltas else "")
                               + ")", bpp, "bpp")
     for shape, ids in groups.items():
         gen = encode_batch([imgs[i] for i in ids], a.bpp, prior=forced, fit=fit, device=dev, seed=a.seed,
@@ -478,6 +480,11 @@ def _delta_rows(hdr, what: str) -> list[tuple[str, str]]:
         return []
     from .hierarchy import SCALE_STEP
 
+    if hdr.group_deltas:
+        gr, gc = hdr.n_groups
+        nb = [b for _, b in hdr.group_deltas]
+        return [("delta", f"{hdr.delta_blocks} blocks: a network delta for each of {gr}x{gc} groups of "
+                          f"{hdr.delta_group}x{hdr.delta_group} patches ({min(nb)}-{max(nb)} blocks each), coded first")]
     scales = "/".join(f"{c * SCALE_STEP:g}" for c in hdr.delta_scales)
     return [("delta", f"{hdr.delta_blocks} blocks: the {what}'s network delta, coded first (layer scales 2^-{scales})")]
 
@@ -707,6 +714,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="shared-network latent priors: code a network delta for the whole image or clip (kind 11 or "
                     "12) or not (--no-delta: kind 9 or 10). Default: images yes, audio no (it measured no gain "
                     "on speech)")
+    en.add_argument("--delta-group", type=int, default=None, metavar="N",
+                    help="images: code a network delta for each group of NxN patches (kind 15) instead of one for "
+                    "the whole image; 0: one for the image (kind 11)")
     en.add_argument("--envelope", action=argparse.BooleanOptionalAction, default=True,
                     help="audio: store one level per chunk and fit every chunk at the reference level (kind 13 or "
                     "14; default) or not (--no-envelope: kind 10 or 12)")

@@ -22,6 +22,11 @@ fields exactly as kind 11 (scales, block count); the payload holds the delta's i
 Kinds 13 and 14, audio with a chunk envelope (engine/audio_envelope.py): kind 10's (13) or kind 12's (14)
 fields, then the envelope code of every unit that has blocks, in unit order, ENV_BITS bits each, LSB-first,
 byte-padded; the payload as kind 10's or 12's.
+Kind 15, a patch-coded image whose shared network is adapted group by group (engine.hierarchy): kind 9's
+fields, then a flags varint (0; any other value is refused, room for later levels), the group side G (varint,
+in patches), the delta layer count S (varint) and, for each group of G x G patches in row-major order, its S
+scale bytes and block count (varint); the payload holds the groups' delta indices first (group by group),
+then each patch's indices in turn.
 """
 from __future__ import annotations
 
@@ -41,8 +46,10 @@ KIND_PATCHES_DELTA = 11
 KIND_AUDIO_DELTA = 12
 KIND_AUDIO_ENV = 13
 KIND_AUDIO_ENV_DELTA = 14
+KIND_PATCHES_GROUPS = 15
 MAX_DELTA_LAYERS = 16   # kind-11/12 delta scales (one per network layer)
 MAX_DELTA_BLOCKS = 1 << 16
+MAX_DELTA_GROUPS = 1 << 16   # kind-15 delta groups in one image
 MAX_SIDE = 1 << 16      # image side limit of patch-coded files (a corrupt size cannot ask for more)
 MAX_AUDIO_UNITS = 1 << 22   # kind-10 audio units (58 hours of mono 16 kHz speech in 800-sample chunks)
 ID_BYTES = 3
@@ -68,6 +75,9 @@ class CmbHeader:
     delta_blocks: int = 0       # kind 11/12: blocks of the image's or clip's network delta (coded before the units)
     envelope: tuple[int, ...] | None = None   # kind 13/14 audio: each unit's chunk-envelope code (0 for a unit
                                               # with no blocks); None for the kinds without one
+    delta_group: int = 0        # kind 15: side, in patches, of a group with a network delta of its own (0: other kinds)
+    group_deltas: tuple[tuple[tuple[int, ...], int], ...] = ()   # kind 15: (scale codes, blocks) of each group,
+                                              # row-major; delta_blocks is their blocks' sum
 
     @property
     def unit_blocks(self) -> list[int]:
@@ -77,8 +87,14 @@ class CmbHeader:
         return [self.n_blocks] * self.units
 
     @property
+    def n_groups(self) -> tuple[int, int]:
+        """Kind 15: (rows, cols) of the delta groups over the patch grid."""
+        rows, cols = -(-self.shape[0] // self.patch), -(-self.shape[1] // self.patch)
+        return -(-rows // self.delta_group), -(-cols // self.delta_group)
+
+    @property
     def n_indices(self) -> int:
-        """Indices in the payload: the delta's (kind 11/12) and every unit's."""
+        """Indices in the payload: the delta's (kind 11/12) or the groups' (kind 15) and every unit's."""
         return self.delta_blocks + (sum(self.unit_blocks) if self.class_blocks else self.units * self.n_blocks)
 
 
@@ -309,7 +325,7 @@ def _check_delta(h: CmbHeader) -> bool:
     if delta and not (1 <= h.delta_blocks <= MAX_DELTA_BLOCKS and len(h.delta_scales) <= MAX_DELTA_LAYERS
                       and all(0 <= v <= 255 for v in h.delta_scales)):
         raise ValueError("bad network delta fields")
-    if h.delta_blocks and not delta:
+    if h.delta_blocks and not delta and not h.group_deltas:
         raise ValueError("delta blocks without delta scales")
     return delta
 
@@ -362,7 +378,8 @@ def _patch_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
     if not h.class_blocks or min(h.class_blocks) < 1 or max(h.unit_class) >= len(h.class_blocks):
         raise ValueError("bad block-count classes")
     delta = _check_delta(h)
-    out.append(VERSION << 4 | (KIND_PATCHES_DELTA if delta else KIND_PATCHES))
+    groups = _check_groups(h)
+    out.append(VERSION << 4 | (KIND_PATCHES_GROUPS if groups else KIND_PATCHES_DELTA if delta else KIND_PATCHES))
     for v in (hh, ww, c, h.patch):
         _put_varint(out, v)
     _put_prior_seed_kappa(out, h)
@@ -372,10 +389,60 @@ def _patch_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
         out += h.alpha
     if delta:
         _put_delta(out, h)
+    if groups:
+        _put_varint(out, 0)   # flags: none defined
+        _put_varint(out, h.delta_group)
+        _put_varint(out, len(h.group_deltas[0][0]))
+        for scales, blocks in h.group_deltas:
+            out += bytes(scales)
+            _put_varint(out, blocks)
     return bytes(out)
 
 
-def _read_patch_header(r: "_Reader", data: bytes, delta: bool = False) -> CmbHeader:
+def _check_groups(h: CmbHeader) -> bool:
+    """Whether the header carries group deltas (kind 15); ValueError on inconsistent group fields."""
+    if not h.delta_group and not h.group_deltas:
+        return False
+    if h.delta_scales or h.delta_group < 1:
+        raise ValueError("group deltas need a group side and no image-level delta")
+    gr, gc = h.n_groups
+    if len(h.group_deltas) != gr * gc or gr * gc > MAX_DELTA_GROUPS:
+        raise ValueError("one delta per group is required")
+    n_layers = len(h.group_deltas[0][0])
+    if not 1 <= n_layers <= MAX_DELTA_LAYERS or any(
+            len(s) != n_layers or not all(0 <= v <= 255 for v in s) or not 1 <= b <= MAX_DELTA_BLOCKS
+            for s, b in h.group_deltas):
+        raise ValueError("bad group delta fields")
+    if h.delta_blocks != sum(b for _, b in h.group_deltas):
+        raise ValueError("delta blocks must be the groups' sum")
+    return True
+
+
+def _read_groups(r: "_Reader", hh: int, ww: int, patch: int) -> tuple[int, tuple]:
+    """-> (group side, ((scale codes, blocks) per group)) of a kind-15 header."""
+    flags = r.varint("delta group flags")
+    if flags:
+        raise CmbFormatError(f"corrupt .cmb header: delta group flags {flags} (this program knows none)")
+    side = r.varint("delta group side")
+    if not 1 <= side <= MAX_SIDE:
+        raise CmbFormatError(f"corrupt .cmb header: delta group side {side}")
+    n = (-(-(-(-hh // patch)) // side)) * (-(-(-(-ww // patch)) // side))
+    if n > MAX_DELTA_GROUPS:
+        raise CmbFormatError(f"corrupt .cmb header: {n} delta groups")
+    n_scales = r.varint("delta layer count")
+    if not 1 <= n_scales <= MAX_DELTA_LAYERS:
+        raise CmbFormatError(f"corrupt .cmb header: {n_scales} delta layers")
+    groups = []
+    for _ in range(n):
+        scales = tuple(r.byte("delta scales") for _ in range(n_scales))
+        blocks = r.varint("delta blocks")
+        if not 1 <= blocks <= MAX_DELTA_BLOCKS:
+            raise CmbFormatError(f"corrupt .cmb header: {blocks} delta blocks")
+        groups.append((scales, blocks))
+    return side, tuple(groups)
+
+
+def _read_patch_header(r: "_Reader", data: bytes, delta: bool = False, groups: bool = False) -> CmbHeader:
     hh, ww, c, patch = r.varint("height"), r.varint("width"), r.varint("channels"), r.varint("patch side")
     if not (1 <= hh <= MAX_SIDE and 1 <= ww <= MAX_SIDE) or not 1 <= c <= 4 or not 1 <= patch <= 4096:
         raise CmbFormatError(f"corrupt .cmb header: image {ww}x{hh}x{c}, patch {patch}")
@@ -390,8 +457,10 @@ def _read_patch_header(r: "_Reader", data: bytes, delta: bool = False) -> CmbHea
         alpha = bytes(data[r.pos:r.pos + n_alpha])
         r.pos += n_alpha
     scales, n_delta = _read_delta(r) if delta else ((), 0)
+    side, gd = _read_groups(r, hh, ww, patch) if groups else (0, ())
+    n_delta = sum(b for _, b in gd) if groups else n_delta
     return CmbHeader("image", (hh, ww, c), pid, seed, kappa, max(blocks), units, patch, blocks, unit_class, alpha,
-                     delta_scales=scales, delta_blocks=n_delta)
+                     delta_scales=scales, delta_blocks=n_delta, delta_group=side, group_deltas=gd)
 
 
 def write(h: CmbHeader, indices: np.ndarray) -> bytes:
@@ -444,8 +513,8 @@ def read(data: bytes, indices: bool = True) -> tuple[CmbHeader, np.ndarray | Non
     version, kind = vk >> 4, vk & 0x0F
     if version != VERSION:
         raise CmbFormatError(f"unsupported .cmb format version {version} (this program reads version {VERSION})")
-    if kind in (KIND_PATCHES, KIND_PATCHES_DELTA):
-        hdr = _read_patch_header(r, data, delta=kind == KIND_PATCHES_DELTA)
+    if kind in (KIND_PATCHES, KIND_PATCHES_DELTA, KIND_PATCHES_GROUPS):
+        hdr = _read_patch_header(r, data, delta=kind == KIND_PATCHES_DELTA, groups=kind == KIND_PATCHES_GROUPS)
         return hdr, _payload(data, r.pos, hdr.n_indices, hdr.kappa, indices)
     if kind in (KIND_AUDIO_GAIN, KIND_AUDIO_DELTA, KIND_AUDIO_ENV, KIND_AUDIO_ENV_DELTA):
         hdr = _read_gain_audio_header(r, data, delta=kind in (KIND_AUDIO_DELTA, KIND_AUDIO_ENV_DELTA),

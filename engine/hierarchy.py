@@ -21,6 +21,15 @@ coded in groups with fine-tuning of the rest after each (as COMBINER does for we
 allocated what is left of the image's blocks and coded as usual against the adapted network. An image larger
 than one batch codes its delta with its first band; later bands use it. The encoder gives each such image a
 batch of its own, so its file does not depend on the other images it is encoded with.
+
+Group deltas (kind 15). With a group side G, the image's patch grid is cut into groups of G x G patches
+(row-major; the last row and column of groups may be smaller) and each group gets a delta of its own, with
+its own scale codes and block count, rendered as w_prior + delta_g for the group's patches. Every group's
+block b is coded from the same candidate stream DELTA_STREAM + b (as every patch's block b shares stream b);
+the receiver decodes each group exactly as a kind-11 delta. The encoder fits all of an image's group deltas
+in one probe with one beta for the image (the groups' KL count in the image's rate together), so the image's
+content allocation across patches is unchanged; a group cut by a band boundary is coded with the first band
+that holds a patch of it.
 """
 from __future__ import annotations
 
@@ -42,6 +51,8 @@ DELTA_STREAM = 1 << 24     # candidate streams of the delta's blocks: DELTA_STRE
 MAX_BLOCKS = 1 << 12       # delta blocks at most (a network of 64k weights at 16 weights a block)
 SCALE_EVERY = 25           # probe steps between closed-form updates of the scales
 GROUPS_PER_REFINE = 4      # the delta's blocks are coded in up to 4 * fit.refine_groups groups, fine-tuned after each
+KEY_SPAN = 1 << 20         # encoder keys of group deltas: item * KEY_SPAN + group
+NOISE_STRIDE = 7_919       # the encoder noise streams of group g's delta are offset by g * NOISE_STRIDE
 
 
 def adapts(prior) -> bool:
@@ -56,9 +67,24 @@ def widest_fields(inr: InrConfig) -> tuple[tuple[int, ...], int]:
     return (0,) * len(inr.layer_shapes()), MAX_BLOCKS
 
 
+def group_of_units(grid: tuple[int, int], side: int) -> np.ndarray:
+    """Patch grid (rows, cols) and group side -> (rows * cols,) the row-major group of every patch."""
+    rows, cols = grid
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    return (r // side) * (-(-cols // side)) + c // side
+
+
 def from_header(prior, hdr, indices: np.ndarray, device="cpu") -> torch.Tensor | None:
-    """Receiver side: the delta a kind-11/12 header announces (its indices lead the payload) -> (P_inr,), or
-    None without one. CmbFormatError when the fields do not fit the prior's network."""
+    """Receiver side: the delta a kind-11/12 header announces (its indices lead the payload) -> (P_inr,), the
+    group deltas of a kind-15 header -> (groups, P_inr), or None without one. CmbFormatError when the fields
+    do not fit the prior's network."""
+    if hdr.group_deltas:
+        if not adapts(prior) or len(hdr.group_deltas[0][0]) != len(prior.inr.layer_shapes()) \
+                or max(b for _, b in hdr.group_deltas) > min(MAX_BLOCKS, prior.inr.n_params):
+            raise CmbFormatError(f"corrupt .cmb header: the group deltas do not fit prior {prior.name}")
+        offs = np.cumsum([0] + [b for _, b in hdr.group_deltas])
+        return torch.stack([decode(prior.inr, codes, hdr.seed, indices[offs[g]:offs[g + 1]], device)
+                            for g, (codes, _) in enumerate(hdr.group_deltas)])
     if not hdr.delta_blocks:
         return None
     if not adapts(prior) or len(hdr.delta_scales) != len(prior.inr.layer_shapes()) \
@@ -131,35 +157,73 @@ def coded_of(adapt: "ImageDelta | None", item: int) -> CodedDelta:
 
 
 class ImageDelta:
-    """Encoder state of one encode call: each item's coded delta, once its first batch has coded it."""
+    """Encoder state of one encode call: each item's coded delta (or, with `sides`, each of its groups'),
+    once its first batch has coded it. Deltas are keyed by item, or with `sides` (each item's group side in
+    patches, 0 for one group; `grids` each item's patch grid (rows, cols)) by item * KEY_SPAN + group."""
 
-    def __init__(self, inr: InrConfig, shared: torch.Tensor, kappa: int):
+    def __init__(self, inr: InrConfig, shared: torch.Tensor, kappa: int, sides: "list[int] | None" = None,
+                 grids: "list[tuple[int, int]] | None" = None):
         self.inr, self.shared, self.kappa = inr, shared, kappa   # shared (P_inr,): the prior's network
+        self.grids = grids
+        self.sides = None if sides is None else [int(s) or max(g) for s, g in zip(sides, grids)]
+        if sides is not None and max(self.n_groups(i) for i in range(len(grids))) > KEY_SPAN:
+            raise ValueError("at most KEY_SPAN delta groups per item")
         self.coded: dict[int, CodedDelta] = {}
 
-    def weights_of(self, items: np.ndarray) -> torch.Tensor:
-        """(B,) item of each unit -> network weights (adapted where the item's delta is coded): (B, P_inr), or
-        one (P_inr,) vector when every unit is of one item (the network then runs once over the whole batch,
-        see siren.forward)."""
-        one = len(np.unique(items)) == 1
+    def keys_of(self, items: np.ndarray, unit_ids: np.ndarray) -> np.ndarray:
+        """(B,) item and (B,) unit index within it -> (B,) the key of the delta each unit is rendered with."""
+        items = np.asarray(items, dtype=np.int64)
+        if self.sides is None:
+            return items
+        groups = np.array([group_of_units(self.grids[int(i)], self.sides[int(i)])[int(u)]
+                           for i, u in zip(items, unit_ids)], dtype=np.int64)
+        return items * KEY_SPAN + groups
+
+    def n_groups(self, item: int) -> int:
+        rows, cols = self.grids[item]
+        side = self.sides[item]
+        return -(-rows // side) * -(-cols // side)
+
+    def group_fields(self, item: int) -> tuple[tuple[tuple[int, ...], int], ...]:
+        """Kind 15: (scale codes, blocks) of each of the item's group deltas, in group order."""
+        return tuple(self.coded[item * KEY_SPAN + g].fields for g in range(self.n_groups(item)))
+
+    def group_indices(self, item: int) -> np.ndarray:
+        """Kind 15: the indices of the item's group deltas, group after group (the payload's head)."""
+        return np.concatenate([self.coded[item * KEY_SPAN + g].indices for g in range(self.n_groups(item))])
+
+    def group_deltas(self, item: int) -> torch.Tensor:
+        """Kind 15: the decoded deltas of the item's groups -> (groups, P_inr)."""
+        return torch.stack([self.coded[item * KEY_SPAN + g].delta for g in range(self.n_groups(item))])
+
+    def weights_of(self, keys: np.ndarray) -> torch.Tensor:
+        """(B,) delta key of each unit (its item without groups) -> network weights (adapted where the delta
+        is coded): (B, P_inr), or one (P_inr,) vector when every unit has one key (the network then runs once
+        over the whole batch, see siren.forward)."""
+        one = len(np.unique(keys)) == 1
         return torch.stack([self.shared + self.coded[int(i)].delta if int(i) in self.coded else self.shared
-                            for i in (items[:1] if one else items)])[0 if one else slice(None)]
+                            for i in (keys[:1] if one else keys)])[0 if one else slice(None)]
 
     def probe(self, obj: Objective, fit: FitConfig, device, seed: int, steps: int, item: np.ndarray,
-              kl_target: dict, beta0: float, ls_start: torch.Tensor, gens, total: int, done: int, preview=None):
-        """Fit the batch's latents, and the delta of every item not coded yet, for `steps` steps with one beta
-        per item steered so the item's KL (its units' plus its delta's) meets kl_target[item] bits; then code
-        the new deltas. Yields EncodeEvents; returns (mu, logstd) of the latents, their KL per unit (B,) and
-        the blocks each new delta used {item: blocks}. `obj.field.shared` is left at the adapted weights.
+              kl_target: dict, beta0: float, ls_start: torch.Tensor, gens, total: int, done: int, preview=None,
+              unit_ids: np.ndarray | None = None):
+        """Fit the batch's latents, and every delta of its units not coded yet (the item's, or with groups its
+        groups' that `unit_ids` (B,) name), for `steps` steps with one beta per item steered so the item's
+        KL (its units' plus its new deltas') meets kl_target[item] bits; then code the new deltas. Yields
+        EncodeEvents; returns (mu, logstd) of the latents, their KL per unit (B,) and the blocks the new deltas
+        used per item {item: blocks}. `obj.field.shared` is left at the adapted weights.
         `preview(pred (B, N, C))` makes the events' previews (of the posterior means), as the plain probe's."""
         field, kappa = obj.field, self.kappa
         bsz, P = obj.target.shape[0], obj.mu_p.shape[0]
+        keys = self.keys_of(item, unit_ids if unit_ids is not None else np.zeros(len(item), dtype=np.int64))
         items = [int(i) for i in np.unique(item)]
-        new = [i for i in items if i not in self.coded]
+        item_of = {int(k): int(i) for k, i in zip(keys, item)}
+        new = [int(k) for k in np.unique(keys) if int(k) not in self.coded]
+        group_no = [k % KEY_SPAN if self.sides is not None else 0 for k in new]                   # each new delta's group
         grp = torch.from_numpy(np.searchsorted(items, item)).to(device)                # (B,) item position
-        new_pos = torch.tensor([items.index(i) for i in new], dtype=torch.int64, device=device)
-        slot = {i: k for k, i in enumerate(new)}
-        unit_slot = torch.tensor([slot.get(int(i), -1) for i in item], device=device)   # (B,) -1: no new delta
+        new_pos = torch.tensor([items.index(item_of[k]) for k in new], dtype=torch.int64, device=device)
+        slot = {k: n for n, k in enumerate(new)}
+        unit_slot = torch.tensor([slot.get(int(k), -1) for k in keys], device=device)   # (B,) -1: no new delta
         st = new_state(obj.mu_p.expand(bsz, P), ls_start.expand(bsz, P), torch.zeros(bsz, 1, device=device), fit.lr)
         n_inr, n_layers = self.inr.n_params, len(self.inr.layer_shapes())
         layer = layer_of(self.inr).to(device)
@@ -178,8 +242,8 @@ class ImageDelta:
         coded_d = torch.zeros(len(new), n_inr, device=device)
         # Noise streams of an item's delta depend on the encoder seed alone (as a patch's depend on its
         # position), so an image codes the same whatever else shares its batch.
-        d_gen = rng.unit_noise([fit.seed * 1_000_003 + 77_777] * len(new), device)
-        base = self.weights_of(item).to(device)                                          # (B, P_inr)
+        d_gen = rng.unit_noise([fit.seed * 1_000_003 + 77_777 + NOISE_STRIDE * g for g in group_no], device)
+        base = self.weights_of(keys).to(device)                                          # (B, P_inr)
         has = (unit_slot >= 0)[:, None]
         beta = torch.full((len(items),), beta0, device=device)
         target = torch.tensor([kl_target[i] for i in items], device=device, dtype=torch.float32)
@@ -266,7 +330,8 @@ class ImageDelta:
                     yield event(done, klu)
             idx_all = [np.zeros(nb, dtype=np.int64) for nb in nbs]
             # A*'s arrival noise, only when the encoder codes exact samples (FitConfig.sample)
-            noise = rng.unit_noise([fit.seed * 1_000_003 + 99_991] * len(new), device) if fit.sample else None
+            noise = (rng.unit_noise([fit.seed * 1_000_003 + 99_991 + NOISE_STRIDE * g for g in group_no], device)
+                     if fit.sample else None)
             zero = torch.zeros(n_inr, device=device)
             # Groups of blocks, each followed by fine-tuning of what is left (the candidate coded for a block of
             # a few weights is only near its posterior; the rest of the delta and the latents make up for it).
@@ -290,10 +355,10 @@ class ImageDelta:
                     beta = steer(klu, kld.sum(1))
                     done += 1
                 yield event(done, klu, g % 8 == 0 or g == n_groups - 1)
-            for k, i in enumerate(new):
-                self.coded[i] = CodedDelta(codes[k], idx_all[k], coded_d[k].detach().clone())
-                used[i] = nbs[k]
+            for k, key in enumerate(new):
+                self.coded[key] = CodedDelta(codes[k], idx_all[k], coded_d[k].detach().clone())
+                used[item_of[key]] = used.get(item_of[key], 0) + nbs[k]
         with torch.no_grad():
-            field.shared = self.weights_of(item).to(device)
+            field.shared = self.weights_of(keys).to(device)
             klu = obj.kl_bits(st).sum(1)
         return st.mu.detach(), st.logstd.detach(), klu.cpu().numpy(), used

@@ -36,6 +36,8 @@ from .signals import psnr_uint8
 from .unit_coding import CodedBatch, ContentBatch, LatentContext, code_by_content, unit_weights
 
 MAX_UNITS = 384      # patches fitted together: bounds memory whatever the image size
+DELTA_GROUP = 4      # side, in patches, of the groups with a network delta of their own (0: one per image)
+MIN_GROUP_BLOCKS = 512   # blocks of an image's budget per delta group, at least (else larger groups)
 RENDER_BATCH = 64    # patches evaluated together when rendering
 LEVELS = 8           # distinct block counts per image when allocating by content
 
@@ -128,38 +130,67 @@ def uses_patches(shape: tuple[int, ...], prior: Prior | None = None, prior_dirs=
 # ---- rate ------------------------------------------------------------------------------------------------
 
 def _header(shape, prior: Prior, seed: int, class_blocks, unit_class, alpha: bytes,
-            delta: tuple[tuple[int, ...], int] = ((), 0)) -> CmbHeader:
-    """`delta` = (scale codes, blocks) of an image-level network delta (kind 11; engine.hierarchy)."""
+            delta: tuple[tuple[int, ...], int] = ((), 0), groups: tuple[int, tuple] = (0, ())) -> CmbHeader:
+    """`delta` = (scale codes, blocks) of an image-level network delta (kind 11), or `groups` = (group side,
+    ((scale codes, blocks) of each group)) of group deltas (kind 15; engine.hierarchy)."""
     h, w, c = shape
     units = container.patch_units(h, w, prior.patch)
+    n_delta = sum(b for _, b in groups[1]) if groups[1] else int(delta[1])
     return CmbHeader("image", (h, w, c), prior.short_id, seed, prior.kappa, max(class_blocks), units,
                      prior.patch, tuple(int(b) for b in class_blocks), tuple(int(k) for k in unit_class), alpha,
-                     delta_scales=tuple(delta[0]), delta_blocks=int(delta[1]))
+                     delta_scales=tuple(delta[0]), delta_blocks=n_delta, delta_group=int(groups[0]),
+                     group_deltas=tuple((tuple(sc), int(b)) for sc, b in groups[1]))
 
 
-adapts = hierarchy.adapts   # images coded with this prior may carry a network delta (kind 11)
+adapts = hierarchy.adapts   # images coded with this prior may carry a network delta (kind 11 or 15)
+
+
+def delta_groups(shape, patch: int, group: int) -> int:
+    """Groups of `group` x `group` patches over an image of `shape` (1 for group 0: one delta, kind 11)."""
+    if not group:
+        return 1
+    rows, cols = patch_grid(shape[0], shape[1], patch)
+    return -(-rows // group) * -(-cols // group)
+
+
+def group_side(rate_bpp: float, shape: tuple[int, int, int], prior: Prior, seed: int, alpha: bytes,
+               adaptive: bool, group: int) -> int:
+    """The delta group side the encoder uses for an image (0: one delta for the image, kind 11): `group`,
+    doubled while the image's budget gives a group fewer than MIN_GROUP_BLOCKS blocks (a delta costs a few
+    hundred blocks: small budgets keep fewer, larger groups), and 0 once one group would hold the image."""
+    side = group
+    while side and delta_groups(shape, prior.patch, side) > 1:
+        total, _ = block_budget(rate_bpp, shape, prior, seed, alpha, adaptive, True, side)
+        if total >= MIN_GROUP_BLOCKS * delta_groups(shape, prior.patch, side):
+            return side
+        side *= 2
+    return 0
 
 
 def overhead_bytes(shape: tuple[int, int, int], prior: Prior, seed: int, alpha: bytes, adaptive: bool,
-                   delta: bool = False) -> int:
+                   delta: bool = False, group: int = 0) -> int:
     """Bytes of a file that are not block indices (header, class table, alpha, delta fields, checksum), sized
-    for the longest class table and delta fields the encoder can write: what the budget reserves."""
+    for the longest class table and delta fields the encoder can write: what the budget reserves. `group`:
+    the side of the delta groups (kind 15 when the image holds more than one)."""
     units = container.patch_units(shape[0], shape[1], prior.patch)
     n_cls = min(LEVELS, units) if adaptive else 2
     dfields = hierarchy.widest_fields(prior.inr) if delta else ((), 0)
-    probe = _header(shape, prior, seed, [4096] * n_cls, [n_cls - 1] * units, alpha, dfields)
+    n_groups = delta_groups(shape, prior.patch, group) if delta else 1
+    gfields = (group, (dfields,) * n_groups) if n_groups > 1 else (0, ())
+    probe = _header(shape, prior, seed, [4096] * n_cls, [n_cls - 1] * units, alpha,
+                    ((), 0) if n_groups > 1 else dfields, gfields)
     return len(container.header_bytes(probe)) + container.CRC_BYTES
 
 
 def block_budget(rate_bpp: float, shape: tuple[int, int, int], prior: Prior, seed: int, alpha: bytes,
-                 adaptive: bool, delta: bool = False) -> tuple[int, list[str]]:
-    """Total blocks over all patches (and the image's network delta, with `delta`) whose file (header, class
+                 adaptive: bool, delta: bool = False, group: int = 0) -> tuple[int, list[str]]:
+    """Total blocks over all patches (and the image's network deltas, with `delta`) whose file (header, class
     table, alpha, delta fields, checksum) is nearest rate_bpp * H * W / 8 bytes, the class table sized for its
     largest case, and warnings. A rate below the smallest file (one block per patch) is raised to it, with a
     warning."""
     h, w, _ = shape
     units = container.patch_units(h, w, prior.patch)
-    overhead = overhead_bytes(shape, prior, seed, alpha, adaptive, delta)
+    overhead = overhead_bytes(shape, prior, seed, alpha, adaptive, delta, group)
     total = int(np.floor((rate_bpp * h * w / 8.0 - overhead) * 8.0 / prior.kappa))
     warns = []
     if total < units:
@@ -257,24 +288,32 @@ def _canvases(segs, grids, context, device) -> list[Canvas]:
 
 @torch.no_grad()
 def _render(prior: Prior, seed: int, unit_blocks: Sequence[int], indices: Sequence[np.ndarray], device="cpu",
-            progress=None, grid: tuple[int, int] | None = None, delta: torch.Tensor | None = None) -> np.ndarray:
+            progress=None, grid: tuple[int, int] | None = None, delta: torch.Tensor | None = None,
+            delta_group: int = 0) -> np.ndarray:
     """Receiver side: per patch its block count and indices -> (U, p, p, 3) uint8 patches. `grid` (rows, cols)
     is the patch layout (latent priors stitch their grids over it). `delta` (P_inr,) adapts a shared-network
-    prior's network to the image (kind 11). `progress(done, total)` (patches), if given, is called after
-    every render batch."""
+    prior's network to the image (kind 11); (groups, P_inr) with `delta_group` (the group side) adapts it to
+    each group of patches (kind 15). `progress(done, total)` (patches), if given, is called after every
+    render batch."""
     p = prior.patch
     emb = siren.fourier_embed(siren.grid_coords((p, p), device=device), prior.inr)
     n = len(unit_blocks)
     w = unit_weights(prior, seed, unit_blocks, indices, device)         # (U, P)
     rows, cols = grid if grid is not None else (1, n)
     field = prior.field(emb, device, [Canvas(rows, cols, torch.arange(n, device=device))])
-    if delta is not None:
+    nets = None
+    if delta is not None and delta.dim() == 2:    # kind 15: each patch's group's network
+        nets = (field.shared + delta.to(device), torch.from_numpy(hierarchy.group_of_units((rows, cols),
+                                                                                           delta_group)).to(device))
+    elif delta is not None:
         field.shared = field.shared + delta.to(device)
     feat = field.features(w)                                              # (U, p*p, F) or None
     out = np.empty((n, p, p, 3), dtype=np.uint8)
     for s in range(0, n, RENDER_BATCH):
         cancel.check()
         sl = slice(s, min(n, s + RENDER_BATCH))
+        if nets is not None:
+            field.shared = nets[0][nets[1][sl]]                           # (b, P_inr)
         y = field(w[sl], feat[sl] if feat is not None else None)  # (b, p*p, 3)
         x = ((y + 0.5).clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
         out[sl] = x.reshape(-1, p, p, 3).cpu().numpy()
@@ -287,7 +326,7 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
                        fit: FitConfig = FitConfig(), device: str | torch.device = "cpu", seed: int = 0,
                        prior_dirs=None, compile: bool = False, adaptive: bool = True, max_units: int = MAX_UNITS,
                        preview_every: int = 1, importance: Sequence[np.ndarray | None] | None = None,
-                       adapt: bool | None = None, journal: Journal | None = None
+                       adapt: bool | None = None, journal: Journal | None = None, delta_group: int = DELTA_GROUP
                        ) -> Generator[EncodeEvent, None, list[EncodedImage]]:
     """Encode images of any sizes (H, W, C) uint8, C in 1..4, at `rate_bpp` (from the real file size).
     All their patches are fitted and coded together, `max_units` at a time. Yields EncodeEvents; returns one
@@ -296,7 +335,8 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
     scales each patch's measured KL before the adaptive allocation, so a painted region of interest gets more
     blocks; the file format is unchanged (the allocation is encoder-side only).
     `adapt` (default: whenever the prior allows it, `adapts(prior)`) also codes a delta on a shared-network
-    prior's network for each image (engine.hierarchy; kind-11 files).
+    prior's network for each image (engine.hierarchy; kind-11 files), or with `delta_group` G > 0 one for each
+    group of G x G patches of an image that holds more than one group (kind 15).
     `journal` (engine/journal.py) makes an encode of more than one batch (a large photo) resumable: each
     finished batch is written to it, and batches an earlier run of the same encode wrote there are taken from
     it instead of being coded again. The files are the same either way.
@@ -317,19 +357,31 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
     if adapt and not adapts(prior):
         raise CombinerError(f"prior {prior.name} has no shared network to adapt to an image")
     adapt = adapts(prior) if adapt is None else adapt
-    delta = (hierarchy.ImageDelta(prior.inr, torch.from_numpy(prior.inr_weights).to(device), prior.kappa)
-             if adapt else None)
+    if not 0 <= delta_group <= container.MAX_SIDE:
+        raise CombinerError("the delta group side must be 0 (one delta per image) or a number of patches")
+    grids = [patch_grid(img.shape[0], img.shape[1], p) for img in imgs]
     cap = prior.n_params
 
-    # Per image: colour patches, masks, alpha bytes and the block budget.
-    plan = []
+    # Per image: colour patches, masks, alpha bytes, the delta group side and the block budget.
+    plan, sides = [], []
     for img in imgs:
         rgb, alpha = to_rgb(img)
         alpha_bytes = zlib.compress(alpha.tobytes(), 9) if alpha is not None else b""
         patches, mask = split_rgb(rgb, p)
-        total, warns = block_budget(rate, img.shape, prior, seed, alpha_bytes, adaptive, adapt)
+        side = group_side(rate, img.shape, prior, seed, alpha_bytes, adaptive, delta_group) if adapt else 0
+        total, warns = block_budget(rate, img.shape, prior, seed, alpha_bytes, adaptive, adapt, side)
         plan.append(dict(patches=patches, mask=mask, alpha=alpha_bytes, alpha_arr=alpha, total=total, warns=warns))
-    grids = [patch_grid(img.shape[0], img.shape[1], p) for img in imgs]
+        sides.append(side)
+    delta = (hierarchy.ImageDelta(prior.inr, torch.from_numpy(prior.inr_weights).to(device), prior.kappa,
+                                  sides if delta_group else None, grids) if adapt else None)
+
+    def fields_of(i: int) -> tuple[tuple, tuple]:
+        """Image i's coded delta fields: (kind-11 fields, kind-15 group fields), either one empty."""
+        if delta is not None and sides[i]:
+            return ((), 0), (sides[i], delta.group_fields(i))
+        if delta is not None and delta_group:   # one group: the image's delta, written as kind 11
+            return delta.coded[i * hierarchy.KEY_SPAN].fields, (0, ())
+        return hierarchy.coded_of(delta, i).fields, (0, ())
     if importance is not None and len(importance) != len(imgs):
         raise CombinerError(f"{len(importance)} importance maps for {len(imgs)} images")
     n_all = sum(pl["patches"].shape[0] for pl in plan)
@@ -348,12 +400,13 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
             return n   # a band of a large image: its class table's reserve is a tiny share of the file
         # The budget reserved header room for the longest class table; the table now known, the bytes it
         # leaves free go to more blocks (a small image's rate otherwise lands a few percent low).
-        reserve = overhead_bytes(imgs[i].shape, prior, seed, plan[i]["alpha"], adaptive, adapt)
-        fields = hierarchy.coded_of(delta, i).fields
+        reserve = overhead_bytes(imgs[i].shape, prior, seed, plan[i]["alpha"], adaptive, adapt, sides[i])
+        fields, gfields = fields_of(i)
 
         def spare_blocks(nb: np.ndarray) -> int:
             cls = np.unique(nb)
-            hdr = _header(imgs[i].shape, prior, seed, cls, np.searchsorted(cls, nb), plan[i]["alpha"], fields)
+            hdr = _header(imgs[i].shape, prior, seed, cls, np.searchsorted(cls, nb), plan[i]["alpha"], fields,
+                          gfields)
             return (reserve - len(container.header_bytes(hdr)) - container.CRC_BYTES) * 8 // prior.kappa
 
         for e in range(spare_blocks(n), 0, -1):   # the most blocks whose file still fits the reserve
@@ -380,7 +433,8 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
     batches = [[(i, int(u)) for i, us in segs for u in us] for segs in bands]
     if journal is not None and len(batches) > 1:
         key = encode_key(list(imgs) + list(importance or []), rate, prior.id, fit, seed, max_units,
-                         dict(adaptive=adaptive, adapt=adapt, importance=importance is not None))
+                         dict(adaptive=adaptive, adapt=adapt, importance=importance is not None)
+                         | ({"delta_groups": sides} if adapt and delta_group else {}))
         done = journal.restore(key, [np.array(part, dtype=np.int64).reshape(-1, 2) for part in batches])
     else:
         journal, done = None, 0   # one batch: nothing to resume
@@ -424,11 +478,17 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
     for i, (img, pl) in enumerate(zip(imgs, plan)):
         nb = blocks[i]
         cls_blocks = np.unique(nb)
-        cd = hierarchy.coded_of(delta, i)
-        hdr = _header(img.shape, prior, seed, cls_blocks, np.searchsorted(cls_blocks, nb), pl["alpha"], cd.fields)
-        data = container.write(hdr, np.concatenate([cd.indices] + idx_out[i]))
+        fields, gfields = fields_of(i)
+        if gfields[0]:
+            d_idx, d_net = delta.group_indices(i), delta.group_deltas(i)
+        else:
+            cd = delta.coded[i * hierarchy.KEY_SPAN] if delta is not None and delta_group else hierarchy.coded_of(delta, i)
+            d_idx, d_net = cd.indices, cd.delta
+        hdr = _header(img.shape, prior, seed, cls_blocks, np.searchsorted(cls_blocks, nb), pl["alpha"], fields, gfields)
+        data = container.write(hdr, np.concatenate([d_idx] + idx_out[i]))
         # The sender's reconstruction goes through the receiver's own path.
-        rgb = stitch(_render(prior, seed, nb, idx_out[i], grid=grids[i], delta=cd.delta), img.shape[0], img.shape[1])
+        rgb = stitch(_render(prior, seed, nb, idx_out[i], grid=grids[i], delta=d_net, delta_group=gfields[0]),
+                     img.shape[0], img.shape[1])
         recon = from_rgb(rgb, img.shape[2], pl["alpha_arr"])
         nc = min(3, img.shape[2]) if img.shape[2] != 2 else 1
         kl = np.zeros((len(nb), int(nb.max())))
@@ -503,7 +563,8 @@ def decode_image_full(data: bytes, prior_dirs=None, device="cpu", progress=None
     ub = hdr.unit_blocks
     offs = np.concatenate([[0], np.cumsum(ub)]) + hdr.delta_blocks
     per_unit = [idx[offs[u]:offs[u + 1]] for u in range(len(ub))]
-    rgb = stitch(_render(prior, hdr.seed, ub, per_unit, device, progress, patch_grid(h, w, hdr.patch), delta), h, w)
+    rgb = stitch(_render(prior, hdr.seed, ub, per_unit, device, progress, patch_grid(h, w, hdr.patch), delta,
+                         hdr.delta_group), h, w)
     return from_rgb(rgb, c, alpha), hdr, prior
 
 

@@ -127,7 +127,7 @@ def code_by_content(b: ContentBatch, prior: Prior, fit: FitConfig, device, seed:
         probe_steps = fit.steps // 2
         mu, ls, probe_kl, used = yield from adapt.probe(obj, fit, device, seed, probe_steps, b.item,
                                                         {i: share[i] * prior.kappa for i in items}, prior.beta,
-                                                        ls0, b.gens, total, done, probe_preview)
+                                                        ls0, b.gens, total, done, probe_preview, b.unit_ids)
         start = (mu, ls)
         for i, nb in used.items():
             share[i] = max(float((b.item == i).sum()), share[i] - nb)   # every unit keeps one block at least

@@ -41,6 +41,10 @@ def main() -> None:
     out["patch/rgb_70x40.cmb"] = run(encode_image(img, 0.3, prior=photo, fit=FIT)).data
     shared = Prior.load(PRIORS / "photo64-shared-0.3bpp-s4.safetensors")   # kind 11: the image's network delta
     out["patch/delta_70x40.cmb"] = run(encode_image(img, 0.5, prior=shared, fit=FIT)).data
+    # kind 15: group deltas (asked for one per patch; the budget gives groups of 2x2 patches: 1x2 groups, one cut)
+    wide = np.concatenate([img, img[:, ::-1]], 1)[:, :130]
+    wide = np.concatenate([wide, wide[::-1]], 0)[:70]
+    out["patch/groups_130x70.cmb"] = run(encode_image(wide, 2.0, prior=shared, fit=FIT, delta_group=1)).data
     gray = rs.integers(0, 256, (20, 30, 1)).astype(np.uint8)
     out["patch/gray_30x20.cmb"] = run(encode_image(gray, 0.5, prior=photo, fit=FIT)).data
     rgba = np.concatenate([img[:24, :24], np.tile(np.arange(24, dtype=np.uint8)[None, :, None] * 10, (24, 1, 1))], 2)

@@ -125,3 +125,18 @@ def test_golden_audio_file_with_a_chunk_envelope_decodes_to_the_stored_samples()
     assert hdr.envelope == (8, 12, 10, 9, 11, 6, 3, 10) and len(hdr.class_blocks) == 5
     assert y.shape == want.shape == (6400, 1)
     assert np.max(np.abs(y - want)) < 1e-4
+
+
+def test_golden_group_delta_file_decodes_to_the_stored_picture():
+    """A kind-15 file: 3x4 patches of the shipped 0.3 bpp latent prior with a network delta for each of 2x2
+    groups of 2x2 patches, coded first: guards the group fields, their order, the candidate streams of each
+    group's delta and which network each patch is rendered with."""
+    from engine.patch_codec import decode_image_full
+
+    img, hdr, prior = decode_image_full((DATA / "coffee_0.3bpp_groups.cmb").read_bytes())
+    want = np.asarray(Image.open(DATA / "coffee_0.3bpp_groups_decoded.png"))
+    assert prior.name == "photo64-shared-0.3bpp-s6" and hdr.shape == (130, 200, 3) and hdr.units == 12
+    assert hdr.delta_group == 2 and [b for _, b in hdr.group_deltas] == [61, 65, 56, 66]
+    assert hdr.group_deltas[0][0] == (34, 26, 22) and hdr.delta_blocks == 248
+    diff = np.abs(img.astype(int) - want.astype(int))
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.999

@@ -146,16 +146,22 @@ def test_a_journal_that_cannot_be_written_does_not_stop_the_encode(clip, audio_l
     assert enc.data == _encode(clip, audio_latent_prior).data
 
 
-def test_a_large_image_in_bands_resumes_to_the_same_file(shared_prior_dir, tmp_path):
-    """A 48x64 image in bands of 4 patches of 16x16 (three batches) with the network delta coded in the first:
-    stopped after one band and resumed, it is the file of an uninterrupted encode."""
+@pytest.mark.parametrize("group", [0, 2], ids=["image-delta", "group-deltas"])
+def test_a_large_image_in_bands_resumes_to_the_same_file(shared_prior_dir, tmp_path, monkeypatch, group):
+    """A 48x64 image in bands of 4 patches of 16x16 (three batches) with the network delta coded in the first,
+    or with a delta for each group of 2x2 patches (kind 15: a group's delta is coded with the first band that
+    holds it and used by the next): stopped after one band and resumed, it is the file of an uninterrupted
+    encode."""
+    from engine import patch_codec
     from engine.prior import Prior
 
+    monkeypatch.setattr(patch_codec, "MIN_GROUP_BLOCKS", 1)   # a tiny image: groups whatever their budget
     prior = Prior.load(shared_prior_dir / "shared.safetensors")
     img = photo(48, 64, seed=12)
 
     def encode(journal=None, stop_after=None):
-        gen = encode_image_batch([img], 2.0, prior=prior, fit=PATCH_FIT, max_units=4, journal=journal)
+        gen = encode_image_batch([img], 2.0, prior=prior, fit=PATCH_FIT, max_units=4, journal=journal,
+                                 delta_group=group)
         if stop_after is None:
             return run(gen)[0]
         for _ in gen:
@@ -164,7 +170,7 @@ def test_a_large_image_in_bands_resumes_to_the_same_file(shared_prior_dir, tmp_p
                 return None
 
     whole = encode()
-    assert whole.header.delta_blocks > 0
+    assert whole.header.delta_blocks > 0 and len(whole.header.group_deltas) == (4 if group else 0)
     assert encode(Journal(tmp_path / "i.journal"), stop_after=1) is None
     again = Journal(tmp_path / "i.journal")
     resumed = encode(again)
