@@ -484,7 +484,8 @@ def _delta_rows(hdr, what: str) -> list[tuple[str, str]]:
         gr, gc = hdr.n_groups
         nb = [b for _, b in hdr.group_deltas]
         return [("delta", f"{hdr.delta_blocks} blocks: a network delta for each of {gr}x{gc} groups of "
-                          f"{hdr.delta_group}x{hdr.delta_group} patches ({min(nb)}-{max(nb)} blocks each), coded first")]
+                          f"{hdr.delta_group}x{hdr.delta_group} patches ({min(nb)}-{max(nb)} blocks each), "
+                          "coded first")]
     scales = "/".join(f"{c * SCALE_STEP:g}" for c in hdr.delta_scales)
     return [("delta", f"{hdr.delta_blocks} blocks: the {what}'s network delta, coded first (layer scales 2^-{scales})")]
 

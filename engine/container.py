@@ -89,8 +89,7 @@ class CmbHeader:
     @property
     def n_groups(self) -> tuple[int, int]:
         """Kind 15: (rows, cols) of the delta groups over the patch grid."""
-        rows, cols = -(-self.shape[0] // self.patch), -(-self.shape[1] // self.patch)
-        return -(-rows // self.delta_group), -(-cols // self.delta_group)
+        return group_grid(-(-self.shape[0] // self.patch), -(-self.shape[1] // self.patch), self.delta_group)
 
     @property
     def n_indices(self) -> int:
@@ -209,6 +208,12 @@ def class_bits(n_classes: int) -> int:
 
 def patch_units(hh: int, ww: int, patch: int) -> int:
     return -(-hh // patch) * -(-ww // patch)
+
+
+def group_grid(rows: int, cols: int, side: int) -> tuple[int, int]:
+    """A patch grid (rows, cols) cut into groups of side x side patches -> (rows, cols) of the groups (kind 15;
+    the last row and column of groups hold what is left)."""
+    return -(-rows // side), -(-cols // side)
 
 
 def _put_prior_seed_kappa(out: bytearray, h: CmbHeader) -> None:
@@ -426,7 +431,8 @@ def _read_groups(r: "_Reader", hh: int, ww: int, patch: int) -> tuple[int, tuple
     side = r.varint("delta group side")
     if not 1 <= side <= MAX_SIDE:
         raise CmbFormatError(f"corrupt .cmb header: delta group side {side}")
-    n = (-(-(-(-hh // patch)) // side)) * (-(-(-(-ww // patch)) // side))
+    gr, gc = group_grid(-(-hh // patch), -(-ww // patch), side)
+    n = gr * gc
     if n > MAX_DELTA_GROUPS:
         raise CmbFormatError(f"corrupt .cmb header: {n} delta groups")
     n_scales = r.varint("delta layer count")

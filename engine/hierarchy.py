@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from . import cancel, rec, rng
+from .container import group_grid
 from .codec import EncodeEvent
 from .config import FitConfig, InrConfig
 from .errors import CmbFormatError
@@ -71,7 +72,7 @@ def group_of_units(grid: tuple[int, int], side: int) -> np.ndarray:
     """Patch grid (rows, cols) and group side -> (rows * cols,) the row-major group of every patch."""
     rows, cols = grid
     r, c = np.divmod(np.arange(rows * cols), cols)
-    return (r // side) * (-(-cols // side)) + c // side
+    return (r // side) * group_grid(rows, cols, side)[1] + c // side
 
 
 def from_header(prior, hdr, indices: np.ndarray, device="cpu") -> torch.Tensor | None:
@@ -152,8 +153,11 @@ NO_DELTA = CodedDelta((), np.zeros(0, dtype=np.int64), None)   # an item coded w
 
 
 def coded_of(adapt: "ImageDelta | None", item: int) -> CodedDelta:
-    """What the sender writes for `item`: its coded delta, or NO_DELTA (no adaptation, or nothing coded)."""
-    return adapt.coded.get(item, NO_DELTA) if adapt is not None else NO_DELTA
+    """What the sender writes for `item` coded with one delta (kind 11/12, or an image of one group): its
+    coded delta, or NO_DELTA (no adaptation, or nothing coded)."""
+    if adapt is None:
+        return NO_DELTA
+    return adapt.coded.get(item * KEY_SPAN if adapt.sides is not None else item, NO_DELTA)
 
 
 class ImageDelta:
@@ -175,14 +179,13 @@ class ImageDelta:
         items = np.asarray(items, dtype=np.int64)
         if self.sides is None:
             return items
-        groups = np.array([group_of_units(self.grids[int(i)], self.sides[int(i)])[int(u)]
-                           for i, u in zip(items, unit_ids)], dtype=np.int64)
+        maps = {int(i): group_of_units(self.grids[int(i)], self.sides[int(i)]) for i in np.unique(items)}
+        groups = np.array([maps[int(i)][int(u)] for i, u in zip(items, unit_ids)], dtype=np.int64)
         return items * KEY_SPAN + groups
 
     def n_groups(self, item: int) -> int:
-        rows, cols = self.grids[item]
-        side = self.sides[item]
-        return -(-rows // side) * -(-cols // side)
+        gr, gc = group_grid(*self.grids[item], self.sides[item])
+        return gr * gc
 
     def group_fields(self, item: int) -> tuple[tuple[tuple[int, ...], int], ...]:
         """Kind 15: (scale codes, blocks) of each of the item's group deltas, in group order."""
@@ -219,7 +222,7 @@ class ImageDelta:
         items = [int(i) for i in np.unique(item)]
         item_of = {int(k): int(i) for k, i in zip(keys, item)}
         new = [int(k) for k in np.unique(keys) if int(k) not in self.coded]
-        group_no = [k % KEY_SPAN if self.sides is not None else 0 for k in new]                   # each new delta's group
+        group_no = [k % KEY_SPAN if self.sides is not None else 0 for k in new]    # each new delta's group
         grp = torch.from_numpy(np.searchsorted(items, item)).to(device)                # (B,) item position
         new_pos = torch.tensor([items.index(item_of[k]) for k in new], dtype=torch.int64, device=device)
         slot = {k: n for n, k in enumerate(new)}

@@ -149,8 +149,8 @@ def delta_groups(shape, patch: int, group: int) -> int:
     """Groups of `group` x `group` patches over an image of `shape` (1 for group 0: one delta, kind 11)."""
     if not group:
         return 1
-    rows, cols = patch_grid(shape[0], shape[1], patch)
-    return -(-rows // group) * -(-cols // group)
+    gr, gc = container.group_grid(*patch_grid(shape[0], shape[1], patch), group)
+    return gr * gc
 
 
 def group_side(rate_bpp: float, shape: tuple[int, int, int], prior: Prior, seed: int, alpha: bytes,
@@ -301,10 +301,10 @@ def _render(prior: Prior, seed: int, unit_blocks: Sequence[int], indices: Sequen
     w = unit_weights(prior, seed, unit_blocks, indices, device)         # (U, P)
     rows, cols = grid if grid is not None else (1, n)
     field = prior.field(emb, device, [Canvas(rows, cols, torch.arange(n, device=device))])
-    nets = None
-    if delta is not None and delta.dim() == 2:    # kind 15: each patch's group's network
-        nets = (field.shared + delta.to(device), torch.from_numpy(hierarchy.group_of_units((rows, cols),
-                                                                                           delta_group)).to(device))
+    group_nets = unit_group = None
+    if delta is not None and delta.dim() == 2:    # kind 15: each patch renders with its group's network
+        group_nets = field.shared + delta.to(device)                                        # (groups, P_inr)
+        unit_group = torch.from_numpy(hierarchy.group_of_units((rows, cols), delta_group)).to(device)  # (U,)
     elif delta is not None:
         field.shared = field.shared + delta.to(device)
     feat = field.features(w)                                              # (U, p*p, F) or None
@@ -312,8 +312,8 @@ def _render(prior: Prior, seed: int, unit_blocks: Sequence[int], indices: Sequen
     for s in range(0, n, RENDER_BATCH):
         cancel.check()
         sl = slice(s, min(n, s + RENDER_BATCH))
-        if nets is not None:
-            field.shared = nets[0][nets[1][sl]]                           # (b, P_inr)
+        if group_nets is not None:
+            field.shared = group_nets[unit_group[sl]]                     # (b, P_inr)
         y = field(w[sl], feat[sl] if feat is not None else None)  # (b, p*p, 3)
         x = ((y + 0.5).clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
         out[sl] = x.reshape(-1, p, p, 3).cpu().numpy()
@@ -379,9 +379,7 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         """Image i's coded delta fields: (kind-11 fields, kind-15 group fields), either one empty."""
         if delta is not None and sides[i]:
             return ((), 0), (sides[i], delta.group_fields(i))
-        if delta is not None and delta_group:   # one group: the image's delta, written as kind 11
-            return delta.coded[i * hierarchy.KEY_SPAN].fields, (0, ())
-        return hierarchy.coded_of(delta, i).fields, (0, ())
+        return hierarchy.coded_of(delta, i).fields, (0, ())   # one group: the image's delta, kind 11
     if importance is not None and len(importance) != len(imgs):
         raise CombinerError(f"{len(importance)} importance maps for {len(imgs)} images")
     n_all = sum(pl["patches"].shape[0] for pl in plan)
@@ -482,7 +480,7 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         if gfields[0]:
             d_idx, d_net = delta.group_indices(i), delta.group_deltas(i)
         else:
-            cd = delta.coded[i * hierarchy.KEY_SPAN] if delta is not None and delta_group else hierarchy.coded_of(delta, i)
+            cd = hierarchy.coded_of(delta, i)
             d_idx, d_net = cd.indices, cd.delta
         hdr = _header(img.shape, prior, seed, cls_blocks, np.searchsorted(cls_blocks, nb), pl["alpha"], fields, gfields)
         data = container.write(hdr, np.concatenate([d_idx] + idx_out[i]))
