@@ -110,7 +110,8 @@ def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
                 res = run(encode_image_batch(part, r, prior=pr, fit=fit, device=a.device, compile=a.compile,
                                              prior_dirs=a.prior_dir, adaptive=adaptive,
                                              adapt=False if a.no_delta else None,
-                                             **({} if a.delta_group is None else {"delta_group": a.delta_group})))
+                                             **({} if a.delta_group is None else {"delta_group": a.delta_group}),
+                                             **({"delta_top": False} if a.no_image_delta else {})))
                 enc, enc_cpu = time.time() - t0, time.process_time() - c0
                 gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
                 for k, (im, e) in enumerate(zip(part, res)):
@@ -128,7 +129,8 @@ def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
                             "encode_cpu_s": enc_cpu / len(part), "batch": len(part),
                             "decode_s": dec_s, "gpu_peak_mb": gpu_mb,
                             "blocks_min": int(e.unit_blocks.min()), "blocks_max": int(e.unit_blocks.max()),
-                            "delta_blocks": e.header.delta_blocks, "delta_groups": len(e.header.group_deltas)}
+                            "delta_blocks": e.header.delta_blocks, "delta_groups": len(e.header.group_deltas),
+                            "top_delta_blocks": e.header.top_delta[1]}
                     items.append(item)
                     print(json.dumps(item), flush=True)
                     if a.json:
@@ -259,6 +261,8 @@ def main() -> None:
     ap.add_argument("--no-delta", action="store_true", help="no image-level network delta (shared-network priors)")
     ap.add_argument("--delta-group", type=int, default=None,
                     help="a network delta per group of NxN patches (0: one per image; default: the encoder's)")
+    ap.add_argument("--no-image-delta", action="store_true",
+                    help="group deltas without an image-level delta under them (two levels; ablation)")
     ap.add_argument("--warmup", action="store_true", help="one short untimed encode first (GPU warm-up)")
     ap.add_argument("--no-classic", action="store_true")
     ap.add_argument("--save-dir", default=None, help="also write each .cmb file here")

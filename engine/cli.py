@@ -431,7 +431,8 @@ def encode_items(a, inputs, imgs: dict, clips: dict, dev, dests: list | None = N
         gen = encode_image_batch([imgs[i] for i in patched], a.bpp, prior=forced, fit=fit, device=dev, seed=a.seed,
                                  prior_dirs=a.prior_dir, compile=a.compile, adaptive=not a.uniform,
                                  adapt=a.delta, journal=journal,
-                                 **({} if a.delta_group is None else {"delta_group": a.delta_group}))
+                                 **({} if a.delta_group is None else {"delta_group": a.delta_group}),
+                                 **({"delta_top": False} if a.no_image_delta else {}))
         results = _journaled(gen, f"{len(patched)} image(s) by patches", a.quiet, journal, inputs[patched[0]].name)
         for i, r in zip(patched, results):
             for wmsg in r.warnings:
@@ -442,6 +443,7 @@ def encode_items(a, inputs, imgs: dict, clips: dict, dev, dests: list | None = N
                               f"{len(nb)} patches, {nb.min()}-{nb.max()} blocks each"
                               + (f", network delta {r.header.delta_blocks} blocks" if r.header.delta_blocks else "")
                               + (f" over {len(r.header.group_deltas)} groups" if r.header.group_deltas else "")
+                              + (f" (image level {r.header.top_delta[1]})" if r.header.top_delta[1] else "")
                               + ")", bpp, "bpp")
     for shape, ids in groups.items():
         gen = encode_batch([imgs[i] for i in ids], a.bpp, prior=forced, fit=fit, device=dev, seed=a.seed,
@@ -483,7 +485,8 @@ def _delta_rows(hdr, what: str) -> list[tuple[str, str]]:
     if hdr.group_deltas:
         gr, gc = hdr.n_groups
         nb = [b for _, b in hdr.group_deltas]
-        return [("delta", f"{hdr.delta_blocks} blocks: a network delta for each of {gr}x{gc} groups of "
+        top = (f"an image-level delta ({hdr.top_delta[1]} blocks) under " if hdr.top_delta[1] else "")
+        return [("delta", f"{hdr.delta_blocks} blocks: {top}a network delta for each of {gr}x{gc} groups of "
                           f"{hdr.delta_group}x{hdr.delta_group} patches ({min(nb)}-{max(nb)} blocks each), "
                           "coded first")]
     scales = "/".join(f"{c * SCALE_STEP:g}" for c in hdr.delta_scales)
@@ -718,6 +721,9 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--delta-group", type=int, default=None, metavar="N",
                     help="images: code a network delta for each group of NxN patches (kind 15) instead of one for "
                     "the whole image; 0: one for the image (kind 11)")
+    en.add_argument("--no-image-delta", action="store_true",
+                    help="images with group deltas: no image-level delta under them (two levels of network "
+                    "weights instead of three; an ablation)")
     en.add_argument("--envelope", action=argparse.BooleanOptionalAction, default=True,
                     help="audio: store one level per chunk and fit every chunk at the reference level (kind 13 or "
                     "14; default) or not (--no-envelope: kind 10 or 12)")

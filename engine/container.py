@@ -23,10 +23,11 @@ Kinds 13 and 14, audio with a chunk envelope (engine/audio_envelope.py): kind 10
 fields, then the envelope code of every unit that has blocks, in unit order, ENV_BITS bits each, LSB-first,
 byte-padded; the payload as kind 10's or 12's.
 Kind 15, a patch-coded image whose shared network is adapted group by group (engine.hierarchy): kind 9's
-fields, then a flags varint (0; any other value is refused, room for later levels), the group side G (varint,
-in patches), the delta layer count S (varint) and, for each group of G x G patches in row-major order, its S
-scale bytes and block count (varint); the payload holds the groups' delta indices first (group by group),
-then each patch's indices in turn.
+fields, then a flags varint (bit 0: an image-level delta under the groups; other bits are refused), the group
+side G (varint, in patches), the delta layer count S (varint), with flag bit 0 the image delta's S scale bytes
+and block count (varint), and, for each group of G x G patches in row-major order, its S scale bytes and block
+count (varint); the payload holds the image delta's indices (with bit 0), then the groups' delta indices
+(group by group), then each patch's indices in turn.
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ KIND_PATCHES_GROUPS = 15
 MAX_DELTA_LAYERS = 16   # kind-11/12 delta scales (one per network layer)
 MAX_DELTA_BLOCKS = 1 << 16
 MAX_DELTA_GROUPS = 1 << 16   # kind-15 delta groups in one image
+GROUP_FLAG_TOP = 1       # kind-15 flags: an image-level delta under the group deltas (three levels)
 MAX_SIDE = 1 << 16      # image side limit of patch-coded files (a corrupt size cannot ask for more)
 MAX_AUDIO_UNITS = 1 << 22   # kind-10 audio units (58 hours of mono 16 kHz speech in 800-sample chunks)
 ID_BYTES = 3
@@ -78,6 +80,8 @@ class CmbHeader:
     delta_group: int = 0        # kind 15: side, in patches, of a group with a network delta of its own (0: other kinds)
     group_deltas: tuple[tuple[tuple[int, ...], int], ...] = ()   # kind 15: (scale codes, blocks) of each group,
                                               # row-major; delta_blocks is their blocks' sum
+    top_delta: tuple[tuple[int, ...], int] = ((), 0)   # kind 15 with flag bit 0: (scale codes, blocks) of the
+                                              # image-level delta under the groups' (its blocks in delta_blocks)
 
     @property
     def unit_blocks(self) -> list[int]:
@@ -395,10 +399,10 @@ def _patch_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
     if delta:
         _put_delta(out, h)
     if groups:
-        _put_varint(out, 0)   # flags: none defined
+        _put_varint(out, GROUP_FLAG_TOP if h.top_delta[1] else 0)
         _put_varint(out, h.delta_group)
         _put_varint(out, len(h.group_deltas[0][0]))
-        for scales, blocks in h.group_deltas:
+        for scales, blocks in ((h.top_delta,) if h.top_delta[1] else ()) + h.group_deltas:
             out += bytes(scales)
             _put_varint(out, blocks)
     return bytes(out)
@@ -407,6 +411,8 @@ def _patch_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
 def _check_groups(h: CmbHeader) -> bool:
     """Whether the header carries group deltas (kind 15); ValueError on inconsistent group fields."""
     if not h.delta_group and not h.group_deltas:
+        if h.top_delta[0] or h.top_delta[1]:
+            raise ValueError("an image-level delta under groups needs group deltas")
         return False
     if h.delta_scales or h.delta_group < 1:
         raise ValueError("group deltas need a group side and no image-level delta")
@@ -418,16 +424,21 @@ def _check_groups(h: CmbHeader) -> bool:
             len(s) != n_layers or not all(0 <= v <= 255 for v in s) or not 1 <= b <= MAX_DELTA_BLOCKS
             for s, b in h.group_deltas):
         raise ValueError("bad group delta fields")
-    if h.delta_blocks != sum(b for _, b in h.group_deltas):
-        raise ValueError("delta blocks must be the groups' sum")
+    top_scales, top_blocks = h.top_delta
+    if top_blocks and not (len(top_scales) == n_layers and 1 <= top_blocks <= MAX_DELTA_BLOCKS
+                           and all(0 <= v <= 255 for v in top_scales)) or bool(top_scales) != bool(top_blocks):
+        raise ValueError("bad image-level delta fields")
+    if h.delta_blocks != top_blocks + sum(b for _, b in h.group_deltas):
+        raise ValueError("delta blocks must be the groups' (and the image delta's) sum")
     return True
 
 
-def _read_groups(r: "_Reader", hh: int, ww: int, patch: int) -> tuple[int, tuple]:
-    """-> (group side, ((scale codes, blocks) per group)) of a kind-15 header."""
+def _read_groups(r: "_Reader", hh: int, ww: int, patch: int) -> tuple[int, tuple, tuple]:
+    """-> (group side, ((scale codes, blocks) per group), (scale codes, blocks) of the image-level delta or
+    ((), 0)) of a kind-15 header."""
     flags = r.varint("delta group flags")
-    if flags:
-        raise CmbFormatError(f"corrupt .cmb header: delta group flags {flags} (this program knows none)")
+    if flags & ~GROUP_FLAG_TOP:
+        raise CmbFormatError(f"corrupt .cmb header: delta group flags {flags} (this program knows bit 0 only)")
     side = r.varint("delta group side")
     if not 1 <= side <= MAX_SIDE:
         raise CmbFormatError(f"corrupt .cmb header: delta group side {side}")
@@ -439,13 +450,15 @@ def _read_groups(r: "_Reader", hh: int, ww: int, patch: int) -> tuple[int, tuple
     if not 1 <= n_scales <= MAX_DELTA_LAYERS:
         raise CmbFormatError(f"corrupt .cmb header: {n_scales} delta layers")
     groups = []
-    for _ in range(n):
+    for _ in range(n + (1 if flags & GROUP_FLAG_TOP else 0)):
         scales = tuple(r.byte("delta scales") for _ in range(n_scales))
         blocks = r.varint("delta blocks")
         if not 1 <= blocks <= MAX_DELTA_BLOCKS:
             raise CmbFormatError(f"corrupt .cmb header: {blocks} delta blocks")
         groups.append((scales, blocks))
-    return side, tuple(groups)
+    if flags & GROUP_FLAG_TOP:
+        return side, tuple(groups[1:]), groups[0]
+    return side, tuple(groups), ((), 0)
 
 
 def _read_patch_header(r: "_Reader", data: bytes, delta: bool = False, groups: bool = False) -> CmbHeader:
@@ -463,10 +476,10 @@ def _read_patch_header(r: "_Reader", data: bytes, delta: bool = False, groups: b
         alpha = bytes(data[r.pos:r.pos + n_alpha])
         r.pos += n_alpha
     scales, n_delta = _read_delta(r) if delta else ((), 0)
-    side, gd = _read_groups(r, hh, ww, patch) if groups else (0, ())
-    n_delta = sum(b for _, b in gd) if groups else n_delta
+    side, gd, top = _read_groups(r, hh, ww, patch) if groups else (0, (), ((), 0))
+    n_delta = top[1] + sum(b for _, b in gd) if groups else n_delta
     return CmbHeader("image", (hh, ww, c), pid, seed, kappa, max(blocks), units, patch, blocks, unit_class, alpha,
-                     delta_scales=scales, delta_blocks=n_delta, delta_group=side, group_deltas=gd)
+                     delta_scales=scales, delta_blocks=n_delta, delta_group=side, group_deltas=gd, top_delta=top)
 
 
 def write(h: CmbHeader, indices: np.ndarray) -> bytes:

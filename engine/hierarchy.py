@@ -30,6 +30,14 @@ the receiver decodes each group exactly as a kind-11 delta. The encoder fits all
 in one probe with one beta for the image (the groups' KL count in the image's rate together), so the image's
 content allocation across patches is unchanged; a group cut by a band boundary is coded with the first band
 that holds a patch of it.
+
+Three levels (kind 15 with flag bit 0, `ImageDelta(top=True)`). An image-level delta sits under the group
+deltas: the patches of group g render with w_prior + delta_image + delta_g, so what every group wants is paid
+once and each group's delta is the residual of its region. The image delta has its own scale codes and block
+count in the header, its indices come first in the payload, and its block b is drawn from candidate stream
+TOP_STREAM + b (streams no group delta uses). The encoder fits it with the group deltas and the latents in the
+same probe (the same beta, its KL in the image's rate), codes it first (blocks in groups, fine-tuning of
+everything left after each) and then the group deltas, then the patches.
 """
 from __future__ import annotations
 
@@ -50,9 +58,11 @@ from .posterior import LN2, block_sums, kl_gauss
 SCALE_STEP = 0.25          # log2 steps of the scale codes
 DELTA_STREAM = 1 << 24     # candidate streams of the delta's blocks: DELTA_STREAM + b
 MAX_BLOCKS = 1 << 12       # delta blocks at most (a network of 64k weights at 16 weights a block)
+TOP_STREAM = DELTA_STREAM + MAX_BLOCKS   # candidate streams of an image-level delta under groups: TOP_STREAM + b
 SCALE_EVERY = 25           # probe steps between closed-form updates of the scales
 GROUPS_PER_REFINE = 4      # the delta's blocks are coded in up to 4 * fit.refine_groups groups, fine-tuned after each
 KEY_SPAN = 1 << 20         # encoder keys of group deltas: item * KEY_SPAN + group
+TOP_GROUP = KEY_SPAN - 1   # the group number in the key of an image-level delta under groups
 NOISE_STRIDE = 7_919       # the encoder noise streams of group g's delta are offset by g * NOISE_STRIDE
 
 
@@ -80,12 +90,16 @@ def from_header(prior, hdr, indices: np.ndarray, device="cpu") -> torch.Tensor |
     group deltas of a kind-15 header -> (groups, P_inr), or None without one. CmbFormatError when the fields
     do not fit the prior's network."""
     if hdr.group_deltas:
+        top_codes, top_blocks = hdr.top_delta
         if not adapts(prior) or len(hdr.group_deltas[0][0]) != len(prior.inr.layer_shapes()) \
-                or max(b for _, b in hdr.group_deltas) > min(MAX_BLOCKS, prior.inr.n_params):
+                or max(b for _, b in hdr.group_deltas + (hdr.top_delta,)) > min(MAX_BLOCKS, prior.inr.n_params):
             raise CmbFormatError(f"corrupt .cmb header: the group deltas do not fit prior {prior.name}")
-        offs = np.cumsum([0] + [b for _, b in hdr.group_deltas])
-        return torch.stack([decode(prior.inr, codes, hdr.seed, indices[offs[g]:offs[g + 1]], device)
-                            for g, (codes, _) in enumerate(hdr.group_deltas)])
+        offs = top_blocks + np.cumsum([0] + [b for _, b in hdr.group_deltas])
+        groups = torch.stack([decode(prior.inr, codes, hdr.seed, indices[offs[g]:offs[g + 1]], device)
+                              for g, (codes, _) in enumerate(hdr.group_deltas)])
+        if top_blocks:
+            groups = groups + decode(prior.inr, top_codes, hdr.seed, indices[:top_blocks], device, TOP_STREAM)
+        return groups
     if not hdr.delta_blocks:
         return None
     if not adapts(prior) or len(hdr.delta_scales) != len(prior.inr.layer_shapes()) \
@@ -117,8 +131,10 @@ def members(n: int, blocks: int) -> list[np.ndarray]:
     return [np.arange(b, n, blocks) for b in range(blocks)]
 
 
-def decode(inr: InrConfig, codes, seed: int, indices: np.ndarray, device="cpu") -> torch.Tensor:
-    """Receiver side: scale codes and the delta's indices (blocks,) -> delta (P_inr,)."""
+def decode(inr: InrConfig, codes, seed: int, indices: np.ndarray, device="cpu",
+           stream: int = DELTA_STREAM) -> torch.Tensor:
+    """Receiver side: scale codes and the delta's indices (blocks,) -> delta (P_inr,); block b drawn from
+    candidate stream `stream` + b (TOP_STREAM for an image-level delta under groups)."""
     if len(codes) != len(inr.layer_shapes()):
         raise ValueError(f"{len(codes)} delta scales for a {len(inr.layer_shapes())}-layer network")
     n, ls = inr.n_params, logstd_of(inr, codes, device)
@@ -132,7 +148,7 @@ def decode(inr: InrConfig, codes, seed: int, indices: np.ndarray, device="cpu") 
     for size in {len(j) for j in ms}:
         bs = [b for b, j in enumerate(ms) if len(j) == size]
         pos = torch.from_numpy(np.stack([ms[b] for b in bs])).to(device)                          # (G, size)
-        z = rng.row_candidates(seed, [DELTA_STREAM + b for b in bs], idx[bs], size)            # (G, size)
+        z = rng.row_candidates(seed, [stream + b for b in bs], idx[bs], size)                  # (G, size)
         delta[pos] = torch.exp(ls[pos]) * z
     return delta
 
@@ -163,12 +179,14 @@ def coded_of(adapt: "ImageDelta | None", item: int) -> CodedDelta:
 class ImageDelta:
     """Encoder state of one encode call: each item's coded delta (or, with `sides`, each of its groups'),
     once its first batch has coded it. Deltas are keyed by item, or with `sides` (each item's group side in
-    patches, 0 for one group; `grids` each item's patch grid (rows, cols)) by item * KEY_SPAN + group."""
+    patches, 0 for one group; `grids` each item's patch grid (rows, cols)) by item * KEY_SPAN + group. With
+    `top`, an item of more than one group also gets an image-level delta under its groups' (three levels),
+    keyed item * KEY_SPAN + TOP_GROUP."""
 
     def __init__(self, inr: InrConfig, shared: torch.Tensor, kappa: int, sides: "list[int] | None" = None,
-                 grids: "list[tuple[int, int]] | None" = None):
+                 grids: "list[tuple[int, int]] | None" = None, top: bool = False):
         self.inr, self.shared, self.kappa = inr, shared, kappa   # shared (P_inr,): the prior's network
-        self.grids = grids
+        self.grids, self.top = grids, bool(top) and sides is not None
         self.sides = None if sides is None else [int(s) or max(g) for s, g in zip(sides, grids)]
         if sides is not None and max(self.n_groups(i) for i in range(len(grids))) > KEY_SPAN:
             raise ValueError("at most KEY_SPAN delta groups per item")
@@ -187,32 +205,54 @@ class ImageDelta:
         gr, gc = group_grid(*self.grids[item], self.sides[item])
         return gr * gc
 
+    def has_top(self, item: int) -> bool:
+        """Whether the item gets an image-level delta under its groups' (three levels, more than one group)."""
+        return self.top and self.n_groups(item) > 1
+
+    def top_fields(self, item: int) -> tuple[tuple[int, ...], int]:
+        """Kind 15: (scale codes, blocks) of the item's image-level delta under its groups, or ((), 0)."""
+        return self.coded[item * KEY_SPAN + TOP_GROUP].fields if self.has_top(item) else ((), 0)
+
     def group_fields(self, item: int) -> tuple[tuple[tuple[int, ...], int], ...]:
         """Kind 15: (scale codes, blocks) of each of the item's group deltas, in group order."""
         return tuple(self.coded[item * KEY_SPAN + g].fields for g in range(self.n_groups(item)))
 
     def group_indices(self, item: int) -> np.ndarray:
-        """Kind 15: the indices of the item's group deltas, group after group (the payload's head)."""
-        return np.concatenate([self.coded[item * KEY_SPAN + g].indices for g in range(self.n_groups(item))])
+        """Kind 15: the payload's head: the indices of the item's image-level delta (three levels), then of
+        its group deltas, group after group."""
+        top = [self.coded[item * KEY_SPAN + TOP_GROUP].indices] if self.has_top(item) else []
+        return np.concatenate(top + [self.coded[item * KEY_SPAN + g].indices for g in range(self.n_groups(item))])
 
     def group_deltas(self, item: int) -> torch.Tensor:
-        """Kind 15: the decoded deltas of the item's groups -> (groups, P_inr)."""
-        return torch.stack([self.coded[item * KEY_SPAN + g].delta for g in range(self.n_groups(item))])
+        """Kind 15: what each group of the item adds to the prior's network (its delta, plus the image-level
+        delta with three levels) -> (groups, P_inr)."""
+        d = torch.stack([self.coded[item * KEY_SPAN + g].delta for g in range(self.n_groups(item))])
+        return d + self.coded[item * KEY_SPAN + TOP_GROUP].delta if self.has_top(item) else d
+
+    def _added(self, key: int) -> torch.Tensor | None:
+        """What the coded deltas add to the network of a unit with delta key `key` (None: nothing coded)."""
+        parts = [self.coded[k].delta for k in (key, key - key % KEY_SPAN + TOP_GROUP)[:2 if self.top else 1]
+                 if k in self.coded]
+        return None if not parts else parts[0] if len(parts) == 1 else parts[0] + parts[1]
 
     def weights_of(self, keys: np.ndarray) -> torch.Tensor:
-        """(B,) delta key of each unit (its item without groups) -> network weights (adapted where the delta
-        is coded): (B, P_inr), or one (P_inr,) vector when every unit has one key (the network then runs once
+        """(B,) delta key of each unit (its item without groups) -> network weights (adapted by what is
+        coded): (B, P_inr), or one (P_inr,) vector when every unit has one key (the network then runs once
         over the whole batch, see siren.forward)."""
         one = len(np.unique(keys)) == 1
-        return torch.stack([self.shared + self.coded[int(i)].delta if int(i) in self.coded else self.shared
-                            for i in (keys[:1] if one else keys)])[0 if one else slice(None)]
+        nets = []
+        for k in (keys[:1] if one else keys):
+            add = self._added(int(k))
+            nets.append(self.shared if add is None else self.shared + add)
+        return torch.stack(nets)[0 if one else slice(None)]
 
     def probe(self, obj: Objective, fit: FitConfig, device, seed: int, steps: int, item: np.ndarray,
               kl_target: dict, beta0: float, ls_start: torch.Tensor, gens, total: int, done: int, preview=None,
               unit_ids: np.ndarray | None = None):
         """Fit the batch's latents, and every delta of its units not coded yet (the item's, or with groups its
-        groups' that `unit_ids` (B,) name), for `steps` steps with one beta per item steered so the item's
-        KL (its units' plus its new deltas') meets kl_target[item] bits; then code the new deltas. Yields
+        groups' that `unit_ids` (B,) name, and with `top` its image-level delta), for `steps` steps with one
+        beta per item steered so the item's KL (its units' plus its new deltas') meets kl_target[item] bits;
+        then code the new deltas, image-level ones first. Yields
         EncodeEvents; returns (mu, logstd) of the latents, their KL per unit (B,) and the blocks the new deltas
         used per item {item: blocks}. `obj.field.shared` is left at the adapted weights.
         `preview(pred (B, N, C))` makes the events' previews (of the posterior means), as the plain probe's."""
@@ -221,12 +261,21 @@ class ImageDelta:
         keys = self.keys_of(item, unit_ids if unit_ids is not None else np.zeros(len(item), dtype=np.int64))
         items = [int(i) for i in np.unique(item)]
         item_of = {int(k): int(i) for k, i in zip(keys, item)}
-        new = [int(k) for k in np.unique(keys) if int(k) not in self.coded]
+        tops = [i * KEY_SPAN + TOP_GROUP for i in items if self.has_top(i)]
+        item_of |= {t: t // KEY_SPAN for t in tops}
+        new_tops = [t for t in tops if t not in self.coded]
+        new = new_tops + [int(k) for k in np.unique(keys) if int(k) not in self.coded]   # image level first
+        level = [0] * len(new_tops) + [1] * (len(new) - len(new_tops))
         group_no = [k % KEY_SPAN if self.sides is not None else 0 for k in new]    # each new delta's group
+        streams = [TOP_STREAM if lv == 0 else DELTA_STREAM for lv in level]       # its candidate streams
         grp = torch.from_numpy(np.searchsorted(items, item)).to(device)                # (B,) item position
         new_pos = torch.tensor([items.index(item_of[k]) for k in new], dtype=torch.int64, device=device)
         slot = {k: n for n, k in enumerate(new)}
-        unit_slot = torch.tensor([slot.get(int(k), -1) for k in keys], device=device)   # (B,) -1: no new delta
+        member = torch.zeros(bsz, len(new), device=device)     # (B, D) 1 where unit b renders with new delta d
+        for b, (k, i) in enumerate(zip(keys, item)):
+            for kk in (int(k), int(i) * KEY_SPAN + TOP_GROUP):
+                if kk in slot:
+                    member[b, slot[kk]] = 1.0
         st = new_state(obj.mu_p.expand(bsz, P), ls_start.expand(bsz, P), torch.zeros(bsz, 1, device=device), fit.lr)
         n_inr, n_layers = self.inr.n_params, len(self.inr.layer_shapes())
         layer = layer_of(self.inr).to(device)
@@ -235,9 +284,11 @@ class ImageDelta:
         def layer_var(m2: torch.Tensor) -> torch.Tensor:   # (D, P_inr) -> (D, layers) mean over each layer
             return torch.zeros(m2.shape[0], n_layers, device=device).index_add_(1, layer, m2) / per_layer
 
-        # A new delta starts at 0, its posterior std below a prior scale guessed from the network's own.
+        # A new delta starts at 0, its posterior std below a prior scale guessed from the network's own (a
+        # group's residual under an image-level delta a smaller one).
         ls_p = (0.5 * torch.log(layer_var(self.shared[None] ** 2)) - math.log(8.0))[:, layer]
-        ls_p = ls_p.expand(len(new), n_inr).clone()                                    # (D, P_inr)
+        under = torch.tensor([lv == 1 and bool(new_tops) for lv in level], device=device)[:, None]
+        ls_p = ls_p.expand(len(new), n_inr) - math.log(2.0) * under                     # (D, P_inr)
         d_mu = torch.zeros(len(new), n_inr, device=device, requires_grad=True)
         d_ls = (ls_p - 1.0).clone().requires_grad_(True)
         opt = torch.optim.Adam([{"params": [d_mu], "lr": fit.delta_lr}, {"params": [d_ls], "lr": 5 * fit.delta_lr}])
@@ -246,16 +297,17 @@ class ImageDelta:
         # Noise streams of an item's delta depend on the encoder seed alone (as a patch's depend on its
         # position), so an image codes the same whatever else shares its batch.
         d_gen = rng.unit_noise([fit.seed * 1_000_003 + 77_777 + NOISE_STRIDE * g for g in group_no], device)
-        base = self.weights_of(keys).to(device)                                          # (B, P_inr)
-        has = (unit_slot >= 0)[:, None]
+        base = self.weights_of(keys).to(device)                              # (B, P_inr), or (P_inr,): one net
         beta = torch.full((len(items),), beta0, device=device)
         target = torch.tensor([kl_target[i] for i in items], device=device, dtype=torch.float32)
         cnt = torch.bincount(grp, minlength=len(items)).clamp_min(1)
 
         def adapted(d: torch.Tensor) -> torch.Tensor:   # (D, P_inr) deltas -> (B, P_inr) network of each unit
-            if base.dim() == 1:                          # one item: (P_inr,), one network for the batch
-                return base + d[0] if new else base
-            return torch.where(has, base + d[unit_slot.clamp_min(0)], base) if new else base
+            if not new:
+                return base
+            if base.dim() == 1:                          # one key: (P_inr,), one network for the batch
+                return base + member[0] @ d
+            return base + member @ d
 
         def fitted_var() -> torch.Tensor:   # closed form: the per-layer variance that fits the posteriors best
             return layer_var(torch.exp(2 * d_ls) + d_mu ** 2)
@@ -338,26 +390,32 @@ class ImageDelta:
             zero = torch.zeros(n_inr, device=device)
             # Groups of blocks, each followed by fine-tuning of what is left (the candidate coded for a block of
             # a few weights is only near its posterior; the rest of the delta and the latents make up for it).
-            # The schedule follows the largest delta of the batch: the encoder codes an image with a delta in a
-            # batch of its own.
-            n_groups = min(nb_max, GROUPS_PER_REFINE * max(1, fit.refine_groups))
-            for g in range(n_groups):
-                cancel.check()
-                for k in range(len(new)):
-                    for b in np.array_split(np.arange(nbs[k]), n_groups)[g]:
-                        b = int(b)
-                        jt = torch.from_numpy(members(n_inr, nbs[k])[b]).to(device)
-                        with torch.no_grad():
-                            idx = rec.select(seed, DELTA_STREAM + b, kappa, d_mu[k:k + 1, jt], d_ls[k:k + 1, jt],
-                                             zero[jt], ls_p[k, jt], rng.take(noise, [k]) if noise is not None else None)
-                            coded_d[k, jt] = rec.sample_of(seed, DELTA_STREAM + b, idx, zero[jt], ls_p[k, jt])[0]
-                        idx_all[k][b] = int(idx[0])
-                        frozen[k, jt] = True
-                for _ in range(fit.refine_last if g < n_groups - 1 else 0):
-                    mse, klu, kld = step(beta_b, bo, nb_max)
-                    beta = steer(klu, kld.sum(1))
-                    done += 1
-                yield event(done, klu, g % 8 == 0 or g == n_groups - 1)
+            # The schedule follows the largest delta of the batch (the encoder codes an image with a delta in a
+            # batch of its own), level by level: image-level deltas are coded before the groups' residuals, the
+            # coding groups shared between the levels (three levels cost no more fine-tuning steps than two).
+            levels = sorted(set(level))
+            per_level = max(1, GROUPS_PER_REFINE * max(1, fit.refine_groups) // len(levels))
+            for lv in levels:
+                ks = [k for k in range(len(new)) if level[k] == lv]
+                n_groups = min(max(nbs[k] for k in ks), per_level)
+                for g in range(n_groups):
+                    cancel.check()
+                    for k in ks:
+                        for b in np.array_split(np.arange(nbs[k]), n_groups)[g]:
+                            b, st_b = int(b), streams[k] + int(b)
+                            jt = torch.from_numpy(members(n_inr, nbs[k])[b]).to(device)
+                            with torch.no_grad():
+                                idx = rec.select(seed, st_b, kappa, d_mu[k:k + 1, jt], d_ls[k:k + 1, jt], zero[jt],
+                                                 ls_p[k, jt], rng.take(noise, [k]) if noise is not None else None)
+                                coded_d[k, jt] = rec.sample_of(seed, st_b, idx, zero[jt], ls_p[k, jt])[0]
+                            idx_all[k][b] = int(idx[0])
+                            frozen[k, jt] = True
+                    last_group = lv == levels[-1] and g == n_groups - 1
+                    for _ in range(0 if last_group else fit.refine_last):
+                        mse, klu, kld = step(beta_b, bo, nb_max)
+                        beta = steer(klu, kld.sum(1))
+                        done += 1
+                    yield event(done, klu, g % 8 == 0 or g == n_groups - 1)
             for k, key in enumerate(new):
                 self.coded[key] = CodedDelta(codes[k], idx_all[k], coded_d[k].detach().clone())
                 used[item_of[key]] = used.get(item_of[key], 0) + nbs[k]

@@ -38,6 +38,7 @@ from .unit_coding import CodedBatch, ContentBatch, LatentContext, code_by_conten
 MAX_UNITS = 384      # patches fitted together: bounds memory whatever the image size
 DELTA_GROUP = 4      # side, in patches, of the groups with a network delta of their own (0: one per image)
 MIN_GROUP_BLOCKS = 512   # blocks of an image's budget per delta group, at least (else larger groups)
+DELTA_TOP = True     # with more than one group, an image-level delta under the groups' (three levels)
 RENDER_BATCH = 64    # patches evaluated together when rendering
 LEVELS = 8           # distinct block counts per image when allocating by content
 
@@ -130,16 +131,18 @@ def uses_patches(shape: tuple[int, ...], prior: Prior | None = None, prior_dirs=
 # ---- rate ------------------------------------------------------------------------------------------------
 
 def _header(shape, prior: Prior, seed: int, class_blocks, unit_class, alpha: bytes,
-            delta: tuple[tuple[int, ...], int] = ((), 0), groups: tuple[int, tuple] = (0, ())) -> CmbHeader:
+            delta: tuple[tuple[int, ...], int] = ((), 0), groups: tuple = (0, (), ((), 0))) -> CmbHeader:
     """`delta` = (scale codes, blocks) of an image-level network delta (kind 11), or `groups` = (group side,
-    ((scale codes, blocks) of each group)) of group deltas (kind 15; engine.hierarchy)."""
+    ((scale codes, blocks) of each group), (scale codes, blocks) of the image-level delta under them or
+    ((), 0)) of group deltas (kind 15; engine.hierarchy)."""
     h, w, c = shape
     units = container.patch_units(h, w, prior.patch)
-    n_delta = sum(b for _, b in groups[1]) if groups[1] else int(delta[1])
+    top = (tuple(groups[2][0]), int(groups[2][1]))
+    n_delta = top[1] + sum(b for _, b in groups[1]) if groups[1] else int(delta[1])
     return CmbHeader("image", (h, w, c), prior.short_id, seed, prior.kappa, max(class_blocks), units,
                      prior.patch, tuple(int(b) for b in class_blocks), tuple(int(k) for k in unit_class), alpha,
                      delta_scales=tuple(delta[0]), delta_blocks=n_delta, delta_group=int(groups[0]),
-                     group_deltas=tuple((tuple(sc), int(b)) for sc, b in groups[1]))
+                     group_deltas=tuple((tuple(sc), int(b)) for sc, b in groups[1]), top_delta=top)
 
 
 adapts = hierarchy.adapts   # images coded with this prior may carry a network delta (kind 11 or 15)
@@ -171,12 +174,13 @@ def overhead_bytes(shape: tuple[int, int, int], prior: Prior, seed: int, alpha: 
                    delta: bool = False, group: int = 0) -> int:
     """Bytes of a file that are not block indices (header, class table, alpha, delta fields, checksum), sized
     for the longest class table and delta fields the encoder can write: what the budget reserves. `group`:
-    the side of the delta groups (kind 15 when the image holds more than one)."""
+    the side of the delta groups (kind 15 when the image holds more than one; the reserve holds the fields of
+    an image-level delta under them too, whether the encoder codes one or not)."""
     units = container.patch_units(shape[0], shape[1], prior.patch)
     n_cls = min(LEVELS, units) if adaptive else 2
     dfields = hierarchy.widest_fields(prior.inr) if delta else ((), 0)
     n_groups = delta_groups(shape, prior.patch, group) if delta else 1
-    gfields = (group, (dfields,) * n_groups) if n_groups > 1 else (0, ())
+    gfields = (group, (dfields,) * n_groups, dfields) if n_groups > 1 else (0, (), ((), 0))
     probe = _header(shape, prior, seed, [4096] * n_cls, [n_cls - 1] * units, alpha,
                     ((), 0) if n_groups > 1 else dfields, gfields)
     return len(container.header_bytes(probe)) + container.CRC_BYTES
@@ -326,8 +330,8 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
                        fit: FitConfig = FitConfig(), device: str | torch.device = "cpu", seed: int = 0,
                        prior_dirs=None, compile: bool = False, adaptive: bool = True, max_units: int = MAX_UNITS,
                        preview_every: int = 1, importance: Sequence[np.ndarray | None] | None = None,
-                       adapt: bool | None = None, journal: Journal | None = None, delta_group: int = DELTA_GROUP
-                       ) -> Generator[EncodeEvent, None, list[EncodedImage]]:
+                       adapt: bool | None = None, journal: Journal | None = None, delta_group: int = DELTA_GROUP,
+                       delta_top: bool = DELTA_TOP) -> Generator[EncodeEvent, None, list[EncodedImage]]:
     """Encode images of any sizes (H, W, C) uint8, C in 1..4, at `rate_bpp` (from the real file size).
     All their patches are fitted and coded together, `max_units` at a time. Yields EncodeEvents; returns one
     EncodedImage per image. An image's result does not depend on the other images in the batch.
@@ -336,7 +340,8 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
     blocks; the file format is unchanged (the allocation is encoder-side only).
     `adapt` (default: whenever the prior allows it, `adapts(prior)`) also codes a delta on a shared-network
     prior's network for each image (engine.hierarchy; kind-11 files), or with `delta_group` G > 0 one for each
-    group of G x G patches of an image that holds more than one group (kind 15).
+    group of G x G patches of an image that holds more than one group (kind 15), with `delta_top` under an
+    image-level delta (three levels: the groups' deltas are residuals).
     `journal` (engine/journal.py) makes an encode of more than one batch (a large photo) resumable: each
     finished batch is written to it, and batches an earlier run of the same encode wrote there are taken from
     it instead of being coded again. The files are the same either way.
@@ -373,13 +378,13 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         plan.append(dict(patches=patches, mask=mask, alpha=alpha_bytes, alpha_arr=alpha, total=total, warns=warns))
         sides.append(side)
     delta = (hierarchy.ImageDelta(prior.inr, torch.from_numpy(prior.inr_weights).to(device), prior.kappa,
-                                  sides if delta_group else None, grids) if adapt else None)
+                                  sides if delta_group else None, grids, delta_top) if adapt else None)
 
     def fields_of(i: int) -> tuple[tuple, tuple]:
         """Image i's coded delta fields: (kind-11 fields, kind-15 group fields), either one empty."""
         if delta is not None and sides[i]:
-            return ((), 0), (sides[i], delta.group_fields(i))
-        return hierarchy.coded_of(delta, i).fields, (0, ())   # one group: the image's delta, kind 11
+            return ((), 0), (sides[i], delta.group_fields(i), delta.top_fields(i))
+        return hierarchy.coded_of(delta, i).fields, (0, (), ((), 0))   # one group: the image's delta, kind 11
     if importance is not None and len(importance) != len(imgs):
         raise CombinerError(f"{len(importance)} importance maps for {len(imgs)} images")
     n_all = sum(pl["patches"].shape[0] for pl in plan)
@@ -432,7 +437,8 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
     if journal is not None and len(batches) > 1:
         key = encode_key(list(imgs) + list(importance or []), rate, prior.id, fit, seed, max_units,
                          dict(adaptive=adaptive, adapt=adapt, importance=importance is not None)
-                         | ({"delta_groups": sides} if adapt and delta_group else {}))
+                         | ({"delta_groups": sides} if adapt and delta_group else {})
+                         | ({"delta_top": True} if adapt and delta_group and delta_top else {}))
         done = journal.restore(key, [np.array(part, dtype=np.int64).reshape(-1, 2) for part in batches])
     else:
         journal, done = None, 0   # one batch: nothing to resume

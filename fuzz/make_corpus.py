@@ -6,7 +6,7 @@ The fits are deliberately short: the seeds need to be valid files that reach eve
 The committed `mono_0.1s.cmb` and `stereo_44k.cmb` were written before audio kind 10 existed and are kind-8 files
 (kept: old files must keep decoding); rerunning this script rewrites them as kind 10. `--only SUBSTRING` writes
 only the seeds whose name holds it (`--only gain_`: the kind-10 seed; `--only delta_gap`: the kind-12 seed;
-`--only env`: the kind-13 and kind-14 seeds).
+`--only env`: the kind-13 and kind-14 seeds; `--only groups3`: the three-level kind-15 seed).
 """
 from __future__ import annotations
 
@@ -44,7 +44,10 @@ def main() -> None:
     # kind 15: group deltas (asked for one per patch; the budget gives groups of 2x2 patches: 1x2 groups, one cut)
     wide = np.concatenate([img, img[:, ::-1]], 1)[:, :130]
     wide = np.concatenate([wide, wide[::-1]], 0)[:70]
-    out["patch/groups_130x70.cmb"] = run(encode_image(wide, 2.0, prior=shared, fit=FIT, delta_group=1)).data
+    out["patch/groups_130x70.cmb"] = run(encode_image(wide, 2.0, prior=shared, fit=FIT, delta_group=1,
+                                                      delta_top=False)).data
+    # kind 15 with flag bit 0: the same groups under an image-level delta (three levels)
+    out["patch/groups3_130x70.cmb"] = run(encode_image(wide, 2.0, prior=shared, fit=FIT, delta_group=1)).data
     gray = rs.integers(0, 256, (20, 30, 1)).astype(np.uint8)
     out["patch/gray_30x20.cmb"] = run(encode_image(gray, 0.5, prior=photo, fit=FIT)).data
     rgba = np.concatenate([img[:24, :24], np.tile(np.arange(24, dtype=np.uint8)[None, :, None] * 10, (24, 1, 1))], 2)

@@ -140,3 +140,19 @@ def test_golden_group_delta_file_decodes_to_the_stored_picture():
     assert hdr.group_deltas[0][0] == (34, 26, 22) and hdr.delta_blocks == 248
     diff = np.abs(img.astype(int) - want.astype(int))
     assert diff.max() <= 1 and (diff == 0).mean() > 0.999
+
+
+def test_golden_three_level_file_decodes_to_the_stored_picture():
+    """A kind-15 file with flag bit 0: the 0.3 bpp shipped prior's network adapted at three levels, an
+    image-level delta (its own candidate streams, coded first) under a delta for each of 2x2 groups of 2x2
+    patches: guards the flag, the image delta's fields and streams, and that each group adds it."""
+    from engine.patch_codec import decode_image_full
+
+    data = (DATA / "coffee_0.3bpp_groups3.cmb").read_bytes()
+    img, hdr, prior = decode_image_full(data)
+    want = np.asarray(Image.open(DATA / "coffee_0.3bpp_groups3_decoded.png"))
+    assert prior.name == "photo64-shared-0.3bpp-s6" and hdr.shape == (130, 200, 3) and hdr.units == 12
+    assert hdr.delta_group == 2 and [b for _, b in hdr.group_deltas] == [21, 19, 21, 51]
+    assert hdr.top_delta == ((28, 25, 19), 130) and hdr.delta_blocks == 242
+    diff = np.abs(img.astype(int) - want.astype(int))
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.999

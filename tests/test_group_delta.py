@@ -1,5 +1,6 @@
-"""Group deltas (engine.hierarchy, kind-15 files): a network delta for each group of G x G patches, coded before
-the patches, decoded exactly, counted in the rate, and a header whose every field is checked on reading."""
+"""Group deltas (engine.hierarchy, kind-15 files): a network delta for each group of G x G patches (by default
+under an image-level delta: three levels), coded before the patches, decoded exactly, counted in the rate, and
+a header whose every field is checked on reading."""
 from __future__ import annotations
 
 import numpy as np
@@ -26,14 +27,36 @@ def shared(shared_prior_dir):
     return Prior.load(shared_prior_dir / "shared.safetensors")
 
 
-@pytest.fixture(scope="module")
-def grouped(shared_prior_dir):
-    """A 40x56 photo (3x4 patches of 16) coded with groups of 2x2 patches: 2x2 groups, the last ones cut."""
-    prior = Prior.load(shared_prior_dir / "shared.safetensors")
+def _grouped(prior_dir, top: bool):
+    """A 40x56 photo (3x4 patches of 16) coded with groups of 2x2 patches: 2x2 groups, the last ones cut;
+    `top`: under an image-level delta (three levels, the default) or not (two levels)."""
+    prior = Prior.load(prior_dir / "shared.safetensors")
     img = photo(40, 56, seed=11)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(patch_codec, "MIN_GROUP_BLOCKS", 1)
-        return img, run(encode_image_batch([img], 2.0, prior=prior, fit=PATCH_FIT, delta_group=2))[0]
+        return img, run(encode_image_batch([img], 2.0, prior=prior, fit=PATCH_FIT, delta_group=2,
+                                           delta_top=top))[0]
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["three-levels", "two-levels"])
+def grouped(shared_prior_dir, request):
+    return _grouped(shared_prior_dir, request.param)
+
+
+@pytest.fixture(scope="module")
+def two_level(shared_prior_dir):
+    return _grouped(shared_prior_dir, False)
+
+
+@pytest.fixture(scope="module")
+def three_level(shared_prior_dir):
+    return _grouped(shared_prior_dir, True)
+
+
+def _group_field_bytes(h) -> int:
+    """Header bytes of the kind-15 fields after the layer count: each delta's scale bytes and block varint."""
+    tops = (h.top_delta,) if h.top_delta[1] else ()
+    return sum(len(s) + 1 + (b >= 128) + (b >= 1 << 14) for s, b in h.group_deltas + tops)
 
 
 def test_small_budgets_get_larger_groups_then_one_delta(monkeypatch):
@@ -60,7 +83,8 @@ def test_grouped_file_decodes_exactly_with_one_delta_per_group(grouped, shared_p
     h = res.header
     assert res.data[1] & 0x0F == container.KIND_PATCHES_GROUPS
     assert h.delta_group == 2 and h.n_groups == (2, 2) and len(h.group_deltas) == 4
-    assert h.delta_blocks == sum(b for _, b in h.group_deltas) and all(b >= 1 for _, b in h.group_deltas)
+    assert h.delta_blocks == h.top_delta[1] + sum(b for _, b in h.group_deltas)
+    assert all(b >= 1 for _, b in h.group_deltas)
     assert h.n_indices == h.delta_blocks + sum(h.unit_blocks)
     out, hdr, _ = decode_image_full(res.data, prior_dirs=[shared_prior_dir])
     assert hdr == h and np.array_equal(out, res.reconstruction)
@@ -74,17 +98,36 @@ def test_each_group_renders_with_its_own_delta(grouped, shared_prior_dir, shared
     deltas = hierarchy.from_header(shared, h, idx)
     assert deltas.shape == (4, shared.inr.n_params)
     assert not torch.equal(deltas[0], deltas[1])
-    offs = np.cumsum([0] + [b for _, b in h.group_deltas])
+    top = h.top_delta[1]
+    offs = top + np.cumsum([0] + [b for _, b in h.group_deltas])
     parts = [idx[offs[g]:offs[g + 1]] for g in range(4)]
     gd = list(h.group_deltas)
     gd[0], gd[3] = gd[3], gd[0]
     swapped = container.write(container.CmbHeader(**{**h.__dict__, "group_deltas": tuple(gd)}),
-                              np.concatenate([parts[3], parts[1], parts[2], parts[0], idx[h.delta_blocks:]]))
+                              np.concatenate([idx[:top], parts[3], parts[1], parts[2], parts[0],
+                                              idx[h.delta_blocks:]]))
     other, _, _ = decode_image_full(swapped, prior_dirs=[shared_prior_dir])
     changed = np.abs(other.astype(int) - res.reconstruction.astype(int)).max(axis=2) > 0
     # the network is per patch (the latent features do not depend on it): only groups 0 and 3 move
     assert changed[:32, :32].any() and changed[32:, 32:].any()
     assert not changed[:32, 32:].any() and not changed[32:, :32].any()
+
+
+def test_three_levels_the_image_delta_under_every_group(three_level, shared_prior_dir, shared):
+    """A three-level file has an image-level delta: it is coded (its blocks lead the payload), added to every
+    group's delta, and without it every group renders differently."""
+    _, res = three_level
+    h, idx = container.read(res.data)
+    codes, top = h.top_delta
+    assert len(codes) == len(h.group_deltas[0][0]) and top >= 1
+    with_top = hierarchy.from_header(shared, h, idx)
+    alone = hierarchy.decode(shared.inr, codes, h.seed, idx[:top], stream=hierarchy.TOP_STREAM)
+    flat = container.CmbHeader(**{**h.__dict__, "top_delta": ((), 0), "delta_blocks": h.delta_blocks - top})
+    residuals = hierarchy.from_header(shared, flat, idx[top:])
+    assert torch.equal(with_top, residuals + alone) and alone.abs().sum() > 0
+    other, _, _ = decode_image_full(container.write(flat, idx[top:]), prior_dirs=[shared_prior_dir])
+    changed = np.abs(other.astype(int) - res.reconstruction.astype(int)).max(axis=2) > 0
+    assert all(changed[r:r + 32, c:c + 32].any() for r in (0, 32) for c in (0, 32))
 
 
 def test_groups_pay_for_their_blocks_within_the_rate(grouped, shared):
@@ -121,7 +164,10 @@ def test_group_fields_are_checked_on_writing(grouped):
     for bad in ({"group_deltas": h.group_deltas[:3]},                      # one group missing
                 {"delta_blocks": h.delta_blocks + 1},                        # not the groups' sum
                 {"group_deltas": ((h.group_deltas[0][0][:2], 3),) + h.group_deltas[1:]},   # layer counts differ
-                {"delta_scales": (1, 2, 3)}):                                # an image delta beside the groups
+                {"delta_scales": (1, 2, 3)},                                 # a kind-11 delta beside the groups
+                {"top_delta": ((1, 2), 3), "delta_blocks": h.delta_blocks + 3},   # too few top layers
+                {"top_delta": ((1, 2, 3), 0)},                               # top scales without blocks
+                {"top_delta": ((1, 2, 3), 5)}):                              # top blocks not in the sum
         with pytest.raises(ValueError):
             container.header_bytes(container.CmbHeader(**{**h.__dict__, **bad}))
 
@@ -130,7 +176,7 @@ def test_truncated_or_corrupt_group_fields_raise_the_format_error(grouped, share
     data = grouped[1].data
     h = grouped[1].header
     end = len(container.header_bytes(h))
-    start = end - sum(1 + len(s) + (b >= 128) for s, b in h.group_deltas) - 3   # flags, group side, layer count
+    start = end - _group_field_bytes(h) - 3   # flags, group side, layer count
     for cut in range(start, end + 1):
         with pytest.raises(CmbFormatError):
             container.read(data[:cut])
@@ -142,12 +188,12 @@ def test_truncated_or_corrupt_group_fields_raise_the_format_error(grouped, share
                 decode_image_full(bytes(bad), prior_dirs=[shared_prior_dir])
 
 
-def test_a_grouped_header_that_names_absurd_fields_is_refused(grouped):
+def test_a_grouped_header_that_names_absurd_fields_is_refused(two_level):
     """A forged header (checksum recomputed) with a group side of 0, unknown flags, a block count of 0 or no
-    delta layers."""
+    delta layers, or flag bit 0 (an image-level delta) without the image delta's fields."""
     import binascii
 
-    h, idx = container.read(grouped[1].data)
+    h, idx = container.read(two_level[1].data)
 
     def forged(side: bytes, rest: bytes, flags: bytes = b"\x00") -> bytes:
         head = container.header_bytes(h)
@@ -162,6 +208,8 @@ def test_a_grouped_header_that_names_absurd_fields_is_refused(grouped):
     with pytest.raises(CmbFormatError, match="group side"):
         container.read(forged(bytes([0]), layers + groups))
     with pytest.raises(CmbFormatError, match="flags"):
+        container.read(forged(bytes([2]), layers + groups, flags=b"\x02"))
+    with pytest.raises(CmbFormatError):   # the groups' fields read as the image delta's: the payload is short
         container.read(forged(bytes([2]), layers + groups, flags=b"\x01"))
     first = len(h.group_deltas[0][0]) + 1
     with pytest.raises(CmbFormatError, match="delta blocks"):
@@ -184,6 +232,12 @@ def test_cli_writes_group_deltas_and_info_names_them(shared_prior_dir, tmp_path,
     assert out.read_bytes()[1] & 0x0F == container.KIND_PATCHES_GROUPS and "over 4 groups" in r.stdout
     info = run_cli(capfd, "info", out, "--prior-dir", shared_prior_dir)
     assert info.returncode == 0 and "network delta for each of 2x2 groups of 2x2 patches" in info.stdout
+    assert "an image-level delta" in info.stdout
+    two = tmp_path / "two.cmb"
+    r = run_cli(capfd, "encode", src, "--bpp", 2, "-o", two, "--prior", prior, "--preset", "fast", "-q",
+                "--delta-group", 2, "--no-image-delta")
+    assert r.returncode == 0 and container.read_header(two.read_bytes()).top_delta == ((), 0)
+    assert container.read_header(out.read_bytes()).top_delta[1] >= 1
     back = run_cli(capfd, "decode", out, "-o", tmp_path / "back.png", "--prior-dir", shared_prior_dir)
     assert back.returncode == 0, back.stderr
     bad = run_cli(capfd, "encode", src, "--bpp", 2, "-o", tmp_path / "x.cmb", "--prior", prior, "-q",
