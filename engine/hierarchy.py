@@ -229,11 +229,15 @@ class ImageDelta:
         d = torch.stack([self.coded[item * KEY_SPAN + g].delta for g in range(self.n_groups(item))])
         return d + self.coded[item * KEY_SPAN + TOP_GROUP].delta if self.has_top(item) else d
 
+    def chain(self, key: int) -> tuple[int, ...]:
+        """The keys of every delta a unit with delta key `key` renders with: its own (its group's or item's),
+        then with three levels its item's image-level delta."""
+        return (key, key - key % KEY_SPAN + TOP_GROUP) if self.top else (key,)
+
     def _added(self, key: int) -> torch.Tensor | None:
         """What the coded deltas add to the network of a unit with delta key `key` (None: nothing coded)."""
-        parts = [self.coded[k].delta for k in (key, key - key % KEY_SPAN + TOP_GROUP)[:2 if self.top else 1]
-                 if k in self.coded]
-        return None if not parts else parts[0] if len(parts) == 1 else parts[0] + parts[1]
+        parts = [self.coded[k].delta for k in self.chain(key) if k in self.coded]
+        return sum(parts[1:], parts[0]) if parts else None
 
     def weights_of(self, keys: np.ndarray) -> torch.Tensor:
         """(B,) delta key of each unit (its item without groups) -> network weights (adapted by what is
@@ -272,8 +276,8 @@ class ImageDelta:
         new_pos = torch.tensor([items.index(item_of[k]) for k in new], dtype=torch.int64, device=device)
         slot = {k: n for n, k in enumerate(new)}
         member = torch.zeros(bsz, len(new), device=device)     # (B, D) 1 where unit b renders with new delta d
-        for b, (k, i) in enumerate(zip(keys, item)):
-            for kk in (int(k), int(i) * KEY_SPAN + TOP_GROUP):
+        for b, k in enumerate(keys):
+            for kk in self.chain(int(k)):
                 if kk in slot:
                     member[b, slot[kk]] = 1.0
         st = new_state(obj.mu_p.expand(bsz, P), ls_start.expand(bsz, P), torch.zeros(bsz, 1, device=device), fit.lr)
