@@ -125,6 +125,8 @@ def cmd_learn_prior(a) -> int:
         torch.set_num_threads(a.threads)
     if (a.rate is None) == (a.kbps is None):
         raise CombinerError("give --rate (bits per pixel, images) or --kbps (audio)")
+    if a.crop_delta and not (a.latent and a.shared_inr):
+        raise CombinerError("--crop-delta needs --latent and --shared-inr (a delta on the shared network)")
     lat = None
     if a.latent:
         from .config import LatentConfig
@@ -189,7 +191,7 @@ def cmd_learn_prior(a) -> int:
                       beta_init=a.beta_init or beta0, out_init_scale=out_scale, reparam=a.reparam, latent=lat,
                       tile=a.tile, warmup=a.warmup if a.warmup is not None else LearnConfig.warmup,
                       ups_lr=a.shared_lr, envelope=bool(a.envelope and layout is not None), points=a.points,
-                      shared_warmup=a.shared_warmup)
+                      shared_warmup=a.shared_warmup, crop_delta=a.crop_delta)
     digest = hashlib.sha256(Path(a.data).read_bytes()).hexdigest()[:16] if Path(a.data).is_file() else None
     info = {"name": a.name, "data": Path(a.data).name, "data_sha256_16": digest, "data_items": data_items}
     rank, world = _init_distributed(a.device)
@@ -680,6 +682,10 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--latent-channels", type=int, default=1, help="values per latent grid cell")
     lp.add_argument("--shared-inr", action="store_true", help="latent priors: one INR for every patch, learned "
                     "into the prior; a patch codes its latent grids only")
+    lp.add_argument("--crop-delta", action="store_true",
+                    help="with --shared-inr: every training crop also fits a network delta of its own under the "
+                    "rate, as the encoder gives every group of TILE x TILE patches (learn the prior for what the "
+                    "delta leaves to it)")
     lp.add_argument("--shared-warmup", type=int, default=0, metavar="STEPS",
                     help="hold the shared networks (upsampler, shared INR, reparameterisation) still for the first "
                          "STEPS posterior steps, while a warm start refits its posteriors from the prior mean")

@@ -179,6 +179,9 @@ class LearnConfig:
     shared_warmup: int = 0             # steps before the shared parameters (reparameterisation, upsampler,
                                        # shared INR) move: a warm start refits every posterior from the prior
                                        # mean, and their gradients are meaningless until those fit
+    crop_delta: bool = False           # shared-network latent priors: every training crop also fits a network
+                                       # delta of its own under the rate, as the encoder gives each group of
+                                       # patches (hierarchy.CropDeltas)
     inr: InrConfig = field(default_factory=InrConfig)
 
 

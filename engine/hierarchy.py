@@ -120,6 +120,20 @@ def logstd_of(inr: InrConfig, codes, device) -> torch.Tensor:
     return ls[layer_of(inr).to(device)]
 
 
+def layer_means(inr: InrConfig, values: torch.Tensor) -> torch.Tensor:
+    """(..., P_inr) -> (..., layers): the mean of `values` over each layer's weights (and bias)."""
+    layer = layer_of(inr).to(values.device)
+    per_layer = torch.bincount(layer, minlength=len(inr.layer_shapes())).to(values.dtype)
+    out = torch.zeros(*values.shape[:-1], len(per_layer), dtype=values.dtype, device=values.device)
+    return out.index_add_(values.dim() - 1, layer, values) / per_layer
+
+
+def start_logstd(inr: InrConfig, shared: torch.Tensor) -> torch.Tensor:
+    """The log-std a new delta's prior starts from before its scales are fitted -> (P_inr,): per layer, an
+    eighth of the RMS of the shared network's own weights."""
+    return (0.5 * torch.log(layer_means(inr, shared ** 2)) - math.log(8.0))[layer_of(inr).to(shared.device)]
+
+
 def codes_of(var_per_layer: torch.Tensor) -> tuple[int, ...]:
     """Per-layer variances -> the nearest scale codes (0..255)."""
     c = torch.round(-0.5 * torch.log2(var_per_layer.clamp_min(2.0 ** -128)) / SCALE_STEP).clamp(0, 255)
@@ -281,16 +295,10 @@ class ImageDelta:
                 if kk in slot:
                     member[b, slot[kk]] = 1.0
         st = new_state(obj.mu_p.expand(bsz, P), ls_start.expand(bsz, P), torch.zeros(bsz, 1, device=device), fit.lr)
-        n_inr, n_layers = self.inr.n_params, len(self.inr.layer_shapes())
-        layer = layer_of(self.inr).to(device)
-        per_layer = torch.bincount(layer, minlength=n_layers).to(torch.float32)
-
-        def layer_var(m2: torch.Tensor) -> torch.Tensor:   # (D, P_inr) -> (D, layers) mean over each layer
-            return torch.zeros(m2.shape[0], n_layers, device=device).index_add_(1, layer, m2) / per_layer
-
+        n_inr, layer = self.inr.n_params, layer_of(self.inr).to(device)
         # A new delta starts at 0, its posterior std below a prior scale guessed from the network's own (a
         # group's residual under an image-level delta a smaller one).
-        ls_p = (0.5 * torch.log(layer_var(self.shared[None] ** 2)) - math.log(8.0))[:, layer]
+        ls_p = start_logstd(self.inr, self.shared.to(device))[None]
         under = torch.tensor([lv == 1 and bool(new_tops) for lv in level], device=device)[:, None]
         ls_p = ls_p.expand(len(new), n_inr) - math.log(2.0) * under                     # (D, P_inr)
         d_mu = torch.zeros(len(new), n_inr, device=device, requires_grad=True)
@@ -314,7 +322,7 @@ class ImageDelta:
             return base + member @ d
 
         def fitted_var() -> torch.Tensor:   # closed form: the per-layer variance that fits the posteriors best
-            return layer_var(torch.exp(2 * d_ls) + d_mu ** 2)
+            return layer_means(self.inr, torch.exp(2 * d_ls) + d_mu ** 2)
 
         def kl_delta(block_of=None, n_blocks=1) -> torch.Tensor:
             kl = (kl_gauss(d_mu, d_ls, torch.zeros_like(ls_p), ls_p) / LN2).masked_fill(frozen, 0.0)  # (D, P_inr)
@@ -427,3 +435,42 @@ class ImageDelta:
             field.shared = self.weights_of(keys).to(device)
             klu = obj.kl_bits(st).sum(1)
         return st.mu.detach(), st.logstd.detach(), klu.cpu().numpy(), used
+
+
+class CropDeltas:
+    """Training side of the network delta (`engine.learn` with `LearnConfig.crop_delta`): prior learning as the
+    encoder will use the prior. Every training crop (tile x tile patches, like a group of patches in an
+    image) has a delta posterior N(mu, sigma^2) on the shared network's weights against the prior N(0, s_l^2),
+    one scale per layer as an encoded delta has; the crop's patches render with w_shared + delta, and the
+    delta's KL counts in the crop's rate, so the latents' prior and the shared network are learned for what
+    the delta leaves to them. The scales are refitted in closed form at every M-step (`layer_sums`,
+    `set_scales`). Nothing of it is stored in the prior: the encoder fits its own deltas and scales."""
+
+    def __init__(self, inr: InrConfig, shared: torch.Tensor, n_crops: int, per_crop: int, lr: float,
+                 lr_std: float, beta0: torch.Tensor):
+        self.inr, self.per_crop = inr, per_crop
+        self.logstd_p = start_logstd(inr, shared.detach())                           # (P_inr,)
+        n = inr.n_params
+        self.st = new_state(torch.zeros(n_crops, n, device=shared.device),
+                            (self.logstd_p - 1.0).expand(n_crops, n), beta0, lr, lr_std)
+
+    def weights(self, shared: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+        """The network of every patch (B = crops * per_crop, P_inr): `shared` + the crop's delta, sampled
+        with `gen` (the posterior means without)."""
+        d = self.st.mu
+        if gen is not None:
+            d = d + self.st.logstd.exp() * torch.randn(d.shape, generator=gen, device=d.device)
+        return shared + d.repeat_interleave(self.per_crop, 0)
+
+    def kl_bits(self) -> torch.Tensor:
+        """KL of every crop's delta in bits -> (crops,)."""
+        return (kl_gauss(self.st.mu, self.st.logstd, torch.zeros_like(self.logstd_p), self.logstd_p) / LN2).sum(1)
+
+    def layer_sums(self) -> torch.Tensor:
+        """Sum over the crops of the per-layer mean of sigma^2 + mu^2 -> (layers,): the closed-form scales'
+        statistics (summed over processes, divided by the crops, it is the best variance per layer)."""
+        return layer_means(self.inr, torch.exp(2 * self.st.logstd) + self.st.mu ** 2).sum(0).detach()
+
+    def set_scales(self, var_per_layer: torch.Tensor) -> None:
+        self.logstd_p = (0.5 * torch.log(var_per_layer.to(self.logstd_p))).float()[
+            layer_of(self.inr).to(self.logstd_p.device)]

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from . import audio_envelope, latent, siren
+from . import audio_envelope, hierarchy, latent, siren
 from .config import InrConfig, LatentConfig, LearnConfig
 from .fitting import Objective, adjust_beta, new_state, point_subsets
 from .posterior import LN2, kl_gauss
@@ -158,6 +158,9 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
     Audio latent priors (`cfg.latent.dim` 1): every item is a run of cfg.tile consecutive chunks, (N, tile*L, C).
     The shared upsampler is learned by gradient with the posteriors, like the reparameterisation.
 
+    `cfg.crop_delta` (shared-network latent priors): every training crop also fits a network delta of its own
+    under the rate, as the encoder gives every group of patches (hierarchy.CropDeltas).
+
     `snapshot(prior)`, if given, receives the prior after every M-step but the last (long runs save it).
 
     `init`: continue from an earlier prior of the same architecture (its mean, std, typical posterior
@@ -244,6 +247,10 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
             shared["inr"] = (torch.from_numpy(init.inr_weights).to(device), cfg.ups_lr)
     params = {k: v.clone().requires_grad_(True) for k, (v, _) in shared.items()}
     opts = {k: torch.optim.Adam([params[k]], lr=lr) for k, (_, lr) in shared.items()}
+    if cfg.crop_delta and not shared_inr:
+        raise ValueError("crop deltas are for shared-network latent priors")
+    deltas = ([hierarchy.CropDeltas(inr, params["inr"], (s.stop - s.start) // per_item, per_item, cfg.lr,
+                                    cfg.lr_std, beta0) for s in chunks] if cfg.crop_delta else [])
     start_round, done = 0, 0
     ck = Path(checkpoint) if checkpoint else None
     if ck and ck.exists():
@@ -251,11 +258,17 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
         if saved["config"] != repr(cfg):
             raise ValueError(f"checkpoint {ck} was made with another configuration")
         mu_p, logstd_p = saved["mu_p"], saved["logstd_p"]
-        for st, m, s, b, o in zip(states, saved["mu"], saved["logstd"], saved["beta"], saved["opt"]):
+        for st, m, s, b, o in zip(states + [d.st for d in deltas], saved["mu"] + saved.get("delta_mu", []),
+                                  saved["logstd"] + saved.get("delta_logstd", []),
+                                  saved["beta"] + [saved["beta"][0]] * len(deltas),
+                                  saved["opt"] + saved.get("delta_opt", [])):
             with torch.no_grad():
                 st.mu.copy_(m), st.logstd.copy_(s)
             st.beta = b
             st.opt.load_state_dict(o)
+        if deltas:
+            for d in deltas:
+                d.logstd_p = saved["delta_logstd_p"]
         for k in params:
             with torch.no_grad():
                 params[k].copy_(saved[k])
@@ -267,10 +280,12 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
         cv = latent.uniform_canvases((s.stop - s.start) // per_item, rows, cfg.tile, device) if lat_cfg else None
         return latent.Field(inr, emb, None, lat_cfg, None, cv, unit_side(patch, audio), None, compile)
 
-    def bind(f: latent.Field) -> None:  # the shared parameters' current values, inside this step's graph
+    def bind(f: latent.Field, delta: hierarchy.CropDeltas | None = None, gen=None) -> None:
+        """The shared parameters' current values, inside this step's graph; with `delta`, each patch's network
+        is the shared one plus its crop's delta (sampled with `gen`, the means without)."""
         f.mix = siren.split_mix(params["mix"], inr) if "mix" in params else None
         f.ups = params.get("ups")
-        f.shared = params.get("inr")
+        f.shared = params.get("inr") if delta is None else delta.weights(params["inr"], gen)
 
     total = _total_steps(cfg)
     fields = [make_field(s) for s in chunks]
@@ -278,8 +293,8 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
         """The prior as it stands after M-step `rounds_done` (0: the first), with its KL profile and provenance.
         Its recorded configuration says `rounds_done` rounds: a snapshot is what a run that short would give."""
         with torch.no_grad():
-            for o in objs:
-                bind(o.field)
+            for j, o in enumerate(objs):
+                bind(o.field, deltas[j] if deltas else None)
             profile = (red.total({i: (kl_gauss(st.mu, st.logstd, mu_p, logstd_p) / LN2).sum(0)
                                   for i, st in zip(mine, states)}) / n).cpu().numpy().astype(np.float32)
             final_psnr = float(red.total({i: (-10 * torch.log10(o.mean_mse(st))).sum()
@@ -293,6 +308,11 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
         info = dict(data_info or {}, items=n, history=history, item_shape=[*grid, c], learn=learned,
                     train_psnr_mean_weights=round(final_psnr, 3), train_kl_bits=round(float(profile.sum()), 1),
                     processes=red.world, created=time.strftime("%Y-%m-%d"))
+        if deltas:   # the crops' deltas: their KL per patch and the closed-form scales (log2 per layer)
+            with torch.no_grad():
+                dkl = float(red.total({i: d.kl_bits().sum() for i, d in zip(mine, deltas)})) / n
+                scales = hierarchy.layer_means(inr, deltas[0].logstd_p[None])[0] / float(np.log(2.0))
+            info.update(train_delta_kl_bits=round(dkl, 1), train_delta_log2_scales=[round(float(v), 2) for v in scales])
         rate = cfg.rate_bpp if audio is None else cfg.rate_bpp * audio.sample_rate / 1000.0  # kbit/s
 
         def out(k: str) -> np.ndarray | None:
@@ -314,10 +334,20 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
                 for f, s in zip(fields, chunks)]
         for it in range(steps):
             sums = {}
-            for i, st, obj, g in zip(mine, states, objs, gens):
-                bind(obj.field)
+            for j, (i, st, obj, g) in enumerate(zip(mine, states, objs, gens)):
+                kld = None
+                if deltas:   # the crops' deltas: their KL at the same beta, their distortion through the field
+                    bind(obj.field, deltas[j], g)
+                    kld = deltas[j].kl_bits()
+                    deltas[j].st.opt.zero_grad(set_to_none=True)
+                    (st.beta.reshape(()) * kld.sum()).backward()
+                else:
+                    bind(obj.field)
                 mse, kl = obj.step(st, g)   # accumulates the shared gradients, steps the posteriors
-                sums[i] = torch.stack([kl[:, 0].sum().double(), (-10 * torch.log10(mse)).sum().double()])
+                if deltas:
+                    deltas[j].st.opt.step()
+                kl_sum = kl[:, 0].sum().double() + (kld.detach().sum().double() if kld is not None else 0.0)
+                sums[i] = torch.stack([kl_sum, (-10 * torch.log10(mse)).sum().double()])
                 for k in params:
                     sums[i] = torch.cat([sums[i], params[k].grad.double().flatten()])
                     params[k].grad = None
@@ -347,19 +377,28 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
             var = red.total({i: (torch.exp(2.0 * st.logstd) + (st.mu - mu_p) ** 2).sum(0)
                              for i, st in zip(mine, states)}) / n
             logstd_p = (0.5 * torch.log(var)).float()
+            if deltas:
+                n_crops = n // per_item
+                dvar = red.total({i: d.layer_sums() for i, d in zip(mine, deltas)}) / n_crops
+                for d in deltas:
+                    d.set_scales(dvar)
         if ck:
-            _save_checkpoint(ck, cfg, states, mu_p, logstd_p, rnd + 1, done, params, opts)
+            _save_checkpoint(ck, cfg, states, mu_p, logstd_p, rnd + 1, done, params, opts, deltas)
         if snapshot is not None and rnd < cfg.rounds:
             snapshot(current_prior(rnd))
 
     return current_prior(cfg.rounds)
 
 
-def _save_checkpoint(path: Path, cfg, states, mu_p, logstd_p, rnd: int, done: int, params=None, opts=None) -> None:
+def _save_checkpoint(path: Path, cfg, states, mu_p, logstd_p, rnd: int, done: int, params=None, opts=None,
+                     deltas=()) -> None:
     tmp = path.with_name(path.name + ".tmp")
     extra = {}
     for k in params or {}:
         extra[k], extra[k + "_opt"] = params[k].detach(), opts[k].state_dict()
+    if deltas:
+        extra |= {"delta_mu": [d.st.mu.detach() for d in deltas], "delta_logstd": [d.st.logstd.detach() for d in deltas],
+                  "delta_opt": [d.st.opt.state_dict() for d in deltas], "delta_logstd_p": deltas[0].logstd_p}
     torch.save(extra | {"config": repr(cfg), "mu_p": mu_p, "logstd_p": logstd_p, "round": rnd, "done": done,
                 "mu": [st.mu.detach() for st in states], "logstd": [st.logstd.detach() for st in states],
                 "beta": [st.beta for st in states], "opt": [st.opt.state_dict() for st in states]}, tmp)

@@ -36,7 +36,8 @@ from .signals import psnr_uint8
 from .unit_coding import CodedBatch, ContentBatch, LatentContext, code_by_content, unit_weights
 
 MAX_UNITS = 384      # patches fitted together: bounds memory whatever the image size
-DELTA_GROUP = 4      # side, in patches, of the groups with a network delta of their own (0: one per image)
+DELTA_GROUP = 3      # side, in patches, of the groups with a network delta of their own (0: one per image); 3
+                     # since 2026-12-05 (fifth): +0.08 dB over 4 on all 24 Kodak images at 0.3 bpp (docs/results.md)
 MIN_GROUP_BLOCKS = 512   # blocks of an image's budget per delta group, at least (else larger groups)
 DELTA_TOP = True     # with more than one group, an image-level delta under the groups' (three levels)
 RENDER_BATCH = 64    # patches evaluated together when rendering

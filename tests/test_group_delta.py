@@ -71,6 +71,9 @@ def test_small_budgets_get_larger_groups_then_one_delta(monkeypatch):
     assert patch_codec.group_side(0.1, shape, prior, 0, b"", True, 4) == 8
     assert patch_codec.group_side(0.02, shape, prior, 0, b"", True, 4) == 0
     assert patch_codec.group_side(0.3, shape, prior, 0, b"", True, 0) == 0
+    # the default side, 3: 12 groups of 3x3 patches at 0.3 bpp, 4 of 6x6 at 0.1 bpp
+    assert patch_codec.group_side(0.3, shape, prior, 0, b"", True, patch_codec.DELTA_GROUP) == 3
+    assert patch_codec.group_side(0.1, shape, prior, 0, b"", True, patch_codec.DELTA_GROUP) == 6
 
 
 def test_group_of_units_is_row_major_over_the_groups():
