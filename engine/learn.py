@@ -258,17 +258,17 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
         if saved["config"] != repr(cfg):
             raise ValueError(f"checkpoint {ck} was made with another configuration")
         mu_p, logstd_p = saved["mu_p"], saved["logstd_p"]
-        for st, m, s, b, o in zip(states + [d.st for d in deltas], saved["mu"] + saved.get("delta_mu", []),
-                                  saved["logstd"] + saved.get("delta_logstd", []),
-                                  saved["beta"] + [saved["beta"][0]] * len(deltas),
-                                  saved["opt"] + saved.get("delta_opt", [])):
+        for st, m, s, b, o in zip(states, saved["mu"], saved["logstd"], saved["beta"], saved["opt"]):
             with torch.no_grad():
                 st.mu.copy_(m), st.logstd.copy_(s)
             st.beta = b
             st.opt.load_state_dict(o)
-        if deltas:
-            for d in deltas:
-                d.logstd_p = saved["delta_logstd_p"]
+        for d, m, s, o in zip(deltas, saved.get("delta_mu", []), saved.get("delta_logstd", []),
+                              saved.get("delta_opt", [])):
+            with torch.no_grad():
+                d.st.mu.copy_(m), d.st.logstd.copy_(s)
+            d.st.opt.load_state_dict(o)
+            d.logstd_p = saved["delta_logstd_p"]
         for k in params:
             with torch.no_grad():
                 params[k].copy_(saved[k])
