@@ -443,34 +443,54 @@ class CropDeltas:
     image) has a delta posterior N(mu, sigma^2) on the shared network's weights against the prior N(0, s_l^2),
     one scale per layer as an encoded delta has; the crop's patches render with w_shared + delta, and the
     delta's KL counts in the crop's rate, so the latents' prior and the shared network are learned for what
-    the delta leaves to them. The scales are refitted in closed form at every M-step (`layer_sums`,
+    the delta leaves to them. One object serves all of a process's chunks of crops (`states[j]` is chunk j's)
+    and holds the per-layer scales once; they are refitted in closed form at every M-step (`layer_sums`,
     `set_scales`). Nothing of it is stored in the prior: the encoder fits its own deltas and scales."""
 
-    def __init__(self, inr: InrConfig, shared: torch.Tensor, n_crops: int, per_crop: int, lr: float,
+    def __init__(self, inr: InrConfig, shared: torch.Tensor, crops: list[int], per_crop: int, lr: float,
                  lr_std: float, beta0: torch.Tensor):
         self.inr, self.per_crop = inr, per_crop
         self.logstd_p = start_logstd(inr, shared.detach())                           # (P_inr,)
         n = inr.n_params
-        self.st = new_state(torch.zeros(n_crops, n, device=shared.device),
-                            (self.logstd_p - 1.0).expand(n_crops, n), beta0, lr, lr_std)
+        self.states = [new_state(torch.zeros(c, n, device=shared.device), (self.logstd_p - 1.0).expand(c, n),
+                                 beta0, lr, lr_std) for c in crops]
 
-    def weights(self, shared: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-        """The network of every patch (B = crops * per_crop, P_inr): `shared` + the crop's delta, sampled
-        with `gen` (the posterior means without)."""
-        d = self.st.mu
+    def weights(self, j: int, shared: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+        """The network of every patch of chunk j (B = crops * per_crop, P_inr): `shared` + the crop's delta,
+        sampled with `gen` (the posterior means without)."""
+        st = self.states[j]
+        d = st.mu
         if gen is not None:
-            d = d + self.st.logstd.exp() * torch.randn(d.shape, generator=gen, device=d.device)
+            d = d + st.logstd.exp() * torch.randn(d.shape, generator=gen, device=d.device)
         return shared + d.repeat_interleave(self.per_crop, 0)
 
-    def kl_bits(self) -> torch.Tensor:
-        """KL of every crop's delta in bits -> (crops,)."""
-        return (kl_gauss(self.st.mu, self.st.logstd, torch.zeros_like(self.logstd_p), self.logstd_p) / LN2).sum(1)
+    def kl_bits(self, j: int) -> torch.Tensor:
+        """KL of every crop's delta in chunk j, in bits -> (crops,)."""
+        st = self.states[j]
+        return (kl_gauss(st.mu, st.logstd, torch.zeros_like(self.logstd_p), self.logstd_p) / LN2).sum(1)
 
-    def layer_sums(self) -> torch.Tensor:
-        """Sum over the crops of the per-layer mean of sigma^2 + mu^2 -> (layers,): the closed-form scales'
-        statistics (summed over processes, divided by the crops, it is the best variance per layer)."""
-        return layer_means(self.inr, torch.exp(2 * self.st.logstd) + self.st.mu ** 2).sum(0).detach()
+    def layer_sums(self, j: int) -> torch.Tensor:
+        """Sum over chunk j's crops of the per-layer mean of sigma^2 + mu^2 -> (layers,): the closed-form
+        scales' statistics (summed over chunks and processes, divided by the crops, it is the best variance
+        per layer)."""
+        st = self.states[j]
+        return layer_means(self.inr, torch.exp(2 * st.logstd) + st.mu ** 2).sum(0).detach()
 
     def set_scales(self, var_per_layer: torch.Tensor) -> None:
         self.logstd_p = (0.5 * torch.log(var_per_layer.to(self.logstd_p))).float()[
             layer_of(self.inr).to(self.logstd_p.device)]
+
+    def state_dict(self) -> dict:
+        """What a learner's checkpoint keeps of the deltas (`load_state_dict` restores it)."""
+        return {"delta_mu": [st.mu.detach() for st in self.states],
+                "delta_logstd": [st.logstd.detach() for st in self.states],
+                "delta_opt": [st.opt.state_dict() for st in self.states], "delta_logstd_p": self.logstd_p}
+
+    def load_state_dict(self, saved: dict) -> None:
+        if len(saved["delta_mu"]) != len(self.states):
+            raise ValueError("the checkpoint's crop deltas are for another split of the training crops")
+        for st, m, s, o in zip(self.states, saved["delta_mu"], saved["delta_logstd"], saved["delta_opt"]):
+            with torch.no_grad():
+                st.mu.copy_(m), st.logstd.copy_(s)
+            st.opt.load_state_dict(o)
+        self.logstd_p = saved["delta_logstd_p"]

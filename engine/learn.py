@@ -249,8 +249,8 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
     opts = {k: torch.optim.Adam([params[k]], lr=lr) for k, (_, lr) in shared.items()}
     if cfg.crop_delta and not shared_inr:
         raise ValueError("crop deltas are for shared-network latent priors")
-    deltas = ([hierarchy.CropDeltas(inr, params["inr"], (s.stop - s.start) // per_item, per_item, cfg.lr,
-                                    cfg.lr_std, beta0) for s in chunks] if cfg.crop_delta else [])
+    deltas = (hierarchy.CropDeltas(inr, params["inr"], [(s.stop - s.start) // per_item for s in chunks], per_item,
+                                   cfg.lr, cfg.lr_std, beta0) if cfg.crop_delta else None)
     start_round, done = 0, 0
     ck = Path(checkpoint) if checkpoint else None
     if ck and ck.exists():
@@ -263,12 +263,8 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
                 st.mu.copy_(m), st.logstd.copy_(s)
             st.beta = b
             st.opt.load_state_dict(o)
-        for d, m, s, o in zip(deltas, saved.get("delta_mu", []), saved.get("delta_logstd", []),
-                              saved.get("delta_opt", [])):
-            with torch.no_grad():
-                d.st.mu.copy_(m), d.st.logstd.copy_(s)
-            d.st.opt.load_state_dict(o)
-            d.logstd_p = saved["delta_logstd_p"]
+        if deltas is not None:
+            deltas.load_state_dict(saved)
         for k in params:
             with torch.no_grad():
                 params[k].copy_(saved[k])
@@ -280,12 +276,12 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
         cv = latent.uniform_canvases((s.stop - s.start) // per_item, rows, cfg.tile, device) if lat_cfg else None
         return latent.Field(inr, emb, None, lat_cfg, None, cv, unit_side(patch, audio), None, compile)
 
-    def bind(f: latent.Field, delta: hierarchy.CropDeltas | None = None, gen=None) -> None:
-        """The shared parameters' current values, inside this step's graph; with `delta`, each patch's network
-        is the shared one plus its crop's delta (sampled with `gen`, the means without)."""
+    def bind(f: latent.Field, j: int | None = None, gen=None) -> None:
+        """The shared parameters' current values, inside this step's graph; with crop deltas and a chunk `j`,
+        each patch's network is the shared one plus its crop's delta (sampled with `gen`, the means without)."""
         f.mix = siren.split_mix(params["mix"], inr) if "mix" in params else None
         f.ups = params.get("ups")
-        f.shared = params.get("inr") if delta is None else delta.weights(params["inr"], gen)
+        f.shared = params.get("inr") if j is None else deltas.weights(j, params["inr"], gen)
 
     total = _total_steps(cfg)
     fields = [make_field(s) for s in chunks]
@@ -294,7 +290,7 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
         Its recorded configuration says `rounds_done` rounds: a snapshot is what a run that short would give."""
         with torch.no_grad():
             for j, o in enumerate(objs):
-                bind(o.field, deltas[j] if deltas else None)
+                bind(o.field, j if deltas is not None else None)
             profile = (red.total({i: (kl_gauss(st.mu, st.logstd, mu_p, logstd_p) / LN2).sum(0)
                                   for i, st in zip(mine, states)}) / n).cpu().numpy().astype(np.float32)
             final_psnr = float(red.total({i: (-10 * torch.log10(o.mean_mse(st))).sum()
@@ -308,10 +304,10 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
         info = dict(data_info or {}, items=n, history=history, item_shape=[*grid, c], learn=learned,
                     train_psnr_mean_weights=round(final_psnr, 3), train_kl_bits=round(float(profile.sum()), 1),
                     processes=red.world, created=time.strftime("%Y-%m-%d"))
-        if deltas:   # the crops' deltas: their KL per patch and the closed-form scales (log2 per layer)
+        if deltas is not None:   # the crops' deltas: their KL per patch and the closed-form scales (log2 per layer)
             with torch.no_grad():
-                dkl = float(red.total({i: d.kl_bits().sum() for i, d in zip(mine, deltas)})) / n
-                scales = hierarchy.layer_means(inr, deltas[0].logstd_p[None])[0] / float(np.log(2.0))
+                dkl = float(red.total({i: deltas.kl_bits(j).sum() for j, i in enumerate(mine)})) / n
+                scales = hierarchy.layer_means(inr, deltas.logstd_p[None])[0] / float(np.log(2.0))
             info.update(train_delta_kl_bits=round(dkl, 1), train_delta_log2_scales=[round(float(v), 2) for v in scales])
         rate = cfg.rate_bpp if audio is None else cfg.rate_bpp * audio.sample_rate / 1000.0  # kbit/s
 
@@ -336,16 +332,16 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
             sums = {}
             for j, (i, st, obj, g) in enumerate(zip(mine, states, objs, gens)):
                 kld = None
-                if deltas:   # the crops' deltas: their KL at the same beta, their distortion through the field
-                    bind(obj.field, deltas[j], g)
-                    kld = deltas[j].kl_bits()
-                    deltas[j].st.opt.zero_grad(set_to_none=True)
+                if deltas is not None:   # the crops' deltas: KL at the same beta, distortion through the field
+                    bind(obj.field, j, g)
+                    kld = deltas.kl_bits(j)
+                    deltas.states[j].opt.zero_grad(set_to_none=True)
                     (st.beta.reshape(()) * kld.sum()).backward()
                 else:
                     bind(obj.field)
                 mse, kl = obj.step(st, g)   # accumulates the shared gradients, steps the posteriors
-                if deltas:
-                    deltas[j].st.opt.step()
+                if deltas is not None:
+                    deltas.states[j].opt.step()
                 kl_sum = kl[:, 0].sum().double() + (kld.detach().sum().double() if kld is not None else 0.0)
                 sums[i] = torch.stack([kl_sum, (-10 * torch.log10(mse)).sum().double()])
                 for k in params:
@@ -377,11 +373,9 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
             var = red.total({i: (torch.exp(2.0 * st.logstd) + (st.mu - mu_p) ** 2).sum(0)
                              for i, st in zip(mine, states)}) / n
             logstd_p = (0.5 * torch.log(var)).float()
-            if deltas:
+            if deltas is not None:
                 n_crops = n // per_item
-                dvar = red.total({i: d.layer_sums() for i, d in zip(mine, deltas)}) / n_crops
-                for d in deltas:
-                    d.set_scales(dvar)
+                deltas.set_scales(red.total({i: deltas.layer_sums(j) for j, i in enumerate(mine)}) / n_crops)
         if ck:
             _save_checkpoint(ck, cfg, states, mu_p, logstd_p, rnd + 1, done, params, opts, deltas)
         if snapshot is not None and rnd < cfg.rounds:
@@ -391,14 +385,13 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
 
 
 def _save_checkpoint(path: Path, cfg, states, mu_p, logstd_p, rnd: int, done: int, params=None, opts=None,
-                     deltas=()) -> None:
+                     deltas: "hierarchy.CropDeltas | None" = None) -> None:
     tmp = path.with_name(path.name + ".tmp")
     extra = {}
     for k in params or {}:
         extra[k], extra[k + "_opt"] = params[k].detach(), opts[k].state_dict()
-    if deltas:
-        extra |= {"delta_mu": [d.st.mu.detach() for d in deltas], "delta_logstd": [d.st.logstd.detach() for d in deltas],
-                  "delta_opt": [d.st.opt.state_dict() for d in deltas], "delta_logstd_p": deltas[0].logstd_p}
+    if deltas is not None:
+        extra |= deltas.state_dict()
     torch.save(extra | {"config": repr(cfg), "mu_p": mu_p, "logstd_p": logstd_p, "round": rnd, "done": done,
                 "mu": [st.mu.detach() for st in states], "logstd": [st.logstd.detach() for st in states],
                 "beta": [st.beta for st in states], "opt": [st.opt.state_dict() for st in states]}, tmp)

@@ -70,28 +70,34 @@ def test_a_prior_learned_with_crop_deltas_codes_images_exactly(learned, tmp_path
 def test_every_patch_renders_with_its_own_crops_delta():
     """Crops are runs of `per_crop` consecutive patches (as latent.uniform_canvases lays them out)."""
     shared = torch.randn(INR.n_params)
-    d = hierarchy.CropDeltas(INR, shared, n_crops=3, per_crop=4, lr=1e-3, lr_std=1e-2, beta0=torch.ones(1, 1))
+    d = hierarchy.CropDeltas(INR, shared, crops=[3, 2], per_crop=4, lr=1e-3, lr_std=1e-2, beta0=torch.ones(1, 1))
     with torch.no_grad():
-        d.st.mu.copy_(torch.arange(3.0)[:, None].expand(3, INR.n_params))
-    w = d.weights(shared, None)                                                     # (12, P_inr)
+        d.states[0].mu.copy_(torch.arange(3.0)[:, None].expand(3, INR.n_params))
+        d.states[1].mu.fill_(-1.0)
+    w = d.weights(0, shared, None)                                                  # (12, P_inr)
     assert w.shape == (12, INR.n_params)
     assert torch.equal(w, shared + torch.arange(3.0).repeat_interleave(4)[:, None])
-    noisy = d.weights(shared, torch.Generator().manual_seed(0))
+    assert torch.equal(d.weights(1, shared, None), (shared - 1.0).expand(8, INR.n_params))   # chunk 1's own crops
+    noisy = d.weights(0, shared, torch.Generator().manual_seed(0))
     assert not torch.equal(noisy, w)
 
 
 def test_the_closed_form_scales_minimise_the_deltas_kl():
     shared = torch.randn(INR.n_params)
-    d = hierarchy.CropDeltas(INR, shared, n_crops=5, per_crop=4, lr=1e-3, lr_std=1e-2, beta0=torch.ones(1, 1))
+    d = hierarchy.CropDeltas(INR, shared, crops=[3, 2], per_crop=4, lr=1e-3, lr_std=1e-2, beta0=torch.ones(1, 1))
     with torch.no_grad():
-        d.st.mu.normal_(0.0, 0.3)
-        d.st.logstd.fill_(-3.0)
-    d.set_scales(d.layer_sums() / 5)
-    best = float(d.kl_bits().detach().sum())
+        for st, s in zip(d.states, (0.3, 0.5)):   # two chunks of crops, one set of scales for both
+            st.mu.normal_(0.0, s)
+            st.logstd.fill_(-3.0)
+
+    def kl() -> float:
+        return float(sum(d.kl_bits(j).detach().sum() for j in range(2)))
+    d.set_scales((d.layer_sums(0) + d.layer_sums(1)) / 5)
+    best = kl()
     base = d.logstd_p.clone()
     for shift in (-0.1, 0.1):
         d.logstd_p = base + shift
-        assert float(d.kl_bits().detach().sum()) > best
+        assert kl() > best
 
 
 def test_learning_with_crop_deltas_resumes_from_its_checkpoint(tmp_path):
