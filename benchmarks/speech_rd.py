@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import metrics  # noqa: E402
 from benchmarks.fit_options import add_fit_option, fit_overrides  # noqa: E402
-from engine.audio_codec import decode_audio_full, encode_audio_batch  # noqa: E402
+from engine.audio_codec import EITHER, decode_audio_full, encode_audio_batch  # noqa: E402
 from engine.audio_gain import level_dbfs  # noqa: E402
 from engine.audio_io import is_audio_path, read_audio  # noqa: E402
 from engine.codec import run  # noqa: E402
@@ -122,6 +122,8 @@ def main() -> None:
     add_shortlist_option(ap)
     ap.add_argument("--uniform", action="store_true", help="one block count for every chunk (ablation)")
     ap.add_argument("--delta", action="store_true", help="code a clip-level network delta (kind 12; ablation)")
+    ap.add_argument("--try-delta", action="store_true",
+                    help="code every clip without and with a clip-level delta, keep the better (twice the time)")
     ap.add_argument("--no-envelope", action="store_true", help="no chunk envelope (kind 10 or 12; ablation)")
     ap.add_argument("--prior-dir", action="append", default=None)
     ap.add_argument("--prior", default=None, help="force this prior file for every rate")
@@ -148,7 +150,8 @@ def main() -> None:
     total_s = sum(x.shape[0] / sr for _, x, sr in clips)
     print(f"{len(clips)} clips, {total_s:.1f} s of audio, level {a.level if a.level is not None else 'as recorded'}, "
           f"device {a.device}, preset {a.preset}, {'uniform' if a.uniform else 'by content'}, "
-          f"{'clip delta' if a.delta else 'no delta'}, {'no envelope' if a.no_envelope else 'envelope'}, torch "
+          f"{'clip delta' if a.delta else 'delta where it helps' if a.try_delta else 'no delta'}, "
+          f"{'no envelope' if a.no_envelope else 'envelope'}, torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads", flush=True)
     fit = fit_overrides(_fit_config(a), a.fit)
     rows, per_clip = [], []
@@ -156,7 +159,8 @@ def main() -> None:
         t0, c0 = time.time(), time.process_time()
         res = run(encode_audio_batch([(x, sr) for _, x, sr in clips], kbps, prior=forced, fit=fit,
                                      device=a.device, prior_dirs=a.prior_dir, compile=a.compile,
-                                     adaptive=not a.uniform, adapt=a.delta,
+                                     adaptive=not a.uniform,
+                                     adapt=EITHER if a.try_delta and not a.delta else a.delta,
                                      envelope=not a.no_envelope))
         enc_s, enc_cpu = time.time() - t0, time.process_time() - c0
         ours, ref = [], {"mp3": [], "opus": []}

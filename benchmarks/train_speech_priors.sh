@@ -97,4 +97,9 @@ if [ "$MODE" = stages ]; then
   stage 24 512 8 "$OUT/speech16k-latent-24kbps-env.safetensors" "$OUT/speech16k-latent-24kbps-env2.safetensors" \
     --items 512 --shared-lr 1e-3 --latent 800,400,200,100,50,25 --envelope --name speech16k-latent-24kbps-env2 &
   wait
+  # Session of 2026-12-05 (seventh): a crop-delta stage (a network delta per run of 16 chunks, 0.8 s, as the
+  # encoder's clip delta) from env2 on runs of 16 chunks 1024..1151. Not shipped: 11.63 dB SNR on the 3-s set with
+  # the clip delta and 10.64 without, against env2's 11.93 without (docs/results.md).
+  #   stage 12 1024 8 "$OUT/speech16k-latent-12kbps-env2.safetensors" /tmp/sp12cd.safetensors --items 128 --tile 16 \
+  #     --shared-lr 1e-3 --latent 800,400,200,100,50,25 --envelope --crop-delta --name speech16k-latent-12kbps-cd1
 fi

@@ -21,6 +21,7 @@ margin on each side (see latent.py), which gives the features of the whole chann
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Generator, Sequence
 
@@ -41,6 +42,7 @@ from .errors import CmbFormatError, CombinerError, MediaError, PriorError
 from .prior import Prior, find_by_short_id, nearest
 
 MAX_SAMPLE_RATE = 1_536_000
+EITHER = "either"    # encode_audio_batch(adapt=EITHER): each clip coded with and without its delta, the better kept
 MAX_UNITS = 512      # sounding chunks the encoder fits and codes together (memory is bounded by this, not the clip)
 RENDER_BATCH = 256   # units evaluated together when rendering; fixed so sender and receiver compute alike
 LEVELS = 8           # distinct block counts a clip's sounding units may take (plus 0 for digital silence)
@@ -354,7 +356,8 @@ def _plan_clip(x: np.ndarray, sr: int, kbps: float, prior: Prior, seed: int, ada
 def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | None = None, *,
                        prior: Prior | None = None, fit: FitConfig = FitConfig(),
                        device: str | torch.device = "cpu", seed: int = 0, prior_dirs=None, compile: bool = False,
-                       max_units: int | None = None, adaptive: bool = True, adapt: bool = False, envelope: bool = True,
+                       max_units: int | None = None, adaptive: bool = True, adapt: bool | str = False,
+                       envelope: bool = True,
                        journal: Journal | None = None) -> Generator[EncodeEvent, None, list[EncodedAudio]]:
     """Encode clips [(samples, sample_rate), ...] at one target rate (kbit/s from the real file size).
 
@@ -370,6 +373,7 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
     batch (kind 12; engine.hierarchy). A clip is then never batched with another, so its file does not depend on
     what it is encoded with. Off by default: on speech_test at 24 kbps it measured 0.1 dB below kind 10 (the
     latent grids carry the clip; the shared network is small) at 1.4x the encode time (docs/results.md).
+    `adapt=EITHER` codes every clip both ways and keeps the better file (`_encode_either`).
 
     `envelope` (default) also stores one level per chunk (kinds 13 and 14; engine/audio_envelope.py): each chunk
     is fitted at the reference level and its error weighed by its level. Without it: kinds 10 and 12.
@@ -378,6 +382,10 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
     batches an earlier run of the same encode wrote there are taken from it instead of being coded again
     (`journal.restored` says how many). The file is the same either way.
     """
+    if adapt == EITHER:
+        return (yield from _encode_either(clips, kbps, dict(
+            prior=prior, fit=fit, device=device, seed=seed, prior_dirs=prior_dirs, compile=compile,
+            max_units=max_units, adaptive=adaptive, envelope=envelope, journal=journal)))
     device = torch.device(device)
     fit = fit.for_modality("audio")
     xs = [(check_audio(x, sr), int(sr)) for x, sr in clips]
@@ -459,6 +467,48 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
         out.append(EncodedAudio(data, recon, pl.sr, hdr, prior, audio_psnr(pl.x, recon), audio_snr(pl.x, recon),
                                 kl, list(pl.budget.warnings), pl.blocks.copy()))
     return out
+
+
+def _encode_either(clips: Sequence[tuple[np.ndarray, int]], kbps: float | None, kw: dict
+                   ) -> Generator[EncodeEvent, None, list[EncodedAudio]]:
+    """`encode_audio_batch(adapt=EITHER)`: every clip is coded without a network delta, then, where a delta can
+    serve it (a shared-network prior, a sounding clip of at most one batch of units), again with its clip's
+    delta alone; per clip the file whose decoded SNR against the input is higher is kept (the plain one on a
+    tie). The receiver needs nothing new: either file is an ordinary kind 13/14 (10/12) file. The delta helps
+    clips the prior fits badly and costs the others its blocks (docs/results.md), and only the sender can tell
+    which, by trying. Up to twice the encode time; steps are reported over both passes."""
+    span: list[int] = []
+    plain = yield from _rescaled(encode_audio_batch(clips, kbps, adapt=False, **kw), span)
+    prior, most = plain[0].prior, kw.get("max_units") or MAX_UNITS
+    tries = [i for i, r in enumerate(plain) if hierarchy.adapts(prior) and r.unit_blocks.any()
+             and len(r.unit_blocks) <= most]
+    if not tries:
+        return plain
+    again = yield from _rescaled(encode_audio_batch([clips[i] for i in tries], kbps, adapt=True,
+                                                    **dict(kw, prior=prior, journal=None)), span)
+    out = list(plain)
+    for i, r in zip(tries, again):
+        if r.snr > plain[i].snr:
+            out[i] = r
+    return out
+
+
+def _rescaled(gen: Generator[EncodeEvent, None, list], span: list[int]) -> Generator[EncodeEvent, None, list]:
+    """The events of one of `_encode_either`'s two passes as steps of both, out of twice the first pass's
+    total: the first pass (`span` empty) fills the first half and leaves its total in `span`; the second is
+    scaled into the other half."""
+    first = not span
+    while True:
+        try:
+            ev = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if first:
+            span[:] = [ev.total_steps]
+            step = ev.step
+        else:
+            step = span[0] + round(span[0] * ev.step / max(1, ev.total_steps))
+        yield dataclasses.replace(ev, step=step, total_steps=2 * span[0])
 
 
 def _keep(plans: list[_ClipPlan], part: list[tuple[int, int]], coded: CodedBatch, context: LatentContext | None,

@@ -455,7 +455,7 @@ def encode_items(a, inputs, imgs: dict, clips: dict, dev, dests: list | None = N
             out[i] = (r.data, f"{len(r.data)} bytes, {r.bpp:.4f} bpp, PSNR {r.psnr:.2f} dB "
                               f"(prior {r.prior.name}, {r.header.n_blocks} blocks)", r.bpp, "bpp")
     if clips:
-        from .audio_codec import encode_audio, plan_budget
+        from .audio_codec import EITHER, encode_audio, plan_budget
         from .audio_gain import GAIN_STEP_DB
         from .prior import nearest
 
@@ -466,7 +466,8 @@ def encode_items(a, inputs, imgs: dict, clips: dict, dev, dests: list | None = N
                 print(f"combiner: warning: {inputs[i].name}: {wmsg}", file=sys.stderr)
             journal = _journal(a, dests[i], inputs) if dests is not None else None
             gen = encode_audio(x, sr, a.kbps, prior=chosen, fit=fit, device=dev, seed=a.seed,
-                               prior_dirs=a.prior_dir, compile=a.compile, adapt=adapt, envelope=a.envelope,
+                               prior_dirs=a.prior_dir, compile=a.compile,
+                               adapt=EITHER if a.try_delta and a.delta is None else adapt, envelope=a.envelope,
                                journal=journal)
             r = _journaled(gen, inputs[i].name, a.quiet, journal, inputs[i].name)
             ub = r.unit_blocks
@@ -724,6 +725,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="shared-network latent priors: code a network delta for the whole image or clip (kind 11 or "
                     "12) or not (--no-delta: kind 9 or 10). Default: images yes, audio no (it measured no gain "
                     "on speech)")
+    en.add_argument("--try-delta", action="store_true",
+                    help="audio: code each clip without and with a clip-level network delta and keep the file "
+                    "that decodes closer to the input (up to twice the encode time)")
     en.add_argument("--delta-group", type=int, default=None, metavar="N",
                     help="images: code a network delta for each group of NxN patches (kind 15) instead of one for "
                     "the whole image; 0: one for the image (kind 11)")

@@ -182,6 +182,41 @@ def test_silent_clips_and_plain_priors_get_no_delta(audio_latent_prior, audio_la
         audio_codec.decode_audio(forged, [tiny_audio_prior_dir])
 
 
+def test_either_keeps_per_clip_the_better_of_the_plain_and_the_delta_file(audio_latent_prior, tiny_audio_prior):
+    """adapt=EITHER: each clip's file is byte for byte the plain encode or the delta encode of that clip,
+    whichever decodes with the higher SNR; a clip longer than one batch, a silent one and a plain prior get
+    the plain file only; steps are reported over both passes."""
+    from engine import audio_codec
+
+    from .conftest import FAST_FIT
+    clips = [(_clip(0.3, 21), 16000), (_clip(0.2, 22), 16000), (np.zeros(3000, np.float32), 16000)]
+    events, gen = [], audio_codec.encode_audio_batch(clips, 32, prior=audio_latent_prior, fit=FAST_FIT,
+                                                      adapt=audio_codec.EITHER)
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            either = stop.value
+            break
+    plain = run(audio_codec.encode_audio_batch(clips, 32, prior=audio_latent_prior, fit=FAST_FIT))
+    for (x, sr), p, e in zip(clips[:2], plain, either):
+        d = run(audio_codec.encode_audio(x, sr, 32, prior=audio_latent_prior, fit=FAST_FIT, adapt=True))
+        assert d.header.delta_blocks >= 1 and d.data != p.data
+        best = d if d.snr > p.snr else p
+        assert e.data == best.data and e.snr == max(d.snr, p.snr)
+    assert either[2].data == plain[2].data and either[2].header.delta_blocks == 0
+    steps = [ev.step for ev in events]
+    assert steps == sorted(steps) and steps[-1] <= events[-1].total_steps
+    assert steps[-1] > 0.75 * events[-1].total_steps   # the second pass fills the second half
+    long = run(audio_codec.encode_audio(clips[0][0], 16000, 32, prior=audio_latent_prior, fit=FAST_FIT,
+                                        max_units=4, adapt=audio_codec.EITHER))
+    assert long.data == run(audio_codec.encode_audio(clips[0][0], 16000, 32, prior=audio_latent_prior,
+                                                     fit=FAST_FIT, max_units=4)).data
+    tiny = run(audio_codec.encode_audio(_clip(), 16000, 32, prior=tiny_audio_prior, fit=FAST_FIT,
+                                        adapt=audio_codec.EITHER))
+    assert tiny.header.delta_blocks == 0
+
+
 def test_cli_codes_a_clip_delta_when_asked(audio_latent_prior_dir, tmp_path, capfd):
     import soundfile as sf
 
@@ -200,6 +235,12 @@ def test_cli_codes_a_clip_delta_when_asked(audio_latent_prior_dir, tmp_path, cap
         info = run_cli(capfd, "info", out, "--prior-dir", audio_latent_prior_dir)
         assert info.returncode == 0 and ("clip's network delta" in info.stdout) == delta
         assert ("envelope:" in info.stdout) == ("--no-envelope" not in extra)
+    either = tmp_path / "either.cmb"   # --try-delta: one of the two files above, whichever decodes closer
+    r = run_cli(capfd, "encode", src, "--kbps", 32, "-o", either, "--prior", prior, "--preset", "fast", "-q",
+                "--try-delta")
+    assert r.returncode == 0, r.stderr
+    assert either.read_bytes() in [(tmp_path / f"out{k}.cmb").read_bytes()
+                                   for k in (container.KIND_AUDIO_ENV_DELTA, container.KIND_AUDIO_ENV)]
 
 
 def test_the_apps_plan_sizes_the_file_the_engine_writes(shared, shared_dir):
