@@ -52,3 +52,8 @@ lat --items 32 --tile 4 --crop-delta --first-steps 100 --warmup 0 --rounds 9 --s
     --init-prior priors/photo64-shared-0.3bpp-s6.safetensors --name photo64-shared-0.3bpp-cd1 -o /tmp/cd1.safetensors
 lat --items 32 --tile 4 --crop-delta --first-steps 100 --warmup 0 --rounds 9 --skip 32 --no-compile \
     --init-prior priors/photo64-shared-0.3bpp-cd1.safetensors --name photo64-shared-0.3bpp-cd2 -o /tmp/cd2.safetensors
+# Sessions of 2026-12-05 (sixth and seventh): t3cd from cd2 with crops of 3x3 patches, the encoder's groups at
+# 0.3 bpp (192x192 crops 0..56), shipped as -t3cd (+0.05 dB on all 24 Kodak images, 18 of 24 better; docs/results.md). The next
+# stage continues with --skip 57 --init-prior priors/photo64-shared-0.3bpp-t3cd.safetensors.
+lat --items 57 --tile 3 --crop-delta --first-steps 100 --warmup 0 --rounds 9 --skip 0 --no-compile \
+    --init-prior priors/photo64-shared-0.3bpp-cd2.safetensors --name photo64-shared-0.3bpp-t3cd -o /tmp/t3cd.safetensors
