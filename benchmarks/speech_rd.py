@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import metrics  # noqa: E402
 from benchmarks.fit_options import add_fit_option, fit_overrides  # noqa: E402
-from engine.audio_codec import EITHER, decode_audio_full, encode_audio_batch  # noqa: E402
+from engine.audio_codec import adapt_mode, decode_audio_full, encode_audio_batch  # noqa: E402
 from engine.audio_gain import level_dbfs  # noqa: E402
 from engine.audio_io import is_audio_path, read_audio  # noqa: E402
 from engine.codec import run  # noqa: E402
@@ -121,7 +121,7 @@ def main() -> None:
     ap.add_argument("--preset", default="default", choices=list(PRESETS))
     add_shortlist_option(ap)
     ap.add_argument("--uniform", action="store_true", help="one block count for every chunk (ablation)")
-    ap.add_argument("--delta", action="store_true", help="code a clip-level network delta (kind 12; ablation)")
+    ap.add_argument("--delta", action="store_const", const=True, default=None, help="code a clip-level network delta (kind 12; ablation)")
     ap.add_argument("--try-delta", action="store_true",
                     help="code every clip without and with a clip-level delta, keep the better (twice the time)")
     ap.add_argument("--no-envelope", action="store_true", help="no chunk envelope (kind 10 or 12; ablation)")
@@ -160,7 +160,7 @@ def main() -> None:
         res = run(encode_audio_batch([(x, sr) for _, x, sr in clips], kbps, prior=forced, fit=fit,
                                      device=a.device, prior_dirs=a.prior_dir, compile=a.compile,
                                      adaptive=not a.uniform,
-                                     adapt=EITHER if a.try_delta and not a.delta else a.delta,
+                                     adapt=adapt_mode(a.delta, a.try_delta),
                                      envelope=not a.no_envelope))
         enc_s, enc_cpu = time.time() - t0, time.process_time() - c0
         ours, ref = [], {"mp3": [], "opus": []}

@@ -308,6 +308,16 @@ def check_audio(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     return np.clip(x, -1.0, 1.0)
 
 
+def adapt_mode(delta: bool | None, try_delta: bool) -> bool | str:
+    """`encode_audio_batch`'s `adapt` for a user's choice: `delta` True or False when the user asked for or
+    against a clip delta, None when they did not; `try_delta` asks the sender to try both (EITHER). Asking for
+    both is refused (CombinerError): the user would not know which was obeyed."""
+    if try_delta and delta is not None:
+        raise CombinerError("--try-delta chooses per clip whether to code a network delta: "
+                            "give it without --delta or --no-delta")
+    return EITHER if try_delta else bool(delta)
+
+
 def encode_audio(samples: np.ndarray, sample_rate: int, kbps: float | None = None, **kw
                  ) -> Generator[EncodeEvent, None, EncodedAudio]:
     """Encode one clip, (N,) or (N, C) samples (float in [-1, 1] or integer PCM) at `sample_rate` Hz.
@@ -479,9 +489,10 @@ def _encode_either(clips: Sequence[tuple[np.ndarray, int]], kbps: float | None, 
     which, by trying. Up to twice the encode time; steps are reported over both passes."""
     span: list[int] = []
     plain = yield from _rescaled(encode_audio_batch(clips, kbps, adapt=False, **kw), span)
+    if not plain or not hierarchy.adapts(plain[0].prior):
+        return plain
     prior, most = plain[0].prior, kw.get("max_units") or MAX_UNITS
-    tries = [i for i, r in enumerate(plain) if hierarchy.adapts(prior) and r.unit_blocks.any()
-             and len(r.unit_blocks) <= most]
+    tries = [i for i, r in enumerate(plain) if r.unit_blocks.any() and len(r.unit_blocks) <= most]
     if not tries:
         return plain
     again = yield from _rescaled(encode_audio_batch([clips[i] for i in tries], kbps, adapt=True,

@@ -60,6 +60,10 @@ def check_common_options(a) -> None:
         v = getattr(a, opt, None)
         if v is not None and (not math.isfinite(v) or v < 0):
             raise CombinerError(f"--{opt.replace('_', '-')} must be 0 (no limit) or positive (got {v:g})")
+    if hasattr(a, "try_delta"):
+        from .audio_codec import adapt_mode
+
+        adapt_mode(a.delta, a.try_delta)   # a contradictory delta choice is refused before any work
 
 
 def _init_distributed(device: str) -> tuple[int, int]:
@@ -455,20 +459,19 @@ def encode_items(a, inputs, imgs: dict, clips: dict, dev, dests: list | None = N
             out[i] = (r.data, f"{len(r.data)} bytes, {r.bpp:.4f} bpp, PSNR {r.psnr:.2f} dB "
                               f"(prior {r.prior.name}, {r.header.n_blocks} blocks)", r.bpp, "bpp")
     if clips:
-        from .audio_codec import EITHER, encode_audio, plan_budget
+        from .audio_codec import adapt_mode, encode_audio, plan_budget
         from .audio_gain import GAIN_STEP_DB
         from .prior import nearest
 
+        adapt = adapt_mode(a.delta, a.try_delta)   # audio: a delta only when asked (no gain measured on speech)
         for i, (x, sr) in clips.items():
             chosen = forced or nearest("audio", 1, a.kbps, a.prior_dir)
-            adapt = bool(a.delta)   # audio: only when asked (no gain measured on speech)
-            for wmsg in plan_budget(x, sr, a.kbps, chosen, a.seed, adapt, a.envelope).warnings:   # said first
+            for wmsg in plan_budget(x, sr, a.kbps, chosen, a.seed, adapt is True, a.envelope).warnings:   # said first
                 print(f"combiner: warning: {inputs[i].name}: {wmsg}", file=sys.stderr)
             journal = _journal(a, dests[i], inputs) if dests is not None else None
             gen = encode_audio(x, sr, a.kbps, prior=chosen, fit=fit, device=dev, seed=a.seed,
                                prior_dirs=a.prior_dir, compile=a.compile,
-                               adapt=EITHER if a.try_delta and a.delta is None else adapt, envelope=a.envelope,
-                               journal=journal)
+                               adapt=adapt, envelope=a.envelope, journal=journal)
             r = _journaled(gen, inputs[i].name, a.quiet, journal, inputs[i].name)
             ub = r.unit_blocks
             out[i] = (r.data, f"{len(r.data)} bytes, {r.kbps:.3f} kbps, SNR {r.snr:.2f} dB, PSNR {r.psnr:.2f} dB "

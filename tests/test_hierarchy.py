@@ -215,6 +215,20 @@ def test_either_keeps_per_clip_the_better_of_the_plain_and_the_delta_file(audio_
     tiny = run(audio_codec.encode_audio(_clip(), 16000, 32, prior=tiny_audio_prior, fit=FAST_FIT,
                                         adapt=audio_codec.EITHER))
     assert tiny.header.delta_blocks == 0
+    assert run(audio_codec.encode_audio_batch([], 32, prior=audio_latent_prior, fit=FAST_FIT,
+                                              adapt=audio_codec.EITHER)) == []
+
+
+def test_adapt_mode_maps_the_users_delta_choice():
+    from engine import audio_codec
+    from engine.errors import CombinerError
+
+    assert audio_codec.adapt_mode(None, False) is False and audio_codec.adapt_mode(False, False) is False
+    assert audio_codec.adapt_mode(True, False) is True
+    assert audio_codec.adapt_mode(None, True) == audio_codec.EITHER
+    for delta in (True, False):
+        with pytest.raises(CombinerError, match="--try-delta"):
+            audio_codec.adapt_mode(delta, True)
 
 
 def test_cli_codes_a_clip_delta_when_asked(audio_latent_prior_dir, tmp_path, capfd):
@@ -241,6 +255,11 @@ def test_cli_codes_a_clip_delta_when_asked(audio_latent_prior_dir, tmp_path, cap
     assert r.returncode == 0, r.stderr
     assert either.read_bytes() in [(tmp_path / f"out{k}.cmb").read_bytes()
                                    for k in (container.KIND_AUDIO_ENV_DELTA, container.KIND_AUDIO_ENV)]
+    for flag in ("--delta", "--no-delta"):   # a contradictory choice: one line, no file, before any work
+        bad = tmp_path / "bad.cmb"
+        r = run_cli(capfd, "encode", src, "--kbps", 32, "-o", bad, "--prior", prior, "-q", "--try-delta", flag)
+        assert r.returncode != 0 and "--try-delta" in r.stderr and "Traceback" not in r.stderr
+        assert not bad.exists()
 
 
 def test_the_apps_plan_sizes_the_file_the_engine_writes(shared, shared_dir):
