@@ -62,7 +62,7 @@ class AudioRateExplorer(LadderMixin, QWidget):
         return self.clip is not None
 
     def __init__(self, settings: Callable[[], tuple], prior_dirs=None, ladder=AUDIO_LADDER, parent=None):
-        """`settings()` -> (FitConfig, device) at the moment Explore is pressed."""
+        """`settings()` -> (FitConfig, device, audio's delta choice) at the moment Explore is pressed."""
         super().__init__(parent)
         self.settings, self.prior_dirs, self.ladder = settings, prior_dirs, tuple(ladder)
         self.clip: AudioClip | None = None

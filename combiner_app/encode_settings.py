@@ -1,5 +1,5 @@
 """The settings panel shown next to an opened image or audio clip: target rate (bpp for images, kbps for audio),
-encoder preset, noise shaping (audio), device, Compress/Cancel."""
+encoder preset, noise shaping and the clip delta's trial (audio), device, Compress/Cancel."""
 from __future__ import annotations
 
 import torch
@@ -7,12 +7,18 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
                                QLabel, QPushButton, QVBoxLayout)
 
+from engine import hierarchy
+from engine.audio_codec import adapt_mode
 from engine.config import PRESETS, FitConfig, perceptual
 from engine.errors import CombinerError
 
 from .plans import AudioClip, plan_audio, plan_image
 
 __all__ = ["PRESETS", "SettingsPanel", "devices"]  # PRESETS: the same as `combiner encode --preset`
+
+TRY_DELTA_TIP = ("Codes the clip twice, without and with a delta on the prior's shared network, and keeps the "
+                 "file that decodes closer to the input (about twice the time; it helps clips the prior fits "
+                 "badly). The file decodes as any other")
 
 
 def devices() -> list[str]:
@@ -62,6 +68,10 @@ class SettingsPanel(QGroupBox):
         self.perceptual.setObjectName("perceptualCheck")
         self.perceptual.setToolTip("Speech-codec noise shaping: the coding noise follows the formants of the speech. "
                                    "Higher PESQ and STOI, lower SNR; the file decodes as any other")
+        self.try_delta = QCheckBox("Also try a network delta for the clip")
+        self.try_delta.setObjectName("tryDeltaCheck")
+        self.try_delta.setToolTip(TRY_DELTA_TIP)
+        self._delta_possible = False            # the planned prior has a shared network to adapt
         self.device = QComboBox()
         self.device.setObjectName("deviceCombo")
         self.device.addItems(devices())
@@ -86,6 +96,8 @@ class SettingsPanel(QGroupBox):
         form.addRow("Encoder effort", self.preset)
         form.addRow("", self.perceptual)
         form.setRowVisible(self.perceptual, False)
+        form.addRow("", self.try_delta)
+        form.setRowVisible(self.try_delta, False)
         form.addRow("Device", self.device)
         buttons = QHBoxLayout()
         buttons.addWidget(self.compress_button)
@@ -118,12 +130,14 @@ class SettingsPanel(QGroupBox):
         self.bpp.valueChanged.connect(self._update_plan)
         self.kbps.valueChanged.connect(self._update_plan)
         self.preset.currentTextChanged.connect(lambda _: self.refresh_estimate())
+        self.try_delta.toggled.connect(lambda _: self.refresh_estimate())   # twice the work when ticked
         self.device.currentTextChanged.connect(lambda _: self.refresh_estimate())
 
     def _audio_mode(self, audio: bool) -> None:
         self.form.setRowVisible(self.bpp, not audio)
         self.form.setRowVisible(self.kbps, audio)
         self.form.setRowVisible(self.perceptual, audio)
+        self.form.setRowVisible(self.try_delta, audio)
 
     def rate(self) -> float:
         """The target rate in the opened file's unit (kbps for audio, bpp for images)."""
@@ -153,6 +167,16 @@ class SettingsPanel(QGroupBox):
             fit = perceptual(fit)
         return fit
 
+    def adapt(self) -> bool | str:
+        """`encode_audio`'s `adapt` for the ticked choice: audio.EITHER to try the clip delta, else False."""
+        return adapt_mode(None, self.clip is not None and self._delta_possible and self.try_delta.isChecked())
+
+    def _show_delta(self, possible: bool) -> None:
+        self._delta_possible = possible
+        self.try_delta.setEnabled(possible and self.compress_button.isEnabled())
+        self.try_delta.setToolTip(TRY_DELTA_TIP + ("" if possible else
+                                                   "\n(not for this rate: its prior has no shared network)"))
+
     def _update_plan(self) -> None:
         if self.shape is None and self.clip is None:
             return
@@ -168,6 +192,7 @@ class SettingsPanel(QGroupBox):
             return
         self._plan = p
         self._show_roi(bool(p.patch))
+        self._show_delta(p.modality == "audio" and hierarchy.adapts(p.prior))
         self.refresh_estimate()
         if p.modality == "audio":
             kbps = p.file_bits / 1000.0 / self.clip.seconds
@@ -203,4 +228,5 @@ class SettingsPanel(QGroupBox):
         for w in (self.bpp, self.kbps, self.preset, self.perceptual, self.device, self.compress_button,
                   self.roi_check, self.roi_clear):
             w.setEnabled(not running)
+        self.try_delta.setEnabled(not running and self._delta_possible)
         self.cancel_button.setEnabled(running)

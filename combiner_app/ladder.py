@@ -76,12 +76,13 @@ class LadderMixin:
     def _start(self, signal, rates: list[float], status: str) -> None:
         """Run the ladder `rates` on `signal` (an image or clip) with the settings of this moment."""
         self.rates = rates
-        fit, device = self.settings()
+        fit, device, adapt = self.settings()
         self.explore_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText(status)
         self.busy_changed.emit(True)
-        self.runner.start(signal, rates, fit, device, self.prior_dirs, keep_going=True, references=True)
+        self.runner.start(signal, rates, fit, device, self.prior_dirs, keep_going=True, references=True,
+                          adapt=adapt)
 
     def has_signal(self) -> bool:
         raise NotImplementedError

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QApplication, QFileDialog, QLabel, QMainWindow, Q
                                QSplitter, QStackedWidget, QSystemTrayIcon, QTabWidget)
 
 from engine import codec, container, journal, media, patch_codec
+from engine.audio_codec import EITHER
 from engine.audio_io import AUDIO_SUFFIXES, audio_file_bytes, is_audio_path, read_audio
 from engine.errors import CombinerError, PriorError
 from engine.metrics import fmt
@@ -88,6 +89,8 @@ def _units_text(header) -> str:
         lv = level_range(header.envelope, ub)
         if lv:
             text += f", chunk levels {lv[0]:+g} to {lv[1]:+g} dB"
+    if header.delta_blocks:
+        text += f", network delta {header.delta_blocks} blocks"
     return text
 
 class MainWindow(QMainWindow):
@@ -142,6 +145,7 @@ class MainWindow(QMainWindow):
         self._decode_path: Path | None = None
         self._pending_encode: dict | None = None   # Compress was pressed; the worker starts after the next paint
         self._tab_soon = None                      # a tab to show on the next turn of the event loop
+        self._encode_adapt: bool | str = False      # the running Compress's audio delta choice
         self._done_soon: bool | None = None        # the encode's end, handled once its result is on screen
         self._probe_thread = None
         self.probe_costs = probe_costs             # measure this machine once when it has no cost model yet
@@ -231,6 +235,8 @@ class MainWindow(QMainWindow):
         sp.perceptual.setChecked(str(self.store.value("encode/perceptual", "false")).lower() == "true")
         sp.preset.currentTextChanged.connect(lambda t: self._store("encode/preset", t))
         sp.perceptual.toggled.connect(lambda on: self._store("encode/perceptual", "true" if on else "false"))
+        sp.try_delta.setChecked(str(self.store.value("encode/try_delta", "false")).lower() == "true")
+        sp.try_delta.toggled.connect(lambda on: self._store("encode/try_delta", "true" if on else "false"))
         sp.device.currentTextChanged.connect(lambda t: self._store("encode/device", t))
         sp.bpp.valueChanged.connect(lambda v: self._store("encode/bpp", v))
         sp.kbps.valueChanged.connect(lambda v: self._store("encode/kbps", v))
@@ -322,7 +328,7 @@ class MainWindow(QMainWindow):
     def _estimate_text(self, plan) -> str:
         from .progress import estimate_seconds
         from .live_view import _fmt_time
-        fit, device = self._current_settings()
+        fit, device, adapt = self._current_settings()
         ratio, per_size = self._cost_model(device)
         secs = estimate_seconds(plan, fit, per_size, ratio, sum(self._overheads(device)))
         if secs is None:
@@ -331,6 +337,9 @@ class MainWindow(QMainWindow):
                     "Estimated time: known after the first encode on this machine")
         note = (". Coded batch by batch: cancelling keeps the finished batches, and compressing again at these "
                 "settings continues from them" if plan.resumable else "")
+        if adapt == EITHER and plan.modality == "audio":   # coded twice, without and with the clip delta
+            secs *= 2
+            note = ". Twice the work: the clip is coded without and with a network delta" + note
         if self.store.value(f"cost/{device}/source", "encode", str) == "probe":
             return (f"Estimated time: roughly {_fmt_time(secs)} with this preset on {device} (from a short probe "
                     f"of this machine; measured properly by the first encode){note}")
@@ -693,7 +702,9 @@ class MainWindow(QMainWindow):
 
     # -- encoding -------------------------------------------------------------------------------------
     def _current_settings(self):
-        return self.settings_panel.fit_config(), self.settings_panel.device.currentText()
+        """-> (FitConfig, device, audio's delta choice) as the panel shows them now."""
+        sp = self.settings_panel
+        return sp.fit_config(), sp.device.currentText(), sp.adapt()
 
     def compress(self) -> None:
         source = self.audio if self.audio is not None else self.image
@@ -701,7 +712,8 @@ class MainWindow(QMainWindow):
             return
         if not self._may_discard("Compress again"):
             return
-        fit, device = self._current_settings()
+        fit, device, adapt = self._current_settings()
+        self._encode_adapt = adapt if self.audio is not None else False
         self._stop_probe()
         self.result = None
         self.settings_panel.set_running(True)
@@ -726,7 +738,7 @@ class MainWindow(QMainWindow):
             importance = self.result_view.roi.weights(plan_grid) if plan_grid else None
         self.settings_panel.roi_check.setChecked(False)
         args = (source, [self.settings_panel.rate()], fit, device, self.prior_dirs)
-        self._pending_encode = dict(args=args, importance=importance)
+        self._pending_encode = dict(args=args, importance=importance, adapt=self._encode_adapt)
         self._show_tab_soon(self.live)
 
     def _show_tab_soon(self, widget) -> None:
@@ -754,7 +766,8 @@ class MainWindow(QMainWindow):
         if self._closing or job.get("cancelled"):
             self._on_encode_done(True)
             return
-        self.runner.start(*job["args"], references=True, importance=job["importance"], journal_dir=self.journal_dir)
+        self.runner.start(*job["args"], references=True, importance=job["importance"], journal_dir=self.journal_dir,
+                          adapt=job["adapt"])
 
     def live_is_patched(self) -> bool:
         return self.image is not None and use_patches(self.image.shape, self.prior_dirs)
@@ -879,7 +892,7 @@ class MainWindow(QMainWindow):
             self.status_label.setText("Cancelled; nothing was written")
         if self.path is not None:
             self.setWindowTitle(f"{self.path.name} — {APP_TITLE}")
-        if not cancelled and self.result is not None:
+        if not cancelled and self.result is not None and self._encode_adapt != EITHER:   # one encode's cost
             self._learn_costs()
         if self.result is not None or cancelled:
             self._job_finished("Compression", cancelled)

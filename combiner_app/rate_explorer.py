@@ -49,8 +49,8 @@ class RateExplorer(LadderMixin, QWidget):
 
     def __init__(self, settings: Callable[[], tuple], prior_dirs=None, ladder=LADDER, parent=None,
                  patch_ladder=PATCH_LADDER):
-        """`settings()` -> (FitConfig, device) at the moment Explore is pressed. `ladder` serves images coded
-        as one INR, `patch_ladder` patch-coded images."""
+        """`settings()` -> (FitConfig, device, audio's delta choice) at the moment Explore is pressed. `ladder`
+        serves images coded as one INR, `patch_ladder` patch-coded images."""
         super().__init__(parent)
         self.settings, self.prior_dirs, self.ladder = settings, prior_dirs, tuple(ladder)
         self.patch_ladder = tuple(patch_ladder)

@@ -173,8 +173,10 @@ class EncodeWorker(QObject):
 
     def __init__(self, source: np.ndarray | AudioClip, rates: list[float], fit: FitConfig, device: str = "cpu",
                  prior_dirs=None, keep_going: bool = False, references: bool = False,
-                 importance: np.ndarray | None = None, journal_dir: str | Path | None = None):
+                 importance: np.ndarray | None = None, journal_dir: str | Path | None = None,
+                 adapt: bool | str = False):
         super().__init__()
+        self.adapt = adapt             # audio: encode_audio's `adapt` (audio_codec.EITHER tries the clip delta)
         self.importance = importance   # patch images: (rows, cols) region-of-interest weights (roi.py)
         # Audio or a photo longer than one encoder batch keeps a journal here (engine/journal.py): a cancelled
         # encode leaves its finished batches, and compressing the same input at the same settings continues.
@@ -291,7 +293,7 @@ class EncodeWorker(QObject):
             plan = plan_audio(src, rate, self.prior_dirs)
             return plan, audio_codec.encode_audio(src.samples, src.sample_rate, rate, prior=plan.prior,
                                                   fit=self.fit, device=self.device, prior_dirs=self.prior_dirs,
-                                                  journal=self._journal)
+                                                  adapt=self.adapt, journal=self._journal)
         if use_patches(src.shape, self.prior_dirs):
             if self._alpha is None:
                 self._alpha = alpha_bytes(src)
@@ -329,14 +331,15 @@ class EncodeRunner(QObject):
         return self._worker is not None
 
     def start(self, source, rates, fit, device="cpu", prior_dirs=None, keep_going=False, references=False,
-              importance=None, journal_dir=None) -> None:
+              importance=None, journal_dir=None, adapt=False) -> None:
         """`source`: an (H, W, C) uint8 image or an AudioClip; `importance`: region-of-interest weights;
-        `journal_dir`: where long audio encodes keep their journals (None: none kept)."""
+        `journal_dir`: where long audio encodes keep their journals (None: none kept); `adapt`: audio's
+        network-delta choice (SettingsPanel.adapt)."""
         if self.is_running():
             raise RuntimeError("an encode is already running")
         self.kept = None
         self._worker = EncodeWorker(source, rates, fit, device, prior_dirs, keep_going, references, importance,
-                                    journal_dir)
+                                    journal_dir, adapt)
         self._thread = QThread()
         self._worker.moveToThread(self._thread)
         self._worker.planned.connect(self.planned)

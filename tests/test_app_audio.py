@@ -454,3 +454,61 @@ def test_a_cancelled_long_encode_continues_where_it_stopped(qtbot, tmp_path, tin
     finally:
         w.runner.shutdown()
         w.audio_explorer.shutdown()
+
+
+def test_try_delta_box_codes_the_clip_both_ways_and_keeps_the_better(qtbot, tmp_path, wav, monkeypatch,
+                                                                       audio_latent_prior_dir, tiny_audio_prior_dir):
+    """'Also try a network delta' (audio, shared-network priors only): Compress then writes byte for byte the
+    engine's adapt=EITHER encode of the clip (the better of the plain and the delta file), the explorer's
+    encodes take the same choice, and a prior with no shared network leaves the box off."""
+    from combiner_app import worker
+    from engine import audio_codec
+    from engine.audio_io import read_audio
+    from engine.codec import run
+    from engine.prior import Prior
+
+    asked = []
+    real = worker.audio_codec.encode_audio
+
+    def spy(*a, **kw):
+        asked.append(kw.get("adapt"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(worker.audio_codec, "encode_audio", spy)
+    w = make_window(qtbot, tmp_path, [str(audio_latent_prior_dir)], audio_ladder=(32.0,))
+    sp = w.settings_panel
+    try:
+        assert not sp.try_delta.isVisibleTo(sp)                          # nothing opened: image mode
+        drop(qtbot, w, wav)
+        sp.kbps.setValue(32.0)
+        assert sp.try_delta.isVisibleTo(sp) and sp.try_delta.isEnabled() and not sp.try_delta.isChecked()
+        assert sp.adapt() is False
+        sp.try_delta.setChecked(True)
+        assert sp.adapt() == audio_codec.EITHER
+        assert compress(qtbot, w, kbps=32.0) is False and asked == [audio_codec.EITHER]
+        x, sr, _ = read_audio(wav)
+        prior = Prior.load(audio_latent_prior_dir / "tiny_audio_latent.safetensors")
+        want = run(real(x, sr, 32.0, prior=prior, fit=FAST_FIT, adapt=audio_codec.EITHER))   # not spied on
+        assert w.result.encoded.data == want.data
+        units = w.audio_result.fields["Units"]      # the result says whether the delta was kept
+        assert ("network delta" in units) == (want.header.delta_blocks > 0)
+        ex = w.audio_explorer
+        w.tabs.setCurrentWidget(ex)
+        with qtbot.waitSignal(ex.ladder_done, timeout=90_000) as sig:
+            qtbot.mouseClick(ex.explore_button, Qt.MouseButton.LeftButton)
+        assert sig.args == [False] and asked == [audio_codec.EITHER] * 2
+        assert ex.results[0].encoded.data == want.data
+    finally:
+        w.runner.shutdown()
+        w.audio_explorer.shutdown()
+    plain = make_window(qtbot, tmp_path, [str(tiny_audio_prior_dir)], audio_ladder=(8.0,))
+    try:
+        drop(qtbot, plain, wav)
+        box = plain.settings_panel.try_delta
+        assert box.isVisibleTo(plain.settings_panel) and not box.isEnabled()
+        assert box.isChecked()                                      # the choice is remembered
+        assert plain.settings_panel.adapt() is False
+        assert compress(qtbot, plain) is False and asked[-1] is False
+    finally:
+        plain.runner.shutdown()
+        plain.audio_explorer.shutdown()
