@@ -121,7 +121,8 @@ def main() -> None:
     ap.add_argument("--preset", default="default", choices=list(PRESETS))
     add_shortlist_option(ap)
     ap.add_argument("--uniform", action="store_true", help="one block count for every chunk (ablation)")
-    ap.add_argument("--delta", action="store_const", const=True, default=None, help="code a clip-level network delta (kind 12; ablation)")
+    ap.add_argument("--delta", action="store_const", const=True, default=None,
+                    help="code a clip-level network delta (kind 12; ablation)")
     ap.add_argument("--try-delta", action="store_true",
                     help="code every clip without and with a clip-level delta, keep the better (twice the time)")
     ap.add_argument("--no-envelope", action="store_true", help="no chunk envelope (kind 10 or 12; ablation)")
