@@ -57,3 +57,11 @@ lat --items 32 --tile 4 --crop-delta --first-steps 100 --warmup 0 --rounds 9 --s
 # stage continues with --skip 57 --init-prior priors/photo64-shared-0.3bpp-t3cd.safetensors.
 lat --items 57 --tile 3 --crop-delta --first-steps 100 --warmup 0 --rounds 9 --skip 0 --no-compile \
     --init-prior priors/photo64-shared-0.3bpp-cd2.safetensors --name photo64-shared-0.3bpp-t3cd -o /tmp/t3cd.safetensors
+# Session of 2026-12-06: t3cd2, the next 0.3 bpp stage (crops 57..113), measured the same as t3cd on the eight
+# Kodak crops (27.31 against 27.32) and was not shipped (log kept). t5cd: a 0.5 bpp crop-delta stage from t3cd on
+# crops 114..170 (docs/results.md, 2026-12-06).
+lat --items 57 --tile 3 --crop-delta --first-steps 100 --warmup 0 --rounds 9 --skip 57 --no-compile \
+    --init-prior priors/photo64-shared-0.3bpp-t3cd.safetensors --name photo64-shared-0.3bpp-t3cd2 -o /tmp/t3cd2.safetensors
+lat --items 57 --tile 3 --crop-delta --first-steps 100 --warmup 0 --rounds 9 --skip 114 --no-compile --rate 0.5 \
+    --beta-init 4.5e-7 --init-prior priors/photo64-shared-0.3bpp-t3cd.safetensors --name photo64-shared-0.5bpp-t3cd \
+    -o /tmp/t5cd.safetensors

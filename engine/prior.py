@@ -78,6 +78,12 @@ class Prior:
                    for h in stages)
 
     @property
+    def learned_with_deltas(self) -> bool:
+        """Whether its last training stage learned with a network delta per crop (`--crop-delta`): a prior made
+        for the way the encoder codes photos (a delta per image and per group of patches)."""
+        return bool((self.info.get("learn") or {}).get("crop_delta"))
+
+    @property
     def default_blocks(self) -> int:
         return max(1, int(round(float(self.kl_profile.astype(np.float64).sum()) / self.kappa)))
 
@@ -262,10 +268,11 @@ def nearest(modality: str, channels: int, rate: float, extra=None) -> Prior:
 
 def nearest_patch(rate: float, extra=None) -> Prior:
     """Available RGB patch prior (images of any size) for `rate` bpp: a latent-grid prior trained within a
-    factor PATCH_LATENT_REACH of the rate comes first, then the training rate nearest in log, then the prior
-    trained longest (a later stage)."""
+    factor PATCH_LATENT_REACH of the rate comes first, then the training rate nearest in log, then one whose
+    last stage learned with crop deltas (as the encoder codes), then the prior trained longest (a later stage)."""
     cands = [p for p in available(extra) if p.modality == "image" and p.patch and p.inr.out_dim == 3]
     if not cands:
         raise PriorError(f"no patch prior for images of any size is installed "
                          f"(looked in: {', '.join(str(d) for d in search_dirs(extra))})")
-    return min(cands, key=lambda p: _rate_key(p, rate, PATCH_LATENT_REACH) + (p.latent is None, -p.train_steps))
+    return min(cands, key=lambda p: _rate_key(p, rate, PATCH_LATENT_REACH)
+               + (p.latent is None, not p.learned_with_deltas, -p.train_steps))

@@ -184,6 +184,27 @@ def test_patch_prior_choice_prefers_the_latest_latent_stage():
     assert chosen.train_steps > sum(int(h["first_steps"]) for h in chosen.info["history"])
 
 
+def test_patch_prior_choice_prefers_a_stage_learned_with_crop_deltas(monkeypatch, patch_prior_dir):
+    """At the same rate a prior whose last stage learned with crop deltas (as the encoder codes photos) wins
+    over one trained longer without them; between two such stages, the longer one."""
+    import dataclasses
+
+    import engine.prior as prior_mod
+
+    base = next(p for p in prior_mod.available([str(patch_prior_dir)]) if p.patch)
+
+    def made(name: str, steps: int, crop_delta: bool):
+        learn = dict(first_steps=steps, rounds=0, round_steps=0, crop_delta=crop_delta)
+        return dataclasses.replace(base, info=dict(name=name, history=[], learn=learn))
+
+    plain, cd, cd_longer = made("long", 9300, False), made("cd", 9200, True), made("cd2", 9400, True)
+    assert not plain.learned_with_deltas and cd.learned_with_deltas
+    monkeypatch.setattr(prior_mod, "available", lambda extra=None: [plain, cd])
+    assert prior_mod.nearest_patch(base.rate).info["name"] == "cd"
+    monkeypatch.setattr(prior_mod, "available", lambda extra=None: [cd, plain, cd_longer])
+    assert prior_mod.nearest_patch(base.rate).info["name"] == "cd2"
+
+
 def test_a_latent_patch_prior_serves_the_rates_within_its_reach():
     """The shipped latent prior (trained at 0.3 bpp) is chosen over the plain priors nearer in rate within
     PATCH_LATENT_REACH (it measures 1.1-2.2 dB above them at 0.1, 0.5 and 1.0 bpp); beyond it, the nearest."""
