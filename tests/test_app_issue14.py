@@ -380,7 +380,7 @@ def test_estimate_after_an_encode_matches_that_encode(qtbot, tmp_path, patch_pri
     with qtbot.waitSignal(w.encode_finished, timeout=60_000):
         w.compress()
     actual = w._marks["encoded"] - w._encode_t0            # Compress pressed -> result there
-    fit, device = w._current_settings()
+    fit, device, _ = w._current_settings()
     ratio, per_size = w._cost_model(device)
     est = estimate_seconds(w.settings_panel._plan, fit, per_size, ratio, sum(w._overheads(device)))
     head, tail = w._overheads(device)
