@@ -7,8 +7,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout,
                                QLabel, QPushButton, QVBoxLayout)
 
-from engine import hierarchy
-from engine.audio_codec import adapt_mode
+from engine.audio_codec import adapt_mode, delta_triable
 from engine.config import PRESETS, FitConfig, perceptual
 from engine.errors import CombinerError
 
@@ -71,7 +70,7 @@ class SettingsPanel(QGroupBox):
         self.try_delta = QCheckBox("Also try a network delta for the clip")
         self.try_delta.setObjectName("tryDeltaCheck")
         self.try_delta.setToolTip(TRY_DELTA_TIP)
-        self._delta_possible = False            # the planned prior has a shared network to adapt
+        self._delta_possible = False            # the encoder would code this clip a second time, with a delta
         self.device = QComboBox()
         self.device.setObjectName("deviceCombo")
         self.device.addItems(devices())
@@ -174,8 +173,8 @@ class SettingsPanel(QGroupBox):
     def _show_delta(self, possible: bool) -> None:
         self._delta_possible = possible
         self.try_delta.setEnabled(possible and self.compress_button.isEnabled())
-        self.try_delta.setToolTip(TRY_DELTA_TIP + ("" if possible else
-                                                   "\n(not for this rate: its prior has no shared network)"))
+        self.try_delta.setToolTip(TRY_DELTA_TIP + ("" if possible else "\n(not here: the rate's prior has no shared "
+                                                   "network, or the clip is longer than one encoder batch)"))
 
     def _update_plan(self) -> None:
         if self.shape is None and self.clip is None:
@@ -192,7 +191,7 @@ class SettingsPanel(QGroupBox):
             return
         self._plan = p
         self._show_roi(bool(p.patch))
-        self._show_delta(p.modality == "audio" and hierarchy.adapts(p.prior))
+        self._show_delta(p.modality == "audio" and delta_triable(p.units, p.prior))
         self.refresh_estimate()
         if p.modality == "audio":
             kbps = p.file_bits / 1000.0 / self.clip.seconds

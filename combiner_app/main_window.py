@@ -337,7 +337,7 @@ class MainWindow(QMainWindow):
                     "Estimated time: known after the first encode on this machine")
         note = (". Coded batch by batch: cancelling keeps the finished batches, and compressing again at these "
                 "settings continues from them" if plan.resumable else "")
-        if adapt == EITHER and plan.modality == "audio":   # coded twice, without and with the clip delta
+        if adapt == EITHER:   # coded twice, without and with the clip delta
             secs *= 2
             note = ". Twice the work: the clip is coded without and with a network delta" + note
         if self.store.value(f"cost/{device}/source", "encode", str) == "probe":
@@ -713,7 +713,7 @@ class MainWindow(QMainWindow):
         if not self._may_discard("Compress again"):
             return
         fit, device, adapt = self._current_settings()
-        self._encode_adapt = adapt if self.audio is not None else False
+        self._encode_adapt = adapt                 # False for images (SettingsPanel.adapt)
         self._stop_probe()
         self.result = None
         self.settings_panel.set_running(True)

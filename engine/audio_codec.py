@@ -318,6 +318,12 @@ def adapt_mode(delta: bool | None, try_delta: bool) -> bool | str:
     return EITHER if try_delta else bool(delta)
 
 
+def delta_triable(units: int, prior: Prior, max_units: int | None = None) -> bool:
+    """Whether `adapt=EITHER` codes a clip of `units` units a second time, with its delta: a shared-network prior
+    and a clip of at most one encoder batch (a longer clip gets the plain file, in one pass)."""
+    return hierarchy.adapts(prior) and units <= (max_units or MAX_UNITS)
+
+
 def encode_audio(samples: np.ndarray, sample_rate: int, kbps: float | None = None, **kw
                  ) -> Generator[EncodeEvent, None, EncodedAudio]:
     """Encode one clip, (N,) or (N, C) samples (float in [-1, 1] or integer PCM) at `sample_rate` Hz.
@@ -487,12 +493,21 @@ def _encode_either(clips: Sequence[tuple[np.ndarray, int]], kbps: float | None, 
     tie). The receiver needs nothing new: either file is an ordinary kind 13/14 (10/12) file. The delta helps
     clips the prior fits badly and costs the others its blocks (docs/results.md), and only the sender can tell
     which, by trying. Up to twice the encode time; steps are reported over both passes."""
+    prior, most = kw.get("prior"), kw.get("max_units")
+    if prior is None and kbps is not None:
+        prior = nearest("audio", 1, kbps, kw.get("prior_dirs"))   # as encode_audio_batch chooses it
+
+    def units(x: np.ndarray, sr: int) -> int:
+        x = check_audio(x, sr)
+        return x.shape[1] * layout(x.shape[0], x.shape[1], int(sr), prior)[1]
+
+    if (prior is None or prior.audio is None
+            or not any(delta_triable(units(x, sr), prior, most) for x, sr in clips)):
+        # no second pass can follow: one ordinary encode, its progress its own (or its error)
+        return (yield from encode_audio_batch(clips, kbps, adapt=False, **kw))
     span: list[int] = []
     plain = yield from _rescaled(encode_audio_batch(clips, kbps, adapt=False, **kw), span)
-    if not plain or not hierarchy.adapts(plain[0].prior):
-        return plain
-    prior, most = plain[0].prior, kw.get("max_units") or MAX_UNITS
-    tries = [i for i, r in enumerate(plain) if r.unit_blocks.any() and len(r.unit_blocks) <= most]
+    tries = [i for i, r in enumerate(plain) if r.unit_blocks.any() and delta_triable(len(r.unit_blocks), prior, most)]
     if not tries:
         return plain
     again = yield from _rescaled(encode_audio_batch([clips[i] for i in tries], kbps, adapt=True,

@@ -182,6 +182,16 @@ def test_silent_clips_and_plain_priors_get_no_delta(audio_latent_prior, audio_la
         audio_codec.decode_audio(forged, [tiny_audio_prior_dir])
 
 
+def _run_events(gen):
+    """Drive an encode generator -> (its result, its events)."""
+    events = []
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            return stop.value, events
+
+
 def test_either_keeps_per_clip_the_better_of_the_plain_and_the_delta_file(audio_latent_prior, tiny_audio_prior):
     """adapt=EITHER: each clip's file is byte for byte the plain encode or the delta encode of that clip,
     whichever decodes with the higher SNR; a clip longer than one batch, a silent one and a plain prior get
@@ -208,10 +218,15 @@ def test_either_keeps_per_clip_the_better_of_the_plain_and_the_delta_file(audio_
     steps = [ev.step for ev in events]
     assert steps == sorted(steps) and steps[-1] <= events[-1].total_steps
     assert steps[-1] > 0.75 * events[-1].total_steps   # the second pass fills the second half
-    long = run(audio_codec.encode_audio(clips[0][0], 16000, 32, prior=audio_latent_prior, fit=FAST_FIT,
-                                        max_units=4, adapt=audio_codec.EITHER))
-    assert long.data == run(audio_codec.encode_audio(clips[0][0], 16000, 32, prior=audio_latent_prior,
-                                                     fit=FAST_FIT, max_units=4)).data
+    long, long_events = _run_events(audio_codec.encode_audio(clips[0][0], 16000, 32, prior=audio_latent_prior,
+                                                             fit=FAST_FIT, max_units=4, adapt=audio_codec.EITHER))
+    plain_long, plain_events = _run_events(audio_codec.encode_audio(clips[0][0], 16000, 32, prior=audio_latent_prior,
+                                                                    fit=FAST_FIT, max_units=4))
+    assert long.data == plain_long.data
+    # no second pass can follow: the progress is the one encode's, to its end (not the first half of two)
+    assert [(e.step, e.total_steps) for e in long_events] == [(e.step, e.total_steps) for e in plain_events]
+    assert not audio_codec.delta_triable(len(long.unit_blocks), audio_latent_prior, 4)
+    assert audio_codec.delta_triable(len(long.unit_blocks), audio_latent_prior)
     tiny = run(audio_codec.encode_audio(_clip(), 16000, 32, prior=tiny_audio_prior, fit=FAST_FIT,
                                         adapt=audio_codec.EITHER))
     assert tiny.header.delta_blocks == 0
