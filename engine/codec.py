@@ -214,10 +214,15 @@ def code_units(batch: UnitBatch, prior: Prior, fit: FitConfig, device: torch.dev
     target_kl = kappa - fit.kl_margin_bits
     fit_steps = fit.steps
 
+    # The schedule is a function of fit alone, so a unit's own groups and refinement steps do not depend on the
+    # other units of its batch: a class of c blocks codes one group of np.array_split(range(c), refine_groups)
+    # after another (one block each in the first c groups when c < refine_groups). Once every unit is coded
+    # (after min(refine_groups, n_blocks) groups) nothing is left to refine.
+    groups = [np.array_split(np.arange(c), fit.refine_groups) for c in counts]  # per class: its blocks in each group
+    refine = [int(round(fit.refine_first + (fit.refine_last - fit.refine_first) * g / max(1, fit.refine_groups - 1)))
+              for g in range(fit.refine_groups)]
     n_groups = min(fit.refine_groups, n_blocks)
-    groups = [np.array_split(np.arange(c), n_groups) for c in counts]  # per class: its blocks in each group
-    refine = [int(round(fit.refine_first + (fit.refine_last - fit.refine_first) * g / max(1, n_groups - 1)))
-              for g in range(n_groups)]
+    refine = refine[:n_groups]
     refine[-1] = 0  # nothing left to refine after the last group
     per_batch = report.done_before + fit_steps + sum(refine)
     # Several batches of one signal report one progress count: steps so far over all batches.

@@ -82,6 +82,33 @@ def test_batch_equals_single(patch_prior):
     assert np.array_equal(both[1].reconstruction, one.reconstruction)
 
 
+
+def test_unit_schedule_ignores_batch_block_counts(patch_prior):
+    """Units of few blocks (fewer than the coding groups) beside one of many: their groups, refinement steps
+    and hence their indices are those they get without it (the schedule once followed the batch's largest
+    block count)."""
+    from engine.codec import Reporting, UnitBatch, _members, code_units
+    from engine.config import FitConfig
+
+    fit = FitConfig(steps=20, refine_first=3, refine_last=1, refine_groups=6, points=1.0, shortlist=1)
+    p = patch_prior.patch
+    tiles = photo(p, 3 * p, seed=7).reshape(p, 3, p, 3).transpose(1, 0, 2, 3)          # (3, p, p, 3)
+    target = torch.from_numpy(tiles.copy()).float().div(255.0).sub(0.5).reshape(3, p * p, 3)
+    field = patch_prior.field(siren.fourier_embed(siren.grid_coords((p, p)), patch_prior.inr), "cpu")
+    classes = [_members(patch_prior, 3), _members(patch_prior, 20)]
+
+    def code(rows):
+        cls = np.array([0, 0, 1][:len(rows)])
+        batch = UnitBatch(target[rows], field, classes[:cls.max() + 1], unit_class=cls, unit_ids=np.array(rows))
+        return run(code_units(batch, patch_prior, fit, torch.device("cpu"), 0, Reporting(None)))
+
+    idx_all, kl_all = code([0, 1, 2])
+    idx_two, kl_two = code([0, 1])
+    assert idx_two.shape == (2, 3) and idx_all.shape == (3, 20)
+    assert np.array_equal(idx_all[:2, :3], idx_two) and not idx_all[:2, 3:].any()
+    assert np.array_equal(kl_all[:2, :3], kl_two)
+
+
 def test_batched_unit_noise_keeps_batch_equal_to_single(patch_prior, patch_prior_dir, monkeypatch):
     """The GPU's one-draw noise (rng.UnitNoise, forced on here on CPU) keeps an image's file independent of
     its batch, and its files decode to the encoder's reconstruction at a sane quality."""
