@@ -71,7 +71,7 @@ def forward(flat: torch.Tensor, emb: torch.Tensor, cfg: InrConfig,
     `feat` (B, N, cfg.features): per-network input features read beside the embedding (latent grids)."""
     layers = unflatten(flat, cfg)
     if mix is not None:
-        layers = [(w @ a, b @ a) for (w, b), a in zip(layers, mix)]
+        layers = [_mixed(w, b, a) for (w, b), a in zip(layers, mix)]
     bsz, n, e = flat.shape[0], emb.shape[0], emb.shape[-1]
     # The frequency factors scale the (small) weights rather than the (large) activations, and every bias is
     # added inside its matrix product: one pass over the activations per layer for the product, one for sin.
@@ -88,6 +88,16 @@ def forward(flat: torch.Tensor, emb: torch.Tensor, cfg: InrConfig,
         h = cancel.watch(_sin(torch.baddbmm(b, h, w)))
     w, b = layers[-1]
     return torch.baddbmm(b, h, w)  # (B, N, out)
+
+
+def _mixed(w: torch.Tensor, b: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """[W; b] A for each network: (B, in, out), (B, 1, out), A (out, out). One product per network (bmm), so a
+    network's values and gradients do not depend on how many networks share its batch (with `w @ a` the
+    gradient of a batch of one network differed from the same network's inside a batch)."""
+    if w.stride(0) == 0:   # one network expanded over the batch
+        return w @ a, b @ a
+    m = a.expand(w.shape[0], *a.shape)                                       # (B, out, out)
+    return torch.bmm(w, m), torch.bmm(b, m)
 
 
 def _forward_one(layers: list[tuple[torch.Tensor, torch.Tensor]], w0: torch.Tensor, b0: torch.Tensor,

@@ -39,6 +39,26 @@ def test_reparam_prior_round_trips_and_identity_mix_is_plain(patch_prior, patch_
     assert torch.allclose(siren.forward(w, emb, inr, eye), siren.forward(w, emb, inr), atol=1e-6)
 
 
+
+def test_reparam_network_alone_equals_in_batch(patch_prior):
+    """Values and gradients of a reparameterised network are the same alone and beside others (an encode of a
+    one-patch image alone then matches its encode in a batch)."""
+    inr = patch_prior.inr
+    emb = siren.fourier_embed(siren.grid_coords((8, 8)), inr)
+    mix = siren.split_mix(torch.from_numpy(patch_prior.mix).float(), inr)
+    w = torch.randn(5, inr.n_params, generator=torch.Generator().manual_seed(1)) * 0.1
+
+    def value_and_grad(rows):
+        x = w[rows].clone().requires_grad_(True)
+        out = siren.forward(x, emb, inr, mix)
+        out.pow(2).sum().backward()
+        return out.detach(), x.grad
+
+    out_all, grad_all = value_and_grad([0, 1, 2, 3, 4])
+    for rows in ([0], [0, 1]):
+        out, grad = value_and_grad(rows)
+        assert torch.equal(out, out_all[:len(rows)]) and torch.equal(grad, grad_all[:len(rows)])
+
 @pytest.mark.parametrize("shape", [(1, 1, 3), (1, 37, 3), (65, 33, 3), (20, 45, 3)])
 def test_odd_sizes_round_trip(patch_prior, patch_prior_dir, shape):
     img = photo(*shape[:2], seed=shape[0])
