@@ -120,3 +120,26 @@ def test_the_shortlist_keeps_each_units_candidate_of_least_distortion():
                 w[jt] = rec.sample_of(9, 4, c[None], mu_p[jt], ls_p[jt])[0]
                 errs.append(float(((field(w[None]) - target[unit]) ** 2).mean()))
             assert int(best[0, i]) == int(cand[int(torch.tensor(errs).argmin()), i])
+
+
+def test_an_items_scores_and_choice_do_not_depend_on_its_batch():
+    """The candidate scores of an item are bit-equal alone, in a batch of 17 and of 40 (a plain matrix product
+    rounds a column by the number of columns), they are the quadratic form's values, and the chosen and
+    shortlisted candidates follow."""
+    g = torch.Generator().manual_seed(3)
+    d, kappa = 24, 14
+    mu_p, ls_p = torch.randn(d, generator=g) * 0.1, torch.randn(d, generator=g) * 0.2 - 1.0
+    mu_q = mu_p + torch.randn(40, d, generator=g) * 0.3
+    ls_q = ls_p - 0.5 + torch.randn(40, d, generator=g) * 0.1
+    a, b = rec.log_ratio_coeffs(mu_q, ls_q, mu_p, ls_p)
+    z = rec.candidate_table(7, 3, kappa, d, "cpu")
+    full = rec._scores(z, a, b)                                                  # (K, 40)
+    assert torch.allclose(full, (z * z) @ a.T + z @ b.T, rtol=1e-5, atol=1e-3)
+    for lo, hi in [(5, 6), (0, 17), (20, 40)]:
+        assert torch.equal(rec._scores(z, a[lo:hi], b[lo:hi]), full[:, lo:hi])
+    pick = rec.select(7, 3, kappa, mu_q, ls_q, mu_p, ls_p, None)
+    short = rec.shortlist(7, 3, kappa, mu_q, ls_q, mu_p, ls_p, 4)
+    assert torch.equal(pick, full.argmax(0)) and torch.equal(short[0], pick)
+    for i in (0, 13, 39):
+        assert rec.select(7, 3, kappa, mu_q[i:i + 1], ls_q[i:i + 1], mu_p, ls_p, None)[0] == pick[i]
+        assert torch.equal(rec.shortlist(7, 3, kappa, mu_q[i:i + 1], ls_q[i:i + 1], mu_p, ls_p, 4)[:, 0], short[:, i])
