@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import sys
 import time
@@ -80,6 +81,23 @@ def reference_scores(x: np.ndarray, sr: int, nbytes: int) -> dict:
     return out
 
 
+def published_scores(folder: Path, clip: tuple[str, np.ndarray, int]) -> list[dict]:
+    """Another codec's decodes of `clip`, scored like ours: every audio file in `folder` with '<kbps>kbps' in its
+    name (e.g. RECOMBINER's examples, decoded_10.81kbps_51.53dB.wav). Their rate is the one in the name: those
+    decodes come without their coded files."""
+    name, x, sr = clip
+    out = []
+    for f in sorted(f for f in folder.iterdir() if is_audio_path(f)):
+        m = re.search(r"(\d+(?:\.\d+)?)kbps", f.name)
+        if m is None:
+            continue
+        y, ysr, _ = read_audio(f)
+        if ysr != sr or y.shape != x.shape:
+            raise SystemExit(f"{f.name} is not a decode of {name} ({y.shape} at {ysr} Hz against {x.shape} at {sr})")
+        out.append({"file": f.name, "kbps": float(m.group(1))} | metrics.speech_metrics(x, y, sr))
+    return sorted(out, key=lambda r: r["kbps"])
+
+
 def print_table(rows: list[dict]) -> None:
     print("\n| target kbps | codec | kbps | SNR dB | PSNR dB | STOI | PESQ-WB |\n|---|---|---|---|---|---|---|")
     for r in rows:
@@ -133,6 +151,8 @@ def main() -> None:
     add_fit_option(ap)
     ap.add_argument("--no-reference", action="store_true", help="skip MP3/Opus")
     ap.add_argument("--silence", action="store_true", help="also code 3 s of digital silence")
+    ap.add_argument("--published", type=Path, help="a folder of another codec's decodes of the one clip in --data "
+                    "(rate in each file name, '<kbps>kbps'), scored beside ours in the same run")
     ap.add_argument("--json", type=Path, help="write per-clip results here")
     ap.add_argument("--from-json", type=Path, help="do not encode: take our per-clip results from an earlier --json "
                     "(same --data, -n, --seconds, --level) and measure MP3/Opus again at those file sizes")
@@ -198,10 +218,21 @@ def main() -> None:
         rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
         print(f"\ndigital silence, 3 s: {len(r.data)} bytes, decoded RMS "
               f"{'-inf' if rms == 0 else f'{20 * np.log10(rms):.1f}'} dBFS, max |y| {float(np.abs(y).max())}")
+    published = []
+    if a.published:
+        if len(clips) != 1:
+            raise SystemExit("--published needs exactly one clip in --data (-n 1)")
+        published = published_scores(a.published, clips[0])
+        print(f"\n| published decode of {clips[0][0]} | kbps (file name) | SNR dB | PSNR dB | STOI | PESQ-WB |\n"
+              "|---|---|---|---|---|---|")
+        for r in published:
+            print(f"| {r['file']} | {r['kbps']:g} | {r['snr']:.2f} | {r['psnr']:.2f} | {metrics.fmt(r['stoi'], 3)} | "
+                  f"{metrics.fmt(r['pesq'])} |")
     print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     print("published anchors (LibriSpeech, kbps, PSNR dB):", json.dumps(ANCHORS))
     if a.json:
-        a.json.write_text(json.dumps({"rows": rows, "clips": per_clip}, indent=1, default=float))
+        a.json.write_text(json.dumps({"rows": rows, "clips": per_clip, "published": published}, indent=1,
+                                     default=float))
 
 
 if __name__ == "__main__":

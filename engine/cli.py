@@ -217,7 +217,8 @@ def cmd_learn_prior(a) -> int:
             init = grow(init, inr, lat, a.seed)   # the seed learn_prior would grow with (cfg.seed)
         except ValueError:
             raise CombinerError(f"--init-prior {a.init_prior} has another architecture than the options given "
-                                f"(a warm start may only widen a shared network or add latent levels)") from None
+                                f"(a warm start may only widen a shared network or add latent levels or "
+                                f"Fourier frequencies)") from None
     t0 = time.time()
 
     def snapshot(p) -> None:  # after every prior update: a long run always leaves its latest prior in OUT
@@ -666,7 +667,8 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--items", type=int, default=512, help="training items (from the start, or for audio from "
                     "a seeded shuffle of all chunks; 0 = all)")
     lp.add_argument("--skip", type=int, default=0, help="skip this many items at the start of the data")
-    lp.add_argument("--init-prior", help="continue from this prior (same architecture) instead of from scratch")
+    lp.add_argument("--init-prior", help="continue from this prior instead of from scratch (same architecture; a "
+                    "shared-network latent prior may grow: wider, more latent levels, more Fourier frequencies)")
     lp.add_argument("--batch", type=int, default=0, help="items per batched step (0 = all at once)")
     lp.add_argument("--width", type=int, default=32)
     lp.add_argument("--depth", type=int, default=3)

@@ -87,6 +87,25 @@ def _tile_units(signals: np.ndarray, tile: int) -> np.ndarray:
 NEW_FEATURE_GAIN = 0.01   # a grown level's input weights start at this fraction of a fresh initialisation
 
 
+def _freq_rows(old: InrConfig, new: InrConfig) -> list[int] | None:
+    """For each row of `new`'s Fourier embedding, the row of `old`'s that computes the same feature (-1: a
+    frequency `old` lacks); None when `old` has a frequency `new` lacks (siren.fourier_embed's layout)."""
+    def freqs(cfg: InrConfig) -> np.ndarray:
+        return np.logspace(0.0, np.log2(cfg.max_freq), cfg.n_freqs, base=2.0) if cfg.n_freqs else np.zeros(0)
+    fo, fn = freqs(old), freqs(new)
+    pos = [int(np.flatnonzero(np.isclose(fn, f, rtol=1e-6))[0]) if np.isclose(fn, f, rtol=1e-6).any() else -1
+           for f in fo]
+    if old.in_dim != new.in_dim or -1 in pos:
+        return None
+    back = {k: j for j, k in enumerate(pos)}                     # new frequency index -> old
+    d, F, G = new.in_dim, len(fn), len(fo)
+    rows = list(range(d))                                        # the coordinates themselves
+    for part in (0, 1):                                          # sin block, then cos block
+        for i in range(d):
+            rows += [d + part * d * G + i * G + back[k] if k in back else -1 for k in range(F)]
+    return rows
+
+
 def grow(init: Prior, inr: InrConfig, lat: LatentConfig | None, seed: int = 0) -> Prior:
     """`init` as a prior of the larger architecture (inr, lat) that computes what it computed, for a warm start.
 
@@ -96,7 +115,10 @@ def grow(init: Prior, inr: InrConfig, lat: LatentConfig | None, seed: int = 0) -
       latents start at zero with prior std one feature unit and a posterior equal to the prior (no KL), its
       upsampler is the identity and its input weights are a fresh initialisation times NEW_FEATURE_GAIN. At
       the latents' means the new features are zero, so the output is unchanged; the small input weights give
-      the new latents a gradient from the first step.
+      the new latents a gradient from the first step;
+    - more Fourier frequencies (`inr`'s frequencies include all of `init`'s, e.g. 2 up to 2 grown to 9 up to
+      256): the new frequencies' input weights start at zero, so the output is unchanged, and the shared
+      network learns them by gradient.
     Anything else raises ValueError. `init` itself is returned when the architecture is already (inr, lat)."""
     if init.inr == inr and init.latent == lat:
         return init
@@ -106,8 +128,9 @@ def grow(init: Prior, inr: InrConfig, lat: LatentConfig | None, seed: int = 0) -
     kept = [g for g in lat.levels if g in old.levels]
     if (dataclasses.replace(lat, levels=old.levels) != old or kept != list(old.levels)
             or len(set(lat.levels)) != len(lat.levels) or inr.width < cfg.width
-            or dataclasses.replace(inr, width=cfg.width, features=old.features) != cfg
-            or inr.features != lat.features):
+            or dataclasses.replace(inr, width=cfg.width, features=old.features, n_freqs=cfg.n_freqs,
+                                   max_freq=cfg.max_freq) != cfg
+            or inr.features != lat.features or _freq_rows(cfg, inr) is None):
         raise ValueError("the initial prior has another architecture")
     w = torch.from_numpy(init.inr_weights)
     if inr.width > cfg.width:
@@ -115,7 +138,10 @@ def grow(init: Prior, inr: InrConfig, lat: LatentConfig | None, seed: int = 0) -
     c, e = lat.channels, cfg.embed_dim
     layers = [(a[0], b[0]) for a, b in siren.unflatten(w[None], cfg)]      # W (in, out), b (1, out)
     fresh = siren.unflatten(siren.siren_init(inr, seed + 1)[None], inr)[0][0][0] * NEW_FEATURE_GAIN
-    rows = [layers[0][0][:e]]
+    old_emb = layers[0][0][:e]                                             # (embed_dim, width)
+    rows = [torch.cat([old_emb[j:j + 1] if j >= 0 else torch.zeros_like(old_emb[:1])
+                       for j in _freq_rows(cfg, inr)])]
+    e_new = inr.embed_dim
     lat_mu, lat_ls, lat_post, ups = [], [], [], []
     old_ups = latent.split_upsampler(torch.from_numpy(init.upsampler), old)
     new_ups = latent.split_upsampler(latent.identity_upsampler(lat), lat)
@@ -129,7 +155,7 @@ def grow(init: Prior, inr: InrConfig, lat: LatentConfig | None, seed: int = 0) -
             lat_mu.append(init.mu[sl]), lat_ls.append(init.logstd[sl]), lat_post.append(post[sl])
             ups.append(old_ups[j])
         else:
-            rows.append(fresh[e + i * c:e + (i + 1) * c])
+            rows.append(fresh[e_new + i * c:e_new + (i + 1) * c])
             m = g ** lat.dim * c
             ls = np.full(m, -np.log(lat.scale), np.float32)
             lat_mu.append(np.zeros(m, np.float32)), lat_ls.append(ls), lat_post.append(ls)
@@ -165,7 +191,8 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
 
     `init`: continue from an earlier prior of the same architecture (its mean, std, typical posterior
     std, beta, reparameterisation and upsampler) instead of a fresh SIREN initialisation. A shared-network
-    prior may also be smaller than `cfg.inr` and `cfg.latent` (narrower, fewer latent levels): it is grown
+    prior may also be smaller than `cfg.inr` and `cfg.latent` (narrower, fewer latent levels or Fourier
+    frequencies): it is grown
     without changing its output (`grow`), so training continues from where it stood.
 
     Distributed: when torch.distributed is initialised (e.g. under torchrun), every process passes the same

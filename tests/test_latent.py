@@ -310,6 +310,51 @@ def test_growing_latent_levels_keeps_the_output_and_the_new_latents_learn(shared
             grow(init, dataclasses.replace(init.inr, features=bad.features), bad)
 
 
+def test_growing_fourier_frequencies_keeps_the_output_and_the_new_ones_learn(shared_prior_dir):
+    """learn.grow adds Fourier frequencies to a shared network (those of `init` kept, here 1 and 4 of
+    1, 2, 4, 8 in 2-D): at the same latents the grown network renders what the old one rendered, the new
+    frequencies' input weights get a gradient, and a frequency set that drops one of the old is refused."""
+    from engine.learn import _freq_rows, grow
+
+    init = Prior.load(shared_prior_dir / "shared.safetensors")
+    assert (init.inr.n_freqs, init.inr.max_freq) == (2, 4.0)             # frequencies 1 and 4
+    inr = dataclasses.replace(init.inr, n_freqs=4, max_freq=8.0)          # 1, 2, 4, 8
+    new = grow(init, inr, init.latent, seed=2)
+    assert new.inr == inr and np.array_equal(new.mu, init.mu) and np.array_equal(new.upsampler, init.upsampler)
+    coords = latent.siren.grid_coords((16, 16))
+    canvases = latent.uniform_canvases(1, 2, 3)
+    g = torch.Generator().manual_seed(5)
+    x = (torch.from_numpy(init.mu)
+         + torch.exp(torch.from_numpy(init.logstd)) * torch.randn(6, init.n_params, generator=g))
+    f_old = latent.Field(init.inr, latent.siren.fourier_embed(coords, init.inr), None, init.latent,
+                         torch.from_numpy(init.upsampler), canvases, 16, shared=torch.from_numpy(init.inr_weights))
+    w = torch.from_numpy(new.inr_weights).requires_grad_(True)
+    f_new = latent.Field(inr, latent.siren.fourier_embed(coords, inr), None, init.latent,
+                         torch.from_numpy(new.upsampler), canvases, 16, shared=w)
+    out = f_new(x)
+    assert torch.allclose(f_old(x), out, atol=1e-5)
+    out.square().sum().backward()
+    rows = _freq_rows(init.inr, inr)                                      # -1 marks the new frequencies' rows
+    first = w.grad[:inr.layer_shapes()[0][0] * inr.width].reshape(-1, inr.width)
+    fresh = [i for i, j in enumerate(rows) if j < 0]
+    assert len(fresh) == 2 * 2 * 2 and first[fresh].abs().sum() > 0       # 2 new frequencies x 2 axes x sin/cos
+    w0 = torch.from_numpy(new.inr_weights)[:inr.layer_shapes()[0][0] * inr.width].reshape(-1, inr.width)
+    assert torch.all(w0[fresh] == 0)
+    with pytest.raises(ValueError, match="another architecture"):        # 1, 2 lacks the old 4
+        grow(init, dataclasses.replace(init.inr, n_freqs=2, max_freq=2.0), init.latent)
+
+
+def test_fourier_rows_map_every_old_feature_in_one_dimension():
+    """In 1-D (audio) frequencies 1 and 2 grown to 1, 2, ..., 256: the coordinate, then sin and cos of each old
+    frequency keep their rows; the new ones are marked -1."""
+    from engine.learn import _freq_rows
+
+    old = InrConfig(in_dim=1, width=8, depth=2, n_freqs=2, max_freq=2.0)
+    rows = _freq_rows(old, dataclasses.replace(old, n_freqs=9, max_freq=256.0))
+    assert rows == [0, 1, 2] + [-1] * 7 + [3, 4] + [-1] * 7
+    assert _freq_rows(old, old) == [0, 1, 2, 3, 4]
+
+
 @pytest.mark.parametrize("dim", [2, 1])
 def test_recomputing_the_changed_levels_equals_recomputing_all(dim):
     """Field.units with the features of a nearby vector recomputes only the levels whose latents changed,

@@ -34,3 +34,29 @@ def test_pesq_of_five_minutes_does_not_crash():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-500:]
     assert 1.0 <= float(out.stdout.strip()) <= 4.65
+
+
+def test_published_decodes_are_scored_like_ours(tmp_path):
+    """speech_rd --published: another codec's decodes of the one clip are scored by the same measures, at the
+    rate in their names, in rate order; a file that is not a decode of the clip is refused."""
+    import pytest
+    import soundfile as sf
+
+    from benchmarks.speech_rd import published_scores
+
+    sr = 16000
+    x = voiced_audio(1.0, sr)[:, None]                               # (N, 1)
+    noisy = (x + 0.01 * np.random.default_rng(0).standard_normal(x.shape)).astype(np.float32)
+    folder = tmp_path / "pub"
+    folder.mkdir()
+    sf.write(folder / "decoded_10.5kbps_x.wav", noisy, sr, subtype="FLOAT")
+    sf.write(folder / "decoded_5kbps.wav", x, sr, subtype="FLOAT")
+    sf.write(folder / "notes.wav", x, sr, subtype="FLOAT")          # no rate in the name: skipped
+    rows = published_scores(folder, ("clip.wav", x, sr))
+    assert [r["kbps"] for r in rows] == [5.0, 10.5]
+    want = metrics.speech_metrics(x, noisy, sr)
+    assert rows[1]["snr"] == pytest.approx(want["snr"], abs=1e-3) and rows[1]["snr"] < 40
+    assert rows[0]["snr"] > 100                                      # the exact copy
+    sf.write(folder / "decoded_8kbps.wav", x[: sr // 2], sr, subtype="FLOAT")
+    with pytest.raises(SystemExit, match="not a decode"):
+        published_scores(folder, ("clip.wav", x, sr))
