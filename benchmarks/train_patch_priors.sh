@@ -65,3 +65,9 @@ lat --items 57 --tile 3 --crop-delta --first-steps 100 --warmup 0 --rounds 9 --s
 lat --items 57 --tile 3 --crop-delta --first-steps 100 --warmup 0 --rounds 9 --skip 114 --no-compile --rate 0.5 \
     --beta-init 4.5e-7 --init-prior priors/photo64-shared-0.3bpp-t3cd.safetensors --name photo64-shared-0.5bpp-t3cd \
     -o /tmp/t5cd.safetensors
+# Session of 2026-12-06 (tenth): the next 0.5 bpp stage from -0.5bpp-t3cd on crops 171..227, twice, at the usual
+# --shared-lr 2e-3 and at 4e-4 (RECOMBINER learns its shared parts at 2e-4). Neither gained (28.88 and 28.90 dB on
+# the eight Kodak crops against 28.88; docs/results.md); not shipped. The 4e-4 twin:
+#   lat --shared-lr 4e-4 --items 57 --tile 3 --crop-delta --first-steps 100 --warmup 0 --rounds 9 --skip 171 \
+#       --no-compile --rate 0.5 --beta-init 4.5e-7 --init-prior priors/photo64-shared-0.5bpp-t3cd.safetensors \
+#       --name photo64-shared-0.5bpp-t5cd2lr -o /tmp/t5cd2lr.safetensors

@@ -102,4 +102,8 @@ if [ "$MODE" = stages ]; then
   # the clip delta and 10.64 without, against env2's 11.93 without (docs/results.md).
   #   stage 12 1024 8 "$OUT/speech16k-latent-12kbps-env2.safetensors" /tmp/sp12cd.safetensors --items 128 --tile 16 \
   #     --shared-lr 1e-3 --latent 800,400,200,100,50,25 --envelope --crop-delta --name speech16k-latent-12kbps-cd1
+  # Session of 2026-12-06 (tenth): env3's twin at a fifth of the shared learning rate (runs 512..1023): 11.85 dB on
+  # the 3-s set against 11.81 at 1e-3 and env2's 11.93; not shipped (docs/results.md).
+  #   stage 12 512 8 "$OUT/speech16k-latent-12kbps-env2.safetensors" /tmp/sp12lr.safetensors --items 512 \
+  #     --shared-lr 2e-4 --latent 800,400,200,100,50,25 --envelope --name speech16k-latent-12kbps-env3lr
 fi

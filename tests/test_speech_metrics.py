@@ -60,3 +60,24 @@ def test_published_decodes_are_scored_like_ours(tmp_path):
     sf.write(folder / "decoded_8kbps.wav", x[: sr // 2], sr, subtype="FLOAT")
     with pytest.raises(SystemExit, match="not a decode"):
         published_scores(folder, ("clip.wav", x, sr))
+
+
+def test_error_bands_puts_a_tones_error_in_its_band_and_a_loud_chunks_error_in_the_loud_third():
+    """benchmarks/error_bands.py: an error that is a 5 kHz tone shows as the 4-8 kHz band's error, far above the
+    other bands'; an error confined to the loudest chunks carries the loudest third's whole share."""
+    from benchmarks.error_bands import band_table, loudness_table
+
+    sr = 16000
+    x = voiced_audio(1.2, sr).astype(np.float64)                      # 24 chunks of 800
+    t = np.arange(x.shape[0]) / sr
+    tone = 1e-3 * np.sin(2 * np.pi * 5000 * t)
+    rows = band_table(x, {"a": tone}, sr)[2:]
+    err = {r.split(" | ")[0].lstrip("| "): float(r.split(" | ")[2]) for r in rows}
+    assert max(err, key=err.get) == "4000–8000" and err["4000–8000"] > max(v for k, v in err.items()
+                                                                           if k != "4000–8000") + 20
+    level = (x.reshape(-1, 800) ** 2).mean(1)
+    loud = np.argsort(level)[-8:]
+    e = np.zeros_like(x).reshape(-1, 800)
+    e[loud] = 1e-3
+    third = loudness_table(x, {"a": e.reshape(-1)})[-1]                # the loudest third's row
+    assert third.startswith("| loudest third") and third.rstrip(" |").endswith("1.00")
