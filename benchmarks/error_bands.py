@@ -17,6 +17,7 @@ import scipy.signal as ss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from engine import metrics  # noqa: E402
 from engine.audio_io import read_audio  # noqa: E402
 
 BANDS = (0, 250, 500, 1000, 2000, 4000, 8000)   # Hz; the last band ends at Nyquist
@@ -48,10 +49,10 @@ def loudness_table(x: np.ndarray, errors: dict[str, np.ndarray]) -> list[str]:
     thirds = np.array_split(order, 3)
     out = ["| chunks | level dBFS | " + " | ".join(f"chunk SNR {k} | error share {k}" for k in errors) + " |",
            "|---" * (2 + 2 * len(errors)) + "|"]
+    sq = [e[: n * CHUNK].reshape(n, CHUNK) ** 2 for e in errors.values()]   # (n, CHUNK) per decode
     for name, idx in zip(("quietest third", "middle third", "loudest third"), thirds):
         cells = []
-        for e in errors.values():
-            ce = e[: n * CHUNK].reshape(n, CHUNK) ** 2
+        for ce in sq:
             snr = np.mean([db((c[i] ** 2).sum()) - db(ce[i].sum()) for i in idx])
             cells.append(f"{snr:.2f} | {ce[idx].sum() / ce.sum():.2f}")
         out.append(f"| {name} | {db((c[idx] ** 2).mean()):.1f} | " + " | ".join(cells) + " |")
@@ -72,7 +73,7 @@ def main() -> None:
             raise SystemExit(f"{f.name}: {y.shape[0]} samples at {ysr} Hz, the original has {x.shape[0]} at {sr}")
         errors[f.stem] = x - y[:, 0].astype(np.float64)
     for k, e in errors.items():
-        print(f"{k}: SNR {db((x ** 2).sum()) - db((e ** 2).sum()):.2f} dB")
+        print(f"{k}: SNR {metrics.snr(x, x - e):.2f} dB")
     print("\n".join(["", *band_table(x, errors, sr), "", *loudness_table(x, errors)]))
 
 

@@ -90,14 +90,12 @@ NEW_FEATURE_GAIN = 0.01   # a grown level's input weights start at this fraction
 def _freq_rows(old: InrConfig, new: InrConfig) -> list[int] | None:
     """For each row of `new`'s Fourier embedding, the row of `old`'s that computes the same feature (-1: a
     frequency `old` lacks); None when `old` has a frequency `new` lacks (siren.fourier_embed's layout)."""
-    def freqs(cfg: InrConfig) -> np.ndarray:
-        return np.logspace(0.0, np.log2(cfg.max_freq), cfg.n_freqs, base=2.0) if cfg.n_freqs else np.zeros(0)
-    fo, fn = freqs(old), freqs(new)
-    pos = [int(np.flatnonzero(np.isclose(fn, f, rtol=1e-6))[0]) if np.isclose(fn, f, rtol=1e-6).any() else -1
-           for f in fo]
-    if old.in_dim != new.in_dim or -1 in pos:
+    fo, fn = (siren.fourier_freqs(c, torch.float64).numpy() if c.n_freqs else np.zeros(0) for c in (old, new))
+    same = np.isclose(fo[:, None], fn[None, :], rtol=1e-6)                # (G, F)
+    if old.in_dim != new.in_dim or not same.any(1).all():
         return None
-    back = {k: j for j, k in enumerate(pos)}                     # new frequency index -> old
+    pos = same.argmax(1)                                                  # old frequency j -> its new index
+    back = {int(k): j for j, k in enumerate(pos)}                # new frequency index -> old
     d, F, G = new.in_dim, len(fn), len(fo)
     rows = list(range(d))                                        # the coordinates themselves
     for part in (0, 1):                                          # sin block, then cos block
@@ -126,11 +124,12 @@ def grow(init: Prior, inr: InrConfig, lat: LatentConfig | None, seed: int = 0) -
     if init.inr_weights is None or old is None or lat is None:
         raise ValueError("only a shared-network latent prior can grow")
     kept = [g for g in lat.levels if g in old.levels]
+    freq_rows = _freq_rows(cfg, inr)
     if (dataclasses.replace(lat, levels=old.levels) != old or kept != list(old.levels)
             or len(set(lat.levels)) != len(lat.levels) or inr.width < cfg.width
             or dataclasses.replace(inr, width=cfg.width, features=old.features, n_freqs=cfg.n_freqs,
                                    max_freq=cfg.max_freq) != cfg
-            or inr.features != lat.features or _freq_rows(cfg, inr) is None):
+            or inr.features != lat.features or freq_rows is None):
         raise ValueError("the initial prior has another architecture")
     w = torch.from_numpy(init.inr_weights)
     if inr.width > cfg.width:
@@ -140,7 +139,7 @@ def grow(init: Prior, inr: InrConfig, lat: LatentConfig | None, seed: int = 0) -
     fresh = siren.unflatten(siren.siren_init(inr, seed + 1)[None], inr)[0][0][0] * NEW_FEATURE_GAIN
     old_emb = layers[0][0][:e]                                             # (embed_dim, width)
     rows = [torch.cat([old_emb[j:j + 1] if j >= 0 else torch.zeros_like(old_emb[:1])
-                       for j in _freq_rows(cfg, inr)])]
+                       for j in freq_rows])]
     e_new = inr.embed_dim
     lat_mu, lat_ls, lat_post, ups = [], [], [], []
     old_ups = latent.split_upsampler(torch.from_numpy(init.upsampler), old)
@@ -192,8 +191,7 @@ def learn_prior(signals: np.ndarray, cfg: LearnConfig, device: torch.device,
     `init`: continue from an earlier prior of the same architecture (its mean, std, typical posterior
     std, beta, reparameterisation and upsampler) instead of a fresh SIREN initialisation. A shared-network
     prior may also be smaller than `cfg.inr` and `cfg.latent` (narrower, fewer latent levels or Fourier
-    frequencies): it is grown
-    without changing its output (`grow`), so training continues from where it stood.
+    frequencies): it is grown without changing its output (`grow`), so training continues from where it stood.
 
     Distributed: when torch.distributed is initialised (e.g. under torchrun), every process passes the same
     `signals` (and its own `checkpoint` path) and fits the chunks of `cfg.batch` items it owns; KL, prior

@@ -14,12 +14,16 @@ from . import cancel
 from .config import InrConfig
 
 
+def fourier_freqs(cfg: InrConfig, dtype=torch.float32, device=None) -> torch.Tensor:
+    """(n_freqs,) the embedding's frequencies f, geometric from 1 to max_freq (sin(pi f x) has f periods on [-1, 1])."""
+    return torch.logspace(0.0, math.log2(cfg.max_freq), cfg.n_freqs, base=2.0, dtype=dtype, device=device)
+
+
 def fourier_embed(coords: torch.Tensor, cfg: InrConfig) -> torch.Tensor:
     """(N, in_dim) in [-1, 1] -> (N, embed_dim): [x, sin(pi f x), cos(pi f x)] for geometric f in [1, max_freq]."""
     if cfg.n_freqs == 0:
         return coords
-    freqs = torch.logspace(0.0, math.log2(cfg.max_freq), cfg.n_freqs, base=2.0,
-                           dtype=coords.dtype, device=coords.device) * math.pi
+    freqs = fourier_freqs(cfg, coords.dtype, coords.device) * math.pi
     ang = coords[:, :, None] * freqs  # (N, in_dim, F)
     return torch.cat([coords, ang.sin().flatten(1), ang.cos().flatten(1)], dim=1)
 
