@@ -144,6 +144,7 @@ def main() -> None:
     ap.add_argument("--try-delta", action="store_true",
                     help="code every clip without and with a clip-level delta, keep the better (twice the time)")
     ap.add_argument("--no-envelope", action="store_true", help="no chunk envelope (kind 10 or 12; ablation)")
+    ap.add_argument("--no-bands", action="store_true", help="no band gains (ablation; engine/audio_bands.py)")
     ap.add_argument("--prior-dir", action="append", default=None)
     ap.add_argument("--prior", default=None, help="force this prior file for every rate")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -172,7 +173,7 @@ def main() -> None:
     print(f"{len(clips)} clips, {total_s:.1f} s of audio, level {a.level if a.level is not None else 'as recorded'}, "
           f"device {a.device}, preset {a.preset}, {'uniform' if a.uniform else 'by content'}, "
           f"{'clip delta' if a.delta else 'delta where it helps' if a.try_delta else 'no delta'}, "
-          f"{'no envelope' if a.no_envelope else 'envelope'}, torch "
+          f"{'no envelope' if a.no_envelope else 'envelope'}, {'no bands' if a.no_bands else 'bands'}, torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads", flush=True)
     fit = fit_overrides(_fit_config(a), a.fit)
     rows, per_clip = [], []
@@ -182,7 +183,7 @@ def main() -> None:
                                      device=a.device, prior_dirs=a.prior_dir, compile=a.compile,
                                      adaptive=not a.uniform,
                                      adapt=adapt_mode(a.delta, a.try_delta),
-                                     envelope=not a.no_envelope))
+                                     envelope=not a.no_envelope, bands=not a.no_bands))
         enc_s, enc_cpu = time.time() - t0, time.process_time() - c0
         ours, ref = [], {"mp3": [], "opus": []}
         dec_s = []

@@ -91,6 +91,8 @@ def _units_text(header) -> str:
             text += f", chunk levels {lv[0]:+g} to {lv[1]:+g} dB"
     if header.delta_blocks:
         text += f", network delta {header.delta_blocks} blocks"
+    if header.bands is not None:
+        text += ", band gains"
     return text
 
 class MainWindow(QMainWindow):

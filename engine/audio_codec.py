@@ -28,7 +28,7 @@ from typing import Generator, Sequence
 import numpy as np
 import torch
 
-from . import audio_envelope, audio_shaping, cancel, container, hierarchy, limits, rng, siren
+from . import audio_bands, audio_envelope, audio_shaping, cancel, container, hierarchy, limits, rng, siren
 from .audio_gain import factor, gain_code
 from .audio_io import resample, resampled_length
 from .codec import EncodeEvent, Reporting, _members, _weights
@@ -77,14 +77,16 @@ def layout(n_samples: int, channels: int, sample_rate: int, prior: Prior) -> tup
 
 
 def audio_header(n: int, c: int, sr: int, prior: Prior, seed: int, class_blocks, unit_class, gain: int,
-                 delta: tuple[tuple[int, ...], int] = ((), 0), envelope=None) -> CmbHeader:
+                 delta: tuple[tuple[int, ...], int] = ((), 0), envelope=None, bands=None) -> CmbHeader:
     """The (kind 10) header of a clip of n samples x c channels at sr Hz with these block-count classes; kind 12
     with `delta` = (scale codes, blocks) of a clip-level network delta (engine.hierarchy); kinds 13 and 14 with
-    `envelope`, every unit's chunk-envelope code (0 for units without blocks)."""
+    `envelope`, every unit's chunk-envelope code (0 for units without blocks); kind 5 with `bands`, the band-gain
+    codes (engine/audio_bands.py)."""
     return CmbHeader("audio", (n, c, sr), prior.short_id, seed, prior.kappa, max(class_blocks), len(unit_class), 0,
                      tuple(int(b) for b in class_blocks), tuple(int(k) for k in unit_class), b"", int(gain),
                      tuple(delta[0]), int(delta[1]),
-                     None if envelope is None else tuple(int(k) for k in envelope))
+                     None if envelope is None else tuple(int(k) for k in envelope),
+                     bands=None if bands is None else tuple(int(k) for k in bands))
 
 
 @dataclass(frozen=True)
@@ -99,9 +101,11 @@ class Budget:
 
 
 def block_budget(kbps: float, n: int, c: int, sr: int, prior: Prior, seed: int = 0, gain: int = 0,
-                 sounding: int | None = None, delta: bool = False, envelope: bool = False) -> Budget:
+                 sounding: int | None = None, delta: bool = False, envelope: bool = False,
+                 bands: bool = False) -> Budget:
     """Blocks over all units (and the clip's network delta, with `delta`) whose file (header with the widest
-    class table, delta fields and, with `envelope`, the sounding units' envelope codes; checksum) is nearest
+    class table, delta fields, with `envelope` the sounding units' envelope codes and with `bands` the band
+    gains; checksum) is nearest
     kbps * seconds / 8 bytes. `sounding` units (default: all) need one block at least: a rate below that
     smallest file is raised to it, with a warning."""
     _, k = layout(n, c, sr, prior)
@@ -110,7 +114,8 @@ def block_budget(kbps: float, n: int, c: int, sr: int, prior: Prior, seed: int =
     levels = list(range(prior.n_params - LEVELS + 1, prior.n_params + 1))   # the widest class table
     probe = audio_header(n, c, sr, prior, seed, [0] + levels, [LEVELS] * sounding + [0] * (units - sounding), gain,
                          hierarchy.widest_fields(prior.inr) if delta else ((), 0),
-                         [0] * units if envelope else None)
+                         [0] * units if envelope else None,
+                         [0] * audio_bands.n_codes(units, c) * audio_bands.BANDS if bands else None)
     overhead = len(container.header_bytes(probe)) + container.CRC_BYTES
     total = int(np.floor((kbps * 1000.0 * n / sr - 8 * overhead) / prior.kappa))
     warns, raised = [], total < sounding
@@ -136,11 +141,11 @@ def bandwidth_notes(sample_rate: int, prior: Prior) -> list[str]:
 
 
 def plan_budget(samples: np.ndarray, sample_rate: int, kbps: float, prior: Prior, seed: int = 0,
-                adapt: bool = False, envelope: bool = True) -> Budget:
-    """The budget `encode_audio` will use for this clip (level and silent chunks measured as it does; `adapt`
-    and `envelope` as encode_audio_batch's)."""
+                adapt: bool = False, envelope: bool = True, bands: bool = True) -> Budget:
+    """The budget `encode_audio` will use for this clip (level and silent chunks measured as it does; `adapt`,
+    `envelope` and `bands` as encode_audio_batch's)."""
     return _plan_clip(check_audio(samples, sample_rate), int(sample_rate), kbps, prior, seed, adapt,
-                      envelope).budget
+                      envelope, bands).budget
 
 
 def level_grid(mean_blocks: float, cap: int, levels: int = LEVELS) -> np.ndarray:
@@ -182,14 +187,24 @@ def _chunks(x: np.ndarray, prior: Prior) -> tuple[np.ndarray, np.ndarray]:
     return padded.reshape(c * k, L, 1), mask.reshape(c * k, L, 1)
 
 
-@torch.no_grad()
 def _render(prior: Prior, seed: int, unit_blocks: np.ndarray, indices: Sequence[np.ndarray], n: int, c: int,
             sr: int, gain: int | None, device="cpu", progress=None, delta: torch.Tensor | None = None,
-            envelope: Sequence[int] | None = None) -> np.ndarray:
+            envelope: Sequence[int] | None = None, bands: Sequence[int] | None = None) -> np.ndarray:
     """Receiver side: per unit its block count and indices -> (N, C) float32 at the original rate. Units with
     no blocks are silent. `gain` None: a kind-8 file (no level normalisation). `progress(done, total)`:
     sounding units rendered so far, after each render batch. `delta` (P_inr,) adapts a shared-network prior's
-    network to the clip (kind 12). `envelope` (U,) the units' chunk-envelope codes (kinds 13 and 14)."""
+    network to the clip (kind 12). `envelope` (U,) the units' chunk-envelope codes (kinds 13 and 14). `bands`
+    the band-gain codes (kind 5)."""
+    y = _at_prior_rate(prior, seed, unit_blocks, indices, n, c, sr, device, progress, delta, envelope)
+    return _finish(prior, y, n, sr, gain, bands, unit_blocks)
+
+
+@torch.no_grad()
+def _at_prior_rate(prior: Prior, seed: int, unit_blocks: np.ndarray, indices: Sequence[np.ndarray], n: int, c: int,
+                   sr: int, device="cpu", progress=None, delta: torch.Tensor | None = None,
+                   envelope: Sequence[int] | None = None) -> np.ndarray:
+    """Receiver side: the units' network outputs, times their envelope factors, as (M, C) at the prior's rate
+    (see _render)."""
     L = prior.audio.chunk
     m, k = layout(n, c, sr, prior)
     emb = siren.fourier_embed(siren.grid_coords((L,), device=device), prior.inr)
@@ -212,11 +227,37 @@ def _render(prior: Prior, seed: int, unit_blocks: np.ndarray, indices: Sequence[
                     progress(done, total)
     if envelope is not None:
         out *= audio_envelope.factors(np.asarray(envelope))[:, None]
-    y = out.reshape(c, k * L)[:, :m].T                              # (M, C) at the prior's rate
+    return out.reshape(c, k * L)[:, :m].T                           # (M, C) at the prior's rate
+
+
+def _finish(prior: Prior, y: np.ndarray, n: int, sr: int, gain: int | None, bands: Sequence[int] | None = None,
+            unit_blocks: np.ndarray | None = None) -> np.ndarray:
+    """Receiver side: (M, C) network outputs at the prior's rate -> (N, C) float32 at the original rate: the
+    band gains applied (kind 5 with flag bit 2; the samples of silent units, no blocks, stay exact zeros), the
+    clip gain undone, resampled, clipped to [-1, 1]."""
+    if bands is not None:
+        m, c = y.shape
+        L = prior.audio.chunk
+        sounding = np.repeat(np.asarray(unit_blocks).reshape(c, -1) > 0, L, axis=1)[:, :m].T   # (M, C)
+        y = _with_bands(y, bands, L) * sounding
     if gain is not None:
         y = y / np.float32(factor(gain))
     y = resample(np.ascontiguousarray(y), prior.audio.sample_rate, sr)[:n]
     return np.clip(y, -1.0, 1.0).astype(np.float32)
+
+
+def _with_bands(y: np.ndarray, bands: Sequence[int], chunk: int) -> np.ndarray:
+    """(M, C) at the prior's rate and a file's band-gain codes (channel-major) -> (M, C) with them applied."""
+    per = len(bands) // y.shape[1]
+    codes = np.asarray(bands, dtype=np.int64)
+    return np.stack([audio_bands.apply(y[:, ch], codes[ch * per:(ch + 1) * per], chunk)
+                     for ch in range(y.shape[1])], 1)
+
+
+def _choose_bands(target: np.ndarray, y: np.ndarray, chunk: int) -> np.ndarray:
+    """Sender side: (M, C) levelled original and decode at the prior's rate -> band-gain codes, channel-major."""
+    return np.concatenate([audio_bands.choose(target[:, ch], y[:, ch], chunk).reshape(-1)
+                           for ch in range(y.shape[1])])
 
 
 def _render_latent(prior: Prior, seed: int, ub: np.ndarray, indices: Sequence[np.ndarray], c: int, k: int,
@@ -343,29 +384,34 @@ class _ClipPlan:
     sounding: np.ndarray          # (U,) bool: not digital silence
     grid: np.ndarray              # block counts the clip's sounding units may take
     budget: Budget
+    levelled: np.ndarray          # (M, C) the clip at the prior's rate and the reference level (band gains' target)
+    bands: bool                   # choose band gains (engine/audio_bands.py) once every unit is coded
     blocks: np.ndarray = None     # (U,) blocks of each unit, filled while coding
     indices: list = None          # per unit its indices
     kl: list = None               # per unit the KL of each block when coded
 
 
-def _plan_clip(x: np.ndarray, sr: int, kbps: float, prior: Prior, seed: int, adapt: bool, envelope: bool
-               ) -> _ClipPlan:
+def _plan_clip(x: np.ndarray, sr: int, kbps: float, prior: Prior, seed: int, adapt: bool, envelope: bool,
+               bands: bool = True) -> _ClipPlan:
     xr = resample(x, sr, prior.audio.sample_rate)                  # (M, C) at the prior's rate
     code = gain_code(xr, prior.audio.sample_rate)
     gain = 0 if code is None else code
-    chunks, mask = _chunks(xr * np.float32(factor(gain)), prior)
+    levelled = (xr * np.float32(factor(gain))).astype(np.float32)
+    chunks, mask = _chunks(levelled, prior)
     sounding = np.abs(chunks * mask).reshape(chunks.shape[0], -1).max(1) > 0
     env = None
     if envelope:
         env = np.where(sounding, audio_envelope.codes(chunks, mask), 0)
         chunks, mask = audio_envelope.normalise(chunks, mask, env)
     n, c = x.shape
+    # a silent clip decodes to zeros: nothing to correct
+    bands = bands and bool(sounding.any()) and audio_bands.usable(prior.audio.chunk)
     budget = block_budget(kbps, n, c, sr, prior, seed, gain, int(sounding.sum()), adapt and bool(sounding.any()),
-                          envelope)
+                          envelope, bands)
     budget.warnings.extend(bandwidth_notes(sr, prior))
     grid = level_grid(budget.total / max(1, budget.sounding), prior.n_params)
     u = chunks.shape[0]
-    return _ClipPlan(x, sr, gain, chunks, mask, env, sounding, grid, budget,
+    return _ClipPlan(x, sr, gain, chunks, mask, env, sounding, grid, budget, levelled, bands,
                      np.zeros(u, dtype=np.int64), [np.zeros(0, dtype=np.int64)] * u, [np.zeros(0)] * u)
 
 
@@ -373,7 +419,7 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
                        prior: Prior | None = None, fit: FitConfig = FitConfig(),
                        device: str | torch.device = "cpu", seed: int = 0, prior_dirs=None, compile: bool = False,
                        max_units: int | None = None, adaptive: bool = True, adapt: bool | str = False,
-                       envelope: bool = True,
+                       envelope: bool = True, bands: bool = True,
                        journal: Journal | None = None) -> Generator[EncodeEvent, None, list[EncodedAudio]]:
     """Encode clips [(samples, sample_rate), ...] at one target rate (kbit/s from the real file size).
 
@@ -394,6 +440,9 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
     `envelope` (default) also stores one level per chunk (kinds 13 and 14; engine/audio_envelope.py): each chunk
     is fitted at the reference level and its error weighed by its level. Without it: kinds 10 and 12.
 
+    `bands` (default) also chooses, once every unit is coded, a gain per band and segment of the decode
+    (engine/audio_bands.py; kind 5); their codes count in the rate. A silent clip gets none.
+
     `journal` (engine/journal.py) makes a long encode resumable: every finished batch is written to it, and the
     batches an earlier run of the same encode wrote there are taken from it instead of being coded again
     (`journal.restored` says how many). The file is the same either way.
@@ -401,7 +450,7 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
     if adapt == EITHER:
         return (yield from _encode_either(clips, kbps, dict(
             prior=prior, fit=fit, device=device, seed=seed, prior_dirs=prior_dirs, compile=compile,
-            max_units=max_units, adaptive=adaptive, envelope=envelope, journal=journal)))
+            max_units=max_units, adaptive=adaptive, envelope=envelope, bands=bands, journal=journal)))
     device = torch.device(device)
     fit = fit.for_modality("audio")
     xs = [(check_audio(x, sr), int(sr)) for x, sr in clips]
@@ -420,7 +469,7 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
     delta = (hierarchy.ImageDelta(prior.inr, torch.from_numpy(prior.inr_weights).to(device), prior.kappa)
              if adapt else None)
     rate = kbps if kbps is not None else prior.rate
-    plans = [_plan_clip(x, sr, rate, prior, seed, adapt, envelope) for x, sr in xs]
+    plans = [_plan_clip(x, sr, rate, prior, seed, adapt, envelope, bands) for x, sr in xs]
     # All sounding units in one list: (clip, unit within clip); batches of max_units (of one clip with `adapt`).
     units = [(i, u) for i, pl in enumerate(plans) for u in np.flatnonzero(pl.sounding)]
     n_all = max(1, len(units))
@@ -439,7 +488,8 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
         journal = None
     done = 0 if journal is None else journal.restore(
         encode_key([x for x, _ in xs], rate, prior.id, fit, seed, max_units,
-                   dict(rates=[sr for _, sr in xs], adaptive=adaptive, adapt=adapt, envelope=envelope)),
+                   dict(rates=[sr for _, sr in xs], adaptive=adaptive, adapt=adapt, envelope=envelope)
+                   | ({"bands": True} if bands else {})),
         [np.array(units[s:e], dtype=np.int64).reshape(-1, 2) for s, e in bounds])
     for b, (s, e) in enumerate(bounds):
         part = units[s:e]
@@ -456,8 +506,7 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
             weight = audio_shaping.shaped(weight, target, audio_shaping.Shaping(fit.shape_g1, fit.shape_g2))
         if context is not None:
             field = prior.field(emb, device, _canvases(part, plans, context, device), compile=compile)
-        # this batch's share of each clip's budget, in proportion to its sounding units here
-        share = {i: plans[i].budget.total * int((clip_of == i).sum()) / int(plans[i].sounding.sum())
+        share = {i: _share(plans[i], int((clip_of == i).sum()), hierarchy.coded_of(delta, i).fields[1])
                  for i in np.unique(clip_of)}
         gens = rng.unit_noise([fit.seed * 1_000_003 + 700_001 + int(u) for u in uid], device)
         coded = yield from code_by_content(ContentBatch(target, field, weight, clip_of, uid, share, gens), prior,
@@ -471,12 +520,13 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
         n, c = pl.x.shape
         cls_blocks = np.unique(np.concatenate([[0], pl.blocks])) if not pl.sounding.all() else np.unique(pl.blocks)
         cd = hierarchy.coded_of(delta, i)
-        hdr = audio_header(n, c, pl.sr, prior, seed, cls_blocks, np.searchsorted(cls_blocks, pl.blocks), pl.gain,
-                           cd.fields, pl.envelope)
-        data = container.write(hdr, np.concatenate([cd.indices] + list(pl.indices)))
         # The sender's final reconstruction goes through the receiver's own path.
-        recon = _render(prior, seed, pl.blocks, pl.indices, n, c, pl.sr, pl.gain, delta=cd.delta,
-                        envelope=pl.envelope)
+        y = _at_prior_rate(prior, seed, pl.blocks, pl.indices, n, c, pl.sr, delta=cd.delta, envelope=pl.envelope)
+        codes = _choose_bands(pl.levelled, y, L) if pl.bands else None
+        recon = _finish(prior, y, n, pl.sr, pl.gain, codes, pl.blocks)
+        hdr = audio_header(n, c, pl.sr, prior, seed, cls_blocks, np.searchsorted(cls_blocks, pl.blocks), pl.gain,
+                           cd.fields, pl.envelope, codes)
+        data = container.write(hdr, np.concatenate([cd.indices] + list(pl.indices)))
         kl = np.zeros((len(pl.blocks), max(1, int(pl.blocks.max()))))
         for u, row in enumerate(pl.kl):
             kl[u, :len(row)] = row
@@ -537,6 +587,16 @@ def _rescaled(gen: Generator[EncodeEvent, None, list], span: list[int]) -> Gener
         yield dataclasses.replace(ev, step=step, total_steps=2 * span[0])
 
 
+def _share(plan: _ClipPlan, here: int, delta_blocks: int) -> float:
+    """A batch's share of its clip's block budget: what the clip has not spent yet (on units coded in earlier
+    batches and on its network delta), in proportion to the clip's `here` sounding units in this batch among those
+    not coded yet. A batch that could not hit its share exactly (the block counts are snapped to the clip's grid)
+    thus passes the difference on, and the clip's file lands on its budget."""
+    spent = int(plan.blocks.sum()) + delta_blocks
+    left = int(plan.sounding.sum()) - int((plan.blocks > 0).sum())   # every coded sounding unit has a block
+    return max(float(here), (plan.budget.total - spent) * here / max(here, left))
+
+
 def _keep(plans: list[_ClipPlan], part: list[tuple[int, int]], coded: CodedBatch, context: LatentContext | None,
           prior: Prior, seed: int, device) -> None:
     """Store a coded batch in its clips' plans; later batches stitch with its coded latents."""
@@ -570,11 +630,13 @@ def decode_audio_full(data: bytes, prior_dirs=None, device="cpu", progress=None
         raise CmbFormatError(f"corrupt .cmb header: {hdr.units} units for {n} samples x {c} channel(s)")
     if max(hdr.class_blocks or (hdr.n_blocks,)) > prior.n_params:
         raise CmbFormatError(f"corrupt .cmb header: more blocks than the prior's {prior.n_params} weights")
+    if hdr.bands is not None and not audio_bands.usable(prior.audio.chunk):
+        raise PriorError(f"prior {prior.name}'s chunks of {prior.audio.chunk} samples cannot carry band gains")
     delta = hierarchy.from_header(prior, hdr, idx, device)
     ub = np.asarray(hdr.unit_blocks, dtype=np.int64)
     offs = np.concatenate([[0], np.cumsum(ub)]) + hdr.delta_blocks
     per_unit = [idx[offs[u]:offs[u + 1]] for u in range(len(ub))]
-    y = _render(prior, hdr.seed, ub, per_unit, n, c, sr, hdr.gain, device, progress, delta, hdr.envelope)
+    y = _render(prior, hdr.seed, ub, per_unit, n, c, sr, hdr.gain, device, progress, delta, hdr.envelope, hdr.bands)
     return y, sr, hdr, prior
 
 

@@ -467,12 +467,13 @@ def encode_items(a, inputs, imgs: dict, clips: dict, dev, dests: list | None = N
         adapt = adapt_mode(a.delta, a.try_delta)   # audio: a delta only when asked (no gain measured on speech)
         for i, (x, sr) in clips.items():
             chosen = forced or nearest("audio", 1, a.kbps, a.prior_dir)
-            for wmsg in plan_budget(x, sr, a.kbps, chosen, a.seed, adapt is True, a.envelope).warnings:   # said first
+            for wmsg in plan_budget(x, sr, a.kbps, chosen, a.seed, adapt is True, a.envelope,
+                                    a.bands).warnings:   # said first
                 print(f"combiner: warning: {inputs[i].name}: {wmsg}", file=sys.stderr)
             journal = _journal(a, dests[i], inputs) if dests is not None else None
             gen = encode_audio(x, sr, a.kbps, prior=chosen, fit=fit, device=dev, seed=a.seed,
                                prior_dirs=a.prior_dir, compile=a.compile,
-                               adapt=adapt, envelope=a.envelope, journal=journal)
+                               adapt=adapt, envelope=a.envelope, bands=a.bands, journal=journal)
             r = _journaled(gen, inputs[i].name, a.quiet, journal, inputs[i].name)
             ub = r.unit_blocks
             out[i] = (r.data, f"{len(r.data)} bytes, {r.kbps:.3f} kbps, SNR {r.snr:.2f} dB, PSNR {r.psnr:.2f} dB "
@@ -617,6 +618,10 @@ def cmd_info(a) -> int:
             lv = level_range(hdr.envelope, ub)
             rows.append(("envelope", f"one level per sounding unit, {lv[0]:+g} to {lv[1]:+g} dB re the clip level"
                                      if lv else "no sounding units"))
+        if hdr.bands is not None:
+            from .audio_bands import summary
+
+            rows.append(("band gains", summary(hdr.bands)))
         rows += _delta_rows(hdr, "clip")
     elif hdr.modality == "audio":
         rows.append(("units", f"{hdr.units} (chunk INRs over all channels)"))
@@ -742,6 +747,9 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--envelope", action=argparse.BooleanOptionalAction, default=True,
                     help="audio: store one level per chunk and fit every chunk at the reference level (kind 13 or "
                     "14; default) or not (--no-envelope: kind 10 or 12)")
+    en.add_argument("--bands", action=argparse.BooleanOptionalAction, default=True,
+                    help="audio: choose a gain per band of every 4 chunks of the decode, against the original "
+                    "(kind 5; default; about 0.1 kbps), or not (--no-bands)")
     en.add_argument("--perceptual", action="store_true",
                     help="audio: shape the coding noise under the speech's formants, as speech codecs do (higher "
                     "PESQ and STOI, lower SNR; the file decodes as any other)")

@@ -28,6 +28,12 @@ side G (varint, in patches), the delta layer count S (varint), with flag bit 0 t
 and block count (varint), and, for each group of G x G patches in row-major order, its S scale bytes and block
 count (varint); the payload holds the image delta's indices (with bit 0), then the groups' delta indices
 (group by group), then each patch's indices in turn.
+Kind 5, audio with optional parts named by flags: kind 10's fields, then a flags varint (bit 0: a clip-level network
+delta; bit 1: a chunk envelope; bit 2: band gains; other bits are refused), then the delta fields as kind 12
+(bit 0), the envelope codes as kind 13 (bit 1) and, with bit 2, the band-gain set (varint; 0 is the only one,
+engine/audio_bands.py) and its codes, audio_bands.BITS bits each, LSB-first, byte-padded: for each channel, for
+each of its ceil(K / audio_bands.SEGMENT) segments (K = units / channels), one code per band. Writers use kind 5
+only for files with band gains; the payload is as kind 12's.
 """
 from __future__ import annotations
 
@@ -48,6 +54,8 @@ KIND_AUDIO_DELTA = 12
 KIND_AUDIO_ENV = 13
 KIND_AUDIO_ENV_DELTA = 14
 KIND_PATCHES_GROUPS = 15
+KIND_AUDIO_FLAGS = 5
+AUDIO_FLAG_DELTA, AUDIO_FLAG_ENVELOPE, AUDIO_FLAG_BANDS = 1, 2, 4
 MAX_DELTA_LAYERS = 16   # kind-11/12 delta scales (one per network layer)
 MAX_DELTA_BLOCKS = 1 << 16
 MAX_DELTA_GROUPS = 1 << 16   # kind-15 delta groups in one image
@@ -82,6 +90,8 @@ class CmbHeader:
                                               # row-major; delta_blocks is their blocks' sum
     top_delta: tuple[tuple[int, ...], int] = ((), 0)   # kind 15 with flag bit 0: (scale codes, blocks) of the
                                               # image-level delta under the groups' (its blocks in delta_blocks)
+    bands: tuple[int, ...] | None = None      # kind 5 audio with flag bit 2: the band-gain codes (audio_bands),
+                                              # channel by channel, segment by segment, band by band; None: none
 
     @property
     def unit_blocks(self) -> list[int]:
@@ -287,19 +297,53 @@ def _gain_audio_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
         raise ValueError("audio needs samples, channels, rate and one class per unit")
     delta = _check_delta(h)
     env = h.envelope is not None
-    kind = ((KIND_AUDIO_ENV_DELTA if delta else KIND_AUDIO_ENV) if env else
-            (KIND_AUDIO_DELTA if delta else KIND_AUDIO_GAIN))
+    if h.bands is not None:
+        kind = KIND_AUDIO_FLAGS
+    else:
+        kind = ((KIND_AUDIO_ENV_DELTA if delta else KIND_AUDIO_ENV) if env else
+                (KIND_AUDIO_DELTA if delta else KIND_AUDIO_GAIN))
     out.append(VERSION << 4 | kind)
     for v in (n, c, sr, h.units):
         _put_varint(out, v)
     _put_prior_seed_kappa(out, h)
     _put_varint(out, _zigzag(h.gain))
     _put_classes(out, h.class_blocks, h.unit_class, lowest=0)
+    if kind == KIND_AUDIO_FLAGS:
+        _put_varint(out, (AUDIO_FLAG_DELTA if delta else 0) | (AUDIO_FLAG_ENVELOPE if env else 0) | AUDIO_FLAG_BANDS)
     if delta:
         _put_delta(out, h)
     if env:
         _put_envelope(out, h)
+    if h.bands is not None:
+        _put_bands(out, h)
     return bytes(out)
+
+
+def _put_bands(out: bytearray, h: CmbHeader) -> None:
+    from . import audio_bands
+
+    codes = np.asarray(h.bands, dtype=np.int64)
+    if (h.units % h.shape[1] or len(codes) != audio_bands.n_codes(h.units, h.shape[1]) * audio_bands.BANDS
+            or (len(codes) and (codes.min() < 0 or codes.max() >= len(audio_bands.GAINS)))):
+        raise ValueError("bad band gains: one code in range per channel, segment and band")
+    _put_varint(out, 0)   # the band-gain set (audio_bands' layout)
+    out += pack_indices(codes, audio_bands.BITS)
+
+
+def _read_bands(r: "_Reader", data: bytes, units: int, channels: int) -> tuple[int, ...]:
+    from . import audio_bands
+
+    if r.varint("band-gain set") != 0:
+        raise CmbFormatError("corrupt .cmb header: unknown band-gain set")
+    if units % channels:
+        raise CmbFormatError(f"corrupt .cmb header: {units} units for {channels} channels")
+    n = audio_bands.n_codes(units, channels) * audio_bands.BANDS
+    nbytes = (n * audio_bands.BITS + 7) // 8
+    if r.pos + nbytes > len(data):
+        raise CmbFormatError("truncated .cmb file: it ends inside the band gains")
+    codes = unpack_indices(data[r.pos:r.pos + nbytes], n, audio_bands.BITS)
+    r.pos += nbytes
+    return tuple(int(k) for k in codes)
 
 
 def _put_envelope(out: bytearray, h: CmbHeader) -> None:
@@ -357,7 +401,8 @@ def _read_delta(r: "_Reader") -> tuple[tuple[int, ...], int]:
     return scales, n_delta
 
 
-def _read_gain_audio_header(r: "_Reader", data: bytes, delta: bool = False, env: bool = False) -> CmbHeader:
+def _read_gain_audio_header(r: "_Reader", data: bytes, delta: bool = False, env: bool = False,
+                            flags: bool = False) -> CmbHeader:
     shape = (r.varint("samples"), r.varint("channels"), r.varint("sample rate"))
     units = r.varint("units")
     if min(shape) < 1 or units < 1:
@@ -372,10 +417,17 @@ def _read_gain_audio_header(r: "_Reader", data: bytes, delta: bool = False, env:
     if not lo <= gain <= hi:
         raise CmbFormatError(f"corrupt .cmb header: gain code {gain} out of range")
     blocks, unit_class = _read_classes(r, data, units, kappa, 0, ("unit", "units"))
+    bands = False
+    if flags:
+        f = r.varint("flags")
+        if f & ~(AUDIO_FLAG_DELTA | AUDIO_FLAG_ENVELOPE | AUDIO_FLAG_BANDS):
+            raise CmbFormatError(f"corrupt .cmb header: unknown audio flags {f}")
+        delta, env, bands = bool(f & AUDIO_FLAG_DELTA), bool(f & AUDIO_FLAG_ENVELOPE), bool(f & AUDIO_FLAG_BANDS)
     scales, n_delta = _read_delta(r) if delta else ((), 0)
     envelope = _read_envelope(r, data, [blocks[k] for k in unit_class]) if env else None
+    codes = _read_bands(r, data, units, shape[1]) if bands else None
     return CmbHeader("audio", shape, pid, seed, kappa, max(blocks), units, 0, blocks, unit_class, b"", gain,
-                     scales, n_delta, envelope)
+                     scales, n_delta, envelope, bands=codes)
 
 
 def _patch_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
@@ -535,9 +587,10 @@ def read(data: bytes, indices: bool = True) -> tuple[CmbHeader, np.ndarray | Non
     if kind in (KIND_PATCHES, KIND_PATCHES_DELTA, KIND_PATCHES_GROUPS):
         hdr = _read_patch_header(r, data, delta=kind == KIND_PATCHES_DELTA, groups=kind == KIND_PATCHES_GROUPS)
         return hdr, _payload(data, r.pos, hdr.n_indices, hdr.kappa, indices)
-    if kind in (KIND_AUDIO_GAIN, KIND_AUDIO_DELTA, KIND_AUDIO_ENV, KIND_AUDIO_ENV_DELTA):
+    if kind in (KIND_AUDIO_GAIN, KIND_AUDIO_DELTA, KIND_AUDIO_ENV, KIND_AUDIO_ENV_DELTA, KIND_AUDIO_FLAGS):
         hdr = _read_gain_audio_header(r, data, delta=kind in (KIND_AUDIO_DELTA, KIND_AUDIO_ENV_DELTA),
-                                      env=kind in (KIND_AUDIO_ENV, KIND_AUDIO_ENV_DELTA))
+                                      env=kind in (KIND_AUDIO_ENV, KIND_AUDIO_ENV_DELTA),
+                                      flags=kind == KIND_AUDIO_FLAGS)
         return hdr, _payload(data, r.pos, hdr.n_indices, hdr.kappa, indices)
     units = 1
     if 1 <= kind <= 4:

@@ -56,10 +56,11 @@ def main() -> None:
     out["alpha/la_30x20.cmb"] = run(encode_image(la, 1.0, prior=photo, fit=FIT)).data
     speech = Prior.load(PRIORS / "speech16k-5kbps.safetensors")
     t = np.arange(1600) / 16000
+    # (the seeds made before band gains existed are remade without them: bands=False)
     out["audio/mono_0.1s.cmb"] = run(encode_audio((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000, 5,
-                                                  prior=speech, fit=FIT)).data
+                                                  prior=speech, fit=FIT, bands=False)).data
     st = np.stack([np.sin(2 * np.pi * 300 * t[:441]), np.cos(2 * np.pi * 500 * t[:441])], 1).astype(np.float32) * 0.3
-    out["audio/stereo_44k.cmb"] = run(encode_audio(st, 44100, 8, prior=speech, fit=FIT)).data
+    out["audio/stereo_44k.cmb"] = run(encode_audio(st, 44100, 8, prior=speech, fit=FIT, bands=False)).data
     # kind 10: a quiet clip with a digitally silent gap (silent units, several block-count classes)
     gap = (0.001 * np.sin(2 * np.pi * 180 * np.arange(4000) / 16000)).astype(np.float32)
     gap[1600:3200] = 0.0
@@ -70,9 +71,15 @@ def main() -> None:
     # kinds 13 and 14: the same gap clip with a chunk envelope, alone and with the clip's delta
     env_gap = gap * 100
     env_gap[:800] *= 0.05   # chunks at different levels
-    out["audio/env_gap_0.25s.cmb"] = run(encode_audio(env_gap, 16000, 12, prior=latent_speech, fit=FIT)).data
+    out["audio/env_gap_0.25s.cmb"] = run(encode_audio(env_gap, 16000, 12, prior=latent_speech, fit=FIT,
+                                                      bands=False)).data
     out["audio/envdelta_gap_0.25s.cmb"] = run(encode_audio(env_gap, 16000, 24, prior=latent_speech, fit=FIT,
-                                                           adapt=True)).data
+                                                           adapt=True, bands=False)).data
+    # kind 5: the same clip with band gains (flags: envelope and bands; then the delta too), and a stereo clip's
+    out["audio/bands_gap_0.25s.cmb"] = run(encode_audio(env_gap, 16000, 12, prior=latent_speech, fit=FIT)).data
+    out["audio/bandsdelta_gap_0.25s.cmb"] = run(encode_audio(env_gap, 16000, 24, prior=latent_speech, fit=FIT,
+                                                             adapt=True)).data
+    out["audio/bands_stereo_44k.cmb"] = run(encode_audio(st * 0.5, 44100, 24, prior=latent_speech, fit=FIT)).data
     if "--only" in sys.argv:   # --only SUBSTRING: write only the seeds whose name holds it
         out = {k: v for k, v in out.items() if sys.argv[sys.argv.index("--only") + 1] in k}
     for name, data in out.items():

@@ -47,7 +47,7 @@ def test_envelope_round_trips_through_the_file_and_decodes_exactly(tiny_audio_pr
     x = voiced_audio(0.8, seed=11)
     x[6400:] *= np.float32(10 ** (-24 / 20))     # the last 0.4 s is 24 dB down
     x[4000:4400] = 0.0                              # two silent chunks of 200 samples
-    r = enc(x, tiny_audio_prior)
+    r = enc(x, tiny_audio_prior, bands=False)
     assert r.data[1] & 0x0F == container.KIND_AUDIO_ENV
     y, _, hdr, _ = decode_audio_full(r.data, [tiny_audio_prior_dir])
     np.testing.assert_array_equal(y, r.reconstruction)
@@ -57,14 +57,14 @@ def test_envelope_round_trips_through_the_file_and_decodes_exactly(tiny_audio_pr
     loud, quiet = env[:20].mean(), env[34:].mean()
     assert loud - quiet == pytest.approx(24 / ae.ENV_STEP_DB, abs=2.0)   # the codes follow the level
     assert not np.any(y[4000:4400]) and snr(x, y[:, 0]) > 3
-    plain = enc(x, tiny_audio_prior, envelope=False)
+    plain = enc(x, tiny_audio_prior, envelope=False, bands=False)
     assert plain.data[1] & 0x0F == container.KIND_AUDIO_GAIN and plain.header.envelope is None
     # the envelope's 4 bits per sounding unit come out of the same file budget
     assert abs(len(plain.data) - len(r.data)) <= 0.03 * len(plain.data)
 
 
 def test_envelope_header_fields_are_checked(tiny_audio_prior):
-    r = enc(voiced_audio(0.3, seed=12), tiny_audio_prior)
+    r = enc(voiced_audio(0.3, seed=12), tiny_audio_prior, bands=False)   # the envelope ends the header
     hdr, idx = container.read(r.data)
     n_hdr = len(container.header_bytes(hdr))
     start = n_hdr - (sum(1 for b in hdr.unit_blocks if b) * ae.ENV_BITS + 7) // 8

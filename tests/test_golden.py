@@ -156,3 +156,21 @@ def test_golden_three_level_file_decodes_to_the_stored_picture():
     assert hdr.top_delta == ((28, 25, 19), 130) and hdr.delta_blocks == 242
     diff = np.abs(img.astype(int) - want.astype(int))
     assert diff.max() <= 1 and (diff == 0).mean() > 0.999
+
+
+def test_golden_audio_file_with_band_gains_decodes_to_the_stored_samples():
+    """A kind-5 file (0.4 s of LibriSpeech test-clean, 1.0 s in, at 12 kbps with the shipped
+    `speech16k-latent-12kbps-env2` prior, fast preset): flags for the envelope and band gains, the 3-bit codes of
+    2 segments x 7 bands, and the short-time filter they drive (engine/audio_bands.py)."""
+    from engine.audio_codec import decode_audio_full
+    from engine.container import KIND_AUDIO_FLAGS
+
+    data = (DATA / "speech_12kbps_bands.cmb").read_bytes()
+    y, sr, hdr, prior = decode_audio_full(data)
+    want = np.load(DATA / "speech_12kbps_bands_decoded.npy")
+    assert data[1] & 0x0F == KIND_AUDIO_FLAGS
+    assert prior.name == "speech16k-latent-12kbps-env2" and sr == 16000 and hdr.units == 8 and hdr.gain == 3
+    assert hdr.envelope == (8, 12, 10, 9, 11, 6, 3, 10) and len(hdr.class_blocks) == 5
+    assert hdr.bands == (6, 6, 6, 4, 1, 0, 0, 6, 5, 6, 7, 5, 0, 0)
+    assert y.shape == want.shape == (6400, 1)
+    assert np.max(np.abs(y - want)) < 1e-4

@@ -132,7 +132,9 @@ def test_clip_delta_decodes_exactly_is_used_and_pays_for_its_blocks(audio_latent
     res = run(audio_codec.encode_audio(x, 16000, 32, prior=audio_latent_prior, fit=FAST_FIT, adapt=True))
     plain = run(audio_codec.encode_audio(x, 16000, 32, prior=audio_latent_prior, fit=FAST_FIT))   # default: none
     h = res.header
-    assert res.data[1] & 0x0F == container.KIND_AUDIO_ENV_DELTA and plain.data[1] & 0x0F == container.KIND_AUDIO_ENV
+    # kind 5: the delta, the envelope and the band gains named by flags
+    assert res.data[1] & 0x0F == plain.data[1] & 0x0F == container.KIND_AUDIO_FLAGS
+    assert h.envelope is not None and h.bands is not None and plain.header.delta_blocks == 0
     assert h.delta_blocks >= 1 and len(h.delta_scales) == len(audio_latent_prior.inr.layer_shapes())
     y, _, hdr, _ = audio_codec.decode_audio_full(res.data, [audio_latent_prior_dir])
     assert hdr == h and np.array_equal(y, res.reconstruction)
@@ -257,16 +259,22 @@ def test_cli_codes_a_clip_delta_when_asked(audio_latent_prior_dir, tmp_path, cap
                         (("--delta", "--no-envelope"), container.KIND_AUDIO_DELTA),
                         (("--no-envelope",), container.KIND_AUDIO_GAIN)):
         out = tmp_path / f"out{kind}.cmb"
-        r = run_cli(capfd, "encode", src, "--kbps", 32, "-o", out, "--prior", prior, "--preset", "fast", "-q", *extra)
+        r = run_cli(capfd, "encode", src, "--kbps", 32, "-o", out, "--prior", prior, "--preset", "fast", "-q",
+                    "--no-bands", *extra)
         assert r.returncode == 0, r.stderr
         delta = "--delta" in extra
         assert out.read_bytes()[1] & 0x0F == kind and ("network delta" in r.stdout) == delta
         info = run_cli(capfd, "info", out, "--prior-dir", audio_latent_prior_dir)
         assert info.returncode == 0 and ("clip's network delta" in info.stdout) == delta
-        assert ("envelope:" in info.stdout) == ("--no-envelope" not in extra)
+        assert ("envelope:" in info.stdout) == ("--no-envelope" not in extra) and "band gains" not in info.stdout
+    out = tmp_path / "bands.cmb"   # the default: the band gains too (kind 5)
+    r = run_cli(capfd, "encode", src, "--kbps", 32, "-o", out, "--prior", prior, "--preset", "fast", "-q")
+    assert r.returncode == 0 and out.read_bytes()[1] & 0x0F == container.KIND_AUDIO_FLAGS
+    info = run_cli(capfd, "info", out, "--prior-dir", audio_latent_prior_dir)
+    assert info.returncode == 0 and "envelope:" in info.stdout and "band gains:" in info.stdout
     either = tmp_path / "either.cmb"   # --try-delta: one of the two files above, whichever decodes closer
     r = run_cli(capfd, "encode", src, "--kbps", 32, "-o", either, "--prior", prior, "--preset", "fast", "-q",
-                "--try-delta")
+                "--try-delta", "--no-bands")
     assert r.returncode == 0, r.stderr
     assert either.read_bytes() in [(tmp_path / f"out{k}.cmb").read_bytes()
                                    for k in (container.KIND_AUDIO_ENV_DELTA, container.KIND_AUDIO_ENV)]

@@ -1,0 +1,156 @@
+"""Band gains (engine/audio_bands.py, kind-5 audio files): the filter, the sender's choice, the file fields."""
+import binascii
+import dataclasses
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from engine import audio_bands as ab, container
+from engine.audio_codec import decode_audio_full, encode_audio
+from engine.codec import run
+from engine.container import CmbHeader
+from engine.errors import CmbFormatError
+from engine.metrics import snr
+
+from .conftest import FAST_FIT, voiced_audio
+
+L = 800   # the shipped speech priors' chunk
+
+
+def unity(m: int, chunk: int = L) -> np.ndarray:
+    return np.full((ab.segments(-(-m // chunk)), ab.BANDS), ab.UNITY)
+
+
+def low_passed_with_noise(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """x: noise low-passed at 2 kHz (16 kHz); y: x plus white noise 10 dB down (most of it above 2 kHz)."""
+    rs = np.random.default_rng(seed)
+    b, a = signal.butter(6, 0.25)
+    x = signal.lfilter(b, a, rs.normal(0, 1, n))
+    return x, x + 0.3 * x.std() * rs.normal(0, 1, n)
+
+
+@pytest.mark.parametrize("m", [1, 5, 199, 200, 201, 3199, 3200, 12345])
+def test_unit_gains_give_back_the_signal(m):
+    """The windows' squares sum to one over every sample, the ends included."""
+    y = np.random.default_rng(m).normal(0, 1, m)
+    np.testing.assert_allclose(ab.apply(y, unity(m), L), y, atol=1e-5)
+
+
+def test_the_sender_lowers_the_noisy_bands_and_the_error_falls():
+    x, y = low_passed_with_noise(48000)
+    codes = ab.choose(x, y, L)
+    assert codes.shape == (ab.segments(60), ab.BANDS)
+    assert (codes[:, :2] == ab.UNITY).mean() > 0.9         # below 1 kHz the decode is mostly signal
+    assert (codes[:, 5:] == 0).all()                       # above 4 kHz it is noise alone: the gain is zero
+    z = ab.apply(y, codes, L)
+    assert snr(x, z) > snr(x, y) + 3
+    # the codes are the nearest gains to the least-squares ones: any other single code change does worse
+    rs = np.random.default_rng(1)
+    for _ in range(8):
+        s, b = int(rs.integers(codes.shape[0])), int(rs.integers(ab.BANDS))
+        other = codes.copy()
+        other[s, b] = (codes[s, b] + int(rs.integers(1, len(ab.GAINS)))) % len(ab.GAINS)
+        assert np.sum((x - ab.apply(y, other, L)) ** 2) >= np.sum((x - z) ** 2) * (1 - 1e-3)
+
+
+def test_a_segment_codes_reach_only_its_own_samples_and_half_a_frame_each_side():
+    x, y = low_passed_with_noise(20000, seed=2)
+    codes = ab.choose(x, y, L)
+    s = 2
+    other = codes.copy()
+    other[s] = (codes[s] + 3) % len(ab.GAINS)
+    d = np.flatnonzero(ab.apply(y, other, L) != ab.apply(y, codes, L))
+    seg = ab.SEGMENT * L
+    assert d.min() >= s * seg - L // 2 and d.max() < (s + 1) * seg + L // 2
+
+
+def test_blockwise_transforms_equal_the_whole(monkeypatch):
+    x, y = low_passed_with_noise(30011, seed=3)
+    codes, z = ab.choose(x, y, L), ab.apply(y, ab.choose(x, y, L), L)
+    monkeypatch.setattr(ab, "FRAMES_AT_ONCE", 6)
+    np.testing.assert_array_equal(ab.choose(x, y, L), codes)
+    np.testing.assert_allclose(ab.apply(y, codes, L), z, rtol=0, atol=1e-6)
+
+
+def enc(x, prior, kbps=16.0, **kw):
+    return run(encode_audio(x, 16000, kbps, prior=prior, fit=FAST_FIT, **kw))
+
+
+def test_band_gains_round_trip_through_the_file_and_decode_exactly(tiny_audio_prior, tiny_audio_prior_dir):
+    x = voiced_audio(0.8, seed=21)
+    x[4000:4400] = 0.0
+    r = enc(x, tiny_audio_prior)
+    assert r.data[1] & 0x0F == container.KIND_AUDIO_FLAGS
+    y, _, hdr, _ = decode_audio_full(r.data, [tiny_audio_prior_dir])
+    np.testing.assert_array_equal(y, r.reconstruction)
+    assert hdr == r.header and hdr.envelope is not None
+    assert len(hdr.bands) == ab.n_codes(hdr.units, 1) * ab.BANDS == ab.segments(64) * ab.BANDS
+    # the same coded units with every band at one decode worse: the chosen gains lower the error
+    flat = container.write(dataclasses.replace(hdr, bands=(ab.UNITY,) * len(hdr.bands)), container.read(r.data)[1])
+    y1, *_ = decode_audio_full(flat, [tiny_audio_prior_dir])
+    assert snr(x, y[:, 0]) > snr(x, y1[:, 0])
+    plain = enc(x, tiny_audio_prior, bands=False)
+    assert plain.data[1] & 0x0F == container.KIND_AUDIO_ENV and plain.header.bands is None
+    # the codes' 3 bits per band and segment come out of the same file budget
+    assert abs(len(plain.data) - len(r.data)) <= 0.03 * len(plain.data)
+
+
+def test_stereo_clips_get_codes_per_channel_and_silence_gets_none(tiny_audio_prior, tiny_audio_prior_dir):
+    x = np.stack([voiced_audio(0.5, seed=22), 0.5 * voiced_audio(0.5, seed=23)], 1)
+    r = enc(x, tiny_audio_prior)
+    y, _, hdr, _ = decode_audio_full(r.data, [tiny_audio_prior_dir])
+    np.testing.assert_array_equal(y, r.reconstruction)
+    assert len(hdr.bands) == 2 * ab.segments(hdr.units // 2) * ab.BANDS
+    quiet = enc(np.zeros(8000, dtype=np.float32), tiny_audio_prior)
+    assert quiet.header.bands is None and not quiet.reconstruction.any()
+
+
+def _kind5(flags: int, band_set: int = 0, codes: int = 2 * ab.BANDS, units: int = 5, channels: int = 1) -> bytes:
+    """A hand-made kind-5 file: kind 10's fields, the flags and what they announce, a valid checksum."""
+    body = bytearray([container.MAGIC, container.VERSION << 4 | container.KIND_AUDIO_FLAGS])
+    for v in (4000, channels, 16000, units):
+        container._put_varint(body, v)
+    body += b"\x01\x02\x03"
+    container._put_varint(body, 7), body.append(16)
+    container._put_varint(body, 0)                           # gain
+    container._put_varint(body, 1), container._put_varint(body, 1)   # one class of 1 block
+    container._put_varint(body, flags)
+    if flags & container.AUDIO_FLAG_BANDS:
+        container._put_varint(body, band_set)
+        body += container.pack_indices(np.full(codes, ab.UNITY), ab.BITS)
+    body += container.pack_indices(np.zeros(units, dtype=np.int64), 16)
+    return bytes(body) + binascii.crc_hqx(bytes(body), 0).to_bytes(2, "little")
+
+
+def test_kind5_header_fields_round_trip_and_are_checked():
+    h = CmbHeader("audio", (4000, 1, 16000), b"\x01\x02\x03", 7, 16, 3, 5, 0, (0, 3), (1, 0, 1, 1, 1), b"", -4,
+                  envelope=(4, 0, 5, 6, 7), bands=tuple(range(8)) + (1, 2, 3, 4, 5, 6))   # 2 segments x 7 bands
+    idx = np.random.default_rng(2).integers(0, 1 << 16, h.n_indices)
+    data = container.write(h, idx)
+    assert data[1] & 0x0F == container.KIND_AUDIO_FLAGS
+    back, bidx = container.read(data)
+    assert back == h and np.array_equal(bidx, idx)
+    both = dataclasses.replace(h, delta_scales=(3, 4, 5), delta_blocks=2)      # with a clip delta too
+    back, bidx = container.read(container.write(both, np.concatenate([[7, 9], idx])))
+    assert back == both and list(bidx[:2]) == [7, 9]
+    for n in range(len(data)):                                # every truncation, every bit flip
+        with pytest.raises(CmbFormatError):
+            container.read(data[:n])
+    for pos in range(2, len(data)):
+        for bit in range(8):
+            bad = bytearray(data)
+            bad[pos] ^= 1 << bit
+            with pytest.raises(CmbFormatError):
+                container.read(bytes(bad))
+    for bands in (h.bands[1:], h.bands + (0,), (8,) + h.bands[1:], (-1,) + h.bands[1:]):
+        with pytest.raises(ValueError, match="band gains"):   # the writer refuses what the reader would not take
+            container.write(dataclasses.replace(h, bands=bands), idx)
+    assert container.read(_kind5(container.AUDIO_FLAG_BANDS))[0].bands == (ab.UNITY,) * (2 * ab.BANDS)
+    assert container.read(_kind5(0))[0].bands is None          # a kind-5 file may announce nothing extra
+    with pytest.raises(CmbFormatError, match="flags"):
+        container.read(_kind5(8))
+    with pytest.raises(CmbFormatError, match="band-gain set"):
+        container.read(_kind5(container.AUDIO_FLAG_BANDS, band_set=1))
+    with pytest.raises(CmbFormatError, match="units"):
+        container.read(_kind5(container.AUDIO_FLAG_BANDS, units=5, channels=2))
