@@ -1,38 +1,79 @@
-"""Band gains: an encoder-chosen correction of the decoded audio's spectrum, a few bits per fifth of a second.
+"""Band gains: an encoder-chosen correction of the decoded audio's spectrum, a few bits per tenth of a second.
 
 A coded chunk is a sample of the posterior, not its mean: its error is a broadband noise, about as loud as the
 speech above 2 kHz (docs/results.md, session of 2026-12-06, tenth). The sender, who has the original, can tell
-how much of each band of the decode to keep: per segment of SEGMENT chunks and per band it picks the gain of
-GAINS nearest the least-squares gain <X, Y> / <Y, Y> between the original's short-time spectrum X and the
-decode's Y, and writes its 3-bit code. In bands where the decode is mostly noise the gain falls below one (a
-Wiener-like shrink); where the decode lacks energy it may rise above one. On the 3-s speech set this gave
-about +0.5 dB SNR at 12 kbps for 0.1 kbps of codes (docs/results.md, session of 2026-12-06, eleventh).
+how much of each band of the decode to keep: per segment of a few chunks and per band it picks the gain nearest
+the least-squares gain <X, Y> / <Y, Y> between the original's short-time spectrum X and the decode's Y, and
+writes its code. In bands where the decode is mostly noise the gain falls below one (a Wiener-like shrink); where
+the decode lacks energy it may rise above one. On the 3-s speech set this gave +0.2 / +0.5 / +0.7 dB SNR at
+6 / 12 / 24 kbps (docs/results.md, session of 2026-12-06, eleventh).
+
+A band-gain set (SETS) fixes the segment length, the bands and the gains a code may name. The sender picks it
+from the rate per channel (`set_for`): finer sets pay at higher rates, where their codes cost less of the file.
 
 Sender/receiver contract. Both sides work on each channel's decoded signal y (M samples) at the prior's rate,
 after the chunk envelope and before the clip gain is undone, with L the prior's chunk length, F = L / 2 and
-H = F / 2:
+H = F / 2, and the file's set s = SETS[k]:
 - frame j (j = 0 .. floor(M / H) + 1) is y[j H - F/2 : j H + F/2] (zeros outside 0 .. M-1) times the periodic
   square-root Hann window w[n] = sqrt(1/2 - cos(2 pi n / F) / 2), and its real FFT has bins 0 .. F/2;
-- bin f lies in band b when EDGES[b] * F // 32 <= f < EDGES[b + 1] * F // 32 (the last band also takes the
-  Nyquist bin f = F/2);
-- frame j lies in segment min(S - 1, j H // (SEGMENT L)), where S = ceil(K / SEGMENT) for K chunks per channel;
-- every bin of frame j in band b is multiplied by GAINS[code[channel, segment, b]], the frames are inverse-
+- bin f lies in band b when s.edges[b] * F // 128 <= f < s.edges[b + 1] * F // 128 (the last band also takes
+  the Nyquist bin f = F/2);
+- frame j lies in segment min(S - 1, j H // (s.segment L)), where S = ceil(K / s.segment) for K chunks per
+  channel;
+- every bin of frame j in band b is multiplied by s.gains[code[channel, segment, b]], the frames are inverse-
   transformed, windowed by w again and overlap-added at their centres (the windows' squares sum to one), and
   the first M samples are kept.
-The codes are stored channel by channel, segment by segment, band by band (container kind 5, flag bit 2).
+The codes are stored channel by channel, segment by segment, band by band, s.bits each (container kind 5, flag
+bit 2, after the set's number).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-SEGMENT = 4                                   # chunks per segment (0.2 s of 16 kHz speech in 800-sample chunks)
-EDGES = (0, 1, 2, 4, 6, 8, 12, 16)            # band edges in 16ths of the Nyquist frequency (at 16 kHz: 0, 0.5,
-                                              # 1, 2, 3, 4, 6 and 8 kHz)
-BANDS = len(EDGES) - 1
-GAINS = (0.0, 0.25, 0.5, 0.625, 0.75, 0.875, 1.0, 1.25)   # what each code multiplies its band by
-BITS = 3
-UNITY = GAINS.index(1.0)                      # the code of a band with nothing to correct
-FRAMES_AT_ONCE = 4096                         # frames transformed together (even; bounds memory on long clips)
+
+@dataclass(frozen=True)
+class BandSet:
+    segment: int                  # chunks per segment
+    edges: tuple[int, ...]        # band edges in 64ths of the Nyquist frequency
+    gains: tuple[float, ...]      # what each code multiplies its band by (2 ** bits of them)
+    bits: int
+
+    @property
+    def bands(self) -> int:
+        return len(self.edges) - 1
+
+    @property
+    def unity(self) -> int:
+        """The code of a band with nothing to correct."""
+        return self.gains.index(1.0)
+
+    def segments(self, chunks_per_channel: int) -> int:
+        """Segments of one channel: S = ceil(K / segment)."""
+        return -(-chunks_per_channel // self.segment)
+
+    def n_codes(self, units: int, channels: int) -> int:
+        """Codes in a file of `units` = channels x K chunk units."""
+        return channels * self.segments(units // channels) * self.bands
+
+
+SETS = (
+    # 0: 0.2 s of 16 kHz speech per segment (800-sample chunks); bands end at 0.5, 1, 2, 3, 4, 6 and 8 kHz
+    BandSet(4, (0, 4, 8, 16, 24, 32, 48, 64), (0.0, 0.25, 0.5, 0.625, 0.75, 0.875, 1.0, 1.25), 3),
+    # 1: 0.1 s per segment, two more bands (0.25 and 1.5 kHz), 16 gains
+    BandSet(2, (0, 2, 4, 8, 12, 16, 24, 32, 48, 64),
+            (0.0, 0.125, 0.25, 0.375, 0.5, 0.5625, 0.625, 0.6875, 0.75, 0.8125, 0.875, 0.9375, 1.0, 1.0625,
+             1.125, 1.25), 4),
+)
+FINE_KBPS = 9.0           # set 1 from this rate per channel up (docs/results.md: set 0 is better at 6 kbps, set 1
+                          # at 12 and 24)
+FRAMES_AT_ONCE = 4096     # frames transformed together (even; bounds memory on long clips)
+
+
+def set_for(kbps_per_channel: float) -> int:
+    """The band-gain set the encoder uses at this rate per channel."""
+    return 1 if kbps_per_channel >= FINE_KBPS else 0
 
 
 def usable(chunk: int) -> bool:
@@ -40,23 +81,13 @@ def usable(chunk: int) -> bool:
     return chunk % 4 == 0 and chunk >= 8
 
 
-def segments(chunks_per_channel: int) -> int:
-    """Segments of one channel: S = ceil(K / SEGMENT)."""
-    return -(-chunks_per_channel // SEGMENT)
-
-
-def n_codes(units: int, channels: int) -> int:
-    """Codes in a file of `units` = channels x K chunk units."""
-    return channels * segments(units // channels)
-
-
 def _window(f: int) -> np.ndarray:
     return np.sqrt(0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(f) / f))
 
 
-def _band_of_bins(f: int) -> np.ndarray:
+def _band_of_bins(bs: BandSet, f: int) -> np.ndarray:
     """(F/2 + 1,) band of every FFT bin."""
-    lo = np.array([e * f // 32 for e in EDGES[:-1]])
+    lo = np.array([e * f // 128 for e in bs.edges[:-1]])
     return np.searchsorted(lo, np.arange(f // 2 + 1), side="right") - 1
 
 
@@ -77,47 +108,48 @@ def _frames(m: int, chunk: int) -> int:
     return m // (chunk // 4) + 2
 
 
-def _segment_of_frames(first: int, last: int, chunk: int, n_seg: int) -> np.ndarray:
-    return np.minimum(n_seg - 1, np.arange(first, last) * (chunk // 4) // (SEGMENT * chunk))
+def _segment_of_frames(bs: BandSet, first: int, last: int, chunk: int, n_seg: int) -> np.ndarray:
+    return np.minimum(n_seg - 1, np.arange(first, last) * (chunk // 4) // (bs.segment * chunk))
 
 
-def choose(x: np.ndarray, y: np.ndarray, chunk: int) -> np.ndarray:
+def choose(x: np.ndarray, y: np.ndarray, chunk: int, band_set: int = 0) -> np.ndarray:
     """Sender side: one channel's original x (M,) and decode y (M,), both at the prior's rate and level ->
-    (S, BANDS) int64 codes: per segment and band the gain of GAINS nearest the least-squares gain (UNITY where
+    (S, bands) int64 codes: per segment and band the gain of the set nearest the least-squares gain (unity where
     the decode is silent in that band)."""
-    m = len(y)
-    n_seg = segments(-(-m // chunk))
-    band = _band_of_bins(chunk // 2)
-    num = np.zeros((n_seg, BANDS))
-    den = np.zeros((n_seg, BANDS))
+    bs = SETS[band_set]
+    m, nb = len(y), bs.bands
+    n_seg = bs.segments(-(-m // chunk))
+    band = _band_of_bins(bs, chunk // 2)
+    num = np.zeros((n_seg, nb))
+    den = np.zeros((n_seg, nb))
     n = _frames(m, chunk)
     for first in range(0, n, FRAMES_AT_ONCE):
         last = min(n, first + FRAMES_AT_ONCE)
         sx = _spectra(np.asarray(x, np.float64), chunk, first, last)
         sy = _spectra(np.asarray(y, np.float64), chunk, first, last)
-        seg = _segment_of_frames(first, last, chunk, n_seg)
-        cell = seg[:, None] * BANDS + band[None, :]                                  # (n, F/2 + 1)
-        num += np.bincount(cell.ravel(), np.real(sx * np.conj(sy)).ravel(), n_seg * BANDS).reshape(n_seg, BANDS)
-        den += np.bincount(cell.ravel(), np.abs(sy).ravel() ** 2, n_seg * BANDS).reshape(n_seg, BANDS)
+        seg = _segment_of_frames(bs, first, last, chunk, n_seg)
+        cell = seg[:, None] * nb + band[None, :]                                     # (n, F/2 + 1)
+        num += np.bincount(cell.ravel(), np.real(sx * np.conj(sy)).ravel(), n_seg * nb).reshape(n_seg, nb)
+        den += np.bincount(cell.ravel(), np.abs(sy).ravel() ** 2, n_seg * nb).reshape(n_seg, nb)
     g = np.divide(num, den, out=np.ones_like(num), where=den > 0)
-    return np.abs(g[..., None] - np.asarray(GAINS)).argmin(-1).astype(np.int64)
+    return np.abs(g[..., None] - np.asarray(bs.gains)).argmin(-1).astype(np.int64)
 
 
-def apply(y: np.ndarray, codes: np.ndarray, chunk: int) -> np.ndarray:
-    """Receiver side: one channel's decode y (M,) at the prior's rate and its (S, BANDS) codes -> (M,) float32."""
+def apply(y: np.ndarray, codes: np.ndarray, chunk: int, band_set: int = 0) -> np.ndarray:
+    """Receiver side: one channel's decode y (M,) at the prior's rate and its (S, bands) codes -> (M,) float32."""
+    bs = SETS[band_set]
     m = len(y)
     f, h = chunk // 2, chunk // 4
-    n_seg = segments(-(-m // chunk))
-    codes = np.asarray(codes, dtype=np.int64).reshape(n_seg, BANDS)
-    gains = np.asarray(GAINS)[codes]                                                  # (S, BANDS)
-    band = _band_of_bins(f)
+    n_seg = bs.segments(-(-m // chunk))
+    gains = np.asarray(bs.gains)[np.asarray(codes, dtype=np.int64).reshape(n_seg, bs.bands)]   # (S, bands)
+    band = _band_of_bins(bs, f)
     win = _window(f)
     n = _frames(m, chunk)
     out = np.zeros(n * h + f)
     for first in range(0, n, FRAMES_AT_ONCE):
         last = min(n, first + FRAMES_AT_ONCE)
         sy = _spectra(np.asarray(y, np.float64), chunk, first, last)
-        g = gains[_segment_of_frames(first, last, chunk, n_seg)][:, band]              # (n, F/2 + 1)
+        g = gains[_segment_of_frames(bs, first, last, chunk, n_seg)][:, band]          # (n, F/2 + 1)
         fr = np.fft.irfft(sy * g, n=f, axis=1) * win                                  # (n, F)
         # overlap-add: frames first, first + 2, ... tile the output end to end, and so do the others, H later
         for par in (0, 1):
@@ -127,11 +159,12 @@ def apply(y: np.ndarray, codes: np.ndarray, chunk: int) -> np.ndarray:
     return out[f // 2:f // 2 + m].astype(np.float32)
 
 
-def summary(codes) -> str:
+def summary(codes, band_set: int = 0) -> str:
     """A file's band-gain codes -> one line for `combiner info` and the app."""
+    bs = SETS[band_set]
     c = np.asarray(codes, dtype=np.int64)
     if not len(c):
         return "none"
-    low, high = float((c < UNITY).mean()) * 100, float((c > UNITY).mean()) * 100
-    return (f"{len(c) // BANDS} segments of {SEGMENT} chunks x {BANDS} bands: {low:.0f} % lowered, "
-            f"{high:.0f} % raised")
+    low, high = float((c < bs.unity).mean()) * 100, float((c > bs.unity).mean()) * 100
+    return (f"set {band_set}: {len(c) // bs.bands} segments of {bs.segment} chunks x {bs.bands} bands, "
+            f"{low:.0f} % lowered, {high:.0f} % raised")

@@ -77,16 +77,17 @@ def layout(n_samples: int, channels: int, sample_rate: int, prior: Prior) -> tup
 
 
 def audio_header(n: int, c: int, sr: int, prior: Prior, seed: int, class_blocks, unit_class, gain: int,
-                 delta: tuple[tuple[int, ...], int] = ((), 0), envelope=None, bands=None) -> CmbHeader:
+                 delta: tuple[tuple[int, ...], int] = ((), 0), envelope=None, bands=None,
+                 band_set: int = 0) -> CmbHeader:
     """The (kind 10) header of a clip of n samples x c channels at sr Hz with these block-count classes; kind 12
     with `delta` = (scale codes, blocks) of a clip-level network delta (engine.hierarchy); kinds 13 and 14 with
     `envelope`, every unit's chunk-envelope code (0 for units without blocks); kind 5 with `bands`, the band-gain
-    codes (engine/audio_bands.py)."""
+    codes of set `band_set` (engine/audio_bands.py)."""
     return CmbHeader("audio", (n, c, sr), prior.short_id, seed, prior.kappa, max(class_blocks), len(unit_class), 0,
                      tuple(int(b) for b in class_blocks), tuple(int(k) for k in unit_class), b"", int(gain),
                      tuple(delta[0]), int(delta[1]),
                      None if envelope is None else tuple(int(k) for k in envelope),
-                     bands=None if bands is None else tuple(int(k) for k in bands))
+                     bands=None if bands is None else tuple(int(k) for k in bands), band_set=int(band_set))
 
 
 @dataclass(frozen=True)
@@ -102,10 +103,10 @@ class Budget:
 
 def block_budget(kbps: float, n: int, c: int, sr: int, prior: Prior, seed: int = 0, gain: int = 0,
                  sounding: int | None = None, delta: bool = False, envelope: bool = False,
-                 bands: bool = False) -> Budget:
+                 bands: int | None = None) -> Budget:
     """Blocks over all units (and the clip's network delta, with `delta`) whose file (header with the widest
-    class table, delta fields, with `envelope` the sounding units' envelope codes and with `bands` the band
-    gains; checksum) is nearest
+    class table, delta fields, with `envelope` the sounding units' envelope codes and with `bands` the codes of
+    that band-gain set; checksum) is nearest
     kbps * seconds / 8 bytes. `sounding` units (default: all) need one block at least: a rate below that
     smallest file is raised to it, with a warning."""
     _, k = layout(n, c, sr, prior)
@@ -115,7 +116,8 @@ def block_budget(kbps: float, n: int, c: int, sr: int, prior: Prior, seed: int =
     probe = audio_header(n, c, sr, prior, seed, [0] + levels, [LEVELS] * sounding + [0] * (units - sounding), gain,
                          hierarchy.widest_fields(prior.inr) if delta else ((), 0),
                          [0] * units if envelope else None,
-                         [0] * audio_bands.n_codes(units, c) * audio_bands.BANDS if bands else None)
+                         None if bands is None else [0] * audio_bands.SETS[bands].n_codes(units, c),
+                         0 if bands is None else bands)
     overhead = len(container.header_bytes(probe)) + container.CRC_BYTES
     total = int(np.floor((kbps * 1000.0 * n / sr - 8 * overhead) / prior.kappa))
     warns, raised = [], total < sounding
@@ -189,14 +191,15 @@ def _chunks(x: np.ndarray, prior: Prior) -> tuple[np.ndarray, np.ndarray]:
 
 def _render(prior: Prior, seed: int, unit_blocks: np.ndarray, indices: Sequence[np.ndarray], n: int, c: int,
             sr: int, gain: int | None, device="cpu", progress=None, delta: torch.Tensor | None = None,
-            envelope: Sequence[int] | None = None, bands: Sequence[int] | None = None) -> np.ndarray:
+            envelope: Sequence[int] | None = None, bands: Sequence[int] | None = None, band_set: int = 0
+            ) -> np.ndarray:
     """Receiver side: per unit its block count and indices -> (N, C) float32 at the original rate. Units with
     no blocks are silent. `gain` None: a kind-8 file (no level normalisation). `progress(done, total)`:
     sounding units rendered so far, after each render batch. `delta` (P_inr,) adapts a shared-network prior's
     network to the clip (kind 12). `envelope` (U,) the units' chunk-envelope codes (kinds 13 and 14). `bands`
-    the band-gain codes (kind 5)."""
+    the band-gain codes of set `band_set` (kind 5)."""
     y = _at_prior_rate(prior, seed, unit_blocks, indices, n, c, sr, device, progress, delta, envelope)
-    return _finish(prior, y, n, sr, gain, bands, unit_blocks)
+    return _finish(prior, y, n, sr, gain, bands, unit_blocks, band_set)
 
 
 @torch.no_grad()
@@ -231,7 +234,7 @@ def _at_prior_rate(prior: Prior, seed: int, unit_blocks: np.ndarray, indices: Se
 
 
 def _finish(prior: Prior, y: np.ndarray, n: int, sr: int, gain: int | None, bands: Sequence[int] | None = None,
-            unit_blocks: np.ndarray | None = None) -> np.ndarray:
+            unit_blocks: np.ndarray | None = None, band_set: int = 0) -> np.ndarray:
     """Receiver side: (M, C) network outputs at the prior's rate -> (N, C) float32 at the original rate: the
     band gains applied (kind 5 with flag bit 2; the samples of silent units, no blocks, stay exact zeros), the
     clip gain undone, resampled, clipped to [-1, 1]."""
@@ -239,24 +242,24 @@ def _finish(prior: Prior, y: np.ndarray, n: int, sr: int, gain: int | None, band
         m, c = y.shape
         L = prior.audio.chunk
         sounding = np.repeat(np.asarray(unit_blocks).reshape(c, -1) > 0, L, axis=1)[:, :m].T   # (M, C)
-        y = _with_bands(y, bands, L) * sounding
+        y = _with_bands(y, bands, L, band_set) * sounding
     if gain is not None:
         y = y / np.float32(factor(gain))
     y = resample(np.ascontiguousarray(y), prior.audio.sample_rate, sr)[:n]
     return np.clip(y, -1.0, 1.0).astype(np.float32)
 
 
-def _with_bands(y: np.ndarray, bands: Sequence[int], chunk: int) -> np.ndarray:
+def _with_bands(y: np.ndarray, bands: Sequence[int], chunk: int, band_set: int) -> np.ndarray:
     """(M, C) at the prior's rate and a file's band-gain codes (channel-major) -> (M, C) with them applied."""
     per = len(bands) // y.shape[1]
     codes = np.asarray(bands, dtype=np.int64)
-    return np.stack([audio_bands.apply(y[:, ch], codes[ch * per:(ch + 1) * per], chunk)
+    return np.stack([audio_bands.apply(y[:, ch], codes[ch * per:(ch + 1) * per], chunk, band_set)
                      for ch in range(y.shape[1])], 1)
 
 
-def _choose_bands(target: np.ndarray, y: np.ndarray, chunk: int) -> np.ndarray:
+def _choose_bands(target: np.ndarray, y: np.ndarray, chunk: int, band_set: int) -> np.ndarray:
     """Sender side: (M, C) levelled original and decode at the prior's rate -> band-gain codes, channel-major."""
-    return np.concatenate([audio_bands.choose(target[:, ch], y[:, ch], chunk).reshape(-1)
+    return np.concatenate([audio_bands.choose(target[:, ch], y[:, ch], chunk, band_set).reshape(-1)
                            for ch in range(y.shape[1])])
 
 
@@ -385,7 +388,7 @@ class _ClipPlan:
     grid: np.ndarray              # block counts the clip's sounding units may take
     budget: Budget
     levelled: np.ndarray          # (M, C) the clip at the prior's rate and the reference level (band gains' target)
-    bands: bool                   # choose band gains (engine/audio_bands.py) once every unit is coded
+    bands: int | None             # the band-gain set (engine/audio_bands.py) chosen once every unit is coded; None
     blocks: np.ndarray = None     # (U,) blocks of each unit, filled while coding
     indices: list = None          # per unit its indices
     kl: list = None               # per unit the KL of each block when coded
@@ -405,13 +408,14 @@ def _plan_clip(x: np.ndarray, sr: int, kbps: float, prior: Prior, seed: int, ada
         chunks, mask = audio_envelope.normalise(chunks, mask, env)
     n, c = x.shape
     # a silent clip decodes to zeros: nothing to correct
-    bands = bands and bool(sounding.any()) and audio_bands.usable(prior.audio.chunk)
+    band_set = (audio_bands.set_for(kbps / c) if bands and sounding.any() and audio_bands.usable(prior.audio.chunk)
+                else None)
     budget = block_budget(kbps, n, c, sr, prior, seed, gain, int(sounding.sum()), adapt and bool(sounding.any()),
-                          envelope, bands)
+                          envelope, band_set)
     budget.warnings.extend(bandwidth_notes(sr, prior))
     grid = level_grid(budget.total / max(1, budget.sounding), prior.n_params)
     u = chunks.shape[0]
-    return _ClipPlan(x, sr, gain, chunks, mask, env, sounding, grid, budget, levelled, bands,
+    return _ClipPlan(x, sr, gain, chunks, mask, env, sounding, grid, budget, levelled, band_set,
                      np.zeros(u, dtype=np.int64), [np.zeros(0, dtype=np.int64)] * u, [np.zeros(0)] * u)
 
 
@@ -522,10 +526,10 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
         cd = hierarchy.coded_of(delta, i)
         # The sender's final reconstruction goes through the receiver's own path.
         y = _at_prior_rate(prior, seed, pl.blocks, pl.indices, n, c, pl.sr, delta=cd.delta, envelope=pl.envelope)
-        codes = _choose_bands(pl.levelled, y, L) if pl.bands else None
-        recon = _finish(prior, y, n, pl.sr, pl.gain, codes, pl.blocks)
+        codes = _choose_bands(pl.levelled, y, L, pl.bands) if pl.bands is not None else None
+        recon = _finish(prior, y, n, pl.sr, pl.gain, codes, pl.blocks, pl.bands or 0)
         hdr = audio_header(n, c, pl.sr, prior, seed, cls_blocks, np.searchsorted(cls_blocks, pl.blocks), pl.gain,
-                           cd.fields, pl.envelope, codes)
+                           cd.fields, pl.envelope, codes, pl.bands or 0)
         data = container.write(hdr, np.concatenate([cd.indices] + list(pl.indices)))
         kl = np.zeros((len(pl.blocks), max(1, int(pl.blocks.max()))))
         for u, row in enumerate(pl.kl):
@@ -636,7 +640,8 @@ def decode_audio_full(data: bytes, prior_dirs=None, device="cpu", progress=None
     ub = np.asarray(hdr.unit_blocks, dtype=np.int64)
     offs = np.concatenate([[0], np.cumsum(ub)]) + hdr.delta_blocks
     per_unit = [idx[offs[u]:offs[u + 1]] for u in range(len(ub))]
-    y = _render(prior, hdr.seed, ub, per_unit, n, c, sr, hdr.gain, device, progress, delta, hdr.envelope, hdr.bands)
+    y = _render(prior, hdr.seed, ub, per_unit, n, c, sr, hdr.gain, device, progress, delta, hdr.envelope, hdr.bands,
+                hdr.band_set)
     return y, sr, hdr, prior
 
 

@@ -621,7 +621,7 @@ def cmd_info(a) -> int:
         if hdr.bands is not None:
             from .audio_bands import summary
 
-            rows.append(("band gains", summary(hdr.bands)))
+            rows.append(("band gains", summary(hdr.bands, hdr.band_set)))
         rows += _delta_rows(hdr, "clip")
     elif hdr.modality == "audio":
         rows.append(("units", f"{hdr.units} (chunk INRs over all channels)"))
@@ -748,8 +748,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="audio: store one level per chunk and fit every chunk at the reference level (kind 13 or "
                     "14; default) or not (--no-envelope: kind 10 or 12)")
     en.add_argument("--bands", action=argparse.BooleanOptionalAction, default=True,
-                    help="audio: choose a gain per band of every 4 chunks of the decode, against the original "
-                    "(kind 5; default; about 0.1 kbps), or not (--no-bands)")
+                    help="audio: choose a gain per band of every few chunks of the decode, against the original "
+                    "(kind 5; default; 0.1 to 0.3 kbps), or not (--no-bands)")
     en.add_argument("--perceptual", action="store_true",
                     help="audio: shape the coding noise under the speech's formants, as speech codecs do (higher "
                     "PESQ and STOI, lower SNR; the file decodes as any other)")

@@ -30,10 +30,10 @@ count (varint); the payload holds the image delta's indices (with bit 0), then t
 (group by group), then each patch's indices in turn.
 Kind 5, audio with optional parts named by flags: kind 10's fields, then a flags varint (bit 0: a clip-level network
 delta; bit 1: a chunk envelope; bit 2: band gains; other bits are refused), then the delta fields as kind 12
-(bit 0), the envelope codes as kind 13 (bit 1) and, with bit 2, the band-gain set (varint; 0 is the only one,
-engine/audio_bands.py) and its codes, audio_bands.BITS bits each, LSB-first, byte-padded: for each channel, for
-each of its ceil(K / audio_bands.SEGMENT) segments (K = units / channels), one code per band. Writers use kind 5
-only for files with band gains; the payload is as kind 12's.
+(bit 0), the envelope codes as kind 13 (bit 1) and, with bit 2, the band-gain set s (varint, an index into
+engine/audio_bands.SETS) and its codes, s.bits bits each, LSB-first, byte-padded: for each channel, for each of
+its ceil(K / s.segment) segments (K = units / channels), one code per band. Writers use kind 5 only for files
+with band gains; the payload is as kind 12's.
 """
 from __future__ import annotations
 
@@ -92,6 +92,7 @@ class CmbHeader:
                                               # image-level delta under the groups' (its blocks in delta_blocks)
     bands: tuple[int, ...] | None = None      # kind 5 audio with flag bit 2: the band-gain codes (audio_bands),
                                               # channel by channel, segment by segment, band by band; None: none
+    band_set: int = 0                         # kind 5 with flag bit 2: the set the codes belong to (audio_bands.SETS)
 
     @property
     def unit_blocks(self) -> list[int]:
@@ -323,27 +324,33 @@ def _put_bands(out: bytearray, h: CmbHeader) -> None:
     from . import audio_bands
 
     codes = np.asarray(h.bands, dtype=np.int64)
-    if (h.units % h.shape[1] or len(codes) != audio_bands.n_codes(h.units, h.shape[1]) * audio_bands.BANDS
-            or (len(codes) and (codes.min() < 0 or codes.max() >= len(audio_bands.GAINS)))):
+    if not 0 <= h.band_set < len(audio_bands.SETS):
+        raise ValueError("bad band gains: unknown set")
+    bs = audio_bands.SETS[h.band_set]
+    if (h.units % h.shape[1] or len(codes) != bs.n_codes(h.units, h.shape[1])
+            or (len(codes) and (codes.min() < 0 or codes.max() >= len(bs.gains)))):
         raise ValueError("bad band gains: one code in range per channel, segment and band")
-    _put_varint(out, 0)   # the band-gain set (audio_bands' layout)
-    out += pack_indices(codes, audio_bands.BITS)
+    _put_varint(out, h.band_set)
+    out += pack_indices(codes, bs.bits)
 
 
-def _read_bands(r: "_Reader", data: bytes, units: int, channels: int) -> tuple[int, ...]:
+def _read_bands(r: "_Reader", data: bytes, units: int, channels: int) -> tuple[int, tuple[int, ...]]:
+    """-> (set, codes) of kind-5 band gains."""
     from . import audio_bands
 
-    if r.varint("band-gain set") != 0:
-        raise CmbFormatError("corrupt .cmb header: unknown band-gain set")
+    k = r.varint("band-gain set")
+    if k >= len(audio_bands.SETS):
+        raise CmbFormatError(f"corrupt .cmb header: unknown band-gain set {k}")
     if units % channels:
         raise CmbFormatError(f"corrupt .cmb header: {units} units for {channels} channels")
-    n = audio_bands.n_codes(units, channels) * audio_bands.BANDS
-    nbytes = (n * audio_bands.BITS + 7) // 8
+    bs = audio_bands.SETS[k]
+    n = bs.n_codes(units, channels)
+    nbytes = (n * bs.bits + 7) // 8
     if r.pos + nbytes > len(data):
         raise CmbFormatError("truncated .cmb file: it ends inside the band gains")
-    codes = unpack_indices(data[r.pos:r.pos + nbytes], n, audio_bands.BITS)
+    codes = unpack_indices(data[r.pos:r.pos + nbytes], n, bs.bits)
     r.pos += nbytes
-    return tuple(int(k) for k in codes)
+    return k, tuple(int(c) for c in codes)
 
 
 def _put_envelope(out: bytearray, h: CmbHeader) -> None:
@@ -425,9 +432,9 @@ def _read_gain_audio_header(r: "_Reader", data: bytes, delta: bool = False, env:
         delta, env, bands = bool(f & AUDIO_FLAG_DELTA), bool(f & AUDIO_FLAG_ENVELOPE), bool(f & AUDIO_FLAG_BANDS)
     scales, n_delta = _read_delta(r) if delta else ((), 0)
     envelope = _read_envelope(r, data, [blocks[k] for k in unit_class]) if env else None
-    codes = _read_bands(r, data, units, shape[1]) if bands else None
+    band_set, codes = _read_bands(r, data, units, shape[1]) if bands else (0, None)
     return CmbHeader("audio", shape, pid, seed, kappa, max(blocks), units, 0, blocks, unit_class, b"", gain,
-                     scales, n_delta, envelope, bands=codes)
+                     scales, n_delta, envelope, bands=codes, band_set=band_set)
 
 
 def _patch_header_bytes(h: CmbHeader, out: bytearray) -> bytes:

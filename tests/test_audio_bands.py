@@ -18,8 +18,9 @@ from .conftest import FAST_FIT, voiced_audio
 L = 800   # the shipped speech priors' chunk
 
 
-def unity(m: int, chunk: int = L) -> np.ndarray:
-    return np.full((ab.segments(-(-m // chunk)), ab.BANDS), ab.UNITY)
+def unity(m: int, band_set: int, chunk: int = L) -> np.ndarray:
+    bs = ab.SETS[band_set]
+    return np.full((bs.segments(-(-m // chunk)), bs.bands), bs.unity)
 
 
 def low_passed_with_noise(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -30,47 +31,67 @@ def low_passed_with_noise(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     return x, x + 0.3 * x.std() * rs.normal(0, 1, n)
 
 
+SETS = range(len(ab.SETS))
+
+
+@pytest.mark.parametrize("band_set", SETS)
 @pytest.mark.parametrize("m", [1, 5, 199, 200, 201, 3199, 3200, 12345])
-def test_unit_gains_give_back_the_signal(m):
+def test_unit_gains_give_back_the_signal(m, band_set):
     """The windows' squares sum to one over every sample, the ends included."""
     y = np.random.default_rng(m).normal(0, 1, m)
-    np.testing.assert_allclose(ab.apply(y, unity(m), L), y, atol=1e-5)
+    np.testing.assert_allclose(ab.apply(y, unity(m, band_set), L, band_set), y, atol=1e-5)
 
 
-def test_the_sender_lowers_the_noisy_bands_and_the_error_falls():
+def test_band_edges_at_16_khz():
+    edges = [[ab._band_of_bins(bs, L // 2).tolist().index(b) * 40 for b in range(bs.bands)] for bs in ab.SETS]
+    assert edges == [[0, 480, 1000, 2000, 3000, 4000, 6000], [0, 240, 480, 1000, 1480, 2000, 3000, 4000, 6000]]
+
+
+@pytest.mark.parametrize("band_set", SETS)
+def test_the_sender_lowers_the_noisy_bands_and_the_error_falls(band_set):
+    bs = ab.SETS[band_set]
     x, y = low_passed_with_noise(48000)
-    codes = ab.choose(x, y, L)
-    assert codes.shape == (ab.segments(60), ab.BANDS)
-    assert (codes[:, :2] == ab.UNITY).mean() > 0.9         # below 1 kHz the decode is mostly signal
-    assert (codes[:, 5:] == 0).all()                       # above 4 kHz it is noise alone: the gain is zero
-    z = ab.apply(y, codes, L)
+    codes = ab.choose(x, y, L, band_set)
+    assert codes.shape == (bs.segments(60), bs.bands)
+    low = [b for b in range(bs.bands) if bs.edges[b + 1] <= 8]     # bands below 1 kHz: mostly signal
+    high = [b for b in range(bs.bands) if bs.edges[b] >= 32]       # above 4 kHz: noise alone, the gain is zero
+    assert (np.abs(np.asarray(bs.gains)[codes[:, low]] - 1) <= 0.13).mean() > 0.9
+    assert (codes[:, high] == 0).all()
+    z = ab.apply(y, codes, L, band_set)
     assert snr(x, z) > snr(x, y) + 3
     # the codes are the nearest gains to the least-squares ones: any other single code change does worse
     rs = np.random.default_rng(1)
     for _ in range(8):
-        s, b = int(rs.integers(codes.shape[0])), int(rs.integers(ab.BANDS))
+        s, b = int(rs.integers(codes.shape[0])), int(rs.integers(bs.bands))
         other = codes.copy()
-        other[s, b] = (codes[s, b] + int(rs.integers(1, len(ab.GAINS)))) % len(ab.GAINS)
-        assert np.sum((x - ab.apply(y, other, L)) ** 2) >= np.sum((x - z) ** 2) * (1 - 1e-3)
+        other[s, b] = (codes[s, b] + int(rs.integers(1, len(bs.gains)))) % len(bs.gains)
+        assert np.sum((x - ab.apply(y, other, L, band_set)) ** 2) >= np.sum((x - z) ** 2) * (1 - 1e-3)
 
 
-def test_a_segment_codes_reach_only_its_own_samples_and_half_a_frame_each_side():
+@pytest.mark.parametrize("band_set", SETS)
+def test_a_segment_codes_reach_only_its_own_samples_and_half_a_frame_each_side(band_set):
     x, y = low_passed_with_noise(20000, seed=2)
-    codes = ab.choose(x, y, L)
+    codes = ab.choose(x, y, L, band_set)
     s = 2
     other = codes.copy()
-    other[s] = (codes[s] + 3) % len(ab.GAINS)
-    d = np.flatnonzero(ab.apply(y, other, L) != ab.apply(y, codes, L))
-    seg = ab.SEGMENT * L
+    other[s] = (codes[s] + 3) % len(ab.SETS[band_set].gains)
+    d = np.flatnonzero(ab.apply(y, other, L, band_set) != ab.apply(y, codes, L, band_set))
+    seg = ab.SETS[band_set].segment * L
     assert d.min() >= s * seg - L // 2 and d.max() < (s + 1) * seg + L // 2
 
 
-def test_blockwise_transforms_equal_the_whole(monkeypatch):
+@pytest.mark.parametrize("band_set", SETS)
+def test_blockwise_transforms_equal_the_whole(monkeypatch, band_set):
     x, y = low_passed_with_noise(30011, seed=3)
-    codes, z = ab.choose(x, y, L), ab.apply(y, ab.choose(x, y, L), L)
+    codes = ab.choose(x, y, L, band_set)
+    z = ab.apply(y, codes, L, band_set)
     monkeypatch.setattr(ab, "FRAMES_AT_ONCE", 6)
-    np.testing.assert_array_equal(ab.choose(x, y, L), codes)
-    np.testing.assert_allclose(ab.apply(y, codes, L), z, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(ab.choose(x, y, L, band_set), codes)
+    np.testing.assert_allclose(ab.apply(y, codes, L, band_set), z, rtol=0, atol=1e-6)
+
+
+def test_the_set_follows_the_rate_per_channel():
+    assert [ab.set_for(k) for k in (3, 6, 8.9, 9, 12, 24, 48)] == [0, 0, 0, 1, 1, 1, 1]
 
 
 def enc(x, prior, kbps=16.0, **kw):
@@ -84,16 +105,20 @@ def test_band_gains_round_trip_through_the_file_and_decode_exactly(tiny_audio_pr
     assert r.data[1] & 0x0F == container.KIND_AUDIO_FLAGS
     y, _, hdr, _ = decode_audio_full(r.data, [tiny_audio_prior_dir])
     np.testing.assert_array_equal(y, r.reconstruction)
-    assert hdr == r.header and hdr.envelope is not None
-    assert len(hdr.bands) == ab.n_codes(hdr.units, 1) * ab.BANDS == ab.segments(64) * ab.BANDS
+    bs = ab.SETS[hdr.band_set]
+    assert hdr == r.header and hdr.envelope is not None and hdr.band_set == ab.set_for(16.0) == 1
+    assert len(hdr.bands) == bs.n_codes(hdr.units, 1) == bs.segments(64) * bs.bands
     # the same coded units with every band at one decode worse: the chosen gains lower the error
-    flat = container.write(dataclasses.replace(hdr, bands=(ab.UNITY,) * len(hdr.bands)), container.read(r.data)[1])
+    flat = container.write(dataclasses.replace(hdr, bands=(bs.unity,) * len(hdr.bands)), container.read(r.data)[1])
     y1, *_ = decode_audio_full(flat, [tiny_audio_prior_dir])
     assert snr(x, y[:, 0]) > snr(x, y1[:, 0])
     plain = enc(x, tiny_audio_prior, bands=False)
     assert plain.data[1] & 0x0F == container.KIND_AUDIO_ENV and plain.header.bands is None
-    # the codes' 3 bits per band and segment come out of the same file budget
+    # the codes' bits come out of the same file budget
     assert abs(len(plain.data) - len(r.data)) <= 0.03 * len(plain.data)
+    low = enc(x, tiny_audio_prior, 6.0)          # at 6 kbps the coarser set
+    assert low.header.band_set == 0 and len(low.header.bands) == ab.SETS[0].n_codes(64, 1)
+    np.testing.assert_array_equal(decode_audio_full(low.data, [tiny_audio_prior_dir])[0], low.reconstruction)
 
 
 def test_stereo_clips_get_codes_per_channel_and_silence_gets_none(tiny_audio_prior, tiny_audio_prior_dir):
@@ -101,12 +126,15 @@ def test_stereo_clips_get_codes_per_channel_and_silence_gets_none(tiny_audio_pri
     r = enc(x, tiny_audio_prior)
     y, _, hdr, _ = decode_audio_full(r.data, [tiny_audio_prior_dir])
     np.testing.assert_array_equal(y, r.reconstruction)
-    assert len(hdr.bands) == 2 * ab.segments(hdr.units // 2) * ab.BANDS
+    bs = ab.SETS[hdr.band_set]
+    assert hdr.band_set == ab.set_for(8.0) == 0        # 16 kbps over two channels
+    assert len(hdr.bands) == 2 * bs.segments(hdr.units // 2) * bs.bands
     quiet = enc(np.zeros(8000, dtype=np.float32), tiny_audio_prior)
     assert quiet.header.bands is None and not quiet.reconstruction.any()
 
 
-def _kind5(flags: int, band_set: int = 0, codes: int = 2 * ab.BANDS, units: int = 5, channels: int = 1) -> bytes:
+def _kind5(flags: int, band_set: int = 0, codes: int = 2 * ab.SETS[0].bands, units: int = 5, channels: int = 1
+           ) -> bytes:
     """A hand-made kind-5 file: kind 10's fields, the flags and what they announce, a valid checksum."""
     body = bytearray([container.MAGIC, container.VERSION << 4 | container.KIND_AUDIO_FLAGS])
     for v in (4000, channels, 16000, units):
@@ -118,7 +146,7 @@ def _kind5(flags: int, band_set: int = 0, codes: int = 2 * ab.BANDS, units: int 
     container._put_varint(body, flags)
     if flags & container.AUDIO_FLAG_BANDS:
         container._put_varint(body, band_set)
-        body += container.pack_indices(np.full(codes, ab.UNITY), ab.BITS)
+        body += container.pack_indices(np.full(codes, ab.SETS[0].unity), ab.SETS[0].bits)
     body += container.pack_indices(np.zeros(units, dtype=np.int64), 16)
     return bytes(body) + binascii.crc_hqx(bytes(body), 0).to_bytes(2, "little")
 
@@ -146,11 +174,16 @@ def test_kind5_header_fields_round_trip_and_are_checked():
     for bands in (h.bands[1:], h.bands + (0,), (8,) + h.bands[1:], (-1,) + h.bands[1:]):
         with pytest.raises(ValueError, match="band gains"):   # the writer refuses what the reader would not take
             container.write(dataclasses.replace(h, bands=bands), idx)
-    assert container.read(_kind5(container.AUDIO_FLAG_BANDS))[0].bands == (ab.UNITY,) * (2 * ab.BANDS)
+    with pytest.raises(ValueError, match="band gains"):
+        container.write(dataclasses.replace(h, band_set=len(ab.SETS)), idx)
+    fine = dataclasses.replace(h, band_set=1, bands=tuple(range(16)) + (15, 0) * 3 + (12,) * 5)   # 3 x 9 codes, 4 bits
+    data1 = container.write(fine, idx)
+    assert container.read(data1)[0] == fine and len(data1) == len(data) + (27 * 4 + 7) // 8 - (14 * 3 + 7) // 8
+    assert container.read(_kind5(container.AUDIO_FLAG_BANDS))[0].bands == (ab.SETS[0].unity,) * (2 * ab.SETS[0].bands)
     assert container.read(_kind5(0))[0].bands is None          # a kind-5 file may announce nothing extra
     with pytest.raises(CmbFormatError, match="flags"):
         container.read(_kind5(8))
     with pytest.raises(CmbFormatError, match="band-gain set"):
-        container.read(_kind5(container.AUDIO_FLAG_BANDS, band_set=1))
+        container.read(_kind5(container.AUDIO_FLAG_BANDS, band_set=len(ab.SETS)))
     with pytest.raises(CmbFormatError, match="units"):
         container.read(_kind5(container.AUDIO_FLAG_BANDS, units=5, channels=2))
