@@ -125,8 +125,8 @@ def choose(x: np.ndarray, y: np.ndarray, chunk: int, band_set: int = 0) -> np.nd
     n = _frames(m, chunk)
     for first in range(0, n, FRAMES_AT_ONCE):
         last = min(n, first + FRAMES_AT_ONCE)
-        sx = _spectra(np.asarray(x, np.float64), chunk, first, last)
-        sy = _spectra(np.asarray(y, np.float64), chunk, first, last)
+        sx = _spectra(x, chunk, first, last)
+        sy = _spectra(y, chunk, first, last)
         seg = _segment_of_frames(bs, first, last, chunk, n_seg)
         cell = seg[:, None] * nb + band[None, :]                                     # (n, F/2 + 1)
         num += np.bincount(cell.ravel(), np.real(sx * np.conj(sy)).ravel(), n_seg * nb).reshape(n_seg, nb)
@@ -148,7 +148,7 @@ def apply(y: np.ndarray, codes: np.ndarray, chunk: int, band_set: int = 0) -> np
     out = np.zeros(n * h + f)
     for first in range(0, n, FRAMES_AT_ONCE):
         last = min(n, first + FRAMES_AT_ONCE)
-        sy = _spectra(np.asarray(y, np.float64), chunk, first, last)
+        sy = _spectra(y, chunk, first, last)
         g = gains[_segment_of_frames(bs, first, last, chunk, n_seg)][:, band]          # (n, F/2 + 1)
         fr = np.fft.irfft(sy * g, n=f, axis=1) * win                                  # (n, F)
         # overlap-add: frames first, first + 2, ... tile the output end to end, and so do the others, H later
