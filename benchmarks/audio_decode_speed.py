@@ -44,7 +44,7 @@ def main() -> None:
     n = int(a.minutes * 60 * sr)
     env = not a.no_envelope
     band_set = None if a.no_bands else audio_bands.set_for(a.kbps)
-    bud = block_budget(a.kbps, n, 1, sr, prior, envelope=env, bands=band_set)
+    bud = block_budget(a.kbps, n, 1, sr, prior, envelope=env, band_set=band_set)
     per = max(1, min(prior.n_params, bud.total // bud.units))
     rng = np.random.default_rng(0)
     levels = rng.integers(0, ENV_CODES, bud.units) if env else None

@@ -108,8 +108,17 @@ def _frames(m: int, chunk: int) -> int:
     return m // (chunk // 4) + 2
 
 
-def _segment_of_frames(bs: BandSet, first: int, last: int, chunk: int, n_seg: int) -> np.ndarray:
-    return np.minimum(n_seg - 1, np.arange(first, last) * (chunk // 4) // (bs.segment * chunk))
+def _blocks(bs: BandSet, m: int, chunk: int):
+    """The frames of one channel of M samples in blocks of FRAMES_AT_ONCE -> (segments S, band of every bin
+    (F/2 + 1,), [(first frame, last frame + 1, segment of each of those frames (n,)), ...])."""
+    n_seg = bs.segments(-(-m // chunk))
+    n = _frames(m, chunk)
+    blocks = []
+    for first in range(0, n, FRAMES_AT_ONCE):
+        last = min(n, first + FRAMES_AT_ONCE)
+        seg = np.minimum(n_seg - 1, np.arange(first, last) * (chunk // 4) // (bs.segment * chunk))
+        blocks.append((first, last, seg))
+    return n_seg, _band_of_bins(bs, chunk // 2), blocks
 
 
 def choose(x: np.ndarray, y: np.ndarray, chunk: int, band_set: int = 0) -> np.ndarray:
@@ -117,17 +126,13 @@ def choose(x: np.ndarray, y: np.ndarray, chunk: int, band_set: int = 0) -> np.nd
     (S, bands) int64 codes: per segment and band the gain of the set nearest the least-squares gain (unity where
     the decode is silent in that band)."""
     bs = SETS[band_set]
-    m, nb = len(y), bs.bands
-    n_seg = bs.segments(-(-m // chunk))
-    band = _band_of_bins(bs, chunk // 2)
+    nb = bs.bands
+    n_seg, band, blocks = _blocks(bs, len(y), chunk)
     num = np.zeros((n_seg, nb))
     den = np.zeros((n_seg, nb))
-    n = _frames(m, chunk)
-    for first in range(0, n, FRAMES_AT_ONCE):
-        last = min(n, first + FRAMES_AT_ONCE)
+    for first, last, seg in blocks:
         sx = _spectra(x, chunk, first, last)
         sy = _spectra(y, chunk, first, last)
-        seg = _segment_of_frames(bs, first, last, chunk, n_seg)
         cell = seg[:, None] * nb + band[None, :]                                     # (n, F/2 + 1)
         num += np.bincount(cell.ravel(), np.real(sx * np.conj(sy)).ravel(), n_seg * nb).reshape(n_seg, nb)
         den += np.bincount(cell.ravel(), np.abs(sy).ravel() ** 2, n_seg * nb).reshape(n_seg, nb)
@@ -140,16 +145,13 @@ def apply(y: np.ndarray, codes: np.ndarray, chunk: int, band_set: int = 0) -> np
     bs = SETS[band_set]
     m = len(y)
     f, h = chunk // 2, chunk // 4
-    n_seg = bs.segments(-(-m // chunk))
+    n_seg, band, blocks = _blocks(bs, m, chunk)
     gains = np.asarray(bs.gains)[np.asarray(codes, dtype=np.int64).reshape(n_seg, bs.bands)]   # (S, bands)
-    band = _band_of_bins(bs, f)
     win = _window(f)
-    n = _frames(m, chunk)
-    out = np.zeros(n * h + f)
-    for first in range(0, n, FRAMES_AT_ONCE):
-        last = min(n, first + FRAMES_AT_ONCE)
+    out = np.zeros(_frames(m, chunk) * h + f)
+    for first, last, seg in blocks:
         sy = _spectra(y, chunk, first, last)
-        g = gains[_segment_of_frames(bs, first, last, chunk, n_seg)][:, band]          # (n, F/2 + 1)
+        g = gains[seg][:, band]                                                        # (n, F/2 + 1)
         fr = np.fft.irfft(sy * g, n=f, axis=1) * win                                  # (n, F)
         # overlap-add: frames first, first + 2, ... tile the output end to end, and so do the others, H later
         for par in (0, 1):

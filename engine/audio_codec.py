@@ -103,10 +103,10 @@ class Budget:
 
 def block_budget(kbps: float, n: int, c: int, sr: int, prior: Prior, seed: int = 0, gain: int = 0,
                  sounding: int | None = None, delta: bool = False, envelope: bool = False,
-                 bands: int | None = None) -> Budget:
+                 band_set: int | None = None) -> Budget:
     """Blocks over all units (and the clip's network delta, with `delta`) whose file (header with the widest
-    class table, delta fields, with `envelope` the sounding units' envelope codes and with `bands` the codes of
-    that band-gain set; checksum) is nearest
+    class table, delta fields, with `envelope` the sounding units' envelope codes and with `band_set` the codes
+    of that band-gain set; checksum) is nearest
     kbps * seconds / 8 bytes. `sounding` units (default: all) need one block at least: a rate below that
     smallest file is raised to it, with a warning."""
     _, k = layout(n, c, sr, prior)
@@ -116,8 +116,8 @@ def block_budget(kbps: float, n: int, c: int, sr: int, prior: Prior, seed: int =
     probe = audio_header(n, c, sr, prior, seed, [0] + levels, [LEVELS] * sounding + [0] * (units - sounding), gain,
                          hierarchy.widest_fields(prior.inr) if delta else ((), 0),
                          [0] * units if envelope else None,
-                         None if bands is None else [0] * audio_bands.SETS[bands].n_codes(units, c),
-                         0 if bands is None else bands)
+                         None if band_set is None else [0] * audio_bands.SETS[band_set].n_codes(units, c),
+                         band_set or 0)
     overhead = len(container.header_bytes(probe)) + container.CRC_BYTES
     total = int(np.floor((kbps * 1000.0 * n / sr - 8 * overhead) / prior.kappa))
     warns, raised = [], total < sounding
@@ -388,7 +388,8 @@ class _ClipPlan:
     grid: np.ndarray              # block counts the clip's sounding units may take
     budget: Budget
     levelled: np.ndarray          # (M, C) the clip at the prior's rate and the reference level (band gains' target)
-    bands: int | None             # the band-gain set (engine/audio_bands.py) chosen once every unit is coded; None
+    band_set: int | None          # the band-gain set (engine/audio_bands.py) whose codes are chosen once every unit
+                                  # is coded; None: no band gains
     blocks: np.ndarray = None     # (U,) blocks of each unit, filled while coding
     indices: list = None          # per unit its indices
     kl: list = None               # per unit the KL of each block when coded
@@ -526,10 +527,10 @@ def encode_audio_batch(clips: Sequence[tuple[np.ndarray, int]], kbps: float | No
         cd = hierarchy.coded_of(delta, i)
         # The sender's final reconstruction goes through the receiver's own path.
         y = _at_prior_rate(prior, seed, pl.blocks, pl.indices, n, c, pl.sr, delta=cd.delta, envelope=pl.envelope)
-        codes = _choose_bands(pl.levelled, y, L, pl.bands) if pl.bands is not None else None
-        recon = _finish(prior, y, n, pl.sr, pl.gain, codes, pl.blocks, pl.bands or 0)
+        codes = _choose_bands(pl.levelled, y, L, pl.band_set) if pl.band_set is not None else None
+        recon = _finish(prior, y, n, pl.sr, pl.gain, codes, pl.blocks, pl.band_set or 0)
         hdr = audio_header(n, c, pl.sr, prior, seed, cls_blocks, np.searchsorted(cls_blocks, pl.blocks), pl.gain,
-                           cd.fields, pl.envelope, codes, pl.bands or 0)
+                           cd.fields, pl.envelope, codes, pl.band_set or 0)
         data = container.write(hdr, np.concatenate([cd.indices] + list(pl.indices)))
         kl = np.zeros((len(pl.blocks), max(1, int(pl.blocks.max()))))
         for u, row in enumerate(pl.kl):
