@@ -111,7 +111,8 @@ def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
                                              prior_dirs=a.prior_dir, adaptive=adaptive,
                                              adapt=False if a.no_delta else None,
                                              **({} if a.delta_group is None else {"delta_group": a.delta_group}),
-                                             **({"delta_top": False} if a.no_image_delta else {})))
+                                             **({"delta_top": False} if a.no_image_delta else {}),
+                                             floors=not a.no_floors))
                 enc, enc_cpu = time.time() - t0, time.process_time() - c0
                 gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
                 for k, (im, e) in enumerate(zip(part, res)):
@@ -263,6 +264,8 @@ def main() -> None:
                     help="a network delta per group of NxN patches (0: one per image; default: the encoder's)")
     ap.add_argument("--no-image-delta", action="store_true",
                     help="group deltas without an image-level delta under them (two levels; ablation)")
+    ap.add_argument("--no-floors", action="store_true",
+                    help="no spectral floors on kind-15 images (engine/image_floors.py; ablation)")
     ap.add_argument("--warmup", action="store_true", help="one short untimed encode first (GPU warm-up)")
     ap.add_argument("--no-classic", action="store_true")
     ap.add_argument("--save-dir", default=None, help="also write each .cmb file here")

@@ -92,7 +92,9 @@ def _units_text(header) -> str:
     if header.delta_blocks:
         text += f", network delta {header.delta_blocks} blocks"
     if header.bands is not None:
-        text += ", band gains"
+        from engine.audio_bands import SETS
+
+        text += ", band gains" + (" and noise floors" if SETS[header.band_set].floors else "")
     return text
 
 class MainWindow(QMainWindow):

@@ -40,6 +40,10 @@ def patch_fields(header) -> dict[str, str]:
     rows, cols = -(-h // header.patch), -(-w // header.patch)
     out = {"Patches": f"{cols}×{rows} of {header.patch}×{header.patch}",
            "Blocks": f"{sum(ub)} × κ={header.kappa} ({min(ub)}–{max(ub)} per patch)"}
+    if getattr(header, "floors", None) is not None:
+        from engine.image_floors import summary
+
+        out["Spectral floors"] = summary(header.floors)
     if header.alpha:
         out["Alpha"] = f"{len(header.alpha)} bytes, lossless"
     return out

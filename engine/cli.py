@@ -439,7 +439,7 @@ def encode_items(a, inputs, imgs: dict, clips: dict, dev, dests: list | None = N
                                  prior_dirs=a.prior_dir, compile=a.compile, adaptive=not a.uniform,
                                  adapt=a.delta, journal=journal,
                                  **({} if a.delta_group is None else {"delta_group": a.delta_group}),
-                                 **({"delta_top": False} if a.no_image_delta else {}))
+                                 **({"delta_top": False} if a.no_image_delta else {}), floors=a.floors)
         results = _journaled(gen, f"{len(patched)} image(s) by patches", a.quiet, journal, inputs[patched[0]].name)
         for i, r in zip(patched, results):
             for wmsg in r.warnings:
@@ -601,6 +601,10 @@ def cmd_info(a) -> int:
         rows.append(("blocks", f"{min(ub)}-{max(ub)} per patch in {len(hdr.class_blocks)} class(es), "
                                f"{hdr.n_indices} in all"))
         rows += _delta_rows(hdr, "image")
+        if hdr.floors is not None:
+            from .image_floors import summary as floor_summary
+
+            rows.append(("spectral floors", floor_summary(hdr.floors)))
         if hdr.alpha:
             rows.append(("alpha", f"{len(hdr.alpha)} bytes, lossless"))
     elif hdr.modality == "audio" and hdr.gain is not None:
@@ -621,7 +625,7 @@ def cmd_info(a) -> int:
         if hdr.bands is not None:
             from .audio_bands import summary
 
-            rows.append(("band gains", summary(hdr.bands, hdr.band_set)))
+            rows.append(("band gains", summary(hdr.bands, hdr.band_set, hdr.shape[1])))
         rows += _delta_rows(hdr, "clip")
     elif hdr.modality == "audio":
         rows.append(("units", f"{hdr.units} (chunk INRs over all channels)"))
@@ -750,6 +754,10 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--bands", action=argparse.BooleanOptionalAction, default=True,
                     help="audio: choose a gain per band of every few chunks of the decode, against the original "
                     "(kind 5; default; 0.1 to 0.3 kbps), or not (--no-bands)")
+    en.add_argument("--floors", action=argparse.BooleanOptionalAction, default=True,
+                    help="images with group deltas: choose a noise floor and a gain per colour plane and frequency "
+                    "band of the decode, against the original (kind 15, flag bit 1; default; 18 bytes), or not "
+                    "(--no-floors)")
     en.add_argument("--perceptual", action="store_true",
                     help="audio: shape the coding noise under the speech's formants, as speech codecs do (higher "
                     "PESQ and STOI, lower SNR; the file decodes as any other)")

@@ -23,17 +23,18 @@ Kinds 13 and 14, audio with a chunk envelope (engine/audio_envelope.py): kind 10
 fields, then the envelope code of every unit that has blocks, in unit order, ENV_BITS bits each, LSB-first,
 byte-padded; the payload as kind 10's or 12's.
 Kind 15, a patch-coded image whose shared network is adapted group by group (engine.hierarchy): kind 9's
-fields, then a flags varint (bit 0: an image-level delta under the groups; other bits are refused), the group
-side G (varint, in patches), the delta layer count S (varint), with flag bit 0 the image delta's S scale bytes
-and block count (varint), and, for each group of G x G patches in row-major order, its S scale bytes and block
-count (varint); the payload holds the image delta's indices (with bit 0), then the groups' delta indices
-(group by group), then each patch's indices in turn.
+fields, then a flags varint (bit 0: an image-level delta under the groups; bit 1: spectral floors; other bits
+are refused), the group side G (varint, in patches), the delta layer count S (varint), with flag bit 0 the image
+delta's S scale bytes and block count (varint), and, for each group of G x G patches in row-major order, its S
+scale bytes and block count (varint); with flag bit 1 then the image_floors.N_CODES spectral-floor codes,
+image_floors.BITS bits each, LSB-first, byte-padded (engine/image_floors.py); the payload holds the image
+delta's indices (with bit 0), then the groups' delta indices (group by group), then each patch's indices in turn.
 Kind 5, audio with optional parts named by flags: kind 10's fields, then a flags varint (bit 0: a clip-level network
 delta; bit 1: a chunk envelope; bit 2: band gains; other bits are refused), then the delta fields as kind 12
 (bit 0), the envelope codes as kind 13 (bit 1) and, with bit 2, the band-gain set s (varint, an index into
-engine/audio_bands.SETS) and its codes, s.bits bits each, LSB-first, byte-padded: for each channel, for each of
-its ceil(K / s.segment) segments (K = units / channels), one code per band. Writers use kind 5 only for files
-with band gains; the payload is as kind 12's.
+engine/audio_bands.SETS) and its codes, s.bits bits each, LSB-first, byte-padded: for each channel, one floor
+code per band if s has noise floors, then for each of its ceil(K / s.segment) segments (K = units / channels),
+one code per band. Writers use kind 5 only for files with band gains; the payload is as kind 12's.
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import image_floors
 from .errors import CmbFormatError
 
 MAGIC = 0xCB
@@ -60,6 +62,7 @@ MAX_DELTA_LAYERS = 16   # kind-11/12 delta scales (one per network layer)
 MAX_DELTA_BLOCKS = 1 << 16
 MAX_DELTA_GROUPS = 1 << 16   # kind-15 delta groups in one image
 GROUP_FLAG_TOP = 1       # kind-15 flags: an image-level delta under the group deltas (three levels)
+GROUP_FLAG_FLOORS = 2    # kind-15 flags: spectral floors (engine/image_floors.py) after the delta fields
 MAX_SIDE = 1 << 16      # image side limit of patch-coded files (a corrupt size cannot ask for more)
 MAX_AUDIO_UNITS = 1 << 22   # kind-10 audio units (58 hours of mono 16 kHz speech in 800-sample chunks)
 ID_BYTES = 3
@@ -93,6 +96,8 @@ class CmbHeader:
     bands: tuple[int, ...] | None = None      # kind 5 audio with flag bit 2: the band-gain codes (audio_bands),
                                               # channel by channel, segment by segment, band by band; None: none
     band_set: int = 0                         # kind 5 with flag bit 2: the set the codes belong to (audio_bands.SETS)
+    floors: tuple[int, ...] | None = None     # kind 15 with flag bit 1: the image's spectral-floor codes
+                                              # (image_floors: per plane the floors, then the gains); None: none
 
     @property
     def unit_blocks(self) -> list[int]:
@@ -458,12 +463,16 @@ def _patch_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
     if delta:
         _put_delta(out, h)
     if groups:
-        _put_varint(out, GROUP_FLAG_TOP if h.top_delta[1] else 0)
+        _put_varint(out, (GROUP_FLAG_TOP if h.top_delta[1] else 0) | (GROUP_FLAG_FLOORS if h.floors else 0))
         _put_varint(out, h.delta_group)
         _put_varint(out, len(h.group_deltas[0][0]))
         for scales, blocks in ((h.top_delta,) if h.top_delta[1] else ()) + h.group_deltas:
             out += bytes(scales)
             _put_varint(out, blocks)
+        if h.floors:
+            out += pack_indices(np.asarray(h.floors, dtype=np.int64), image_floors.BITS)
+    elif h.floors is not None:
+        raise ValueError("spectral floors need kind 15 (group deltas)")
     return bytes(out)
 
 
@@ -483,6 +492,9 @@ def _check_groups(h: CmbHeader) -> bool:
             len(s) != n_layers or not all(0 <= v <= 255 for v in s) or not 1 <= b <= MAX_DELTA_BLOCKS
             for s, b in h.group_deltas):
         raise ValueError("bad group delta fields")
+    if h.floors is not None and (len(h.floors) != image_floors.N_CODES
+                                 or not all(0 <= v < 1 << image_floors.BITS for v in h.floors)):
+        raise ValueError("bad spectral floors: one code in range per plane, band and kind")
     top_scales, top_blocks = h.top_delta
     if top_blocks and not (len(top_scales) == n_layers and 1 <= top_blocks <= MAX_DELTA_BLOCKS
                            and all(0 <= v <= 255 for v in top_scales)) or bool(top_scales) != bool(top_blocks):
@@ -492,12 +504,12 @@ def _check_groups(h: CmbHeader) -> bool:
     return True
 
 
-def _read_groups(r: "_Reader", hh: int, ww: int, patch: int) -> tuple[int, tuple, tuple]:
+def _read_groups(r: "_Reader", data: bytes, hh: int, ww: int, patch: int) -> tuple[int, tuple, tuple, tuple | None]:
     """-> (group side, ((scale codes, blocks) per group), (scale codes, blocks) of the image-level delta or
-    ((), 0)) of a kind-15 header."""
+    ((), 0), spectral-floor codes or None) of a kind-15 header."""
     flags = r.varint("delta group flags")
-    if flags & ~GROUP_FLAG_TOP:
-        raise CmbFormatError(f"corrupt .cmb header: delta group flags {flags} (this program knows bit 0 only)")
+    if flags & ~(GROUP_FLAG_TOP | GROUP_FLAG_FLOORS):
+        raise CmbFormatError(f"corrupt .cmb header: delta group flags {flags} (this program knows bits 0 and 1)")
     side = r.varint("delta group side")
     if not 1 <= side <= MAX_SIDE:
         raise CmbFormatError(f"corrupt .cmb header: delta group side {side}")
@@ -515,9 +527,17 @@ def _read_groups(r: "_Reader", hh: int, ww: int, patch: int) -> tuple[int, tuple
         if not 1 <= blocks <= MAX_DELTA_BLOCKS:
             raise CmbFormatError(f"corrupt .cmb header: {blocks} delta blocks")
         groups.append((scales, blocks))
+    codes = None
+    if flags & GROUP_FLAG_FLOORS:
+        nbytes = (image_floors.N_CODES * image_floors.BITS + 7) // 8
+        if r.pos + nbytes > len(data):
+            raise CmbFormatError("truncated .cmb file: it ends inside the spectral floors")
+        codes = tuple(int(v) for v in unpack_indices(data[r.pos:r.pos + nbytes], image_floors.N_CODES,
+                                                      image_floors.BITS))
+        r.pos += nbytes
     if flags & GROUP_FLAG_TOP:
-        return side, tuple(groups[1:]), groups[0]
-    return side, tuple(groups), ((), 0)
+        return side, tuple(groups[1:]), groups[0], codes
+    return side, tuple(groups), ((), 0), codes
 
 
 def _read_patch_header(r: "_Reader", data: bytes, delta: bool = False, groups: bool = False) -> CmbHeader:
@@ -535,10 +555,11 @@ def _read_patch_header(r: "_Reader", data: bytes, delta: bool = False, groups: b
         alpha = bytes(data[r.pos:r.pos + n_alpha])
         r.pos += n_alpha
     scales, n_delta = _read_delta(r) if delta else ((), 0)
-    side, gd, top = _read_groups(r, hh, ww, patch) if groups else (0, (), ((), 0))
+    side, gd, top, fl = _read_groups(r, data, hh, ww, patch) if groups else (0, (), ((), 0), None)
     n_delta = top[1] + sum(b for _, b in gd) if groups else n_delta
     return CmbHeader("image", (hh, ww, c), pid, seed, kappa, max(blocks), units, patch, blocks, unit_class, alpha,
-                     delta_scales=scales, delta_blocks=n_delta, delta_group=side, group_deltas=gd, top_delta=top)
+                     delta_scales=scales, delta_blocks=n_delta, delta_group=side, group_deltas=gd, top_delta=top,
+                     floors=fl)
 
 
 def write(h: CmbHeader, indices: np.ndarray) -> bytes:

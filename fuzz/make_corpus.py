@@ -6,7 +6,8 @@ The fits are deliberately short: the seeds need to be valid files that reach eve
 The committed `mono_0.1s.cmb` and `stereo_44k.cmb` were written before audio kind 10 existed and are kind-8 files
 (kept: old files must keep decoding); rerunning this script rewrites them as kind 10. `--only SUBSTRING` writes
 only the seeds whose name holds it (`--only gain_`: the kind-10 seed; `--only delta_gap`: the kind-12 seed;
-`--only env`: the kind-13 and kind-14 seeds; `--only groups3`: the three-level kind-15 seed).
+`--only env`: the kind-13 and kind-14 seeds; `--only groups3`: the three-level kind-15 seed; `--only floors`:
+the spectral-floor seeds, image and audio).
 """
 from __future__ import annotations
 
@@ -45,9 +46,12 @@ def main() -> None:
     wide = np.concatenate([img, img[:, ::-1]], 1)[:, :130]
     wide = np.concatenate([wide, wide[::-1]], 0)[:70]
     out["patch/groups_130x70.cmb"] = run(encode_image(wide, 2.0, prior=shared, fit=FIT, delta_group=1,
-                                                      delta_top=False)).data
+                                                      delta_top=False, floors=False)).data
     # kind 15 with flag bit 0: the same groups under an image-level delta (three levels)
-    out["patch/groups3_130x70.cmb"] = run(encode_image(wide, 2.0, prior=shared, fit=FIT, delta_group=1)).data
+    out["patch/groups3_130x70.cmb"] = run(encode_image(wide, 2.0, prior=shared, fit=FIT, delta_group=1,
+                                                       floors=False)).data
+    # kind 15 with flag bits 0 and 1: and spectral floors (engine/image_floors.py)
+    out["patch/floors_130x70.cmb"] = run(encode_image(wide, 2.0, prior=shared, fit=FIT, delta_group=1)).data
     gray = rs.integers(0, 256, (20, 30, 1)).astype(np.uint8)
     out["patch/gray_30x20.cmb"] = run(encode_image(gray, 0.5, prior=photo, fit=FIT)).data
     rgba = np.concatenate([img[:24, :24], np.tile(np.arange(24, dtype=np.uint8)[None, :, None] * 10, (24, 1, 1))], 2)
@@ -80,6 +84,10 @@ def main() -> None:
     out["audio/bandsdelta_gap_0.25s.cmb"] = run(encode_audio(env_gap, 16000, 24, prior=latent_speech, fit=FIT,
                                                              adapt=True)).data
     out["audio/bands_stereo_44k.cmb"] = run(encode_audio(st * 0.5, 44100, 24, prior=latent_speech, fit=FIT)).data
+    # (the three seeds above were made with band-gain sets 0 and 1; the encoder now writes sets 2 and 3, with noise
+    # floors: these two seeds, and the above when remade)
+    out["audio/floors_gap_0.25s.cmb"] = run(encode_audio(env_gap, 16000, 12, prior=latent_speech, fit=FIT)).data
+    out["audio/floors_stereo_44k.cmb"] = run(encode_audio(st * 0.5, 44100, 24, prior=latent_speech, fit=FIT)).data
     if "--only" in sys.argv:   # --only SUBSTRING: write only the seeds whose name holds it
         out = {k: v for k, v in out.items() if sys.argv[sys.argv.index("--only") + 1] in k}
     for name, data in out.items():

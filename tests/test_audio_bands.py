@@ -19,8 +19,12 @@ L = 800   # the shipped speech priors' chunk
 
 
 def unity(m: int, band_set: int, chunk: int = L) -> np.ndarray:
+    """Codes that change nothing: every gain at one (and every noise floor at 0)."""
     bs = ab.SETS[band_set]
-    return np.full((bs.segments(-(-m // chunk)), bs.bands), bs.unity)
+    codes = np.full((bs.rows(-(-m // chunk)), bs.bands), bs.unity)
+    if bs.floors:
+        codes[0] = 0
+    return codes
 
 
 def low_passed_with_noise(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +48,8 @@ def test_unit_gains_give_back_the_signal(m, band_set):
 
 def test_band_edges_at_16_khz():
     edges = [[ab._band_of_bins(bs, L // 2).tolist().index(b) * 40 for b in range(bs.bands)] for bs in ab.SETS]
-    assert edges == [[0, 480, 1000, 2000, 3000, 4000, 6000], [0, 240, 480, 1000, 1480, 2000, 3000, 4000, 6000]]
+    coarse, fine = [0, 480, 1000, 2000, 3000, 4000, 6000], [0, 240, 480, 1000, 1480, 2000, 3000, 4000, 6000]
+    assert edges == [coarse, fine, coarse, fine]
 
 
 @pytest.mark.parametrize("band_set", SETS)
@@ -52,20 +57,45 @@ def test_the_sender_lowers_the_noisy_bands_and_the_error_falls(band_set):
     bs = ab.SETS[band_set]
     x, y = low_passed_with_noise(48000)
     codes = ab.choose(x, y, L, band_set)
-    assert codes.shape == (bs.segments(60), bs.bands)
+    assert codes.shape == (bs.rows(60), bs.bands)
+    gains = codes[-bs.segments(60):]
     low = [b for b in range(bs.bands) if bs.edges[b + 1] <= 8]     # bands below 1 kHz: mostly signal
     high = [b for b in range(bs.bands) if bs.edges[b] >= 32]       # above 4 kHz: noise alone, the gain is zero
-    assert (np.abs(np.asarray(bs.gains)[codes[:, low]] - 1) <= 0.13).mean() > 0.9
-    assert (codes[:, high] == 0).all()
+    assert (np.abs(np.asarray(bs.gains)[gains[:, low]] - 1) <= 0.13).mean() > 0.9
+    assert (gains[:, high] == 0).all()
     z = ab.apply(y, codes, L, band_set)
     assert snr(x, z) > snr(x, y) + 3
-    # the codes are the nearest gains to the least-squares ones: any other single code change does worse
+    # the codes are the nearest gains to the least-squares ones, and each band's floor the best one given its
+    # gains: any other single code does worse (the floors' row included)
     rs = np.random.default_rng(1)
-    for _ in range(8):
-        s, b = int(rs.integers(codes.shape[0])), int(rs.integers(bs.bands))
+    for i in range(12):
+        s, b = (0 if i < 4 else int(rs.integers(codes.shape[0]))), int(rs.integers(bs.bands))
         other = codes.copy()
         other[s, b] = (codes[s, b] + int(rs.integers(1, len(bs.gains)))) % len(bs.gains)
         assert np.sum((x - ab.apply(y, other, L, band_set)) ** 2) >= np.sum((x - z) ** 2) * (1 - 1e-3)
+
+
+def harmonics_with_noise(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """x: a 150 Hz harmonic series whose level falls by 6 dB per octave (16 kHz); y: x plus white noise."""
+    rs = np.random.default_rng(seed)
+    t = np.arange(n) / 16000
+    x = sum(np.sin(2 * np.pi * 150 * k * t + rs.uniform(0, 2 * np.pi)) / k for k in range(1, 50))
+    return x, x + 0.05 * rs.normal(0, 1, n)
+
+
+@pytest.mark.parametrize("plain, floored", [(0, 2), (1, 3)])
+def test_noise_floors_take_out_the_noise_between_harmonics(plain, floored):
+    """A band gain scales a band's harmonics and the noise between them alike; the floors' filter keeps the
+    harmonics' bins and lowers the noisy bins between them."""
+    x, y = harmonics_with_noise(32000)
+    a = ab.apply(y, ab.choose(x, y, L, plain), L, plain)
+    codes = ab.choose(x, y, L, floored)
+    b = ab.apply(y, codes, L, floored)
+    assert (codes[0] > 0).sum() >= ab.SETS[floored].bands // 2
+    assert snr(x, b) > snr(x, a) + 0.5
+    # where no band is worth a floor, the floors' sets choose what their plain twins choose
+    x, y = low_passed_with_noise(24000, seed=4)
+    assert (ab.choose(x, 0.0 * y + x, L, floored)[1:] == ab.choose(x, 0.0 * y + x, L, plain)).all()
 
 
 @pytest.mark.parametrize("band_set", SETS)
@@ -74,7 +104,8 @@ def test_a_segment_codes_reach_only_its_own_samples_and_half_a_frame_each_side(b
     codes = ab.choose(x, y, L, band_set)
     s = 2
     other = codes.copy()
-    other[s] = (codes[s] + 3) % len(ab.SETS[band_set].gains)
+    row = s + bool(ab.SETS[band_set].floors)
+    other[row] = (codes[row] + 3) % len(ab.SETS[band_set].gains)
     d = np.flatnonzero(ab.apply(y, other, L, band_set) != ab.apply(y, codes, L, band_set))
     seg = ab.SETS[band_set].segment * L
     assert d.min() >= s * seg - L // 2 and d.max() < (s + 1) * seg + L // 2
@@ -91,7 +122,7 @@ def test_blockwise_transforms_equal_the_whole(monkeypatch, band_set):
 
 
 def test_the_set_follows_the_rate_per_channel():
-    assert [ab.set_for(k) for k in (3, 6, 8.9, 9, 12, 24, 48)] == [0, 0, 0, 1, 1, 1, 1]
+    assert [ab.set_for(k) for k in (3, 6, 8.9, 9, 12, 24, 48)] == [2, 2, 2, 3, 3, 3, 3]
 
 
 def enc(x, prior, kbps=16.0, **kw):
@@ -106,8 +137,8 @@ def test_band_gains_round_trip_through_the_file_and_decode_exactly(tiny_audio_pr
     y, _, hdr, _ = decode_audio_full(r.data, [tiny_audio_prior_dir])
     np.testing.assert_array_equal(y, r.reconstruction)
     bs = ab.SETS[hdr.band_set]
-    assert hdr == r.header and hdr.envelope is not None and hdr.band_set == ab.set_for(16.0) == 1
-    assert len(hdr.bands) == bs.n_codes(hdr.units, 1) == bs.segments(64) * bs.bands
+    assert hdr == r.header and hdr.envelope is not None and hdr.band_set == ab.set_for(16.0) == 3
+    assert len(hdr.bands) == bs.n_codes(hdr.units, 1) == (bs.segments(64) + 1) * bs.bands
     # the same coded units with every band at one decode worse: the chosen gains lower the error
     flat = container.write(dataclasses.replace(hdr, bands=(bs.unity,) * len(hdr.bands)), container.read(r.data)[1])
     y1, *_ = decode_audio_full(flat, [tiny_audio_prior_dir])
@@ -117,7 +148,7 @@ def test_band_gains_round_trip_through_the_file_and_decode_exactly(tiny_audio_pr
     # the codes' bits come out of the same file budget
     assert abs(len(plain.data) - len(r.data)) <= 0.03 * len(plain.data)
     low = enc(x, tiny_audio_prior, 6.0)          # at 6 kbps the coarser set
-    assert low.header.band_set == 0 and len(low.header.bands) == ab.SETS[0].n_codes(64, 1)
+    assert low.header.band_set == 2 and len(low.header.bands) == ab.SETS[2].n_codes(64, 1)
     np.testing.assert_array_equal(decode_audio_full(low.data, [tiny_audio_prior_dir])[0], low.reconstruction)
 
 
@@ -127,8 +158,8 @@ def test_stereo_clips_get_codes_per_channel_and_silence_gets_none(tiny_audio_pri
     y, _, hdr, _ = decode_audio_full(r.data, [tiny_audio_prior_dir])
     np.testing.assert_array_equal(y, r.reconstruction)
     bs = ab.SETS[hdr.band_set]
-    assert hdr.band_set == ab.set_for(8.0) == 0        # 16 kbps over two channels
-    assert len(hdr.bands) == 2 * bs.segments(hdr.units // 2) * bs.bands
+    assert hdr.band_set == ab.set_for(8.0) == 2        # 16 kbps over two channels
+    assert len(hdr.bands) == 2 * (bs.segments(hdr.units // 2) + 1) * bs.bands
     quiet = enc(np.zeros(8000, dtype=np.float32), tiny_audio_prior)
     assert quiet.header.bands is None and not quiet.reconstruction.any()
 
@@ -187,3 +218,10 @@ def test_kind5_header_fields_round_trip_and_are_checked():
         container.read(_kind5(container.AUDIO_FLAG_BANDS, band_set=len(ab.SETS)))
     with pytest.raises(CmbFormatError, match="units"):
         container.read(_kind5(container.AUDIO_FLAG_BANDS, units=5, channels=2))
+
+
+def test_every_set_names_as_many_floors_as_its_codes_can():
+    for bs in ab.SETS:
+        assert len(bs.gains) == 1 << bs.bits and bs.gains.count(1.0) == 1
+        assert bs.floors == () or (len(bs.floors) == 1 << bs.bits and bs.floors[0] == 0.0
+                                   and list(bs.floors) == sorted(set(bs.floors)))

@@ -174,3 +174,33 @@ def test_golden_audio_file_with_band_gains_decodes_to_the_stored_samples():
     assert hdr.bands == (6, 6, 6, 4, 1, 0, 0, 6, 5, 6, 7, 5, 0, 0)
     assert y.shape == want.shape == (6400, 1)
     assert np.max(np.abs(y - want)) < 1e-4
+
+
+def test_golden_audio_file_with_noise_floors_decodes_to_the_stored_samples():
+    """A kind-5 file of band-gain set 3 (the same 0.4 s of LibriSpeech test-clean at 12 kbps, shipped
+    `speech16k-latent-12kbps-env2` prior, fast preset): a noise floor per band before 4 segments of 4-bit gains
+    for 9 bands, and the per-bin filter the floors drive (engine/audio_bands.py)."""
+    from engine.audio_codec import decode_audio_full
+
+    data = (DATA / "speech_12kbps_floors.cmb").read_bytes()
+    y, sr, hdr, prior = decode_audio_full(data)
+    want = np.load(DATA / "speech_12kbps_floors_decoded.npy")
+    assert prior.name == "speech16k-latent-12kbps-env2" and sr == 16000 and hdr.units == 8 and hdr.band_set == 3
+    assert hdr.bands[:9] == (0, 0, 4, 10, 8, 9, 9, 0, 0) and len(hdr.bands) == 45
+    assert y.shape == want.shape == (6400, 1)
+    assert np.max(np.abs(y - want)) < 1e-4
+
+
+def test_golden_image_with_spectral_floors_decodes_to_the_stored_picture():
+    """A kind-15 file with flag bits 0 and 1 (130x200 of scikit-image's coffee at 0.3 bpp, shipped
+    `photo64-shared-0.3bpp-t3cd` prior, groups of 2x2 patches, fast preset): the spectral floors' codes after the
+    group deltas, and the filter they drive over the whole image (engine/image_floors.py)."""
+    from engine.patch_codec import decode_image_full
+
+    data = (DATA / "coffee_0.3bpp_floors.cmb").read_bytes()
+    img, hdr, prior = decode_image_full(data)
+    want = np.asarray(Image.open(DATA / "coffee_0.3bpp_floors_decoded.png"))
+    assert prior.name == "photo64-shared-0.3bpp-t3cd" and hdr.shape == (130, 200, 3) and hdr.delta_group == 2
+    assert hdr.floors[:12] == (0, 1, 10, 12, 14, 10, 12, 12, 15, 15, 15, 11) and len(hdr.floors) == 36
+    diff = np.abs(img.astype(int) - want.astype(int))
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.999

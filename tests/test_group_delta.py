@@ -29,13 +29,14 @@ def shared(shared_prior_dir):
 
 def _grouped(prior_dir, top: bool):
     """A 40x56 photo (3x4 patches of 16) coded with groups of 2x2 patches: 2x2 groups, the last ones cut;
-    `top`: under an image-level delta (three levels, the default) or not (two levels)."""
+    `top`: under an image-level delta (three levels, the default) or not (two levels). Without spectral floors
+    (a filter over the whole image; tests/test_image_floors.py), so each group's pixels are its own."""
     prior = Prior.load(prior_dir / "shared.safetensors")
     img = photo(40, 56, seed=11)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(patch_codec, "MIN_GROUP_BLOCKS", 1)
         return img, run(encode_image_batch([img], 2.0, prior=prior, fit=PATCH_FIT, delta_group=2,
-                                           delta_top=top))[0]
+                                           delta_top=top, floors=False))[0]
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["three-levels", "two-levels"])
@@ -211,7 +212,7 @@ def test_a_grouped_header_that_names_absurd_fields_is_refused(two_level):
     with pytest.raises(CmbFormatError, match="group side"):
         container.read(forged(bytes([0]), layers + groups))
     with pytest.raises(CmbFormatError, match="flags"):
-        container.read(forged(bytes([2]), layers + groups, flags=b"\x02"))
+        container.read(forged(bytes([2]), layers + groups, flags=b"\x04"))
     with pytest.raises(CmbFormatError):   # the groups' fields read as the image delta's: the payload is short
         container.read(forged(bytes([2]), layers + groups, flags=b"\x01"))
     first = len(h.group_deltas[0][0]) + 1
@@ -241,6 +242,12 @@ def test_cli_writes_group_deltas_and_info_names_them(shared_prior_dir, tmp_path,
                 "--delta-group", 2, "--no-image-delta")
     assert r.returncode == 0 and container.read_header(two.read_bytes()).top_delta == ((), 0)
     assert container.read_header(out.read_bytes()).top_delta[1] >= 1
+    # spectral floors by default, named by `info`; --no-floors leaves them out (tests/test_image_floors.py)
+    assert "spectral floors" in info.stdout and container.read_header(out.read_bytes()).floors is not None
+    plain = tmp_path / "plain.cmb"
+    r = run_cli(capfd, "encode", src, "--bpp", 2, "-o", plain, "--prior", prior, "--preset", "fast", "-q",
+                "--delta-group", 2, "--no-floors")
+    assert r.returncode == 0 and container.read_header(plain.read_bytes()).floors is None
     back = run_cli(capfd, "decode", out, "-o", tmp_path / "back.png", "--prior-dir", shared_prior_dir)
     assert back.returncode == 0, back.stderr
     bad = run_cli(capfd, "encode", src, "--bpp", 2, "-o", tmp_path / "x.cmb", "--prior", prior, "-q",
