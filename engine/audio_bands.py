@@ -91,8 +91,8 @@ SETS = (
              1.125, 1.25), 4,
             (0.0, 0.01, 0.015, 0.023, 0.035, 0.053, 0.08, 0.12, 0.18, 0.27, 0.41, 0.62, 0.93, 1.4, 2.1, 3.2)),
 )
-FINE_KBPS = 9.0           # set 1 from this rate per channel up (docs/results.md: set 0 is better at 6 kbps, set 1
-                          # at 12 and 24)
+FINE_KBPS = 9.0           # sets 1 and 3 from this rate per channel up (docs/results.md: sets 0 and 2 are better
+                          # at 6 kbps, 1 and 3 at 12 and 24)
 FRAMES_AT_ONCE = 4096     # frames transformed together (even; bounds memory on long clips)
 
 
