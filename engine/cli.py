@@ -632,8 +632,9 @@ def cmd_info(a) -> int:
         rows.append(("blocks", f"{hdr.n_blocks} per unit, {hdr.n_indices} in all"))
     else:
         rows.append(("blocks", str(hdr.n_blocks)))
+    width = max(14, max(len(k) for k, _ in rows) + 2)
     for k, v in rows:
-        print(f"{k + ':':<14}{v}")
+        print(f"{k + ':':<{width}}{v}")
     return 0
 
 
