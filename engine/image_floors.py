@@ -25,8 +25,8 @@ are restored) and work in float64:
 - the frames are inverse-transformed, windowed again and added at their places (the squared windows sum to
   one, so codes of floor 0 and gain 1 give the plane back), the image's H x W pixels are kept, and the planes
   are turned back to RGB by the inverse of the matrix above, rounded and clipped to 0 .. 255.
-The codes are 2 B per plane, for Y, Cb and Cr in turn: the floors of bands 1 .. B, then their gains, BITS bits
-each (container kind 15, flag bit 1).
+A plane whose codes are all floor 0 and gain 1 is kept as it is (no transform). The codes are 2 B per plane, for
+Y, Cb and Cr in turn: the floors of bands 1 .. B, then their gains, BITS bits each (container kind 15, flag bit 1).
 """
 from __future__ import annotations
 
