@@ -152,6 +152,16 @@ class _Reader:
             if shift > 63:
                 raise CmbFormatError(f"corrupt .cmb header: field '{what}' is too long")
 
+    def codes(self, n: int, bits: int, what: str) -> np.ndarray:
+        """The next n codes of `bits` bits each (packed LSB-first, byte-padded) -> (n,) int64."""
+        nbytes = (n * bits + 7) // 8
+        if self.pos + nbytes > len(self.data):
+            raise CmbFormatError(f"truncated .cmb file: it ends inside the {what}")
+        out = unpack_indices(self.data[self.pos:self.pos + nbytes], n, bits).astype(np.int64) if n else \
+            np.zeros(0, dtype=np.int64)
+        self.pos += nbytes
+        return out
+
 
 def pack_indices(indices: np.ndarray, bits: int) -> bytes:
     """(n,) ints < 2**bits -> ceil(n*bits/8) bytes, LSB-first."""
@@ -339,7 +349,7 @@ def _put_bands(out: bytearray, h: CmbHeader) -> None:
     out += pack_indices(codes, bs.bits)
 
 
-def _read_bands(r: "_Reader", data: bytes, units: int, channels: int) -> tuple[int, tuple[int, ...]]:
+def _read_bands(r: "_Reader", units: int, channels: int) -> tuple[int, tuple[int, ...]]:
     """-> (set, codes) of kind-5 band gains."""
     from . import audio_bands
 
@@ -349,13 +359,7 @@ def _read_bands(r: "_Reader", data: bytes, units: int, channels: int) -> tuple[i
     if units % channels:
         raise CmbFormatError(f"corrupt .cmb header: {units} units for {channels} channels")
     bs = audio_bands.SETS[k]
-    n = bs.n_codes(units, channels)
-    nbytes = (n * bs.bits + 7) // 8
-    if r.pos + nbytes > len(data):
-        raise CmbFormatError("truncated .cmb file: it ends inside the band gains")
-    codes = unpack_indices(data[r.pos:r.pos + nbytes], n, bs.bits)
-    r.pos += nbytes
-    return k, tuple(int(c) for c in codes)
+    return k, tuple(int(c) for c in r.codes(bs.n_codes(units, channels), bs.bits, "band gains"))
 
 
 def _put_envelope(out: bytearray, h: CmbHeader) -> None:
@@ -369,18 +373,13 @@ def _put_envelope(out: bytearray, h: CmbHeader) -> None:
         out += pack_indices(codes[on], ENV_BITS)
 
 
-def _read_envelope(r: "_Reader", data: bytes, unit_blocks: list[int]) -> tuple[int, ...]:
+def _read_envelope(r: "_Reader", unit_blocks: list[int]) -> tuple[int, ...]:
     from .audio_envelope import ENV_BITS
 
     on = np.asarray(unit_blocks) > 0
     n = int(on.sum())
-    nbytes = (n * ENV_BITS + 7) // 8
-    if r.pos + nbytes > len(data):
-        raise CmbFormatError("truncated .cmb file: it ends inside the chunk envelope")
     codes = np.zeros(len(on), dtype=np.int64)
-    if n:
-        codes[on] = unpack_indices(data[r.pos:r.pos + nbytes], n, ENV_BITS)
-    r.pos += nbytes
+    codes[on] = r.codes(n, ENV_BITS, "chunk envelope")
     return tuple(int(k) for k in codes)
 
 
@@ -436,8 +435,8 @@ def _read_gain_audio_header(r: "_Reader", data: bytes, delta: bool = False, env:
             raise CmbFormatError(f"corrupt .cmb header: unknown audio flags {f}")
         delta, env, bands = bool(f & AUDIO_FLAG_DELTA), bool(f & AUDIO_FLAG_ENVELOPE), bool(f & AUDIO_FLAG_BANDS)
     scales, n_delta = _read_delta(r) if delta else ((), 0)
-    envelope = _read_envelope(r, data, [blocks[k] for k in unit_class]) if env else None
-    band_set, codes = _read_bands(r, data, units, shape[1]) if bands else (0, None)
+    envelope = _read_envelope(r, [blocks[k] for k in unit_class]) if env else None
+    band_set, codes = _read_bands(r, units, shape[1]) if bands else (0, None)
     return CmbHeader("audio", shape, pid, seed, kappa, max(blocks), units, 0, blocks, unit_class, b"", gain,
                      scales, n_delta, envelope, bands=codes, band_set=band_set)
 
@@ -504,7 +503,7 @@ def _check_groups(h: CmbHeader) -> bool:
     return True
 
 
-def _read_groups(r: "_Reader", data: bytes, hh: int, ww: int, patch: int) -> tuple[int, tuple, tuple, tuple | None]:
+def _read_groups(r: "_Reader", hh: int, ww: int, patch: int) -> tuple[int, tuple, tuple, tuple | None]:
     """-> (group side, ((scale codes, blocks) per group), (scale codes, blocks) of the image-level delta or
     ((), 0), spectral-floor codes or None) of a kind-15 header."""
     flags = r.varint("delta group flags")
@@ -527,14 +526,8 @@ def _read_groups(r: "_Reader", data: bytes, hh: int, ww: int, patch: int) -> tup
         if not 1 <= blocks <= MAX_DELTA_BLOCKS:
             raise CmbFormatError(f"corrupt .cmb header: {blocks} delta blocks")
         groups.append((scales, blocks))
-    codes = None
-    if flags & GROUP_FLAG_FLOORS:
-        nbytes = (image_floors.N_CODES * image_floors.BITS + 7) // 8
-        if r.pos + nbytes > len(data):
-            raise CmbFormatError("truncated .cmb file: it ends inside the spectral floors")
-        codes = tuple(int(v) for v in unpack_indices(data[r.pos:r.pos + nbytes], image_floors.N_CODES,
-                                                      image_floors.BITS))
-        r.pos += nbytes
+    codes = (tuple(int(v) for v in r.codes(image_floors.N_CODES, image_floors.BITS, "spectral floors"))
+             if flags & GROUP_FLAG_FLOORS else None)
     if flags & GROUP_FLAG_TOP:
         return side, tuple(groups[1:]), groups[0], codes
     return side, tuple(groups), ((), 0), codes
@@ -555,7 +548,7 @@ def _read_patch_header(r: "_Reader", data: bytes, delta: bool = False, groups: b
         alpha = bytes(data[r.pos:r.pos + n_alpha])
         r.pos += n_alpha
     scales, n_delta = _read_delta(r) if delta else ((), 0)
-    side, gd, top, fl = _read_groups(r, data, hh, ww, patch) if groups else (0, (), ((), 0), None)
+    side, gd, top, fl = _read_groups(r, hh, ww, patch) if groups else (0, (), ((), 0), None)
     n_delta = top[1] + sum(b for _, b in gd) if groups else n_delta
     return CmbHeader("image", (hh, ww, c), pid, seed, kappa, max(blocks), units, patch, blocks, unit_class, alpha,
                      delta_scales=scales, delta_blocks=n_delta, delta_group=side, group_deltas=gd, top_delta=top,

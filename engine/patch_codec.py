@@ -505,7 +505,7 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         rgb = stitch(_render(prior, seed, nb, idx_out[i], grid=grids[i], delta=d_net, delta_group=gfields[0]),
                      img.shape[0], img.shape[1])
         codes = None
-        if _floor_room(floors, gfields) is not None:   # kind 15: the sender picks the spectral floors
+        if floors and gfields[0]:   # kind 15: the sender picks the spectral floors
             codes = image_floors.choose(to_rgb(img)[0], rgb)
             rgb = image_floors.apply(rgb, codes)
         hdr = _header(img.shape, prior, seed, cls_blocks, np.searchsorted(cls_blocks, nb), pl["alpha"], fields, gfields,
