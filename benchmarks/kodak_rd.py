@@ -36,6 +36,7 @@ from engine.media import read_image  # noqa: E402
 from engine.metrics import ms_ssim  # noqa: E402
 from engine.patch_codec import decode_image, encode_image_batch  # noqa: E402
 from engine.prior import Prior  # noqa: E402
+from engine.restoration import Restoration  # noqa: E402
 from engine.signals import psnr_uint8  # noqa: E402
 
 ANCHORS = {
@@ -112,7 +113,8 @@ def encode_all(a, files: list[Path], imgs: list[np.ndarray]) -> list[dict]:
                                              adapt=False if a.no_delta else None,
                                              **({} if a.delta_group is None else {"delta_group": a.delta_group}),
                                              **({"delta_top": False} if a.no_image_delta else {}),
-                                             floors=not a.no_floors))
+                                             restore=Restoration(floors=not a.no_floors,
+                                                                 wiener=not a.no_wiener)))
                 enc, enc_cpu = time.time() - t0, time.process_time() - c0
                 gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
                 for k, (im, e) in enumerate(zip(part, res)):
@@ -266,6 +268,8 @@ def main() -> None:
                     help="group deltas without an image-level delta under them (two levels; ablation)")
     ap.add_argument("--no-floors", action="store_true",
                     help="no spectral floors on kind-15 images (engine/image_floors.py; ablation)")
+    ap.add_argument("--no-wiener", action="store_true",
+                    help="no Wiener filters on kind-15 images (engine/image_wiener.py; ablation)")
     ap.add_argument("--warmup", action="store_true", help="one short untimed encode first (GPU warm-up)")
     ap.add_argument("--no-classic", action="store_true")
     ap.add_argument("--save-dir", default=None, help="also write each .cmb file here")

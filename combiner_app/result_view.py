@@ -44,6 +44,10 @@ def patch_fields(header) -> dict[str, str]:
         from engine.image_floors import summary
 
         out["Spectral floors"] = summary(header.floors)
+    if getattr(header, "wiener", None) is not None:
+        from engine.image_wiener import summary as wiener_summary
+
+        out["Wiener filters"] = wiener_summary(header.wiener)
     if header.alpha:
         out["Alpha"] = f"{len(header.alpha)} bytes, lossless"
     return out

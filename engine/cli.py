@@ -433,13 +433,15 @@ def encode_items(a, inputs, imgs: dict, clips: dict, dev, dests: list | None = N
         groups.setdefault(imgs[i].shape, []).append(i)
     if patched:
         from .patch_codec import encode_image_batch
+        from .restoration import Restoration
 
         journal = _journal(a, dests[patched[0]], inputs) if dests is not None and len(patched) == 1 else None
         gen = encode_image_batch([imgs[i] for i in patched], a.bpp, prior=forced, fit=fit, device=dev, seed=a.seed,
                                  prior_dirs=a.prior_dir, compile=a.compile, adaptive=not a.uniform,
                                  adapt=a.delta, journal=journal,
                                  **({} if a.delta_group is None else {"delta_group": a.delta_group}),
-                                 **({"delta_top": False} if a.no_image_delta else {}), floors=a.floors)
+                                 **({"delta_top": False} if a.no_image_delta else {}),
+                                 restore=Restoration(floors=a.floors, wiener=a.wiener))
         results = _journaled(gen, f"{len(patched)} image(s) by patches", a.quiet, journal, inputs[patched[0]].name)
         for i, r in zip(patched, results):
             for wmsg in r.warnings:
@@ -605,6 +607,10 @@ def cmd_info(a) -> int:
             from .image_floors import summary as floor_summary
 
             rows.append(("spectral floors", floor_summary(hdr.floors)))
+        if hdr.wiener is not None:
+            from .image_wiener import summary as wiener_summary
+
+            rows.append(("Wiener filters", wiener_summary(hdr.wiener)))
         if hdr.alpha:
             rows.append(("alpha", f"{len(hdr.alpha)} bytes, lossless"))
     elif hdr.modality == "audio" and hdr.gain is not None:
@@ -759,6 +765,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="images with group deltas: choose a noise floor and a gain per colour plane and frequency "
                     "band of the decode, against the original (kind 15, flag bit 1; default; 18 bytes), or not "
                     "(--no-floors)")
+    en.add_argument("--wiener", action=argparse.BooleanOptionalAction, default=True,
+                    help="images with group deltas: after the floors, fit a small filter to each class of 4x4 "
+                    "blocks of the decode (by activity and direction), against the original (kind 15, flag bit 2; "
+                    "default; about 0.002 bpp), or not (--no-wiener)")
     en.add_argument("--perceptual", action="store_true",
                     help="audio: shape the coding noise under the speech's formants, as speech codecs do (higher "
                     "PESQ and STOI, lower SNR; the file decodes as any other)")

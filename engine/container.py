@@ -22,13 +22,15 @@ fields exactly as kind 11 (scales, block count); the payload holds the delta's i
 Kinds 13 and 14, audio with a chunk envelope (engine/audio_envelope.py): kind 10's (13) or kind 12's (14)
 fields, then the envelope code of every unit that has blocks, in unit order, ENV_BITS bits each, LSB-first,
 byte-padded; the payload as kind 10's or 12's.
-Kind 15, a patch-coded image whose shared network is adapted group by group (engine.hierarchy): kind 9's
-fields, then a flags varint (bit 0: an image-level delta under the groups; bit 1: spectral floors; other bits
-are refused), the group side G (varint, in patches), the delta layer count S (varint), with flag bit 0 the image
-delta's S scale bytes and block count (varint), and, for each group of G x G patches in row-major order, its S
-scale bytes and block count (varint); with flag bit 1 then the image_floors.N_CODES spectral-floor codes,
-image_floors.BITS bits each, LSB-first, byte-padded (engine/image_floors.py); the payload holds the image
-delta's indices (with bit 0), then the groups' delta indices (group by group), then each patch's indices in turn.
+Kind 15, a patch-coded image whose shared network is adapted group by group (engine.hierarchy): kind 9's fields,
+then a flags varint (bit 0: an image-level delta under the groups; bit 1: spectral floors; bit 2: Wiener filters;
+other bits are refused), the group side G (varint, in patches), the delta layer count S (varint), with flag bit 0
+the image delta's S scale bytes and block count (varint), and, for each group of G x G patches in row-major order,
+its S scale bytes and block count (varint); with flag bit 1 then the image_floors.N_CODES spectral-floor codes,
+image_floors.BITS bits each, LSB-first, byte-padded (engine/image_floors.py); with flag bit 2 then the Wiener
+filters' field, its length in bytes (varint) and that many bytes (engine/image_wiener.py); the payload holds the
+image delta's indices (with bit 0), then the groups' delta indices (group by group), then each patch's indices in
+turn.
 Kind 5, audio with optional parts named by flags: kind 10's fields, then a flags varint (bit 0: a clip-level network
 delta; bit 1: a chunk envelope; bit 2: band gains; other bits are refused), then the delta fields as kind 12
 (bit 0), the envelope codes as kind 13 (bit 1) and, with bit 2, the band-gain set s (varint, an index into
@@ -43,7 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import image_floors
+from . import image_floors, image_wiener
 from .errors import CmbFormatError
 
 MAGIC = 0xCB
@@ -63,6 +65,7 @@ MAX_DELTA_BLOCKS = 1 << 16
 MAX_DELTA_GROUPS = 1 << 16   # kind-15 delta groups in one image
 GROUP_FLAG_TOP = 1       # kind-15 flags: an image-level delta under the group deltas (three levels)
 GROUP_FLAG_FLOORS = 2    # kind-15 flags: spectral floors (engine/image_floors.py) after the delta fields
+GROUP_FLAG_WIENER = 4    # kind-15 flags: Wiener filters (engine/image_wiener.py) after the floors
 MAX_SIDE = 1 << 16      # image side limit of patch-coded files (a corrupt size cannot ask for more)
 MAX_AUDIO_UNITS = 1 << 22   # kind-10 audio units (58 hours of mono 16 kHz speech in 800-sample chunks)
 ID_BYTES = 3
@@ -98,6 +101,8 @@ class CmbHeader:
     band_set: int = 0                         # kind 5 with flag bit 2: the set the codes belong to (audio_bands.SETS)
     floors: tuple[int, ...] | None = None     # kind 15 with flag bit 1: the image's spectral-floor codes
                                               # (image_floors: per plane the floors, then the gains); None: none
+    wiener: tuple[tuple[int, ...], ...] | None = None   # kind 15 with flag bit 2: the Wiener filters'
+                                              # coefficients (image_wiener: FILTERS rows, zeros: absent); None: none
 
     @property
     def unit_blocks(self) -> list[int]:
@@ -462,7 +467,8 @@ def _patch_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
     if delta:
         _put_delta(out, h)
     if groups:
-        _put_varint(out, (GROUP_FLAG_TOP if h.top_delta[1] else 0) | (GROUP_FLAG_FLOORS if h.floors else 0))
+        _put_varint(out, (GROUP_FLAG_TOP if h.top_delta[1] else 0) | (GROUP_FLAG_FLOORS if h.floors else 0)
+                    | (GROUP_FLAG_WIENER if h.wiener is not None else 0))
         _put_varint(out, h.delta_group)
         _put_varint(out, len(h.group_deltas[0][0]))
         for scales, blocks in ((h.top_delta,) if h.top_delta[1] else ()) + h.group_deltas:
@@ -470,8 +476,12 @@ def _patch_header_bytes(h: CmbHeader, out: bytearray) -> bytes:
             _put_varint(out, blocks)
         if h.floors:
             out += pack_indices(np.asarray(h.floors, dtype=np.int64), image_floors.BITS)
-    elif h.floors is not None:
-        raise ValueError("spectral floors need kind 15 (group deltas)")
+        if h.wiener is not None:
+            field = image_wiener.pack(h.wiener)
+            _put_varint(out, len(field))
+            out += field
+    elif h.floors is not None or h.wiener is not None:
+        raise ValueError("spectral floors and Wiener filters need kind 15 (group deltas)")
     return bytes(out)
 
 
@@ -494,6 +504,8 @@ def _check_groups(h: CmbHeader) -> bool:
     if h.floors is not None and (len(h.floors) != image_floors.N_CODES
                                  or not all(0 <= v < 1 << image_floors.BITS for v in h.floors)):
         raise ValueError("bad spectral floors: one code in range per plane, band and kind")
+    if h.wiener is not None and not np.asarray(h.wiener).any():
+        raise ValueError("Wiener filters with no filter present: leave the field out instead")
     top_scales, top_blocks = h.top_delta
     if top_blocks and not (len(top_scales) == n_layers and 1 <= top_blocks <= MAX_DELTA_BLOCKS
                            and all(0 <= v <= 255 for v in top_scales)) or bool(top_scales) != bool(top_blocks):
@@ -505,10 +517,10 @@ def _check_groups(h: CmbHeader) -> bool:
 
 def _read_groups(r: "_Reader", hh: int, ww: int, patch: int) -> tuple[int, tuple, tuple, tuple | None]:
     """-> (group side, ((scale codes, blocks) per group), (scale codes, blocks) of the image-level delta or
-    ((), 0), spectral-floor codes or None) of a kind-15 header."""
+    ((), 0), spectral-floor codes or None, Wiener filters or None) of a kind-15 header."""
     flags = r.varint("delta group flags")
-    if flags & ~(GROUP_FLAG_TOP | GROUP_FLAG_FLOORS):
-        raise CmbFormatError(f"corrupt .cmb header: delta group flags {flags} (this program knows bits 0 and 1)")
+    if flags & ~(GROUP_FLAG_TOP | GROUP_FLAG_FLOORS | GROUP_FLAG_WIENER):
+        raise CmbFormatError(f"corrupt .cmb header: delta group flags {flags} (this program knows bits 0 to 2)")
     side = r.varint("delta group side")
     if not 1 <= side <= MAX_SIDE:
         raise CmbFormatError(f"corrupt .cmb header: delta group side {side}")
@@ -528,9 +540,27 @@ def _read_groups(r: "_Reader", hh: int, ww: int, patch: int) -> tuple[int, tuple
         groups.append((scales, blocks))
     codes = (tuple(int(v) for v in r.codes(image_floors.N_CODES, image_floors.BITS, "spectral floors"))
              if flags & GROUP_FLAG_FLOORS else None)
+    wiener = _read_wiener(r) if flags & GROUP_FLAG_WIENER else None
     if flags & GROUP_FLAG_TOP:
-        return side, tuple(groups[1:]), groups[0], codes
-    return side, tuple(groups), ((), 0), codes
+        return side, tuple(groups[1:]), groups[0], codes, wiener
+    return side, tuple(groups), ((), 0), codes, wiener
+
+
+def _read_wiener(r: "_Reader") -> tuple[tuple[int, ...], ...]:
+    """A kind-15 header's Wiener filter field (length varint, then the bytes) -> its coefficient rows."""
+    n = r.varint("Wiener filter length")
+    if n > (image_wiener.MAX_BITS + 7) // 8:
+        raise CmbFormatError(f"corrupt .cmb header: a Wiener filter field of {n} bytes")
+    if r.pos + n > len(r.data):
+        raise CmbFormatError("truncated .cmb file: it ends inside the Wiener filters")
+    try:
+        q = image_wiener.unpack(r.data[r.pos:r.pos + n])
+    except ValueError as e:
+        raise CmbFormatError(f"corrupt .cmb header: {e}") from None
+    if not q.any():
+        raise CmbFormatError("corrupt .cmb header: a Wiener filter field with no filter")
+    r.pos += n
+    return tuple(tuple(int(v) for v in row) for row in q)
 
 
 def _read_patch_header(r: "_Reader", data: bytes, delta: bool = False, groups: bool = False) -> CmbHeader:
@@ -548,11 +578,11 @@ def _read_patch_header(r: "_Reader", data: bytes, delta: bool = False, groups: b
         alpha = bytes(data[r.pos:r.pos + n_alpha])
         r.pos += n_alpha
     scales, n_delta = _read_delta(r) if delta else ((), 0)
-    side, gd, top, fl = _read_groups(r, hh, ww, patch) if groups else (0, (), ((), 0), None)
+    side, gd, top, fl, wf = _read_groups(r, hh, ww, patch) if groups else (0, (), ((), 0), None, None)
     n_delta = top[1] + sum(b for _, b in gd) if groups else n_delta
     return CmbHeader("image", (hh, ww, c), pid, seed, kappa, max(blocks), units, patch, blocks, unit_class, alpha,
                      delta_scales=scales, delta_blocks=n_delta, delta_group=side, group_deltas=gd, top_delta=top,
-                     floors=fl)
+                     floors=fl, wiener=wf)
 
 
 def write(h: CmbHeader, indices: np.ndarray) -> bytes:

@@ -24,7 +24,7 @@ from typing import Generator, Sequence
 import numpy as np
 import torch
 
-from . import cancel, container, hierarchy, image_floors, limits, rng, siren
+from . import cancel, container, hierarchy, limits, restoration, rng, siren
 from .latent import Canvas
 from .codec import EncodeEvent, Reporting
 from .config import FitConfig
@@ -42,8 +42,9 @@ MIN_GROUP_BLOCKS = 512   # blocks of an image's budget per delta group, at least
 DELTA_TOP = True     # with more than one group, an image-level delta under the groups' (three levels)
 RENDER_BATCH = 64    # patches evaluated together when rendering
 LEVELS = 8           # distinct block counts per image when allocating by content
-FLOORS = True        # kind-15 images carry spectral floors (engine/image_floors.py; 18 bytes): +0.2 dB on the 24
-                     # Kodak images at 0.5 bpp (docs/results.md, session of 2026-12-06, twelfth)
+RESTORE = restoration.Restoration()   # kind-15 images carry spectral floors (+0.2 dB on the 24 Kodak images at
+                     # 0.5 bpp, 18 bytes) and Wiener filters (about +0.15 dB more, about 100 bytes on a Kodak
+                     # image): docs/results.md, sessions of 2026-12-06, twelfth and thirteenth
 
 
 @dataclass
@@ -135,10 +136,11 @@ def uses_patches(shape: tuple[int, ...], prior: Prior | None = None, prior_dirs=
 
 def _header(shape, prior: Prior, seed: int, class_blocks, unit_class, alpha: bytes,
             delta: tuple[tuple[int, ...], int] = ((), 0), groups: tuple = (0, (), ((), 0)),
-            floors=None) -> CmbHeader:
+            floors=None, wiener=None) -> CmbHeader:
     """`delta` = (scale codes, blocks) of an image-level network delta (kind 11), or `groups` = (group side,
     ((scale codes, blocks) of each group), (scale codes, blocks) of the image-level delta under them or
-    ((), 0)) of group deltas (kind 15; engine.hierarchy), with `floors` its spectral-floor codes or None."""
+    ((), 0)) of group deltas (kind 15; engine.hierarchy), with `floors` its spectral-floor codes and `wiener`
+    its Wiener filters, or None."""
     h, w, c = shape
     units = container.patch_units(h, w, prior.patch)
     top = (tuple(groups[2][0]), int(groups[2][1]))
@@ -147,12 +149,7 @@ def _header(shape, prior: Prior, seed: int, class_blocks, unit_class, alpha: byt
                      prior.patch, tuple(int(b) for b in class_blocks), tuple(int(k) for k in unit_class), alpha,
                      delta_scales=tuple(delta[0]), delta_blocks=n_delta, delta_group=int(groups[0]),
                      group_deltas=tuple((tuple(sc), int(b)) for sc, b in groups[1]), top_delta=top,
-                     floors=None if floors is None else tuple(int(v) for v in floors))
-
-
-def _floor_room(floors: bool, gfields: tuple):
-    """Placeholder spectral-floor codes of the right length for sizing a header (kind 15 with floors), or None."""
-    return tuple(image_floors.UNITY) * 3 if floors and gfields[0] else None
+                     floors=None if floors is None else tuple(int(v) for v in floors), wiener=wiener)
 
 
 adapts = hierarchy.adapts   # images coded with this prior may carry a network delta (kind 11 or 15)
@@ -167,13 +164,13 @@ def delta_groups(shape, patch: int, group: int) -> int:
 
 
 def group_side(rate_bpp: float, shape: tuple[int, int, int], prior: Prior, seed: int, alpha: bytes,
-               adaptive: bool, group: int, floors: bool = FLOORS) -> int:
+               adaptive: bool, group: int, restore: restoration.Restoration = RESTORE) -> int:
     """The delta group side the encoder uses for an image (0: one delta for the image, kind 11): `group`,
     doubled while the image's budget gives a group fewer than MIN_GROUP_BLOCKS blocks (a delta costs a few
     hundred blocks: small budgets keep fewer, larger groups), and 0 once one group would hold the image."""
     side = group
     while side and delta_groups(shape, prior.patch, side) > 1:
-        total, _ = block_budget(rate_bpp, shape, prior, seed, alpha, adaptive, True, side, floors)
+        total, _ = block_budget(rate_bpp, shape, prior, seed, alpha, adaptive, True, side, restore)
         if total >= MIN_GROUP_BLOCKS * delta_groups(shape, prior.patch, side):
             return side
         side *= 2
@@ -181,31 +178,32 @@ def group_side(rate_bpp: float, shape: tuple[int, int, int], prior: Prior, seed:
 
 
 def overhead_bytes(shape: tuple[int, int, int], prior: Prior, seed: int, alpha: bytes, adaptive: bool,
-                   delta: bool = False, group: int = 0, floors: bool = FLOORS) -> int:
+                   delta: bool = False, group: int = 0, restore: restoration.Restoration = RESTORE) -> int:
     """Bytes of a file that are not block indices (header, class table, alpha, delta fields, checksum), sized
     for the longest class table and delta fields the encoder can write: what the budget reserves. `group`:
     the side of the delta groups (kind 15 when the image holds more than one; the reserve holds the fields of
-    an image-level delta under them too, whether the encoder codes one or not, and with `floors` the spectral
-    floors)."""
+    an image-level delta under them too, whether the encoder codes one or not, and the room of the `restore`
+    filters)."""
     units = container.patch_units(shape[0], shape[1], prior.patch)
     n_cls = min(LEVELS, units) if adaptive else 2
     dfields = hierarchy.widest_fields(prior.inr) if delta else ((), 0)
     n_groups = delta_groups(shape, prior.patch, group) if delta else 1
     gfields = (group, (dfields,) * n_groups, dfields) if n_groups > 1 else (0, (), ((), 0))
     probe = _header(shape, prior, seed, [4096] * n_cls, [n_cls - 1] * units, alpha,
-                    ((), 0) if n_groups > 1 else dfields, gfields, _floor_room(floors, gfields))
-    return len(container.header_bytes(probe)) + container.CRC_BYTES
+                    ((), 0) if n_groups > 1 else dfields, gfields)
+    return len(container.header_bytes(probe)) + container.CRC_BYTES + (restore.room(shape) if gfields[0] else 0)
 
 
 def block_budget(rate_bpp: float, shape: tuple[int, int, int], prior: Prior, seed: int, alpha: bytes,
-                 adaptive: bool, delta: bool = False, group: int = 0, floors: bool = FLOORS) -> tuple[int, list[str]]:
+                 adaptive: bool, delta: bool = False, group: int = 0,
+                 restore: restoration.Restoration = RESTORE) -> tuple[int, list[str]]:
     """Total blocks over all patches (and the image's network deltas, with `delta`) whose file (header, class
     table, alpha, delta fields, checksum) is nearest rate_bpp * H * W / 8 bytes, the class table sized for its
     largest case, and warnings. A rate below the smallest file (one block per patch) is raised to it, with a
     warning."""
     h, w, _ = shape
     units = container.patch_units(h, w, prior.patch)
-    overhead = overhead_bytes(shape, prior, seed, alpha, adaptive, delta, group, floors)
+    overhead = overhead_bytes(shape, prior, seed, alpha, adaptive, delta, group, restore)
     total = int(np.floor((rate_bpp * h * w / 8.0 - overhead) * 8.0 / prior.kappa))
     warns = []
     if total < units:
@@ -342,7 +340,7 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
                        prior_dirs=None, compile: bool = False, adaptive: bool = True, max_units: int = MAX_UNITS,
                        preview_every: int = 1, importance: Sequence[np.ndarray | None] | None = None,
                        adapt: bool | None = None, journal: Journal | None = None, delta_group: int = DELTA_GROUP,
-                       delta_top: bool = DELTA_TOP, floors: bool = FLOORS
+                       delta_top: bool = DELTA_TOP, restore: restoration.Restoration = RESTORE
                        ) -> Generator[EncodeEvent, None, list[EncodedImage]]:
     """Encode images of any sizes (H, W, C) uint8, C in 1..4, at `rate_bpp` (from the real file size).
     All their patches are fitted and coded together, `max_units` at a time. Yields EncodeEvents; returns one
@@ -353,8 +351,8 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
     `adapt` (default: whenever the prior allows it, `adapts(prior)`) also codes a delta on a shared-network
     prior's network for each image (engine.hierarchy; kind-11 files), or with `delta_group` G > 0 one for each
     group of G x G patches of an image that holds more than one group (kind 15), with `delta_top` under an
-    image-level delta (three levels: the groups' deltas are residuals); kind-15 images then also get `floors`,
-    spectral floors the sender picks once every patch is coded (engine/image_floors.py).
+    image-level delta (three levels: the groups' deltas are residuals); kind-15 images then also get the
+    `restore` filters the sender picks once every patch is coded (engine/restoration.py).
     `journal` (engine/journal.py) makes an encode of more than one batch (a large photo) resumable: each
     finished batch is written to it, and batches an earlier run of the same encode wrote there are taken from
     it instead of being coded again. The files are the same either way.
@@ -386,8 +384,8 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         rgb, alpha = to_rgb(img)
         alpha_bytes = zlib.compress(alpha.tobytes(), 9) if alpha is not None else b""
         patches, mask = split_rgb(rgb, p)
-        side = group_side(rate, img.shape, prior, seed, alpha_bytes, adaptive, delta_group, floors) if adapt else 0
-        total, warns = block_budget(rate, img.shape, prior, seed, alpha_bytes, adaptive, adapt, side, floors)
+        side = group_side(rate, img.shape, prior, seed, alpha_bytes, adaptive, delta_group, restore) if adapt else 0
+        total, warns = block_budget(rate, img.shape, prior, seed, alpha_bytes, adaptive, adapt, side, restore)
         plan.append(dict(patches=patches, mask=mask, alpha=alpha_bytes, alpha_arr=alpha, total=total, warns=warns))
         sides.append(side)
     delta = (hierarchy.ImageDelta(prior.inr, torch.from_numpy(prior.inr_weights).to(device), prior.kappa,
@@ -416,14 +414,15 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
             return n   # a band of a large image: its class table's reserve is a tiny share of the file
         # The budget reserved header room for the longest class table; the table now known, the bytes it
         # leaves free go to more blocks (a small image's rate otherwise lands a few percent low).
-        reserve = overhead_bytes(imgs[i].shape, prior, seed, plan[i]["alpha"], adaptive, adapt, sides[i], floors)
+        reserve = overhead_bytes(imgs[i].shape, prior, seed, plan[i]["alpha"], adaptive, adapt, sides[i], restore)
         fields, gfields = fields_of(i)
+        room = restore.room(imgs[i].shape) if gfields[0] else 0
 
         def spare_blocks(nb: np.ndarray) -> int:
             cls = np.unique(nb)
             hdr = _header(imgs[i].shape, prior, seed, cls, np.searchsorted(cls, nb), plan[i]["alpha"], fields,
-                          gfields, _floor_room(floors, gfields))
-            return (reserve - len(container.header_bytes(hdr)) - container.CRC_BYTES) * 8 // prior.kappa
+                          gfields)
+            return (reserve - len(container.header_bytes(hdr)) - container.CRC_BYTES - room) * 8 // prior.kappa
 
         for e in range(spare_blocks(n), 0, -1):   # the most blocks whose file still fits the reserve
             more = allocate(k, total + e, cap)
@@ -504,12 +503,11 @@ def encode_image_batch(images: Sequence[np.ndarray], rate_bpp: float | None = No
         # The sender's reconstruction goes through the receiver's own path.
         rgb = stitch(_render(prior, seed, nb, idx_out[i], grid=grids[i], delta=d_net, delta_group=gfields[0]),
                      img.shape[0], img.shape[1])
-        codes = None
-        if floors and gfields[0]:   # kind 15: the sender picks the spectral floors
-            codes = image_floors.choose(to_rgb(img)[0], rgb)
-            rgb = image_floors.apply(rgb, codes)
+        codes = wiener = None
+        if gfields[0]:   # kind 15: the sender picks the restoration filters
+            rgb, codes, wiener = restore.choose(to_rgb(img)[0], rgb)
         hdr = _header(img.shape, prior, seed, cls_blocks, np.searchsorted(cls_blocks, nb), pl["alpha"], fields, gfields,
-                      codes)
+                      codes, wiener)
         data = container.write(hdr, np.concatenate([d_idx] + idx_out[i]))
         recon = from_rgb(rgb, img.shape[2], pl["alpha_arr"])
         nc = min(3, img.shape[2]) if img.shape[2] != 2 else 1
@@ -587,8 +585,7 @@ def decode_image_full(data: bytes, prior_dirs=None, device="cpu", progress=None
     per_unit = [idx[offs[u]:offs[u + 1]] for u in range(len(ub))]
     rgb = stitch(_render(prior, hdr.seed, ub, per_unit, device, progress, patch_grid(h, w, hdr.patch), delta,
                          hdr.delta_group), h, w)
-    if hdr.floors is not None:
-        rgb = image_floors.apply(rgb, hdr.floors)
+    rgb = restoration.restore(rgb, hdr.floors, hdr.wiener)
     return from_rgb(rgb, c, alpha), hdr, prior
 
 

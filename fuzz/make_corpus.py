@@ -7,7 +7,7 @@ The committed `mono_0.1s.cmb` and `stereo_44k.cmb` were written before audio kin
 (kept: old files must keep decoding); rerunning this script rewrites them as kind 10. `--only SUBSTRING` writes
 only the seeds whose name holds it (`--only gain_`: the kind-10 seed; `--only delta_gap`: the kind-12 seed;
 `--only env`: the kind-13 and kind-14 seeds; `--only groups3`: the three-level kind-15 seed; `--only floors`:
-the spectral-floor seeds, image and audio).
+the spectral-floor seeds, image and audio; `--only wiener`: the kind-15 seed with Wiener filters).
 """
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from engine.codec import encode_batch, run  # noqa: E402
 from engine.config import FitConfig  # noqa: E402
 from engine.patch_codec import encode_image  # noqa: E402
 from engine.prior import Prior  # noqa: E402
+from engine import restoration  # noqa: E402
+from engine.restoration import NONE  # noqa: E402
 
 FIT = FitConfig(steps=20, refine_first=2, refine_last=1, refine_groups=2)
 PRIORS = HERE.parent / "priors"
@@ -46,12 +48,17 @@ def main() -> None:
     wide = np.concatenate([img, img[:, ::-1]], 1)[:, :130]
     wide = np.concatenate([wide, wide[::-1]], 0)[:70]
     out["patch/groups_130x70.cmb"] = run(encode_image(wide, 2.0, prior=shared, fit=FIT, delta_group=1,
-                                                      delta_top=False, floors=False)).data
+                                                      delta_top=False, restore=NONE)).data
     # kind 15 with flag bit 0: the same groups under an image-level delta (three levels)
     out["patch/groups3_130x70.cmb"] = run(encode_image(wide, 2.0, prior=shared, fit=FIT, delta_group=1,
-                                                       floors=False)).data
+                                                       restore=NONE)).data
     # kind 15 with flag bits 0 and 1: and spectral floors (engine/image_floors.py)
     out["patch/floors_130x70.cmb"] = run(encode_image(wide, 2.0, prior=shared, fit=FIT, delta_group=1)).data
+    # kind 15 with flag bits 0, 1 and 2: and Wiener filters (engine/image_wiener.py; an image this small gets none
+    # by default: the filters' budget raised to 0.05 bpp, 56 bytes)
+    restoration.WIENER_BPP, bpp = 0.05, restoration.WIENER_BPP
+    out["patch/wiener_130x70.cmb"] = run(encode_image(wide, 2.0, prior=shared, fit=FIT, delta_group=1)).data
+    restoration.WIENER_BPP = bpp
     gray = rs.integers(0, 256, (20, 30, 1)).astype(np.uint8)
     out["patch/gray_30x20.cmb"] = run(encode_image(gray, 0.5, prior=photo, fit=FIT)).data
     rgba = np.concatenate([img[:24, :24], np.tile(np.arange(24, dtype=np.uint8)[None, :, None] * 10, (24, 1, 1))], 2)

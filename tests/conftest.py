@@ -185,3 +185,25 @@ def audio_latent_prior(audio_latent_prior_dir):
     from engine.prior import Prior
 
     return Prior.load(audio_latent_prior_dir / "tiny_audio_latent.safetensors")
+
+
+def check_restoration_field(img: np.ndarray, enc, prior_dir, field: str):
+    """A kind-15 encode `enc` of `img` carries the restoration field `field` ('floors' or 'wiener';
+    engine/restoration.py): its header reads back equal, the file decodes to exactly the encoder's
+    reconstruction and PSNR, and the same coded patches without that field decode worse. -> the header."""
+    import dataclasses
+
+    from engine import container
+    from engine.patch_codec import decode_image_full
+    from engine.signals import psnr_uint8
+
+    hdr, idx = container.read(enc.data)
+    assert hdr == enc.header and getattr(hdr, field) is not None
+    y, _, _ = decode_image_full(enc.data, prior_dirs=[prior_dir])
+    np.testing.assert_array_equal(y, enc.reconstruction)
+    assert enc.psnr == psnr_uint8(img, y)
+    y0, _, _ = decode_image_full(container.write(dataclasses.replace(hdr, **{field: None}), idx),
+                                 prior_dirs=[prior_dir])
+    assert psnr_uint8(img, y) > psnr_uint8(img, y0)
+    return hdr
+

@@ -204,3 +204,21 @@ def test_golden_image_with_spectral_floors_decodes_to_the_stored_picture():
     assert hdr.floors[:12] == (0, 1, 10, 12, 14, 10, 12, 12, 15, 15, 15, 11) and len(hdr.floors) == 36
     diff = np.abs(img.astype(int) - want.astype(int))
     assert diff.max() <= 1 and (diff == 0).mean() > 0.999
+
+
+def test_golden_image_with_wiener_filters_decodes_to_the_stored_picture():
+    """A kind-15 file with flag bits 0, 1 and 2 (the coffee crop above at 0.3 bpp, shipped
+    `photo64-shared-0.3bpp-t3cd` prior, groups of 2x2 patches, fast preset, the Wiener filters' budget raised to
+    0.01 bpp: an image this small gets none by default): two luma classes' filters after the spectral floors
+    (engine/image_wiener.py)."""
+    from engine.patch_codec import decode_image_full
+
+    data = (DATA / "coffee_0.3bpp_wiener.cmb").read_bytes()
+    img, hdr, prior = decode_image_full(data)
+    want = np.asarray(Image.open(DATA / "coffee_0.3bpp_wiener_decoded.png"))
+    assert prior.name == "photo64-shared-0.3bpp-t3cd" and hdr.shape == (130, 200, 3) and hdr.delta_group == 2
+    assert hdr.floors[:6] == (0, 2, 8, 11, 13, 11) and len(hdr.wiener) == 27
+    assert [i for i, row in enumerate(hdr.wiener) if any(row)] == [21, 24]
+    assert hdr.wiener[21] == (71, -25, 3, 19, -36, 25, -37, 15, 4, -8, 8, -4)
+    diff = np.abs(img.astype(int) - want.astype(int))
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.999

@@ -12,6 +12,7 @@ from engine.codec import run
 from engine.errors import CmbFormatError, CombinerError
 from engine.patch_codec import decode_image_full, encode_image_batch
 from engine.prior import Prior
+from engine.restoration import NONE
 
 from .conftest import PATCH_FIT, photo
 
@@ -36,7 +37,7 @@ def _grouped(prior_dir, top: bool):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(patch_codec, "MIN_GROUP_BLOCKS", 1)
         return img, run(encode_image_batch([img], 2.0, prior=prior, fit=PATCH_FIT, delta_group=2,
-                                           delta_top=top, floors=False))[0]
+                                           delta_top=top, restore=NONE))[0]
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["three-levels", "two-levels"])
@@ -212,7 +213,7 @@ def test_a_grouped_header_that_names_absurd_fields_is_refused(two_level):
     with pytest.raises(CmbFormatError, match="group side"):
         container.read(forged(bytes([0]), layers + groups))
     with pytest.raises(CmbFormatError, match="flags"):
-        container.read(forged(bytes([2]), layers + groups, flags=b"\x04"))
+        container.read(forged(bytes([2]), layers + groups, flags=b"\x08"))
     with pytest.raises(CmbFormatError):   # the groups' fields read as the image delta's: the payload is short
         container.read(forged(bytes([2]), layers + groups, flags=b"\x01"))
     first = len(h.group_deltas[0][0]) + 1
