@@ -5,9 +5,9 @@ What the patch coder leaves behind differs with the content: a flat sky has a fa
 across its direction, a texture is smoothed. The spectral floors (engine/image_floors.py) correct the spectrum
 of the whole image at once; these filters then sort every 4x4 block of the decode into one of CLASSES by its
 local activity and direction (as the adaptive loop filter of VVC does) and apply to each class the symmetric
-7x7-diamond filter the sender fitted by least squares against the original. On the 24-image Kodak run at 0.5
-bpp they add about +0.17 dB after the floors for about 225 bytes (docs/results.md, session of 2026-12-06,
-thirteenth).
+7x7-diamond filter the sender fitted by least squares against the original. On the 24 Kodak files of the 0.5 bpp
+run they add +0.13 dB after the floors for 96 bytes on average, every image better (docs/results.md, session of
+2026-12-06, thirteenth).
 
 Sender/receiver contract. Both sides start from the (H, W, 3) uint8 RGB image that the spectral floors give
 (the decode itself where there are none), before gray or alpha are restored:
