@@ -549,16 +549,12 @@ def _read_groups(r: "_Reader", hh: int, ww: int, patch: int) -> tuple[int, tuple
 def _read_wiener(r: "_Reader") -> tuple[tuple[int, ...], ...]:
     """A kind-15 header's Wiener filter field (length varint, then the bytes) -> its coefficient rows."""
     n = r.varint("Wiener filter length")
-    if n > (image_wiener.MAX_BITS + 7) // 8:
-        raise CmbFormatError(f"corrupt .cmb header: a Wiener filter field of {n} bytes")
     if r.pos + n > len(r.data):
         raise CmbFormatError("truncated .cmb file: it ends inside the Wiener filters")
     try:
         q = image_wiener.unpack(r.data[r.pos:r.pos + n])
     except ValueError as e:
         raise CmbFormatError(f"corrupt .cmb header: {e}") from None
-    if not q.any():
-        raise CmbFormatError("corrupt .cmb header: a Wiener filter field with no filter")
     r.pos += n
     return tuple(tuple(int(v) for v in row) for row in q)
 

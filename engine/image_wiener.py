@@ -83,12 +83,16 @@ def _rows(h: int, w: int):
     return [(a, min(h, a + step)) for a in range(0, h, step)]
 
 
+def _feature(padded: np.ndarray, r0: int, r1: int, w: int, dy: int, dx: int) -> np.ndarray:
+    """Rows r0 .. r1 - 1 of a plane padded by RADIUS -> (r1 - r0, w) feature of the pair (dy, dx)."""
+    R = RADIUS
+    return (padded[R + r0 + dy:R + r1 + dy, R + dx:R + w + dx] + padded[R + r0 - dy:R + r1 - dy, R - dx:R + w - dx]
+            - 2.0 * padded[R + r0:R + r1, R:R + w])
+
+
 def _features(padded: np.ndarray, r0: int, r1: int, w: int) -> np.ndarray:
     """Rows r0 .. r1 - 1 of a plane padded by RADIUS -> (r1 - r0, w, len(PAIRS)) float64 features."""
-    R = RADIUS
-    p = padded[R + r0:R + r1, R:R + w]
-    return np.stack([padded[R + r0 + dy:R + r1 + dy, R + dx:R + w + dx]
-                     + padded[R + r0 - dy:R + r1 - dy, R - dx:R + w - dx] - 2.0 * p for dy, dx in PAIRS], axis=-1)
+    return np.stack([_feature(padded, r0, r1, w, dy, dx) for dy, dx in PAIRS], axis=-1)
 
 
 def _planes(rgb: np.ndarray) -> np.ndarray:
@@ -179,7 +183,8 @@ def pack(coefs) -> bytes:
 
 def unpack(data: bytes) -> np.ndarray:
     """The field's bytes -> (FILTERS, len(PAIRS)) int64. Raises ValueError for a field that is not exactly one
-    canonical code (too short, a code too long, non-zero padding or a spare byte)."""
+    canonical code (too short, a code too long, non-zero padding, a spare byte, or no filter at all: a file
+    without filters leaves the field out)."""
     if len(data) * 8 > MAX_BITS + 7:
         raise ValueError("Wiener filter field too long")
     s = format(int.from_bytes(data, "big"), "b").zfill(8 * len(data)) if data else ""
@@ -211,6 +216,8 @@ def unpack(data: bytes) -> np.ndarray:
             raise ValueError("Wiener filter marked present with all coefficients zero")
     if len(s) - pos >= 8 or "1" in s[pos:]:
         raise ValueError("Wiener filter field has bits after its last code")
+    if not q.any():
+        raise ValueError("Wiener filter field with no filter")
     return q
 
 
@@ -225,19 +232,15 @@ def apply(decoded: np.ndarray, coefs) -> np.ndarray:
     out = ys.copy()
     wts = q * STEP                                                                     # (FILTERS, K)
     cls = classes(decoded) if q[:CLASSES].any() else None
-    R = RADIUS
     for c in range(3):
         rows = q[:CLASSES] if c == 0 else q[CLASSES + c - 1:CLASSES + c]
         if not rows.any():
             continue
-        pad = np.pad(ys[..., c], R, mode="symmetric")
-        p = pad[R:R + h, R:R + w]
+        pad = np.pad(ys[..., c], RADIUS, mode="symmetric")
         acc = np.zeros((h, w))
         for k, (dy, dx) in enumerate(PAIRS):
-            if not rows[:, k].any():
-                continue
-            f = pad[R + dy:R + h + dy, R + dx:R + w + dx] + pad[R - dy:R + h - dy, R - dx:R + w - dx] - 2.0 * p
-            acc += f * (wts[:CLASSES, k][cls] if c == 0 else wts[CLASSES + c - 1, k])
+            if rows[:, k].any():
+                acc += _feature(pad, 0, h, w, dy, dx) * (wts[:CLASSES, k][cls] if c == 0 else wts[CLASSES + c - 1, k])
         out[..., c] += acc
     rgb = out @ OPPONENT
     return np.clip(np.round(rgb), 0, 255).astype(np.uint8)

@@ -97,6 +97,8 @@ def test_the_field_round_trips_and_only_canonical_fields_read():
         bits = "1" + "100" * K + "0" * (iw.FILTERS - 1)        # present, then twelve zeros (order 2: "100")
         n = -(-len(bits) // 8)
         iw.unpack(int(bits.ljust(8 * n, "0"), 2).to_bytes(n, "big"))
+    with pytest.raises(ValueError, match="no filter"):
+        iw.unpack(bytes(4))                               # 27 absent filters: a file leaves the field out
     with pytest.raises(ValueError):
         iw.pack(np.full((iw.FILTERS, K), iw.MAX_Q))
     with pytest.raises(ValueError):
