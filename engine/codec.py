@@ -211,7 +211,7 @@ def code_units(batch: UnitBatch, prior: Prior, fit: FitConfig, device: torch.dev
     st.frozen = torch.zeros(bsz, P, dtype=torch.bool, device=device)
     ids = np.arange(bsz) if unit_ids is None else np.asarray(unit_ids)
     gens = rng.unit_noise([fit.seed * 1_000_003 + int(i) for i in ids], device)
-    target_kl = kappa - fit.kl_margin_bits
+    target_kl = kappa - fit.margin
     fit_steps = fit.steps
 
     # The schedule is a function of fit alone, so a unit's own groups and refinement steps do not depend on the

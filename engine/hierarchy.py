@@ -383,7 +383,7 @@ class ImageDelta:
                 codes = [codes_of(var[k]) for k in range(len(new))]
                 ls_p = torch.stack([logstd_of(self.inr, c, device) for c in codes])
                 kl_now = kl_delta()
-            aim = kappa - fit.kl_margin_bits
+            aim = kappa - fit.margin
             nbs = [int(min(MAX_BLOCKS, n_inr, max(1, round(float(kl_now[k]) / aim)))) for k in range(len(new))]
             nb_max = max(nbs)
             bo = torch.stack([torch.from_numpy(np.arange(n_inr) % nb) for nb in nbs]).to(device)  # (D, P_inr)
