@@ -7,7 +7,7 @@ import torch
 
 from engine import latent, siren
 from engine.codec import run
-from engine.config import GROUP_CAP, PRESETS, FitConfig
+from engine.config import GROUP_CAP, MARGIN, PRESETS, FitConfig
 from engine.fitting import Objective, PointSubsets, masked_mse, new_state, point_subsets
 from engine.patch_codec import decode_image, encode_image_batch
 
@@ -114,3 +114,34 @@ def test_subset_encodes_decode_exactly_and_do_not_depend_on_the_batch(latent_pri
     both = run(encode_image_batch([a, b], 2.0, prior=latent_prior, fit=fit, preview_every=0))
     assert alone.data == both[0].data
     assert np.array_equal(decode_image(alone.data, [str(latent_prior_dir)]), alone.reconstruction)
+
+
+def test_block_kl_margin_by_modality():
+    """Photos hold each block's KL 2 bits above kappa by default (config.MARGIN); speech and 32x32 images keep
+    kappa; a margin set in the config wins."""
+    fit = FitConfig()
+    assert fit.margin == 0.0                                   # unresolved: no margin
+    assert fit.for_modality("image").margin == MARGIN["image"] == -2.0
+    assert fit.for_modality("audio").margin == 0.0 and fit.for_modality("whole image").margin == 0.0
+    assert FitConfig(kl_margin_bits=1.0).for_modality("image").margin == 1.0
+
+
+def test_the_coder_steers_block_kl_by_the_margin(patch_prior):
+    """Blocks reach coding near kappa - margin bits: a margin of -2 codes blocks about 2 bits richer."""
+    from engine.codec import Reporting, UnitBatch, _members, code_units
+
+    p = patch_prior.patch
+    gen = np.random.default_rng(3)
+    target = torch.from_numpy(gen.uniform(-0.4, 0.4, (2, p * p, 3))).float()
+    field = patch_prior.field(siren.fourier_embed(siren.grid_coords((p, p)), patch_prior.inr), "cpu")
+
+    def mean_kl(margin):
+        fit = FitConfig(steps=250, refine_first=3, refine_last=1, refine_groups=4, points=1.0, shortlist=1,
+                        kl_margin_bits=margin)
+        batch = UnitBatch(target, field, [_members(patch_prior, 6)], unit_class=np.zeros(2, int),
+                          unit_ids=np.arange(2))
+        _, kl = run(code_units(batch, patch_prior, fit, torch.device("cpu"), 0, Reporting(None)))
+        return float(np.mean(kl))
+
+    k0, k2 = mean_kl(0.0), mean_kl(-2.0)
+    assert abs(k0 - patch_prior.kappa) < 2.0 and 1.0 < k2 - k0 < 3.0, (k0, k2)
