@@ -14,7 +14,11 @@ import numpy as np
 
 def wiener(sy: np.ndarray, floor: np.ndarray | float) -> np.ndarray:
     """Each bin's factor |Y|^2 / (|Y|^2 + N) for noise powers N (broadcast to sy); 1 where both are 0."""
-    p = np.abs(sy) ** 2
+    return wiener_of_power(np.abs(sy) ** 2, floor)
+
+
+def wiener_of_power(p: np.ndarray, floor: np.ndarray | float) -> np.ndarray:
+    """`wiener` from the bins' powers p = |Y|^2 (computed once where the caller needs them again)."""
     d = p + floor
     return np.divide(p, d, out=np.ones_like(p), where=d > 0)
 

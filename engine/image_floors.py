@@ -87,16 +87,31 @@ def _planes(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(rgb, dtype=np.float64) @ _YCC.T                              # (H, W, 3)
 
 
-def _mean_power(padded: np.ndarray, h: int, w: int, band: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def _power(sy: np.ndarray) -> np.ndarray:
+    """|Y|^2 of every bin (without the square root that np.abs takes)."""
+    return sy.real ** 2 + sy.imag ** 2
+
+
+def _with_power(sy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return sy, _power(sy)
+
+
+def _by_band(per_bin: np.ndarray, band: np.ndarray) -> np.ndarray:
+    """Values summed over the frames, (..., FRAME, FRAME/2 + 1) -> their sum over each band's bins (BANDS + 1,)."""
+    return np.bincount(band.ravel(), per_bin.reshape(-1, band.size).sum(0), BANDS + 1)
+
+
+def _mean_power(padded: np.ndarray, h: int, w: int, band: np.ndarray
+                ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """Mean |Y|^2 over the bins of each band in every frame of one plane -> ((BANDS + 1,), the plane's spectra
-    when they fit in one strip, to be used again, else None)."""
+    and their powers when they fit in one strip, to be used again, else None)."""
     strips = _strips(h, w)
     tot = np.zeros(BANDS + 1)
     for first, last in strips:
-        sy = _spectra(padded, first, last, _frames(w))
-        tot += np.bincount(np.broadcast_to(band, sy.shape).ravel(), (np.abs(sy) ** 2).ravel(), BANDS + 1)
+        sy, p = _with_power(_spectra(padded, first, last, _frames(w)))
+        tot += _by_band(p, band)
     cnt = np.bincount(band.ravel(), minlength=BANDS + 1) * _frames(h) * _frames(w)
-    return tot / cnt, (sy if len(strips) == 1 else None)
+    return tot / cnt, ((sy, p) if len(strips) == 1 else None)
 
 
 def choose(original: np.ndarray, decoded: np.ndarray) -> np.ndarray:
@@ -115,13 +130,13 @@ def choose(original: np.ndarray, decoded: np.ndarray) -> np.ndarray:
         xx = np.zeros(BANDS + 1)
         for first, last in _strips(h, w):
             sx = _spectra(px, first, last, _frames(w))
-            sy = cached if cached is not None else _spectra(py, first, last, _frames(w))
-            cells = np.broadcast_to(band, sy.shape).ravel()
-            xx += np.bincount(cells, np.abs(sx).ravel() ** 2, BANDS + 1)
-            for r, rho in enumerate(rhos):
-                v = sy * floors.wiener(sy, rho * power[band]) if rho > 0 else sy
-                num[r] += np.bincount(cells, np.real(sx * np.conj(v)).ravel(), BANDS + 1)
-                den[r] += np.bincount(cells, np.abs(v).ravel() ** 2, BANDS + 1)
+            sy, py2 = cached if cached is not None else _with_power(_spectra(py, first, last, _frames(w)))
+            cross = sx.real * sy.real + sx.imag * sy.imag        # Re(X conj Y) per bin
+            xx += _by_band(_power(sx), band)
+            for r, rho in enumerate(rhos):   # V = f Y with f real: Re(X conj V) = f Re(X conj Y), |V|^2 = f^2 |Y|^2
+                f = floors.wiener_of_power(py2, rho * power[band]) if rho > 0 else 1.0
+                num[r] += _by_band(cross * f, band)
+                den[r] += _by_band(py2 * f * f, band)
         best, gains = floors.pick(num[:, None, 1:], den[:, None, 1:], xx[None, 1:], GAINS)
         out += [best, gains[0]]
     return np.concatenate(out).astype(np.int64)
@@ -146,8 +161,8 @@ def apply(decoded: np.ndarray, codes) -> np.ndarray:
         gain = np.concatenate([[1.0], np.asarray(GAINS)[codes[c, 1]]])[band]
         acc = np.zeros(((nr + 1) * HOP, (nc + 1) * HOP))
         for first, last in _strips(h, w):
-            sy = cached if cached is not None else _spectra(py, first, last, nc)
-            fr = np.fft.irfft2(sy * (gain * floors.wiener(sy, floor)), s=(FRAME, FRAME)) * win   # (r, c, F, F)
+            sy, p = cached if cached is not None else _with_power(_spectra(py, first, last, nc))
+            fr = np.fft.irfft2(sy * (gain * floors.wiener_of_power(p, floor)), s=(FRAME, FRAME)) * win  # (r, c, F, F)
             # overlap-add: frames of even (or odd) row and column tile the plane end to end
             for pr in (0, 1):
                 for pc in (0, 1):

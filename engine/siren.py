@@ -66,6 +66,13 @@ def identity_mix(cfg: InrConfig) -> torch.Tensor:
     return torch.cat([torch.eye(o).reshape(-1) for o, _ in mix_shapes(cfg)])
 
 
+# Networks of their own (one per unit) are evaluated a few at a time, about CHUNK_ROWS points of them at once: each
+# network's result is the same either way (one matrix product per network), and the activations of a few
+# networks stay in the CPU's cache where those of a whole image's patches do not (forward about 2x faster on a
+# Kodak image's 96 patches, a fitting step about 10 %; docs/results.md, fifteenth session).
+CHUNK_ROWS = 16384
+
+
 def forward(flat: torch.Tensor, emb: torch.Tensor, cfg: InrConfig,
             mix: list[torch.Tensor] | None = None, feat: torch.Tensor | None = None) -> torch.Tensor:
     """Evaluate B networks at the same N embedded coordinates: (B, P), (N, E) -> (B, N, out_dim).
@@ -73,10 +80,14 @@ def forward(flat: torch.Tensor, emb: torch.Tensor, cfg: InrConfig,
     With `mix` (RECOMBINER's linear reparameterisation) the flat vector holds h, and layer l's weights and
     bias are [W_l; b_l] = [H_l; c_l] A_l with A_l (out, out) shared by every network of a prior.
     `feat` (B, N, cfg.features): per-network input features read beside the embedding (latent grids)."""
+    bsz, n, e = flat.shape[0], emb.shape[0], emb.shape[-1]
+    per_call = max(1, CHUNK_ROWS // max(1, n))
+    if bsz > per_call and flat.stride(0) != 0:   # a few networks at a time: their activations stay in cache
+        parts = [slice(s, s + per_call) for s in range(0, bsz, per_call)]
+        return torch.cat([forward(flat[p], emb, cfg, mix, None if feat is None else feat[p]) for p in parts])
     layers = unflatten(flat, cfg)
     if mix is not None:
         layers = [_mixed(w, b, a) for (w, b), a in zip(layers, mix)]
-    bsz, n, e = flat.shape[0], emb.shape[0], emb.shape[-1]
     # The frequency factors scale the (small) weights rather than the (large) activations, and every bias is
     # added inside its matrix product: one pass over the activations per layer for the product, one for sin.
     w, b = (x * cfg.w0 for x in layers[0])

@@ -1,6 +1,7 @@
 """Patch-coded images of any size, linear reparameterisation, and distributed prior learning."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -38,6 +39,28 @@ def test_reparam_prior_round_trips_and_identity_mix_is_plain(patch_prior, patch_
     eye = siren.split_mix(siren.identity_mix(inr), inr)
     assert torch.allclose(siren.forward(w, emb, inr, eye), siren.forward(w, emb, inr), atol=1e-6)
 
+
+
+def test_networks_evaluated_a_few_at_a_time_give_what_one_call_gives(patch_prior, monkeypatch):
+    """siren.forward splits a large batch of networks into calls of about CHUNK_ROWS points (activations that
+    stay in cache): values and every gradient (weights, features) are bit-identical to one call over all."""
+    inr = dataclasses.replace(patch_prior.inr, features=3)
+    emb = siren.fourier_embed(siren.grid_coords((8, 8)), inr)                     # 64 points per network
+    g = torch.Generator().manual_seed(3)
+    w0 = torch.randn(11, inr.n_params, generator=g) * 0.1
+    f0 = torch.randn(11, 64, 3, generator=g)
+    mix = siren.split_mix(torch.from_numpy(patch_prior.mix).float(), inr)        # the reparameterised path
+
+    def value_and_grads(rows_per_call):
+        monkeypatch.setattr(siren, "CHUNK_ROWS", rows_per_call)
+        w, f = w0.clone().requires_grad_(True), f0.clone().requires_grad_(True)
+        out = siren.forward(w, emb, inr, mix, f)
+        out.pow(2).sum().backward()
+        return out.detach(), w.grad, f.grad
+
+    whole = value_and_grads(1 << 30)
+    for rows in (64, 3 * 64, 200):   # one network per call, three, and a count that does not divide the batch
+        assert all(torch.equal(a, b) for a, b in zip(value_and_grads(rows), whole))
 
 
 def test_reparam_network_alone_equals_in_batch(patch_prior):
