@@ -1,7 +1,7 @@
 """CPU (or GPU) milliseconds of one encoder fitting step, forward and backward, for the shipped photo and speech
 priors: the cost the encoder pays thousands of times per signal (docs/results.md).
 
-    python benchmarks/fit_step_speed.py [--patches 4x4] [--chunks 60] [--steps 50] [--compile]
+    python benchmarks/fit_step_speed.py [--patches 4x4] [--per-patch] [--chunks 60] [--steps 50] [--compile]
 
 Photo: a rows x cols layout of 64x64 patches of the default 0.3 bpp prior, the latents of every patch fitted
 against a random target at a fresh quarter of the pixels per step (the photo coder's `POINTS`), the network
@@ -26,14 +26,17 @@ from engine.latent import Canvas  # noqa: E402
 from engine.prior import nearest, nearest_patch  # noqa: E402
 
 
-def photo_step(rows: int, cols: int, device, compile: bool):
+def photo_step(rows: int, cols: int, device, compile: bool, per_patch: bool = False):
     prior = nearest_patch(0.3)
     b, p = rows * cols, prior.patch
     emb = siren.fourier_embed(siren.grid_coords((p, p), device=device), prior.inr)
     field = prior.field(emb, device, [Canvas(rows, cols, torch.arange(b, device=device))], None, compile)
     mu = torch.from_numpy(prior.mu).to(device).expand(b, -1).clone().requires_grad_(True)
     shared = torch.from_numpy(prior.inr_weights).to(device)
-    delta = torch.zeros_like(shared, requires_grad=True)
+    # one delta for all patches (an image delta), or one per patch: every patch its own network, as the group
+    # deltas of a kind-15 photo give (siren.forward's batched path)
+    delta = torch.zeros(b, shared.shape[0], device=device) if per_patch else torch.zeros_like(shared)
+    delta.requires_grad_(True)
     points = PointSubsets(field, POINTS["image"], 0)
     target = torch.rand(b, p * p, 3, device=device) - 0.5
 
@@ -79,12 +82,13 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--compile", action="store_true", help="torch.compile the network")
+    ap.add_argument("--per-patch", action="store_true", help="photo: a network per patch (group deltas)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
     rows, cols = (int(v) for v in a.patches.lower().split("x"))
     for what, (name, step) in (("photo, %dx%d patches, a quarter of the pixels" % (rows, cols),
-                                photo_step(rows, cols, dev, a.compile)),
+                                photo_step(rows, cols, dev, a.compile, a.per_patch)),
                                ("speech, %d chunks" % a.chunks, speech_step(a.chunks, dev, a.compile))):
         ms = timed(step, a.steps, dev.type == "cuda")
         print(f"{what} [{name}]: {ms:.2f} ms per fitting step ({a.device}, {a.threads} thread(s)"

@@ -68,8 +68,9 @@ def identity_mix(cfg: InrConfig) -> torch.Tensor:
 
 # Networks of their own (one per unit) are evaluated a few at a time, about CHUNK_ROWS points of them at once: each
 # network's result is the same either way (one matrix product per network), and the activations of a few
-# networks stay in the CPU's cache where those of a whole image's patches do not (forward about 2x faster on a
-# Kodak image's 96 patches, a fitting step about 10 %; docs/results.md, fifteenth session).
+# networks stay in the CPU's cache where those of a whole image's patches do not (on a Kodak image's 96 patches
+# the render is about 2x faster, a fitting step about 10 % and a whole encode about 20 % cheaper; docs/results.md,
+# session of 2026-12-06, fifteenth).
 CHUNK_ROWS = 16384
 
 
