@@ -46,40 +46,48 @@ ANCHORS = {
 }
 
 
-def classic_at_size(img: np.ndarray, fmt: str, target_bytes: int) -> tuple[int, float, float | None]:
-    """(bytes, PSNR, MS-SSIM or None) of the Pillow file whose size is nearest target_bytes, over qualities
-    1..100 (bisection on quality, then the neighbours)."""
-    def enc(q: int) -> tuple[int, bytes]:
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format=fmt, quality=q)
-        return buf.tell(), buf.getvalue()
-    lo, hi = 1, 100
-    while hi - lo > 1:  # size grows with quality (nearly monotone)
-        mid = (lo + hi) // 2
-        if enc(mid)[0] <= target_bytes:
-            lo = mid
-        else:
-            hi = mid
-    best = min((enc(q) for q in {max(1, lo - 1), lo, hi, min(100, hi + 1)}), key=lambda t: abs(t[0] - target_bytes))
-    dec = np.asarray(Image.open(io.BytesIO(best[1])).convert("RGB"))
-    return best[0], psnr_uint8(img, dec), ms_ssim(img, dec)
+def quality_bracket(img: np.ndarray, fmt: str, target_bytes: int):
+    """Bisection on the Pillow codec's quality for a file of target_bytes (size grows with quality, nearly
+    monotone) -> (enc, lo, hi): `enc(q)` the file's bytes at quality q (memoised, so the files the bisection made
+    are not made again), and the neighbouring qualities lo < hi where it ended (lo's file at most target_bytes
+    and hi's larger, except at the ends 1 and 100, which it never tries)."""
+    files: dict[int, bytes] = {}
 
-
-def classic_interpolated(img: np.ndarray, fmt: str, target_bytes: int) -> float | None:
-    """PSNR of the Pillow codec at exactly target_bytes: linear in bytes between the two neighbouring qualities
-    whose files bracket that size (None when no two do). Nearest-size files differ from ours by up to a few per
-    cent of the bytes; this is the classic codec's quality at our file's own size."""
-    def enc(q: int) -> tuple[int, float]:
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format=fmt, quality=q)
-        return buf.tell(), psnr_uint8(img, np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")))
-    points = {}
+    def enc(q: int) -> bytes:
+        if q not in files:
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format=fmt, quality=q)
+            files[q] = buf.getvalue()
+        return files[q]
     lo, hi = 1, 100
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        points[mid] = enc(mid)
-        lo, hi = (mid, hi) if points[mid][0] <= target_bytes else (lo, mid)
-    (s0, p0), (s1, p1) = (points.get(q) or enc(q) for q in (lo, hi))
+        if len(enc(mid)) <= target_bytes:
+            lo = mid
+        else:
+            hi = mid
+    return enc, lo, hi
+
+
+def _decoded(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def classic_at_size(img: np.ndarray, fmt: str, target_bytes: int, bracket=None) -> tuple[int, float, float | None]:
+    """(bytes, PSNR, MS-SSIM or None) of the Pillow file whose size is nearest target_bytes, over qualities
+    1..100 (bisection on quality, then the neighbours). `bracket`: `quality_bracket`'s result, if made already."""
+    enc, lo, hi = bracket or quality_bracket(img, fmt, target_bytes)
+    best = min((enc(q) for q in {max(1, lo - 1), lo, hi, min(100, hi + 1)}), key=lambda d: abs(len(d) - target_bytes))
+    dec = _decoded(best)
+    return len(best), psnr_uint8(img, dec), ms_ssim(img, dec)
+
+
+def classic_interpolated(img: np.ndarray, fmt: str, target_bytes: int, bracket=None) -> float | None:
+    """PSNR of the Pillow codec at exactly target_bytes: linear in bytes between the two neighbouring qualities
+    whose files bracket that size (None when no two do). Nearest-size files differ from ours by up to a few per
+    cent of the bytes; this is the classic codec's quality at our file's own size. `bracket` as above."""
+    enc, lo, hi = bracket or quality_bracket(img, fmt, target_bytes)
+    (s0, p0), (s1, p1) = ((len(enc(q)), psnr_uint8(img, _decoded(enc(q)))) for q in (lo, hi))
     if not s0 <= target_bytes <= s1 or s1 == s0:
         return None
     return p0 + (p1 - p0) * (target_bytes - s0) / (s1 - s0)
@@ -198,12 +206,13 @@ def add_classic(items: list[dict], files: list[Path], imgs: list[np.ndarray]) ->
             if fmt in missing:
                 continue
             try:
-                nb, ps, ss = classic_at_size(im, fmt, it["bytes"])
+                bracket = quality_bracket(im, fmt, it["bytes"])   # one bisection for both figures
+                nb, ps, ss = classic_at_size(im, fmt, it["bytes"], bracket)
             except (KeyError, OSError, ValueError):
                 missing.append(fmt)
                 continue
             it[fmt] = {"bpp": 8 * nb / (im.shape[0] * im.shape[1]), "psnr": ps, "ms_ssim": ss,
-                       "psnr_at_size": classic_interpolated(im, fmt, it["bytes"])}
+                       "psnr_at_size": classic_interpolated(im, fmt, it["bytes"], bracket)}
     return missing
 
 
@@ -262,12 +271,12 @@ def report(a, items: list[dict], n_images: int, missing: list[str]) -> str:
         lines.append(f"| {r['target_bpp']:g} | {'by content' if r['adaptive'] else 'uniform'} | {r['prior']} | "
                      f"{mac} | {r['n']} | {r['bpp']:.3f} | {r['psnr']:.2f} | {_ssim_text(r['ms_ssim'])} | "
                      f"{' | '.join(cl)} | {r['encode_s']:.1f} | {r['decode_s']:.3f} |")
-    for r in rows:
+    for r in (r for r in rows if r["adaptive"]):   # the classic codecs are measured beside adaptive items only
         per = [p for p in items if p["target_bpp"] == r["target_bpp"] and p["adaptive"] and p["prior"] == r["prior"]]
         parts = []
         for f in ("JPEG", "WEBP", "AVIF"):
             pairs = [(p["psnr"], p[f]["psnr_at_size"]) for p in per if p.get(f, {}).get("psnr_at_size") is not None]
-            if not r["adaptive"] or not pairs:
+            if not pairs:
                 continue
             name = "WebP" if f == "WEBP" else f
             ours, theirs = np.mean(pairs, axis=0)
