@@ -117,6 +117,18 @@ def _fail(msg: str) -> int:
     return 1
 
 
+def _reader_gone() -> int:
+    """Whoever read our standard output went away (`combiner info F | head -3`): stop quietly, as a Unix tool
+    killed by SIGPIPE does, with the status a shell gives one (141). Standard output is pointed at /dev/null so
+    that the interpreter's last flush at exit does not complain either. Files are written atomically, so an
+    encode stopped this way leaves no partial output."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):   # stdout replaced by an object without a descriptor
+        pass
+    return 128 + getattr(signal, "SIGPIPE", 13)
+
+
 def cmd_learn_prior(a) -> int:
     import torch
     from tqdm import tqdm
@@ -839,6 +851,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail("out of memory")
     except RecursionError:
         return _fail("internal error: recursion too deep")
+    except BrokenPipeError:   # the engine runs no subprocesses: the pipe is our standard output or error
+        return _reader_gone()
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)

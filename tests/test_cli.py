@@ -131,3 +131,16 @@ def test_shortlist_option_is_checked(photo, capfd):
         assert e.value.code == 2
         assert "expected an integer from 1 to 64" in capfd.readouterr().err.strip().splitlines()[-1]
     assert _shortlist("64") == 64
+
+
+def test_a_reader_that_goes_away_stops_the_cli_quietly():
+    # `combiner info F | head -3`: the reader closes the pipe before the CLI has written. A Unix tool then ends as
+    # if killed by SIGPIPE (status 141), without a traceback on stderr.
+    golden = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "astronaut_0.3bpp.cmb")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    p = subprocess.Popen([sys.executable, "-m", "engine.cli", "info", golden], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
+    p.stdout.close()   # long before the interpreter has imported the engine
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=300) == 141, err
+    assert err == ""
