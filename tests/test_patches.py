@@ -13,6 +13,7 @@ from PIL import Image
 
 from engine import container, siren
 from engine.codec import run
+from engine.config import InrConfig
 from engine.errors import CmbFormatError
 from engine.patch_codec import allocate, decode_image, decode_image_full, encode_image_batch, split_rgb, stitch
 from engine.prior import Prior
@@ -61,6 +62,34 @@ def test_networks_evaluated_a_few_at_a_time_give_what_one_call_gives(patch_prior
     whole = value_and_grads(1 << 30)
     for rows in (64, 3 * 64, 200):   # one network per call, three, and a count that does not divide the batch
         assert all(torch.equal(a, b) for a, b in zip(value_and_grads(rows), whole))
+
+
+@pytest.mark.parametrize("weights_grad", [False, True])
+def test_one_shared_network_over_many_units_a_few_at_a_time(monkeypatch, weights_grad):
+    """A shared-network latent prior (speech) evaluates its one network over all units' points; while that
+    network takes no gradient (a prior's fixed network) the units go a few at a time. Each row's products are
+    the same, but BLAS may order a row's sum differently at another row offset, so values and feature gradients
+    agree to float rounding. With a gradient on the network (a clip delta, prior learning) the rows stay in one
+    product, so the weight gradient's sum keeps its order: every result is bit-identical to one call's."""
+    inr = InrConfig(in_dim=1, out_dim=1, width=16, depth=2, n_freqs=2, max_freq=2.0, features=3)
+    emb = siren.fourier_embed(siren.grid_coords((50,)), inr)                        # 50 points per unit
+    g = torch.Generator().manual_seed(5)
+    net0 = torch.randn(inr.n_params, generator=g) * 0.2
+    f0 = torch.randn(13, 50, 3, generator=g)
+
+    def value_and_grads(rows_per_call):
+        monkeypatch.setattr(siren, "CHUNK_ROWS", rows_per_call)
+        net, f = net0.clone().requires_grad_(weights_grad), f0.clone().requires_grad_(True)
+        out = siren.forward(net.expand(13, -1), emb, inr, None, f)                # (13, 50, 1), one network
+        out.pow(2).sum().backward()
+        return out.detach(), f.grad, net.grad
+
+    whole = value_and_grads(1 << 30)
+    for rows in (50, 4 * 50, 333):
+        parts = value_and_grads(rows)
+        same = torch.equal if weights_grad else (lambda a, b: torch.allclose(a, b, rtol=1e-5, atol=1e-6))
+        assert same(parts[0], whole[0]) and same(parts[1], whole[1])
+        assert (parts[2] is None) == (not weights_grad) and (parts[2] is None or torch.equal(parts[2], whole[2]))
 
 
 def test_reparam_network_alone_equals_in_batch(patch_prior):
