@@ -108,8 +108,7 @@ def add_shortlist_option(parser: argparse.ArgumentParser) -> None:
     """--shortlist M, for `combiner encode` and the rate-distortion benchmarks (None: the modality's default)."""
     parser.add_argument("--shortlist", type=_shortlist, default=None, metavar="M",
                         help="per block, send the candidate of least distortion among the M of largest q/p "
-                        "(encode time grows with M; files decode the same way). Default: audio and images "
-                        "coded whole (32x32) 8, photos by patches 1")
+                        "(encode time grows with M; files decode the same way; 1: the largest). Default 8")
 
 
 def _fail(msg: str) -> int:

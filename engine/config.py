@@ -132,11 +132,13 @@ class FitConfig:
 
 
 # Candidates checked against the true distortion per block, by modality (docs/results.md, session of
-# 2026-12-02 evening): speech gains 0.15-0.2 dB SNR at 8 for about a third more encode time; photos gain
-# 0.02-0.04 dB at 1.15x the time, so they keep the candidate of largest q/p. A 32x32 image coded whole takes
-# about a second (session of 2026-12-05): 8 candidates and twice the groups (GROUPS) gave +0.17 dB on 20
-# CIFAR-10 test images at 1.0 bpp for 1.5x the encode time (0.96 -> 1.43 s per image).
-SHORTLIST = {"image": 1, "whole image": 8, "audio": 8}
+# 2026-12-02 evening): speech gains 0.15-0.2 dB SNR at 8 for about a third more encode time. Photos by patches
+# gained only 0.02-0.04 dB then; with blocks steered 2 bits above their index (MARGIN) and a fifth cheaper
+# steps, 8 gave +0.045 to +0.050 dB on four whole Kodak images at 0.3 bpp for under a tenth more encode time
+# (session of 2026-12-07, sixteenth). A 32x32 image coded whole takes about a second (session of 2026-12-05):
+# 8 candidates and twice the groups (GROUPS) gave +0.17 dB on 20 CIFAR-10 test images at 1.0 bpp for 1.5x the
+# encode time (0.96 -> 1.43 s per image).
+SHORTLIST = {"image": 8, "whole image": 8, "audio": 8}
 
 # Block KL margin (bits below kappa each block's KL is steered to) by modality (docs/results.md, session of
 # 2026-12-06, fourteenth). The sender codes the candidate of largest q/p, not a posterior sample, so a block may

@@ -40,7 +40,8 @@ def test_the_patch_coder_codes_in_more_groups_up_to_the_cap():
     assert fast.for_modality("audio").refine_groups == fast.refine_groups
     assert fast.for_modality("whole image").refine_groups == 2 * fast.refine_groups   # 32x32 images: twice
     assert PRESETS["default"].for_modality("whole image").refine_groups == GROUP_CAP
-    assert fast.for_modality("whole image").shortlist == 8 and fast.for_modality("image").shortlist == 1
+    assert fast.for_modality("whole image").shortlist == 8 and fast.for_modality("image").shortlist == 8
+    assert FitConfig(shortlist=1).for_modality("image").shortlist == 1   # --shortlist 1: the largest q/p
     explicit = FitConfig(refine_groups=5, points=0.5).for_modality("image")
     assert explicit.refine_groups == 5                          # a config that sets its points is used as it is
 
