@@ -70,8 +70,14 @@ def identity_mix(cfg: InrConfig) -> torch.Tensor:
 # network's result is the same either way (one matrix product per network), and the activations of a few
 # networks stay in the CPU's cache where those of a whole image's patches do not (on a Kodak image's 96 patches
 # the render is about 2x faster, a fitting step about 10 % and a whole encode about 20 % cheaper; docs/results.md,
-# session of 2026-12-06, fifteenth).
+# session of 2026-12-06, fifteenth). One network shared by every unit (`_forward_one`) goes the same way while it
+# takes no gradient (speech: about 40 % off an encode; sixteenth session).
 CHUNK_ROWS = 16384
+
+
+def _units_per_call(n: int) -> int:
+    """Units of n points each evaluated in one call: about CHUNK_ROWS points, at least one unit."""
+    return max(1, CHUNK_ROWS // max(1, n))
 
 
 def forward(flat: torch.Tensor, emb: torch.Tensor, cfg: InrConfig,
@@ -82,7 +88,7 @@ def forward(flat: torch.Tensor, emb: torch.Tensor, cfg: InrConfig,
     bias are [W_l; b_l] = [H_l; c_l] A_l with A_l (out, out) shared by every network of a prior.
     `feat` (B, N, cfg.features): per-network input features read beside the embedding (latent grids)."""
     bsz, n, e = flat.shape[0], emb.shape[0], emb.shape[-1]
-    per_call = max(1, CHUNK_ROWS // max(1, n))
+    per_call = _units_per_call(n)
     if bsz > per_call and flat.stride(0) != 0:   # a few networks at a time: their activations stay in cache
         parts = [slice(s, s + per_call) for s in range(0, bsz, per_call)]
         return torch.cat([forward(flat[p], emb, cfg, mix, None if feat is None else feat[p]) for p in parts])
@@ -122,7 +128,7 @@ def _forward_one(layers: list[tuple[torch.Tensor, torch.Tensor]], w0: torch.Tens
     is one matrix product over the B * N points instead of B small ones, and the embedding's part of the
     first layer is computed once. w0 (in, H), b0 (1, H): the first layer, already scaled by w0."""
     n, e = emb.shape
-    per_call = max(1, CHUNK_ROWS // max(1, n))
+    per_call = _units_per_call(n)
     if bsz > per_call and cfg.features and not any(t.requires_grad for t in (w0, b0, *sum(layers[1:], ()))):
         # Units a few at a time, as `forward` does for networks of their own (about 2x faster at 512 chunks of
         # audio). Each row's products are the same, though BLAS may order a row's sum differently at another row

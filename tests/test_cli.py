@@ -15,10 +15,14 @@ from .clitools import run_cli
 from .conftest import photo_patches
 
 
+def cli_env() -> dict:
+    """The environment a `python -m engine.cli` subprocess runs in: this checkout's engine first."""
+    return dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def cli(*args, cwd=None):
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     return subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, env=env, timeout=600)
+                          text=True, cwd=cwd, env=cli_env(), timeout=600)
 
 
 def assert_clean_error(r, *fragments):
@@ -137,9 +141,8 @@ def test_a_reader_that_goes_away_stops_the_cli_quietly():
     # `combiner info F | head -3`: the reader closes the pipe before the CLI has written. A Unix tool then ends as
     # if killed by SIGPIPE (status 141), without a traceback on stderr.
     golden = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "astronaut_0.3bpp.cmb")
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     p = subprocess.Popen([sys.executable, "-m", "engine.cli", "info", golden], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=env)
+                         stderr=subprocess.PIPE, env=cli_env())
     p.stdout.close()   # long before the interpreter has imported the engine
     err = p.stderr.read().decode()
     assert p.wait(timeout=300) == 141, err

@@ -85,9 +85,9 @@ def test_one_shared_network_over_many_units_a_few_at_a_time(monkeypatch, weights
         return out.detach(), f.grad, net.grad
 
     whole = value_and_grads(1 << 30)
+    same = torch.equal if weights_grad else (lambda a, b: torch.allclose(a, b, rtol=1e-5, atol=1e-6))
     for rows in (50, 4 * 50, 333):
         parts = value_and_grads(rows)
-        same = torch.equal if weights_grad else (lambda a, b: torch.allclose(a, b, rtol=1e-5, atol=1e-6))
         assert same(parts[0], whole[0]) and same(parts[1], whole[1])
         assert (parts[2] is None) == (not weights_grad) and (parts[2] is None or torch.equal(parts[2], whole[2]))
 
