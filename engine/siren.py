@@ -90,8 +90,11 @@ def forward(flat: torch.Tensor, emb: torch.Tensor, cfg: InrConfig,
     bsz, n, e = flat.shape[0], emb.shape[0], emb.shape[-1]
     per_call = _units_per_call(n)
     if bsz > per_call and flat.stride(0) != 0:   # a few networks at a time: their activations stay in cache
-        parts = [slice(s, s + per_call) for s in range(0, bsz, per_call)]
-        return torch.cat([forward(flat[p], emb, cfg, mix, None if feat is None else feat[p]) for p in parts])
+        # split, not slices: one backward node joins the parts' gradients (each slice's backward would fill a
+        # zero tensor of the whole batch's size)
+        flats = flat.split(per_call)
+        feats = [None] * len(flats) if feat is None else feat.split(per_call)
+        return torch.cat([forward(f, emb, cfg, mix, g) for f, g in zip(flats, feats)])
     layers = unflatten(flat, cfg)
     if mix is not None:
         layers = [_mixed(w, b, a) for (w, b), a in zip(layers, mix)]
@@ -134,8 +137,8 @@ def _forward_one(layers: list[tuple[torch.Tensor, torch.Tensor]], w0: torch.Tens
         # audio). Each row's products are the same, though BLAS may order a row's sum differently at another row
         # offset (float rounding). Only while the network takes no gradient (a prior's fixed network; not with
         # a clip delta, nor in prior learning): the weight gradient's sum over the rows would change its order.
-        return torch.cat([_forward_one(layers, w0, b0, emb, cfg, feat[s:s + per_call], min(per_call, bsz - s))
-                          for s in range(0, bsz, per_call)])
+        # (split: one backward node for the features' gradient, see `forward`)
+        return torch.cat([_forward_one(layers, w0, b0, emb, cfg, f, len(f)) for f in feat.split(per_call)])
     pre = torch.addmm(b0, emb, w0[:e])                                       # (N, H) once
     if cfg.features:
         pre = (feat.reshape(bsz * n, -1) @ w0[e:]).reshape(bsz, n, -1) + pre  # (B, N, H)

@@ -405,6 +405,30 @@ def test_features_at_a_subset_equal_those_points_of_the_whole(dim):
         assert torch.allclose(band, whole[2:6, at], atol=1e-6)
 
 
+@pytest.mark.parametrize("dim", [2, 1])
+def test_a_batch_in_one_layout_in_order_gets_what_the_gathered_path_gives(dim):
+    """The shortcut for one layout holding the whole batch in order (a clip, a whole image) gives, values and
+    gradients bit for bit, what the general path (a layout gathered from the batch and scattered back) gives
+    for the same layout with the batch in another order."""
+    cfg = LatentConfig(levels=(8, 4, 2), channels=2, dim=dim)
+    p, (rows, cols) = (16, (2, 3)) if dim == 2 else (32, (1, 5))
+    n = rows * cols
+    g = torch.Generator().manual_seed(6)
+    lat = (0.05 * torch.randn(n, cfg.n_latents, generator=g)).requires_grad_(True)
+    ups = _random_upsampler(cfg, 7)
+    at = torch.randperm(p ** dim, generator=g)[:p ** dim // 4].sort().values
+    for pts in (None, at):
+        one = latent.features(lat, [latent.Canvas(rows, cols, torch.arange(n))], cfg, p, ups, at=pts)
+        # the same layout with the batch reversed: its cells name the units in reverse
+        two = latent.features(lat.flip(0), [latent.Canvas(rows, cols, torch.arange(n).flip(0))], cfg, p, ups,
+                              at=pts).flip(0)
+        assert torch.equal(one, two)
+        w = torch.randn(one.shape, generator=g)
+        g1, = torch.autograd.grad((one * w).sum(), lat)
+        g2, = torch.autograd.grad((two * w).sum(), lat)
+        assert torch.equal(g1, g2) and g1.abs().sum() > 0
+
+
 @pytest.mark.parametrize("features", [5, 0])
 def test_one_network_for_the_batch_computes_what_one_network_per_unit_does(features):
     """A shared network's flat vector expanded over the batch runs as one matrix product per layer
