@@ -220,26 +220,31 @@ def features(lat: torch.Tensor, canvases: list[Canvas], cfg: LatentConfig, patch
     layers = split_upsampler(ups, cfg)
     if npts == 0:   # a step whose drawn points all miss these units
         return lat.new_zeros(bsz, npts, nf)
-    one = canvases[0]
-    if len(canvases) == 1 and one.context is None and one.cells.numel() == bsz and bool(
-            (one.cells == torch.arange(bsz, device=one.cells.device)).all()):
-        # one layout holding the batch in order (a clip, a whole image): no gather into it, no scatter out
-        return _stitched_features(lat[None], one.rows, one.cols, cfg, patch, layers, levels, at).reshape(
-            bsz, npts, nf)
-    out = lat.new_zeros(bsz, npts, nf)
-    # Layouts of one shape whose cells are all in the batch are evaluated together.
+    # Layouts of one shape whose cells are all in the batch are evaluated together; a layout with context rows
+    # (a band of an image) on its own.
     groups: dict[tuple[int, int], list[Canvas]] = {}
+    banded = []
     for cv in canvases:
         if cv.context is None:
             groups.setdefault((cv.rows, cv.cols), []).append(cv)
         else:
-            full = cv.context.to(lat.dtype).clone()
-            present = cv.cells >= 0
-            full = full.index_copy(0, torch.nonzero(present)[:, 0], lat[cv.cells[present]])
-            f = _stitched_features(full[None], cv.rows, cv.cols, cfg, patch, layers, levels, at)[0]
-            out = out.index_copy(0, cv.cells[present], f[present])
-    for (r, c), cvs in groups.items():
-        cells = torch.stack([cv.cells for cv in cvs])                      # (n, R*C)
+            banded.append(cv)
+    stacked = {shape: torch.stack([cv.cells for cv in cvs]) for shape, cvs in groups.items()}   # (n, R*C) each
+    if not banded and len(stacked) == 1:
+        (r, c), cells = next(iter(stacked.items()))
+        if cells.numel() == bsz and bool((cells.reshape(-1) == torch.arange(bsz, device=cells.device)).all()):
+            # the layouts hold the batch in order (a clip, a whole image, uniform training crops): no gather
+            # into them, no scatter out
+            f = _stitched_features(lat.reshape(len(cells), r * c, -1), r, c, cfg, patch, layers, levels, at)
+            return f.reshape(bsz, npts, nf)
+    out = lat.new_zeros(bsz, npts, nf)
+    for cv in banded:
+        full = cv.context.to(lat.dtype).clone()
+        present = cv.cells >= 0
+        full = full.index_copy(0, torch.nonzero(present)[:, 0], lat[cv.cells[present]])
+        f = _stitched_features(full[None], cv.rows, cv.cols, cfg, patch, layers, levels, at)[0]
+        out = out.index_copy(0, cv.cells[present], f[present])
+    for (r, c), cells in stacked.items():
         f = _stitched_features(lat[cells], r, c, cfg, patch, layers, levels, at)  # (n, R*C, npts, nf)
         out = out.index_copy(0, cells.reshape(-1), f.reshape(-1, npts, nf))
     return out

@@ -405,23 +405,28 @@ def test_features_at_a_subset_equal_those_points_of_the_whole(dim):
         assert torch.allclose(band, whole[2:6, at], atol=1e-6)
 
 
-@pytest.mark.parametrize("dim", [2, 1])
-def test_a_batch_in_one_layout_in_order_gets_what_the_gathered_path_gives(dim):
-    """The shortcut for one layout holding the whole batch in order (a clip, a whole image) gives, values and
-    gradients bit for bit, what the general path (a layout gathered from the batch and scattered back) gives
-    for the same layout with the batch in another order."""
+@pytest.mark.parametrize("dim,layouts", [(2, 1), (1, 1), (2, 2)])
+def test_a_batch_in_its_layouts_in_order_gets_what_the_gathered_path_gives(dim, layouts):
+    """The shortcut for layouts holding the whole batch in order (a clip, a whole image, uniform training crops)
+    gives, values and gradients bit for bit, what the general path (layouts gathered from the batch and
+    scattered back) gives for the same layouts with the batch in another order."""
     cfg = LatentConfig(levels=(8, 4, 2), channels=2, dim=dim)
     p, (rows, cols) = (16, (2, 3)) if dim == 2 else (32, (1, 5))
-    n = rows * cols
+    k = rows * cols
+    n = layouts * k
     g = torch.Generator().manual_seed(6)
     lat = (0.05 * torch.randn(n, cfg.n_latents, generator=g)).requires_grad_(True)
     ups = _random_upsampler(cfg, 7)
     at = torch.randperm(p ** dim, generator=g)[:p ** dim // 4].sort().values
+    perm = torch.randperm(n, generator=g)
+    while bool((perm == torch.arange(n)).all()):
+        perm = torch.randperm(n, generator=g)
+    where = torch.argsort(perm)    # where[u]: unit u's place in the shuffled batch
     for pts in (None, at):
-        one = latent.features(lat, [latent.Canvas(rows, cols, torch.arange(n))], cfg, p, ups, at=pts)
-        # the same layout with the batch reversed: its cells name the units in reverse
-        two = latent.features(lat.flip(0), [latent.Canvas(rows, cols, torch.arange(n).flip(0))], cfg, p, ups,
-                              at=pts).flip(0)
+        one = latent.features(lat, latent.uniform_canvases(layouts, rows, cols), cfg, p, ups, at=pts)
+        # the same layouts over the shuffled batch: their cells name each unit's new place
+        shuffled = [latent.Canvas(rows, cols, where[i * k:(i + 1) * k]) for i in range(layouts)]
+        two = latent.features(lat[perm], shuffled, cfg, p, ups, at=pts)[where]
         assert torch.equal(one, two)
         w = torch.randn(one.shape, generator=g)
         g1, = torch.autograd.grad((one * w).sum(), lat)
