@@ -72,7 +72,8 @@ lat --items 57 --tile 3 --crop-delta --first-steps 100 --warmup 0 --rounds 9 --s
 #       --no-compile --rate 0.5 --beta-init 4.5e-7 --init-prior priors/photo64-shared-0.5bpp-t3cd.safetensors \
 #       --name photo64-shared-0.5bpp-t5cd2lr -o /tmp/t5cd2lr.safetensors
 # Session of 2026-12-07 (eighteenth): a third of photos_train is desktop wallpapers (12 mate_*, 10 plasma_*,
-# smooth and shallow-focus; they decode at 35-40 dB at 0.3 bpp against Kodak's 23-34). One stage at each rate on
+# smooth and shallow-focus; seven mate_* measured 29-40 dB at 0.3 bpp before restoration, five of them 35-40,
+# against Kodak's 23-34). One stage at each rate on
 # the 44 wikipedia_* photos only (W = a folder of links to them), from the shipped priors. Neither gained on the
 # eight Kodak crops (27.39 against 27.41 at 0.3 bpp, 28.93 against 28.94 at 0.5; docs/results.md); not shipped:
 #   lat --items 57 --tile 3 --crop-delta --first-steps 100 --warmup 0 --rounds 9 --skip 0 --no-compile \
