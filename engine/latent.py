@@ -109,17 +109,37 @@ def _stitched_features(lat: torch.Tensor, rows: int, cols: int, cfg: LatentConfi
         grid = grid.reshape(n, c, rows * g, cols * g) * cfg.scale
         if k > 1:
             grid = F.pad(grid, [k // 2] * 4, mode="replicate")
-        grid = F.conv2d(grid, w, b)                                                  # (n, c, R*g, C*g)
+        grid = _conv_shifted(grid, w, b)                                             # (n, c, R*g, C*g)
         if at is not None:   # interpolated below at the wanted points alone (a quarter of them or fewer)
             cells.append(grid.reshape(n, c, -1))
             continue
-        up = F.interpolate(grid, size=(rows * p, cols * p), mode="bilinear", align_corners=False)
+        # a level of one cell per pixel is its own bilinear upsampling (weights 1 and 0): no interpolation
+        up = grid if g == p else F.interpolate(grid, size=(rows * p, cols * p), mode="bilinear",
+                                               align_corners=False)
         feats.append(up.reshape(n, c, rows, p, cols, p).permute(0, 2, 4, 3, 5, 1))  # (n, R, C, p, p, c)
     if at is not None:   # every level's four taps in one gather: (n, c, L, 4, R, C, m) -> (n, c, L, R, C, m)
         idx, wts = _bilinear_taps(tuple(cfg.levels[i] for i in levels), rows, cols, p, at)
         up = (torch.cat(cells, 2).index_select(2, idx.reshape(-1)).reshape(n, c, *idx.shape) * wts).sum(3)
         return up.permute(0, 3, 4, 5, 2, 1).reshape(n, rows * cols, len(at), c * len(levels))
     return torch.cat(feats, dim=-1).reshape(n, rows * cols, p * p, c * len(levels))
+
+
+def _conv_shifted(grid: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """A k x k convolution of a padded grid (n, c, H + k - 1, W + k - 1) -> (n, c, H, W), weights (c, c, k, k),
+    as a sum of k * k shifted copies in a fixed order. The same values as F.conv2d up to float rounding, but
+    each cell is computed by the same operations whatever the grid's size, and on a CPU it is several times
+    faster than conv2d's one-channel kernels, forward and backward (docs/results.md, session of 2026-12-07,
+    nineteenth)."""
+    c, k = w.shape[0], w.shape[-1]
+    h, wd = grid.shape[2] - k + 1, grid.shape[3] - k + 1
+    out = None
+    for dy in range(k):
+        for dx in range(k):
+            x = grid[:, :, dy:dy + h, dx:dx + wd]
+            term = (x * w[:, 0, dy, dx].view(1, 1, 1, 1) if c == 1
+                    else torch.einsum("oi,nihw->nohw", w[:, :, dy, dx], x))
+            out = term if out is None else out + term
+    return out + b.view(1, c, 1, 1)
 
 
 @functools.lru_cache(maxsize=64)

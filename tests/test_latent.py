@@ -468,3 +468,34 @@ def test_shared_networks_hold_still_during_their_warmup(shared_prior_dir):
                             patch=16))
     assert not np.array_equal(moved.upsampler, init.upsampler)
     assert not np.array_equal(moved.inr_weights, init.inr_weights)
+
+
+def test_the_shifted_convolution_matches_conv2d_and_a_pixel_level_is_not_interpolated():
+    """The upsampler's k x k convolution as shifted copies (latent._conv_shifted) gives conv2d's values and
+    gradients to float rounding, for one and two channels; a level of one cell per pixel (g = p) gives its
+    convolved cells unchanged, as bilinear upsampling to the same size would."""
+    import torch.nn.functional as F
+    from engine.config import LatentConfig
+    from engine.latent import _conv_shifted, _stitched_features, identity_upsampler, split_upsampler
+
+    torch.manual_seed(0)
+    for c in (1, 2):
+        grid = torch.randn(2, c, 11, 17, requires_grad=True)
+        w, b = torch.randn(c, c, 3, 3), torch.randn(c)
+        want = F.conv2d(grid, w, b)
+        got = _conv_shifted(grid, w, b)
+        assert got.shape == want.shape and torch.allclose(got, want, atol=1e-5)
+        g1, = torch.autograd.grad(want.square().sum(), grid)
+        g2, = torch.autograd.grad(got.square().sum(), grid)
+        assert torch.allclose(g1, g2, atol=1e-4)
+    cfg = LatentConfig(levels=(8, 4), channels=1, kernel=3, scale=1.0, shared=True)
+    ups = split_upsampler(identity_upsampler(cfg) + 0.1 * torch.randn(cfg.n_upsampler), cfg)
+    lat = torch.randn(1, 2 * 3, 8 * 8 + 4 * 4)
+    f = _stitched_features(lat, 2, 3, cfg, 8, ups, [0, 1])                                # (1, 6, 64, 2)
+    grid = lat[:, :, :64].reshape(1, 2, 3, 8, 8, 1).permute(0, 5, 1, 3, 2, 4).reshape(1, 1, 16, 24)
+    want = F.conv2d(F.pad(grid, [1] * 4, mode="replicate"), *ups[0])                       # (1, 1, 16, 24)
+    want = F.interpolate(want, size=(16, 24), mode="bilinear", align_corners=False)
+    want = want.reshape(1, 2, 8, 3, 8).permute(0, 1, 3, 2, 4).reshape(1, 6, 64)
+    assert torch.allclose(f[..., 0], want, atol=1e-5)
+    at = torch.tensor([0, 9, 63])
+    assert torch.allclose(_stitched_features(lat, 2, 3, cfg, 8, ups, [0, 1], at), f[:, :, at], atol=1e-5)
