@@ -127,17 +127,18 @@ def _stitched_features(lat: torch.Tensor, rows: int, cols: int, cfg: LatentConfi
 def _conv_shifted(grid: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """A k x k convolution of a padded grid (n, c, H + k - 1, W + k - 1) -> (n, c, H, W), weights (c, c, k, k),
     as a sum of k * k shifted copies in a fixed order. The same values as F.conv2d up to float rounding, but
-    each cell is computed by the same operations whatever the grid's size, and on a CPU it is several times
-    faster than conv2d's one-channel kernels, forward and backward (docs/results.md, session of 2026-12-07,
-    nineteenth)."""
+    each cell is computed by the same operations whatever the grid's size or the batch (no matrix product whose
+    blocking could change with them: the same bytes whether images are coded together or apart), and on a CPU
+    it is several times faster than conv2d's one-channel kernels, forward and backward (docs/results.md,
+    session of 2026-12-07, nineteenth)."""
     c, k = w.shape[0], w.shape[-1]
     h, wd = grid.shape[2] - k + 1, grid.shape[3] - k + 1
     out = None
     for dy in range(k):
         for dx in range(k):
             x = grid[:, :, dy:dy + h, dx:dx + wd]
-            term = (x * w[:, 0, dy, dx].view(1, 1, 1, 1) if c == 1
-                    else torch.einsum("oi,nihw->nohw", w[:, :, dy, dx], x))
+            term = (x * w[:, 0, dy, dx].view(1, 1, 1, 1) if c == 1      # (c_out, c_in) per tap, summed in order
+                    else (w[None, :, :, dy, dx, None, None] * x[:, None]).sum(2))
             out = term if out is None else out + term
     return out + b.view(1, c, 1, 1)
 
