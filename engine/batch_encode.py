@@ -17,10 +17,12 @@
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from .errors import CmbFormatError, CombinerError
@@ -83,7 +85,7 @@ def encode_folder(a, folder: Path, out: Path | None) -> int:
     import torch
 
     from . import threads
-    from .cli import _device, _init_distributed, encode_items, journal_for
+    from .cli import _device, encode_items, journal_for
     from .errors import MediaError
     from .media import check_writable, clean_stale_temps, read_image, write_atomic
     from .audio_io import is_audio_path, read_audio
@@ -100,7 +102,7 @@ def encode_folder(a, folder: Path, out: Path | None) -> int:
         if f.stem in stems:
             raise CombinerError(f"{stems[f.stem].name} and {f.name} would both be written to {f.stem}.cmb")
         stems[f.stem] = f
-    rank, world = _init_distributed(a.device)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     dev = _device(a.device)
     if world > 1 and dev.type == "cuda":
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
@@ -163,18 +165,32 @@ def encode_folder(a, folder: Path, out: Path | None) -> int:
             st.audio_bits, st.audio_seconds = st.audio_bits + bits, st.audio_seconds + amount
         else:
             st.image_bits, st.image_pixels = st.image_bits + bits, st.image_pixels + int(amount)
-    all_stats = [st]
-    if world > 1:
-        import torch.distributed as dist
-
-        all_stats = [None] * world
-        dist.all_gather_object(all_stats, st)
-        dist.barrier()   # no rank tears gloo down while a peer is still finishing the gather (it aborted)
-        dist.destroy_process_group()
+    all_stats = gather_stats(st, rank, world) if world > 1 else [st]
     failed = sum(len(s.failed) for s in all_stats)
     if rank == 0:
         print(summary(all_stats, len(files)))
     return 1 if failed else 0
+
+
+STATS_KEY = "combiner-encode-stats"
+STATS_WAIT = timedelta(days=7)   # the longest one rank waits for the others to finish their shards
+
+
+def gather_stats(st: RankStats, rank: int, world: int) -> list[RankStats]:
+    """Every rank's stats, in rank order, exchanged through the key-value store of torchrun (env://): no process
+    group is needed for one exchange of a few hundred bytes, and a gloo group torn down at exit aborted a rank now
+    and then ("terminate called without an active exception", SIGABRT after every file was written). Where rank 0
+    hosts the store itself (started without torchrun's agent) it leaves only after every rank has read."""
+    import torch.distributed as dist
+
+    store, _, _ = next(dist.rendezvous("env://", rank, world, timeout=STATS_WAIT))
+    key = f"{STATS_KEY}/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+    store.set(f"{key}/{rank}", json.dumps(asdict(st)))
+    out = [RankStats(**json.loads(store.get(f"{key}/{r}"))) for r in range(world)]
+    store.add(f"{key}/read", 1)
+    while rank == 0 and store.add(f"{key}/read", 0) < world:
+        time.sleep(0.05)
+    return out
 
 
 def summary(stats: list[RankStats], n_files: int) -> str:
