@@ -216,19 +216,36 @@ def block_budget(rate_bpp: float, shape: tuple[int, int, int], prior: Prior, see
 
 def allocate(kl: np.ndarray, total: int, cap: int, levels: int = LEVELS) -> np.ndarray:
     """Split `total` blocks over patches in proportion to their KL `kl` (U,), at least 1 and at most `cap`
-    each, using at most `levels` distinct counts -> (U,) int64 blocks per patch, summing to about `total`."""
+    each, using at most `levels` distinct counts -> (U,) int64 blocks per patch, summing to about `total`.
+
+    The counts are the wanted shares rounded (in log) to a geometric grid of `levels` values, which can miss
+    the total by a large part of it; the shares are scaled until the rounded counts meet it, and what is left
+    (less than a class's size) moves the classes of most blocks, where one block is the smallest part of a
+    patch's count. (Moving the most populous class instead took a large class of quiet patches down to one
+    block each: kodim20's sky at 0.5 bpp, docs/results.md, session of 2026-12-07, twentieth.)"""
     u = len(kl)
     k = np.maximum(np.asarray(kl, dtype=np.float64), 1e-3)
-    want = np.clip(total * k / k.sum(), 1.0, cap)
-    grid = np.unique(np.round(np.geomspace(want.min(), want.max(), max(1, min(levels, u)))).astype(np.int64))
-    n = grid[np.abs(np.log(want[:, None]) - np.log(grid[None, :])).argmin(1)]
-    for _ in range(64 * levels):  # move whole classes by one block until the total is as close as it gets
+    share = total * k / k.sum()
+
+    def counts(scale: float) -> np.ndarray:
+        want = np.clip(scale * share, 1.0, cap)
+        grid = np.unique(np.round(np.geomspace(want.min(), want.max(), max(1, min(levels, u)))).astype(np.int64))
+        return grid[np.abs(np.log(want[:, None]) - np.log(grid[None, :])).argmin(1)]
+
+    lo, hi = 0.0, 1.0                # the largest scale whose counts stay within the total, by bisection
+    while int(counts(hi).sum()) <= total and hi < 1e6 and int(counts(hi).max()) < cap:
+        lo, hi = hi, 2.0 * hi
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if int(counts(mid).sum()) <= total else (lo, mid)
+    n = counts(lo) if lo > 0 else counts(hi)
+    for _ in range(64 * levels):  # the rest: whole classes by one block, those of most blocks first
         diff = total - int(n.sum())
-        vals, counts = np.unique(n, return_counts=True)
-        ok = [(c, v) for v, c in zip(vals, counts) if c <= abs(diff) and (1 <= v + np.sign(diff) <= cap)]
+        vals, sizes = np.unique(n, return_counts=True)
+        ok = [(v, c) for v, c in zip(vals, sizes) if c <= abs(diff) and (1 <= v + np.sign(diff) <= cap)]
         if diff == 0 or not ok:
             break
-        c, v = max(ok)
+        v, _ = max(ok)
         n[n == v] = v + np.sign(diff)
     return n
 
