@@ -233,7 +233,7 @@ def allocate(kl: np.ndarray, total: int, cap: int, levels: int = LEVELS) -> np.n
         return grid[np.abs(np.log(want[:, None]) - np.log(grid[None, :])).argmin(1)]
 
     lo, hi = 0.0, 1.0                # the largest scale whose counts stay within the total, by bisection
-    while int(counts(hi).sum()) <= total and hi < 1e6 and int(counts(hi).max()) < cap:
+    while (n := counts(hi)).sum() <= total and n.max() < cap and hi < 1e6:
         lo, hi = hi, 2.0 * hi
     for _ in range(40):
         mid = 0.5 * (lo + hi)
