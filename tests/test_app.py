@@ -270,12 +270,14 @@ def test_cmb_view_disables_image_only_tabs(window, qtbot, png, tmp_path):
     window.open_path(png)
     assert compress(qtbot, window) is False
     window.save_cmb(tmp_path / "a.cmb")
-    with qtbot.waitSignal(window.file_opened, timeout=10_000):
+    # file_opened comes from the decoded result; the worker's thread ends a moment later (decode_finished).
+    # Until then a new open is refused as busy, so wait for both.
+    with qtbot.waitSignals([window.file_opened, window.decode_finished], timeout=10_000):
         window.open_path(tmp_path / "a.cmb")
     assert not window.tabs.isTabEnabled(window.tabs.indexOf(window.live))
     assert not window.tabs.isTabEnabled(window.tabs.indexOf(window.explorer))
     assert window.export_action.isEnabled() and not window.save_action.isEnabled()
-    window.open_path(png)
+    assert window.open_path(png)
     assert window.tabs.isTabEnabled(window.tabs.indexOf(window.explorer))
 
 
