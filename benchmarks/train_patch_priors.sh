@@ -86,7 +86,7 @@ lat --items 57 --tile 3 --crop-delta --first-steps 100 --warmup 0 --rounds 9 --s
 # one stage each on crops no stage saw. 0.3 bpp: a wash on the eight Kodak crops (27.41 against 27.41), not
 # shipped. 0.5 bpp: +0.16 dB on the crops and +0.40 on whole kodim01-08, but 1.65 times the encode time, so it is
 # staged in priors/staged/ (docs/results.md). Shipped in the twenty-first session (2026-12-07), after all 24 Kodak
-# images at 0.5 bpp with the fixed allocation (31.73 dB, +0.55 over -0.5bpp-t3cd); the next 0.5 bpp stage
+# images at 0.5 bpp with the fixed allocation (31.77 dB, +0.58 over -0.5bpp-t3cd); the next 0.5 bpp stage
 # continues from it with --skip 342:
 #   lat --latent 64,32,16,8,4,2 --items 57 --tile 3 --crop-delta --first-steps 100 --warmup 0 --rounds 9 \
 #       --skip 228 --no-compile --init-prior priors/photo64-shared-0.3bpp-t3cd.safetensors \
